@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: MIT
+#
+# Tandem top-level Makefile.
+#
+#   make [<board>_defconfig|defconfig|menuconfig]   configure (Kconfig)
+#   make                    build build/tandem and build/tandem-image
+#   make check              ASan+UBSan build, unit and integration tests
+#   make demo               the main job on a simulated device made of files
+#   make bench              benchmarks against the baselines (see docs/performance.md)
+#   make install DESTDIR=... PREFIX=...
+#   make CROSS_COMPILE=aarch64-linux-gnu- SYSROOT=...    cross build
+#
+# Output goes to $(O) (default build/). Kconfig's .config lives at the top.
+
+O          ?= build
+PREFIX     ?= /usr
+DESTDIR    ?=
+PYTHON     ?= /usr/bin/python3
+KCONFIG_CONFIG ?= .config
+export KCONFIG_CONFIG
+
+CROSS_COMPILE ?=
+CC         := $(CROSS_COMPILE)gcc
+AR         := $(CROSS_COMPILE)ar
+STRIP      := $(CROSS_COMPILE)strip
+PKG_CONFIG ?= pkg-config
+ifneq ($(SYSROOT),)
+export PKG_CONFIG_SYSROOT_DIR := $(SYSROOT)
+export PKG_CONFIG_LIBDIR ?= $(SYSROOT)/usr/lib/pkgconfig:$(SYSROOT)/usr/share/pkgconfig
+SYSROOT_FLAGS := --sysroot=$(SYSROOT)
+endif
+
+# ---------------------------------------------------------------- Kconfig
+AUTOCONF := $(O)/include/generated/tandem_config.h
+AUTOMK   := $(O)/include/config/auto.conf
+KCONFIG_PY = $(PYTHON) -c 'import sys,runpy; sys.argv[0]="$(1)"; sys.path.insert(0,"/usr/lib/python3/dist-packages"); runpy.run_module("$(1)", run_name="__main__")'
+
+BOARDS := $(notdir $(patsubst %/defconfig,%,$(wildcard board-configs/*/defconfig)))
+CONFIG_TARGETS := defconfig menuconfig oldconfig olddefconfig savedefconfig $(addsuffix _defconfig,$(BOARDS))
+
+.PHONY: $(CONFIG_TARGETS)
+defconfig: sim_defconfig
+%_defconfig: board-configs/%/defconfig
+	@$(call KCONFIG_PY,defconfig) --kconfig Kconfig $<
+menuconfig oldconfig olddefconfig:
+	@$(call KCONFIG_PY,$@) Kconfig
+savedefconfig:
+	@$(call KCONFIG_PY,savedefconfig) --kconfig Kconfig --out defconfig
+	@echo "wrote ./defconfig; copy it to board-configs/<board>/defconfig"
+
+# A build without a .config uses the simulated board's defaults.
+$(KCONFIG_CONFIG):
+	@echo "  CONFIG  no $(KCONFIG_CONFIG): using board-configs/sim/defconfig"
+	@$(call KCONFIG_PY,defconfig) --kconfig Kconfig board-configs/sim/defconfig
+
+$(AUTOCONF) $(AUTOMK): $(KCONFIG_CONFIG) Kconfig
+	@mkdir -p $(dir $(AUTOCONF)) $(dir $(AUTOMK))
+	@$(call KCONFIG_PY,genconfig) --header-path $(AUTOCONF) --config-out $(AUTOMK) Kconfig >/dev/null
+
+ifeq ($(filter $(CONFIG_TARGETS) deps clean distclean help format format-check,$(MAKECMDGOALS)),)
+-include $(AUTOMK)
+endif
+
+# ---------------------------------------------------------------- flags
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wundef -Wmissing-prototypes \
+        -Wstrict-prototypes -Wwrite-strings -Wvla -Werror
+OPT ?= -O2 -g
+TANDEM_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+CPPFLAGS += -DTANDEM_VERSION=\"$(TANDEM_VERSION)\"
+CPPFLAGS += -I$(O)/include/generated -Ilib -Iupdater -Iimage-tools \
+            -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -include $(AUTOCONF)
+CFLAGS   += -std=c11 $(OPT) $(WARN) -fstack-protector-strong -pthread $(SYSROOT_FLAGS)
+LDFLAGS  += -pthread $(SYSROOT_FLAGS)
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+else
+CPPFLAGS += -D_FORTIFY_SOURCE=2
+endif
+
+PC_LIBS := zlib libcjson
+LIB_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PC_LIBS) 2>/dev/null)
+LIB_LDLIBS := $(shell $(PKG_CONFIG) --libs $(PC_LIBS) 2>/dev/null) -lmbedx509 -lmbedcrypto
+ifeq ($(CONFIG_BOOTLOADER_UBOOT),y)
+# Debian ships libubootenv as a static archive only; link it statically.
+LIB_CFLAGS += $(shell $(PKG_CONFIG) --cflags libubootenv 2>/dev/null)
+LIB_LDLIBS := -l:libubootenv.a $(LIB_LDLIBS)
+endif
+CFLAGS += $(LIB_CFLAGS)
+
+# ---------------------------------------------------------------- sources
+# lib/: everything the device and the host share (format, manifest,
+# signatures, chunk codec, logging, errors, atomic files).
+lib-y := lib/error.c lib/log.c lib/util.c lib/crypto.c lib/sign.c \
+         lib/manifest.c lib/bundle.c lib/chunk.c lib/atomicfile.c lib/timeutil.c \
+         lib/source.c
+
+# updater/: device side; main.c is kept out of the library so tests link it.
+upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
+         updater/install.c updater/progress.c updater/status.c \
+         updater/bootloader.c
+upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
+
+img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
+
+obj = $(patsubst %.c,$(O)/obj/%.o,$(1))
+
+LIBTANDEM  := $(O)/libtandem.a
+LIBUPDATER := $(O)/libtandem-updater.a
+LIBIMAGE   := $(O)/libtandem-image.a
+
+PROGS-$(CONFIG_UPDATER)     += $(O)/tandem
+PROGS-$(CONFIG_IMAGE_TOOLS) += $(O)/tandem-image
+
+.PHONY: all
+all: $(PROGS-y)
+.DEFAULT_GOAL := all
+
+$(O)/obj/%.o: %.c $(AUTOCONF)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBTANDEM): $(call obj,$(lib-y))
+	@echo "  AR      $@"
+	@rm -f $@ && $(AR) rcs $@ $^
+$(LIBUPDATER): $(call obj,$(upd-y))
+	@echo "  AR      $@"
+	@rm -f $@ && $(AR) rcs $@ $^
+$(LIBIMAGE): $(call obj,$(img-y))
+	@echo "  AR      $@"
+	@rm -f $@ && $(AR) rcs $@ $^
+
+$(O)/tandem: $(call obj,updater/main.c) $(LIBUPDATER) $(LIBTANDEM)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+$(O)/tandem-image: $(call obj,image-tools/main.c) $(LIBIMAGE) $(LIBTANDEM)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+-include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- tests
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
+
+$(O)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBUPDATER) $(LIBIMAGE) $(LIBTANDEM)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(LIBUPDATER) $(LIBIMAGE) $(LIBTANDEM) \
+		$(LDFLAGS) $(LIB_LDLIBS) -lcmocka
+
+.PHONY: unit-tests
+unit-tests: $(UNIT_BINS)
+
+.PHONY: deps
+deps:
+	@scripts/deps.sh
+
+ASAN_O := $(O)/asan
+.PHONY: check check-unit check-integration
+# make check: sanitised build, unit tests, integration tests. The longer
+# suites have their own targets and run here in a short form.
+check: deps
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory O=$(O) all
+	@$(MAKE) --no-print-directory O=$(ASAN_O) SANITIZE=1 all unit-tests
+	@tests/run-tests.sh $(ASAN_O)
+
+.PHONY: demo
+demo: deps all
+	@tests/demo.sh $(O)
+
+.PHONY: bench
+bench: deps
+	@$(MAKE) --no-print-directory O=$(O) OPT="-O2 -g" all
+	@tests/bench/run.sh $(O)
+
+.PHONY: format format-check
+FMT_SRCS = $(wildcard lib/*.[ch] updater/*.[ch] image-tools/*.[ch] tests/unit/*.[ch])
+format:
+	@clang-format -i $(FMT_SRCS)
+format-check:
+	@if command -v clang-format >/dev/null; then \
+		clang-format --dry-run --Werror $(FMT_SRCS) && echo "  FORMAT  ok"; \
+	else echo "  FORMAT  clang-format not installed: skipped"; fi
+
+# ---------------------------------------------------------------- install
+.PHONY: install
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tandem
+ifeq ($(CONFIG_UPDATER),y)
+	install -m 0755 $(O)/tandem $(DESTDIR)$(PREFIX)/bin/tandem
+endif
+ifeq ($(CONFIG_IMAGE_TOOLS),y)
+	install -m 0755 $(O)/tandem-image $(DESTDIR)$(PREFIX)/bin/tandem-image
+endif
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+.PHONY: clean distclean help
+clean:
+	rm -rf $(O)
+distclean: clean
+	rm -f $(KCONFIG_CONFIG) $(KCONFIG_CONFIG).old defconfig
+help:
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@echo "boards: $(BOARDS)"

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+/* tandem-image inspect and verify. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "bundle.h"
+#include "chunk.h"
+#include "image_tools.h"
+#include "timeutil.h"
+#include "util.h"
+
+static void print_manifest_text(const struct tnd_bundle_reader *r, const char *status)
+{
+	const struct tnd_manifest *m = &r->manifest;
+	char hex[TND_SHA256_HEX_LEN], t[TND_TIME_STR_LEN];
+
+	printf("signature:        %s\n", status);
+	printf("compatible:       %s\n", m->compatible);
+	printf("version:          %s\n", m->version);
+	if (m->description[0])
+		printf("description:      %s\n", m->description);
+	printf("security version: %llu\n", (unsigned long long)m->security_version);
+	tnd_time_format(t, m->created);
+	printf("created:          %s\n", t);
+	if (m->expires) {
+		tnd_time_format(t, m->expires);
+		printf("expires:          %s\n", t);
+	} else {
+		printf("expires:          never\n");
+	}
+	tnd_hex_encode(hex, m->image_sha256, TND_SHA256_LEN);
+	printf("image:            %llu bytes, sha256 %s\n", (unsigned long long)m->image_size, hex);
+	printf("payload:          %s, zlib, %llu chunks of up to %u bytes, %llu bytes\n",
+	       m->payload_type == TND_PAYLOAD_DELTA ? "delta" : "full",
+	       (unsigned long long)m->chunks, m->chunk_size, (unsigned long long)m->payload_size);
+	for (size_t i = 0; i < r->nsigs; i++) {
+		tnd_hex_encode(hex, r->sigs[i].keyid, TND_KEYID_LEN);
+		printf("signed by key:    %s\n", hex);
+	}
+}
+
+static int print_manifest_json(const struct tnd_bundle_reader *r, const char *status)
+{
+	cJSON *root = cJSON_CreateObject(), *man = NULL, *sigs;
+	char *json = NULL, *out;
+	int ret = tnd_manifest_to_json(&r->manifest, &json);
+
+	if (!ret && root) {
+		man = cJSON_Parse(json);
+		cJSON_AddStringToObject(root, "signature", status);
+		if (man)
+			cJSON_AddItemToObject(root, "manifest", man);
+		sigs = cJSON_AddArrayToObject(root, "signatures");
+		for (size_t i = 0; sigs && i < r->nsigs; i++) {
+			char hex[TND_SHA256_HEX_LEN];
+			cJSON *s = cJSON_CreateObject();
+
+			tnd_hex_encode(hex, r->sigs[i].keyid, TND_KEYID_LEN);
+			cJSON_AddStringToObject(s, "keyid", hex);
+			cJSON_AddStringToObject(s, "algorithm", "ecdsa-p256-sha256");
+			cJSON_AddItemToArray(sigs, s);
+		}
+		out = cJSON_Print(root);
+		if (out)
+			puts(out);
+		free(out);
+	}
+	cJSON_Delete(root);
+	free(json);
+	return ret;
+}
+
+static void inspect_usage(FILE *f)
+{
+	fputs("Usage: tandem-image inspect [--json] UPDATE.tnd\n"
+	      "\n"
+	      "Shows a bundle's manifest and who signed it. Signatures are NOT checked:\n"
+	      "use `tandem-image verify` for that.\n",
+	      f);
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct tnd_bundle_reader r;
+	struct tnd_source *src;
+	int c, json = 0, ret;
+
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'h': inspect_usage(stdout); return 0;
+		default: inspect_usage(stderr); return TND_E_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		inspect_usage(stderr);
+		return tnd_err_set(TND_E_USAGE, "inspect takes one bundle");
+	}
+	if ((ret = tnd_source_open_file(&src, argv[optind])))
+		return ret;
+	ret = tnd_bundle_open(&r, src, NULL);
+	if (!ret) {
+		if (json)
+			ret = print_manifest_json(&r, "not checked");
+		else
+			print_manifest_text(&r, "not checked (use tandem-image verify)");
+	}
+	tnd_source_close(src);
+	return ret;
+}
+
+/* Reads every record, inflates it and checks the image hash: the same
+ * checks a device makes, without a slot. */
+static int verify_payload(struct tnd_bundle_reader *r)
+{
+	const struct tnd_manifest *m = &r->manifest;
+	uint8_t *in = malloc(m->chunk_size), *out = malloc(m->chunk_size);
+	uint8_t got[TND_SHA256_LEN];
+	struct tnd_inflater inf;
+	struct tnd_record rec;
+	struct tnd_sha256 h;
+	int ret;
+
+	if (!in || !out || tnd_inflater_init(&inf)) {
+		free(in);
+		free(out);
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	}
+	tnd_sha256_init(&h);
+	memset(out, 0, m->chunk_size);
+	while ((ret = tnd_bundle_next(r, &rec, in, m->chunk_size)) == 1) {
+		if (rec.type == TND_REC_ZERO) {
+			memset(out, 0, m->chunk_size);
+			for (uint64_t left = rec.out_len; left;) {
+				size_t n = left > m->chunk_size ? m->chunk_size : (size_t)left;
+
+				tnd_sha256_update(&h, out, n);
+				left -= n;
+			}
+			continue;
+		}
+		if (rec.type == TND_REC_DEFLATE) {
+			if ((ret = tnd_inflate_chunk(&inf, in, rec.stored_len, out, rec.out_len)))
+				break;
+		} else {
+			memcpy(out, in, rec.out_len);
+		}
+		if (tnd_crc32(out, rec.out_len) != rec.out_crc32) {
+			ret = tnd_err_set(TND_E_FORMAT, "chunk %u: CRC-32 mismatch", rec.index);
+			break;
+		}
+		tnd_sha256_update(&h, out, rec.out_len);
+	}
+	tnd_sha256_final(&h, got);
+	if (!ret && memcmp(got, m->image_sha256, TND_SHA256_LEN) != 0)
+		ret = tnd_err_set(TND_E_FORMAT, "image SHA-256 differs from the manifest");
+	tnd_inflater_free(&inf);
+	free(in);
+	free(out);
+	return ret;
+}
+
+static void verify_usage(FILE *f)
+{
+	fputs("Usage: tandem-image verify (--pub PUB.pem ... | --keyring DIR) [--threshold N]\n"
+	      "         [--json] UPDATE.tnd\n"
+	      "\n"
+	      "Checks a bundle as a device would: signatures from trusted keys, every\n"
+	      "chunk against the signed chain, and the image hash. Prints OK and exits 0\n"
+	      "only if everything holds.\n",
+	      f);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"pub", required_argument, NULL, 'p'},
+		{"keyring", required_argument, NULL, 'k'},
+		{"threshold", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct tnd_keyring kr = {0};
+	struct tnd_verify_opts vo = {.keyring = &kr, .threshold = 1};
+	struct tnd_bundle_reader r;
+	struct tnd_source *src = NULL;
+	int c, ret = 0, json = 0;
+	uint64_t v;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !ret) {
+		switch (c) {
+		case 'p': ret = tnd_keyring_add_file(&kr, optarg); break;
+		case 'k': ret = tnd_keyring_load_dir(&kr, optarg); break;
+		case 'j': json = 1; break;
+		case 't':
+			if (tnd_parse_u64(optarg, &v) || v < 1 || v > TND_MAX_SIGS)
+				ret = tnd_err_set(TND_E_USAGE, "--threshold must be 1 to %d", TND_MAX_SIGS);
+			vo.threshold = (unsigned)v;
+			break;
+		case 'h': verify_usage(stdout); goto out;
+		default: verify_usage(stderr); ret = TND_E_USAGE; goto out;
+		}
+	}
+	if (ret)
+		goto out;
+	if (optind + 1 != argc || kr.n == 0) {
+		verify_usage(stderr);
+		ret = tnd_err_set(TND_E_USAGE, "verify needs --pub or --keyring and one bundle");
+		goto out;
+	}
+	if ((ret = tnd_source_open_file(&src, argv[optind])))
+		goto out;
+	ret = tnd_bundle_open(&r, src, &vo);
+	if (!ret)
+		ret = verify_payload(&r);
+	if (!ret) {
+		if (json)
+			printf("{\"result\":\"ok\",\"valid_signatures\":%u}\n", r.valid_sigs);
+		else
+			printf("%s: OK (%u valid signature(s), %llu chunks, image %llu bytes)\n",
+			       argv[optind], r.valid_sigs, (unsigned long long)r.manifest.chunks,
+			       (unsigned long long)r.manifest.image_size);
+	}
+out:
+	tnd_source_close(src);
+	tnd_keyring_free(&kr);
+	return ret;
+}

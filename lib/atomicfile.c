@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+#include "atomicfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int tnd_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot open directory %s", dir);
+	if (fsync(fd) < 0) {
+		int e = errno;
+
+		close(fd);
+		return tnd_err_errno(TND_E_IO, e, "cannot sync directory %s", dir);
+	}
+	close(fd);
+	return 0;
+}
+
+int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	int ret = TND_E_IO, fd, r;
+	char *slash;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
+	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return tnd_err_set(TND_E_IO, "path too long: %s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot create %s", tmp);
+	r = tnd_write_full(fd, data, len);
+	if (r < 0) {
+		tnd_err_errno(TND_E_IO, -r, "cannot write %s", tmp);
+		goto fail;
+	}
+	if (fsync(fd) < 0) {
+		tnd_err_errno(TND_E_IO, errno, "cannot sync %s", tmp);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		tnd_err_errno(TND_E_IO, errno, "cannot close %s", tmp);
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		tnd_err_errno(TND_E_IO, errno, "cannot rename %s to %s", tmp, path);
+		goto fail;
+	}
+	return tnd_fsync_dir(dir);
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return ret;
+}

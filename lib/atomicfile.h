@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Crash-safe replacement of a small file: write PATH.tmp, fsync it,
+ * rename over PATH, fsync the directory. After a power cut PATH holds
+ * either the old or the new content, never a mix; a leftover PATH.tmp is
+ * ignored and overwritten by the next write.
+ */
+#ifndef TANDEM_ATOMICFILE_H
+#define TANDEM_ATOMICFILE_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mode) TND_MUST_CHECK;
+/* fsync of a directory, so a rename or create in it is durable. */
+int tnd_fsync_dir(const char *dir) TND_MUST_CHECK;
+
+#endif

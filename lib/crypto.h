@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* SHA-256, the one hash of the formats. Wraps mbedtls (see sign.h). */
+#ifndef TANDEM_CRYPTO_H
+#define TANDEM_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/sha256.h>
+
+#define TND_SHA256_LEN 32
+#define TND_SHA256_HEX_LEN 65
+
+struct tnd_sha256 {
+	mbedtls_sha256_context ctx;
+};
+
+void tnd_sha256_init(struct tnd_sha256 *h);
+void tnd_sha256_update(struct tnd_sha256 *h, const void *data, size_t len);
+void tnd_sha256_final(struct tnd_sha256 *h, uint8_t out[TND_SHA256_LEN]);
+void tnd_sha256(const void *data, size_t len, uint8_t out[TND_SHA256_LEN]);
+
+/* Constant-time comparison, for anything an attacker chose. */
+int tnd_memeq_ct(const void *a, const void *b, size_t len);
+
+#endif

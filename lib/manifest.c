@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: MIT
+#include "manifest.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "timeutil.h"
+#include "util.h"
+
+/* JSON numbers are doubles: integers are exact up to 2^53. */
+#define JSON_INT_MAX 9007199254740992.0
+
+static int get_uint(const cJSON *obj, const char *key, uint64_t max, bool required, uint64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v) {
+		if (required)
+			return tnd_err_set(TND_E_FORMAT, "manifest: missing \"%s\"", key);
+		*out = 0;
+		return 0;
+	}
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > JSON_INT_MAX ||
+	    v->valuedouble != floor(v->valuedouble) || (uint64_t)v->valuedouble > max)
+		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" must be an integer from 0 to %llu",
+				   key, (unsigned long long)max);
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+static int get_str(const cJSON *obj, const char *key, bool required, char *out, size_t size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v) {
+		if (required)
+			return tnd_err_set(TND_E_FORMAT, "manifest: missing \"%s\"", key);
+		out[0] = '\0';
+		return 0;
+	}
+	if (!cJSON_IsString(v) || strlen(v->valuestring) >= size)
+		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" must be a string of at most %zu bytes",
+				   key, size - 1);
+	strcpy(out, v->valuestring);
+	return 0;
+}
+
+static int get_hash(const cJSON *obj, const char *key, uint8_t out[TND_SHA256_LEN])
+{
+	char hex[TND_SHA256_HEX_LEN];
+
+	if (get_str(obj, key, true, hex, sizeof(hex)))
+		return TND_E_FORMAT;
+	if (tnd_hex_decode(out, TND_SHA256_LEN, hex))
+		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" must be 64 hex digits", key);
+	return 0;
+}
+
+static int get_time(const cJSON *obj, const char *key, bool required, int64_t *out)
+{
+	char s[32];
+
+	if (get_str(obj, key, required, s, sizeof(s)))
+		return TND_E_FORMAT;
+	if (!s[0]) {
+		*out = 0;
+		return 0;
+	}
+	if (tnd_time_parse(s, out))
+		return tnd_err_prefix(TND_E_FORMAT, "manifest: \"%s\"", key);
+	return 0;
+}
+
+static const cJSON *get_obj(const cJSON *obj, const char *key, bool required)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v) {
+		if (required)
+			tnd_err_set(TND_E_FORMAT, "manifest: missing object \"%s\"", key);
+		return NULL;
+	}
+	if (!cJSON_IsObject(v)) {
+		tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" must be an object", key);
+		return NULL;
+	}
+	return v;
+}
+
+/* Names are printed in messages and used in file names: keep them plain. */
+static int check_name(const char *key, const char *s)
+{
+	if (!s[0])
+		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" is empty", key);
+	for (const char *p = s; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			return tnd_err_set(TND_E_FORMAT,
+					   "manifest: \"%s\" may hold only printable ASCII without spaces",
+					   key);
+	return 0;
+}
+
+static int parse_obj(struct tnd_manifest *m, const cJSON *root)
+{
+	const cJSON *image, *payload, *base, *desc;
+	char type[16], comp[16];
+	uint64_t v;
+
+	if (!cJSON_IsObject(root))
+		return tnd_err_set(TND_E_FORMAT, "manifest is not a JSON object");
+	if (get_uint(root, "format", 1000, true, &v))
+		return TND_E_FORMAT;
+	if (v != TND_MANIFEST_FORMAT)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "manifest format %llu is not supported (this build reads %d)",
+				   (unsigned long long)v, TND_MANIFEST_FORMAT);
+	m->format = (int)v;
+	if (get_str(root, "compatible", true, m->compatible, sizeof(m->compatible)) ||
+	    check_name("compatible", m->compatible) ||
+	    get_str(root, "version", true, m->version, sizeof(m->version)) ||
+	    check_name("version", m->version) ||
+	    get_uint(root, "security_version", UINT32_MAX, false, &m->security_version) ||
+	    get_time(root, "created", true, &m->created) ||
+	    get_time(root, "expires", false, &m->expires))
+		return TND_E_FORMAT;
+	desc = cJSON_GetObjectItemCaseSensitive(root, "description");
+	if (desc && get_str(root, "description", false, m->description, sizeof(m->description)))
+		return TND_E_FORMAT;
+
+	image = get_obj(root, "image", true);
+	if (!image || get_uint(image, "size", (uint64_t)JSON_INT_MAX, true, &m->image_size) ||
+	    get_hash(image, "sha256", m->image_sha256))
+		return TND_E_FORMAT;
+
+	payload = get_obj(root, "payload", true);
+	if (!payload || get_str(payload, "type", true, type, sizeof(type)) ||
+	    get_str(payload, "compression", true, comp, sizeof(comp)) ||
+	    get_uint(payload, "chunk_size", TND_CHUNK_SIZE_MAX, true, &v))
+		return TND_E_FORMAT;
+	m->chunk_size = (uint32_t)v;
+	if (m->chunk_size < TND_CHUNK_SIZE_MIN || (m->chunk_size & (m->chunk_size - 1)))
+		return tnd_err_set(TND_E_FORMAT,
+				   "manifest: chunk_size must be a power of two of at least %u",
+				   TND_CHUNK_SIZE_MIN);
+	if (get_uint(payload, "chunks", UINT32_MAX, true, &m->chunks) ||
+	    get_uint(payload, "size", (uint64_t)JSON_INT_MAX, true, &m->payload_size) ||
+	    get_hash(payload, "first_chunk_sha256", m->first_chunk))
+		return TND_E_FORMAT;
+	if (strcmp(type, "full") == 0)
+		m->payload_type = TND_PAYLOAD_FULL;
+	else if (strcmp(type, "delta") == 0)
+		m->payload_type = TND_PAYLOAD_DELTA;
+	else
+		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown payload type \"%s\"", type);
+	if (strcmp(comp, "zlib") == 0)
+		m->compression = TND_COMP_ZLIB;
+	else
+		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown compression \"%s\"", comp);
+	if ((m->chunks == 0) != (m->image_size == 0 && m->payload_type == TND_PAYLOAD_FULL))
+		return tnd_err_set(TND_E_FORMAT, "manifest: chunk count does not fit the image size");
+
+	base = get_obj(root, "base", false);
+	if (!base && cJSON_GetObjectItemCaseSensitive(root, "base"))
+		return TND_E_FORMAT;
+	m->has_base = base != NULL;
+	if (base && (get_uint(base, "size", (uint64_t)JSON_INT_MAX, true, &m->base_size) ||
+		     get_hash(base, "sha256", m->base_sha256)))
+		return TND_E_FORMAT;
+	if (m->has_base != (m->payload_type == TND_PAYLOAD_DELTA))
+		return tnd_err_set(TND_E_FORMAT, "manifest: \"base\" is required for, and only for, "
+						 "delta payloads");
+	if (m->expires && m->expires <= m->created)
+		return tnd_err_set(TND_E_FORMAT, "manifest: expires before it was created");
+	return 0;
+}
+
+int tnd_manifest_parse(struct tnd_manifest *m, const char *json, size_t len)
+{
+	const char *end = NULL;
+	cJSON *root;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	/* Trailing bytes after the object are refused: the signed bytes
+	 * and the parsed object must be the same thing. */
+	if (!root || end != json + len) {
+		cJSON_Delete(root);
+		return tnd_err_set(TND_E_FORMAT, "manifest is not valid JSON");
+	}
+	r = parse_obj(m, root);
+	cJSON_Delete(root);
+	if (r)
+		memset(m, 0, sizeof(*m));
+	return r;
+}
+
+static int add_hash(cJSON *obj, const char *key, const uint8_t h[TND_SHA256_LEN])
+{
+	char hex[TND_SHA256_HEX_LEN];
+
+	tnd_hex_encode(hex, h, TND_SHA256_LEN);
+	return cJSON_AddStringToObject(obj, key, hex) ? 0 : -1;
+}
+
+static int add_time(cJSON *obj, const char *key, int64_t t)
+{
+	char s[TND_TIME_STR_LEN];
+
+	tnd_time_format(s, t);
+	return cJSON_AddStringToObject(obj, key, s) ? 0 : -1;
+}
+
+int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
+{
+	cJSON *root = cJSON_CreateObject(), *image = NULL, *payload = NULL, *base = NULL;
+	int bad = !root;
+
+	if (!bad) {
+		bad |= !cJSON_AddNumberToObject(root, "format", TND_MANIFEST_FORMAT);
+		bad |= !cJSON_AddStringToObject(root, "compatible", m->compatible);
+		bad |= !cJSON_AddStringToObject(root, "version", m->version);
+		if (m->description[0])
+			bad |= !cJSON_AddStringToObject(root, "description", m->description);
+		bad |= !cJSON_AddNumberToObject(root, "security_version",
+						(double)m->security_version);
+		bad |= add_time(root, "created", m->created);
+		if (m->expires)
+			bad |= add_time(root, "expires", m->expires);
+		image = cJSON_AddObjectToObject(root, "image");
+		payload = cJSON_AddObjectToObject(root, "payload");
+		if (m->has_base)
+			bad |= !(base = cJSON_AddObjectToObject(root, "base"));
+		bad |= !image || !payload;
+	}
+	if (!bad) {
+		bad |= !cJSON_AddNumberToObject(image, "size", (double)m->image_size);
+		bad |= add_hash(image, "sha256", m->image_sha256);
+		bad |= !cJSON_AddStringToObject(payload, "type", m->payload_type == TND_PAYLOAD_DELTA
+								 ? "delta"
+								 : "full");
+		bad |= !cJSON_AddStringToObject(payload, "compression", "zlib");
+		bad |= !cJSON_AddNumberToObject(payload, "chunk_size", m->chunk_size);
+		bad |= !cJSON_AddNumberToObject(payload, "chunks", (double)m->chunks);
+		bad |= !cJSON_AddNumberToObject(payload, "size", (double)m->payload_size);
+		bad |= add_hash(payload, "first_chunk_sha256", m->first_chunk);
+		if (base) {
+			bad |= !cJSON_AddNumberToObject(base, "size", (double)m->base_size);
+			bad |= add_hash(base, "sha256", m->base_sha256);
+		}
+	}
+	if (!bad)
+		bad = !(*out = cJSON_PrintUnformatted(root));
+	cJSON_Delete(root);
+	return bad ? tnd_err_set(TND_E_NOMEM, "cannot serialise manifest") : 0;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The signed manifest: what a bundle installs and how its payload is
+ * framed (docs/bundle-format.md). Parsed with cJSON, and only from bytes
+ * whose signature already checked out: tnd_bundle_reader_open() is the
+ * one producer of a manifest with `verified` set, and every consumer on
+ * the device refuses one without it.
+ */
+#ifndef TANDEM_MANIFEST_H
+#define TANDEM_MANIFEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "error.h"
+
+#define TND_MANIFEST_FORMAT 1
+#define TND_NAME_MAX 64 /* compatible and version strings, with NUL */
+#define TND_CHUNK_SIZE_MIN (4u * 1024)
+#define TND_CHUNK_SIZE_MAX (16u * 1024 * 1024)
+
+enum tnd_payload_type { TND_PAYLOAD_FULL = 1, TND_PAYLOAD_DELTA = 2 };
+enum tnd_compression { TND_COMP_ZLIB = 1 };
+
+struct tnd_manifest {
+	bool verified; /* set only by the bundle reader after signature checks */
+	int format;
+	char compatible[TND_NAME_MAX];
+	char version[TND_NAME_MAX];
+	char description[256];
+	uint64_t security_version;
+	int64_t created;
+	int64_t expires; /* 0: none */
+
+	uint64_t image_size;
+	uint8_t image_sha256[TND_SHA256_LEN];
+
+	enum tnd_payload_type payload_type;
+	enum tnd_compression compression;
+	uint32_t chunk_size;      /* largest out_len of a data chunk */
+	uint64_t chunks;          /* number of records */
+	uint64_t payload_size;    /* bytes of all records */
+	uint8_t first_chunk[TND_SHA256_LEN]; /* hash of record 0 (chain head) */
+
+	bool has_base; /* delta: the image it applies to */
+	uint64_t base_size;
+	uint8_t base_sha256[TND_SHA256_LEN];
+};
+
+/* Parses and validates manifest JSON (len bytes, need not be NUL-terminated).
+ * Leaves m->verified false: that is the reader's to set. */
+int tnd_manifest_parse(struct tnd_manifest *m, const char *json, size_t len) TND_MUST_CHECK;
+/* Serialises m as compact JSON with a fixed key order; caller frees *out. */
+int tnd_manifest_to_json(const struct tnd_manifest *m, char **out) TND_MUST_CHECK;
+
+#endif
