@@ -1,0 +1,32 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Installs what the QEMU end-to-end test needs, when run as root; else
+# prints the apt-get line and fails. Also enables the arm64 foreign
+# architecture, without which `apt-get download ...:arm64` finds nothing.
+set -euo pipefail
+
+PKGS="qemu-system-arm qemu-system-x86 u-boot-qemu u-boot-tools mtools
+dosfstools fdisk e2fsprogs libubootenv-tool busybox-static cpio kmod gzip"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing="$missing $p"
+done
+need_arch=0
+dpkg --print-foreign-architectures | grep -qx arm64 || need_arch=1
+[ -z "$missing" ] && [ "$need_arch" = 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "e2e deps: run as root:" >&2
+	[ "$need_arch" = 0 ] || echo "  dpkg --add-architecture arm64" >&2
+	[ -z "$missing" ] || echo "  apt-get install$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+[ "$need_arch" = 0 ] || dpkg --add-architecture arm64
+echo "  E2E     installing:${missing:- (arm64 package lists)}"
+# A new foreign architecture or an old list needs a refresh.
+apt-get update -qq >/dev/null 2>&1 || true
+[ -z "$missing" ] || apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+	{ echo "e2e deps: apt-get install failed for:$missing" >&2; exit 1; }

@@ -1,0 +1,311 @@
+# SPDX-License-Identifier: MIT
+# Shared functions of the QEMU end-to-end test; sourced by run.sh (and by
+# later tests that need a guest). Real parts only: Debian's kernels,
+# busybox and libubootenv tools, Debian's U-Boot, the project's boot
+# script. Nothing here needs loop devices, mounts or network in the guest.
+#
+# Layout:
+#   build/e2e-cache/debs/          downloaded .debs (kept between runs)
+#   build/e2e-cache/root-<arch>/   the .debs unpacked
+#   build/e2e/<arch>/              images and logs of the last run
+
+E2E_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_CACHE=${E2E_CACHE:-$E2E_TOP/build/e2e-cache}
+
+# e2e_setup ARCH: ARCH is arm64 or x86. Sets the E2E_* variables.
+e2e_setup() {
+	E2E_ARCH=$1
+	case $E2E_ARCH in
+	arm64)
+		E2E_DEBARCH=arm64
+		E2E_BOARD=$E2E_TOP/board-configs/qemu-arm64
+		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-60}
+		;;
+	x86)
+		E2E_DEBARCH=amd64
+		E2E_BOARD=$E2E_TOP/board-configs/qemu-x86_64
+		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-90}
+		;;
+	*)
+		echo "e2e: unknown arch '$E2E_ARCH' (arm64 or x86)" >&2
+		return 1
+		;;
+	esac
+	E2E_WORK=${E2E_WORK:-$E2E_TOP/build/e2e}/$E2E_ARCH
+	E2E_ROOTFS=$E2E_CACHE/root-$E2E_DEBARCH
+	mkdir -p "$E2E_WORK" "$E2E_CACHE/debs"
+	E2E_ENV_SIZE=$(. "$E2E_BOARD/boot.conf" && echo "$ENV_SIZE")
+	E2E_KERNEL_NAME=$(. "$E2E_BOARD/boot.conf" && basename "$KERNEL")
+	E2E_BOOTN=0
+}
+
+# e2e_can_run: 0 if QEMU and U-Boot for this arch are installed.
+e2e_can_run() {
+	case $E2E_ARCH in
+	arm64) command -v qemu-system-aarch64 >/dev/null && [ -r /usr/lib/u-boot/qemu_arm64/u-boot.bin ] ;;
+	x86) command -v qemu-system-x86_64 >/dev/null && [ -r /usr/lib/u-boot/qemu-x86/u-boot.rom ] ;;
+	esac
+}
+
+# e2e_fetch: download (once) and unpack the guest's Debian packages.
+e2e_fetch() {
+	local debs=$E2E_CACHE/debs a=$E2E_DEBARCH kpkg stamp
+	kpkg=$(cd "$debs" && ls linux-image-*-cloud-"$a"_*_"$a".deb 2>/dev/null | sort -V | tail -n1 || true)
+	if [ -z "$kpkg" ]; then
+		# The metapackage only depends on the versioned image package.
+		kpkg=$(apt-cache depends "linux-image-cloud-$a:$a" 2>/dev/null |
+			sed -n 's/.*Depends: \(linux-image-[^:]*\).*/\1/p' | head -n1)
+		[ -n "$kpkg" ] || { echo "e2e: cannot resolve linux-image-cloud-$a" >&2; return 1; }
+		echo "  E2E     downloading $kpkg and the guest userland ($a)"
+		# apt-get download fetches into the current directory; the
+		# _apt sandbox warning for root-owned dirs is harmless.
+		(cd "$debs" && apt-get download -q "$kpkg:$a" busybox-static:"$a" \
+			libubootenv-tool:"$a" libubootenv0.1:"$a" libc6:"$a" zlib1g:"$a" \
+			>/dev/null 2>&1) ||
+			{ echo "e2e: apt-get download failed (arm64 needs: dpkg --add-architecture arm64; apt-get update)" >&2; return 1; }
+		kpkg=$(cd "$debs" && ls linux-image-*-cloud-"$a"_*_"$a".deb | sort -V | tail -n1)
+	fi
+	stamp=$E2E_ROOTFS/.unpacked-$kpkg
+	if [ ! -e "$stamp" ]; then
+		rm -rf "$E2E_ROOTFS"
+		mkdir -p "$E2E_ROOTFS"
+		local d
+		for d in "$debs/$kpkg" "$debs"/busybox-static_*_"$a".deb "$debs"/libubootenv-tool_*_"$a".deb \
+			"$debs"/libubootenv0.1_*_"$a".deb "$debs"/libc6_*_"$a".deb "$debs"/zlib1g_*_"$a".deb; do
+			dpkg-deb -x "$d" "$E2E_ROOTFS"
+		done
+		touch "$stamp"
+	fi
+	E2E_KVER=$(ls "$E2E_ROOTFS/lib/modules" | head -n1)
+}
+
+# Copy an ELF file of the guest root plus every library it needs, found
+# by readelf (the guest's loader cannot run on the host).
+_e2e_copy_elf() {
+	local src=$1 dst=$2 lib interp f
+	mkdir -p "$dst/$(dirname "$src")"
+	cp -L "$E2E_ROOTFS/$src" "$dst/$src"
+	interp=$(readelf -l "$E2E_ROOTFS/$src" | sed -n 's/.*interpreter: \(.*\)]/\1/p')
+	if [ -n "$interp" ] && [ ! -e "$dst/$interp" ]; then
+		mkdir -p "$dst/$(dirname "$interp")"
+		cp -L "$E2E_ROOTFS/$interp" "$dst/$interp"
+	fi
+	for lib in $(readelf -d "$E2E_ROOTFS/$src" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+		for f in lib/*-linux-gnu*/"$lib" usr/lib/*-linux-gnu*/"$lib"; do
+			if [ -e "$E2E_ROOTFS/$f" ] && [ ! -e "$dst/$f" ]; then
+				_e2e_copy_elf "$f" "$dst"
+			fi
+		done
+	done
+}
+
+# e2e_build_initrd OUT [SRC:DST ...]: the guest system as a gzip cpio.
+# Extra SRC:DST pairs are copied in (a cross-built tandem, its config).
+# TANDEM_E2E_BIN, if set, is installed as /usr/bin/tandem.
+e2e_build_initrd() {
+	local out=$1 dir m p
+	shift
+	dir=$E2E_WORK/initrd.d
+	rm -rf "$dir"
+	mkdir -p "$dir"/{bin,etc,lib/modules/e2e,usr/bin,root}
+	cp "$E2E_ROOTFS/bin/busybox" "$dir/bin/busybox"
+	cp "$E2E_TOP/tests/e2e/guest/init" "$dir/init"
+	_e2e_copy_elf usr/bin/fw_printenv "$dir"
+	_e2e_copy_elf usr/bin/fw_setenv "$dir"
+	cp "$E2E_BOARD/fw_env.config" "$dir/etc/fw_env.config"
+	# The debs ship no modules.dep; build it to get the load order.
+	[ -e "$E2E_ROOTFS/lib/modules/$E2E_KVER/modules.dep" ] ||
+		depmod -b "$E2E_ROOTFS" "$E2E_KVER"
+	: >"$dir/etc/e2e-modules"
+	for m in virtio_pci virtio_mmio virtio_blk vfat nls_cp437 nls_iso8859_1 nls_ascii ext4; do
+		modprobe -d "$E2E_ROOTFS" -S "$E2E_KVER" --show-depends "$m" 2>/dev/null |
+			sed -n 's/^insmod \([^ ]*\).*/\1/p'
+	done | awk '!seen[$0]++' | while read -r p; do
+		cp "$p" "$dir/lib/modules/e2e/"
+		basename "$p" >>"$dir/etc/e2e-modules"
+	done
+	# softdog is not loaded at boot; the watchdog test loads it.
+	cp "$(find "$E2E_ROOTFS/lib/modules/$E2E_KVER" -name softdog.ko | head -n1)" "$dir/lib/modules/e2e/"
+	if [ -n "${TANDEM_E2E_BIN:-}" ]; then
+		cp "$TANDEM_E2E_BIN" "$dir/usr/bin/tandem"
+	fi
+	for p in "$@"; do
+		mkdir -p "$dir/$(dirname "${p#*:}")"
+		cp -a "${p%%:*}" "$dir/${p#*:}"
+	done
+	(cd "$dir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out"
+}
+
+# e2e_build_slot OUT RELEASE INITRD: one slot as an ext4 image holding
+# /boot/<kernel>, /boot/initrd.img and /etc/tandem-release (which tells
+# the test which image booted).
+e2e_build_slot() {
+	local out=$1 release=$2 initrd=$3 dir=$E2E_WORK/slot.d size
+	rm -rf "$dir"
+	mkdir -p "$dir/boot" "$dir/etc"
+	cp "$E2E_ROOTFS"/boot/vmlinuz-* "$dir/boot/$E2E_KERNEL_NAME"
+	cp "$initrd" "$dir/boot/initrd.img"
+	echo "$release" >"$dir/etc/tandem-release"
+	size=$(_e2e_part_sectors 2)
+	rm -f "$out"
+	mkfs.ext4 -q -F -L "rootfs" -d "$dir" "$out" $((size / 2))k
+}
+
+# Partition N of the board's layout: start and size in 512-byte sectors.
+_e2e_part_start() { sed -n "s/^start=\([0-9]*\).*/\1/p" "$E2E_BOARD/layout.sfdisk" | sed -n "${1}p"; }
+_e2e_part_sectors() { sed -n "s/^start=[0-9]*, *size=\([0-9]*\).*/\1/p" "$E2E_BOARD/layout.sfdisk" | sed -n "${1}p"; }
+# mtools image spec for FAT partition N of the disk.
+_e2e_mt() { echo "$E2E_DISK@@$(($(_e2e_part_start "$1") * 512))"; }
+
+# e2e_env_image OUT SEQ VAR=VALUE...: one env copy in libubootenv's
+# redundant format (CRC, flags=SEQ, data).
+e2e_env_image() {
+	local out=$1 seq=$2 txt
+	shift 2
+	txt=$(mktemp)
+	printf '%s\n' "$@" >"$txt"
+	mkenvimage -r -s "$E2E_ENV_SIZE" -o "$out" "$txt"
+	rm -f "$txt"
+	# The flags byte is outside the CRC: patch it to the wanted sequence.
+	printf "$(printf '\\x%02x' "$seq")" | dd of="$out" bs=1 seek=4 conv=notrunc status=none
+}
+
+# e2e_build_disk OUT [RELEASE_A [RELEASE_B]]: the whole virtual disk.
+# The env starts as a factory image: copy 0 valid with sequence 1,
+# copy 1 zeroed (invalid) - the state U-Boot must cope with first.
+e2e_build_disk() {
+	local out=$1 rel_a=${2:-slot-a-v1} rel_b=${3:-slot-b-v1} last n w=$E2E_WORK
+	E2E_DISK=$out
+	e2e_build_initrd "$w/initrd.img"
+	"$E2E_TOP/bootloader-hooks/uboot/mkbootscr.sh" "$E2E_BOARD" "$w/boot.scr"
+	e2e_env_image "$w/uboot.env" 1 "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
+	head -c $((E2E_ENV_SIZE)) /dev/zero >"$w/uboot-redund.env"
+
+	last=$(($(_e2e_part_start 4) + $(_e2e_part_sectors 4)))
+	rm -f "$out"
+	truncate -s $(((last + 2048) * 512)) "$out"
+	grep -v '^#' "$E2E_BOARD/layout.sfdisk" | sfdisk -q "$out"
+
+	rm -f "$w/boot.vfat" "$w/data.vfat"
+	mkfs.vfat -n BOOT -C "$w/boot.vfat" $(($(_e2e_part_sectors 1) / 2)) >/dev/null
+	mcopy -i "$w/boot.vfat" "$w/boot.scr" "$w/uboot.env" "$w/uboot-redund.env" ::/
+	mkfs.vfat -n DATA -C "$w/data.vfat" $(($(_e2e_part_sectors 4) / 2)) >/dev/null
+	e2e_build_slot "$w/slot-a.ext4" "$rel_a" "$w/initrd.img"
+	e2e_build_slot "$w/slot-b.ext4" "$rel_b" "$w/initrd.img"
+	n=1
+	for f in boot.vfat slot-a.ext4 slot-b.ext4 data.vfat; do
+		dd if="$w/$f" of="$out" bs=512 seek="$(_e2e_part_start $n)" conv=notrunc,sparse status=none
+		n=$((n + 1))
+	done
+}
+
+# e2e_use_disk DISK: later calls act on DISK.
+e2e_use_disk() { E2E_DISK=$1; }
+
+# e2e_boot LOG [TIMEOUT]: one power-on of the board until the guest
+# powers off, reboots, panics (-no-reboot makes each of these end QEMU),
+# or TIMEOUT seconds pass (a hang; QEMU is killed, as a power cut would).
+# Returns 0 if QEMU ended by itself, 124 on timeout.
+e2e_boot() {
+	local log=$1 t=${2:-$E2E_BOOT_TIMEOUT} rc=0
+	rm -f "$log"
+	E2E_BOOTN=$((E2E_BOOTN + 1))
+	case $E2E_ARCH in
+	arm64)
+		timeout -s KILL "$t" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1 \
+			-display none -monitor none -nic none -no-reboot \
+			-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin \
+			-drive if=none,format=raw,file="$E2E_DISK",id=d0 \
+			-device virtio-blk-device,drive=d0 \
+			-serial file:"$log" </dev/null || rc=$?
+		;;
+	x86)
+		timeout -s KILL "$t" qemu-system-x86_64 -M pc -m 512 -smp 1 \
+			-display none -monitor none -nic none -no-reboot \
+			-bios /usr/lib/u-boot/qemu-x86/u-boot.rom \
+			-drive if=none,format=raw,file="$E2E_DISK",id=d0 \
+			-device virtio-blk-pci,drive=d0 \
+			-serial file:"$log" </dev/null || rc=$?
+		;;
+	esac
+	# timeout -s KILL reports 137; say 124 like plain timeout does.
+	[ "$rc" = 137 ] && rc=124
+	return "$rc"
+}
+
+# e2e_booted_slot LOG: the slot the guest said it booted, or "none".
+e2e_booted_slot() {
+	local s
+	s=$(sed -n 's/.*TANDEM-E2E booted slot=\([^ ]*\).*/\1/p' "$1" | tail -n1)
+	echo "${s:-none}"
+}
+# e2e_booted_release LOG: /etc/tandem-release of the booted slot.
+e2e_booted_release() { sed -n 's/.*TANDEM-E2E booted .*release=\([^ \r]*\).*/\1/p' "$1" | tail -n1; }
+# e2e_action_rc LOG: exit code of /data/action.sh, or "none".
+e2e_action_rc() {
+	local s
+	s=$(sed -n 's/.*TANDEM-E2E action rc=\([0-9]*\).*/\1/p' "$1" | tail -n1)
+	echo "${s:-none}"
+}
+
+# e2e_set_action FILE|-: install FILE as /data/action.sh (run by the
+# guest's init with busybox sh after the boot marker), or remove it.
+e2e_set_action() {
+	if [ "$1" = - ]; then
+		mdel -i "$(_e2e_mt 4)" ::/action.sh 2>/dev/null || true
+	else
+		mcopy -o -i "$(_e2e_mt 4)" "$1" ::/action.sh
+	fi
+}
+# e2e_data_put SRC DST: copy a file onto the data partition (/data/DST).
+e2e_data_put() {
+	local d
+	d=$(dirname "$2")
+	[ "$d" = . ] || mmd -D s -i "$(_e2e_mt 4)" "::/$d" 2>/dev/null || true
+	mcopy -o -i "$(_e2e_mt 4)" "$1" "::/$2"
+}
+# e2e_data_get SRC DST: copy /data/SRC out of the disk.
+e2e_data_get() { mcopy -o -i "$(_e2e_mt 4)" "::/$1" "$2"; }
+
+# Host access to the boot environment, through the same libubootenv the
+# device uses: copy both env files out, run fw_printenv/fw_setenv on
+# them with a host fw_env.config, copy back what changed.
+_e2e_env_out() {
+	E2E_ENVDIR=$E2E_WORK/env.d
+	rm -rf "$E2E_ENVDIR"
+	mkdir -p "$E2E_ENVDIR"
+	mcopy -o -i "$(_e2e_mt 1)" ::/uboot.env ::/uboot-redund.env "$E2E_ENVDIR/"
+	printf '%s 0x0 %s\n' "$E2E_ENVDIR/uboot.env" "$E2E_ENV_SIZE" \
+		"$E2E_ENVDIR/uboot-redund.env" "$E2E_ENV_SIZE" >"$E2E_ENVDIR/fw_env.config"
+}
+# e2e_env_get VAR: value of VAR as libubootenv sees it ("" if unset).
+e2e_env_get() {
+	_e2e_env_out
+	fw_printenv -c "$E2E_ENVDIR/fw_env.config" -n "$1" 2>/dev/null || true
+}
+# e2e_env_dump: all variables, one per line, sorted.
+e2e_env_dump() {
+	_e2e_env_out
+	fw_printenv -c "$E2E_ENVDIR/fw_env.config" 2>/dev/null | grep -v '^Environment' | sort
+}
+# e2e_env_set "VAR VALUE"...: one atomic libubootenv store of all pairs.
+e2e_env_set() {
+	_e2e_env_out
+	printf '%s\n' "$@" >"$E2E_ENVDIR/script"
+	fw_setenv -c "$E2E_ENVDIR/fw_env.config" -s "$E2E_ENVDIR/script" >/dev/null
+	mcopy -o -i "$(_e2e_mt 1)" "$E2E_ENVDIR/uboot.env" "$E2E_ENVDIR/uboot-redund.env" ::/
+}
+# e2e_env_seq FILE: sequence (flags) byte of env file FILE, in decimal.
+e2e_env_seq() {
+	_e2e_env_out
+	od -An -tu1 -j4 -N1 "$E2E_ENVDIR/$1" | tr -d ' '
+}
+# e2e_env_corrupt FILE: damage the data of env FILE (as a power cut in
+# the middle of U-Boot's fatwrite would), leaving its CRC wrong.
+e2e_env_corrupt() {
+	_e2e_env_out
+	printf 'POWER-CUT' | dd of="$E2E_ENVDIR/$1" bs=1 seek=9 conv=notrunc status=none
+	mcopy -o -i "$(_e2e_mt 1)" "$E2E_ENVDIR/$1" ::/
+}
+# e2e_env_put FILE SRC: replace env file FILE on the boot partition.
+e2e_env_put() { mcopy -o -i "$(_e2e_mt 1)" "$2" "::/$1"; }
