@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/*
+ * U-Boot backend: BOOT_ORDER, BOOT_A_LEFT and BOOT_B_LEFT in the U-Boot
+ * environment, through libubootenv and fw_env.config. libubootenv writes
+ * the inactive copy of a redundant environment and flips the flag last,
+ * so each libuboot_env_store() is one atomic change of all three variables.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libuboot.h>
+
+#include "bootloader.h"
+#include "util.h"
+
+struct uboot_bl {
+	struct tnd_bootloader base; /* first: the ops see a struct tnd_bootloader */
+	struct uboot_ctx *ctx;
+};
+
+static int uboot_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
+{
+	struct uboot_bl *u = calloc(1, sizeof(*u));
+	int r;
+
+	if (!u)
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	u->base.ops = &tnd_bl_uboot_ops;
+	u->base.cfg = cfg;
+	if (libuboot_initialize(&u->ctx, NULL) < 0) {
+		free(u);
+		return tnd_err_set(TND_E_NOMEM, "cannot initialise libubootenv");
+	}
+	r = libuboot_read_config(u->ctx, cfg->env_config);
+	if (r < 0) {
+		r = tnd_err_set(TND_E_BOOTLOADER, "cannot read %s (error %d)", cfg->env_config, r);
+		goto fail;
+	}
+	r = libuboot_open(u->ctx);
+	if (r < 0) {
+		r = tnd_err_set(TND_E_BOOTLOADER,
+				"no valid U-Boot environment at the places %s names (error %d)",
+				cfg->env_config, r);
+		goto fail;
+	}
+	*out = &u->base;
+	return 0;
+fail:
+	libuboot_exit(u->ctx);
+	free(u);
+	return r;
+}
+
+static void uboot_close(struct tnd_bootloader *bl)
+{
+	struct uboot_bl *u = (struct uboot_bl *)bl;
+
+	libuboot_close(u->ctx);
+	libuboot_exit(u->ctx);
+	free(u);
+}
+
+static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
+{
+	struct uboot_bl *u = (struct uboot_bl *)bl;
+	char *order = libuboot_get_env(u->ctx, "BOOT_ORDER");
+	int ret = 0;
+
+	memset(bs, 0, sizeof(*bs));
+	/* A fresh environment without our variables boots as the script's
+	 * defaults would: order "A B", full tries. */
+	ret = tnd_boot_order_parse(bs, order ? order : "A B");
+	free(order);
+	for (int i = 0; !ret && i < TND_NSLOTS; i++) {
+		char name[16], *v;
+		uint64_t n;
+
+		snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(i));
+		v = libuboot_get_env(u->ctx, name);
+		if (!v) {
+			bs->tries[i] = bl->cfg->boot_tries;
+			continue;
+		}
+		if (tnd_parse_u64(v, &n) || n > 9)
+			ret = tnd_err_set(TND_E_BOOTLOADER, "%s=\"%s\" is not a count from 0 to 9",
+					  name, v);
+		else
+			bs->tries[i] = (unsigned)n;
+		free(v);
+	}
+	return ret;
+}
+
+static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
+{
+	struct uboot_bl *u = (struct uboot_bl *)bl;
+	char order[16], tries[4], name[16];
+	int r;
+
+	tnd_boot_order_str(bs, order, sizeof(order));
+	r = libuboot_set_env(u->ctx, "BOOT_ORDER", order);
+	for (int i = 0; !r && i < TND_NSLOTS; i++) {
+		snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(i));
+		snprintf(tries, sizeof(tries), "%u", bs->tries[i] % 10);
+		r = libuboot_set_env(u->ctx, name, tries);
+	}
+	if (r)
+		return tnd_err_set(TND_E_BOOTLOADER, "cannot set variables (error %d)", r);
+	r = libuboot_env_store(u->ctx);
+	if (r)
+		return tnd_err_set(TND_E_BOOTLOADER, "cannot store the environment (error %d)", r);
+	return 0;
+}
+
+const struct tnd_bootloader_ops tnd_bl_uboot_ops = {
+	.name = "uboot",
+	.open = uboot_open,
+	.close = uboot_close,
+	.read = uboot_read,
+	.write = uboot_write,
+};

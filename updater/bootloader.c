@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+#include "bootloader.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+static const struct {
+	enum tnd_bl_type type;
+	const struct tnd_bootloader_ops *ops;
+} backends[] = {
+#ifdef CONFIG_BOOTLOADER_UBOOT
+	{TND_BL_UBOOT, &tnd_bl_uboot_ops},
+#endif
+	{TND_BL_NONE, NULL},
+};
+
+int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
+{
+	*out = NULL;
+	for (size_t i = 0; i < TND_ARRAY_SIZE(backends); i++) {
+		if (backends[i].type != cfg->bootloader)
+			continue;
+		if (!backends[i].ops)
+			return 0;
+		return backends[i].ops->open(out, cfg);
+	}
+	return tnd_err_set(TND_E_UNSUPPORTED, "this build has no backend for the configured bootloader");
+}
+
+void tnd_bl_close(struct tnd_bootloader *bl)
+{
+	if (bl)
+		bl->ops->close(bl);
+}
+
+int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
+{
+	int ret = bl->ops->read(bl, bs);
+
+	return ret ? tnd_err_prefix(TND_E_BOOTLOADER, "%s", bl->ops->name) : 0;
+}
+
+static int bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
+{
+	char order[16];
+	int ret = bl->ops->write(bl, bs);
+
+	if (ret)
+		return tnd_err_prefix(TND_E_BOOTLOADER, "%s", bl->ops->name);
+	tnd_boot_order_str(bs, order, sizeof(order));
+	tnd_debug("boot state: order \"%s\", tries A=%u B=%u", order, bs->tries[0], bs->tries[1]);
+	return 0;
+}
+
+int tnd_bl_disable(struct tnd_bootloader *bl, int slot)
+{
+	struct tnd_boot_state bs;
+	int ret;
+
+	if (!bl)
+		return 0;
+	if ((ret = tnd_bl_read(bl, &bs)))
+		return ret;
+	if (bs.tries[slot] == 0)
+		return 0;
+	bs.tries[slot] = 0;
+	return bl_write(bl, &bs);
+}
+
+int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
+{
+	struct tnd_boot_state bs;
+	int ret, n = 1;
+
+	if ((ret = tnd_bl_read(bl, &bs)))
+		return ret;
+	int old[TND_NSLOTS];
+	int nold = bs.norder;
+
+	memcpy(old, bs.order, sizeof(old));
+	bs.order[0] = slot;
+	for (int i = 0; i < nold; i++)
+		if (old[i] != slot)
+			bs.order[n++] = old[i];
+	bs.norder = n;
+	bs.tries[slot] = tries;
+	return bl_write(bl, &bs);
+}
+
+void tnd_boot_order_str(const struct tnd_boot_state *bs, char *buf, size_t size)
+{
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < bs->norder && pos + 3 <= size; i++)
+		pos += (size_t)snprintf(buf + pos, size - pos, "%s%s", i ? " " : "",
+					tnd_slot_name(bs->order[i]));
+}
+
+int tnd_boot_order_parse(struct tnd_boot_state *bs, const char *s)
+{
+	char copy[64], *tok, *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", s);
+	bs->norder = 0;
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		int slot = tnd_slot_from_name(tok);
+
+		if (slot < 0 || bs->norder == TND_NSLOTS ||
+		    (bs->norder == 1 && bs->order[0] == slot))
+			return tnd_err_set(TND_E_BOOTLOADER, "BOOT_ORDER \"%s\" is not valid", s);
+		bs->order[bs->norder++] = slot;
+	}
+	return 0;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bootloader backends behind one ops table, chosen by configuration from
+ * a static table (docs/boot-protocol.md). The boot state is RAUC's U-Boot
+ * scheme: an ordered list of slots and a count of boot tries left for
+ * each. Backends only read and write that state as a whole, and every
+ * write is one atomic store; the policy (what activate, mark good or
+ * mark bad change) lives here, once, for all backends.
+ */
+#ifndef TANDEM_BOOTLOADER_H
+#define TANDEM_BOOTLOADER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "error.h"
+
+struct tnd_boot_state {
+	int order[TND_NSLOTS]; /* slot numbers, first boots first */
+	int norder;
+	unsigned tries[TND_NSLOTS];
+};
+
+struct tnd_bootloader;
+
+struct tnd_bootloader_ops {
+	const char *name;
+	int (*open)(struct tnd_bootloader **out, const struct tnd_config *cfg);
+	void (*close)(struct tnd_bootloader *bl);
+	int (*read)(struct tnd_bootloader *bl, struct tnd_boot_state *bs);
+	/* Stores the whole state in one atomic write. */
+	int (*write)(struct tnd_bootloader *bl, const struct tnd_boot_state *bs);
+};
+
+struct tnd_bootloader {
+	const struct tnd_bootloader_ops *ops;
+	const struct tnd_config *cfg; /* borrowed */
+};
+
+/* Opens the configured backend; *out is NULL for "none". */
+int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg) TND_MUST_CHECK;
+void tnd_bl_close(struct tnd_bootloader *bl);
+int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs) TND_MUST_CHECK;
+
+/* Before a slot is written: make sure it cannot be booted (tries 0), so a
+ * power cut mid-write never leaves a half image in line to boot. Writes
+ * the environment only when something changes. */
+int tnd_bl_disable(struct tnd_bootloader *bl, int slot) TND_MUST_CHECK;
+/* After a verified install: slot first in the order with `tries` tries;
+ * nothing else changes. */
+int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries) TND_MUST_CHECK;
+
+/* "A B" style text of an order; buf of at least 8 bytes. */
+void tnd_boot_order_str(const struct tnd_boot_state *bs, char *buf, size_t size);
+/* Parses "A B", "B", "B A"; unknown or repeated names are TND_E_BOOTLOADER. */
+int tnd_boot_order_parse(struct tnd_boot_state *bs, const char *s) TND_MUST_CHECK;
+
+#ifdef CONFIG_BOOTLOADER_UBOOT
+extern const struct tnd_bootloader_ops tnd_bl_uboot_ops;
+#endif
+
+#endif

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+#define CONFIG_MAX (64 * 1024)
+
+const char *tnd_slot_name(int slot)
+{
+	return slot == 0 ? "A" : slot == 1 ? "B" : "?";
+}
+
+int tnd_slot_from_name(const char *name)
+{
+	if (!strcmp(name, "A") || !strcmp(name, "a"))
+		return 0;
+	if (!strcmp(name, "B") || !strcmp(name, "b"))
+		return 1;
+	return -1;
+}
+
+static int get_string(const cJSON *obj, const char *key, char *out, size_t size, const char *where)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v)
+		return 0; /* keep the default */
+	if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= size)
+		return tnd_err_set(TND_E_CONFIG, "%s: \"%s\" must be a non-empty string", where, key);
+	strcpy(out, v->valuestring);
+	return 0;
+}
+
+static int get_unsigned(const cJSON *obj, const char *key, unsigned min, unsigned max,
+			unsigned *out, const char *where)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max ||
+	    v->valuedouble != (double)(unsigned)v->valuedouble)
+		return tnd_err_set(TND_E_CONFIG, "%s: \"%s\" must be an integer from %u to %u",
+				   where, key, min, max);
+	*out = (unsigned)v->valuedouble;
+	return 0;
+}
+
+static int check_keys(const cJSON *obj, const char *const *known, const char *where)
+{
+	for (const cJSON *it = obj->child; it; it = it->next) {
+		const char *const *k = known;
+
+		while (*k && strcmp(*k, it->string))
+			k++;
+		if (!*k)
+			return tnd_err_set(TND_E_CONFIG, "%s: unknown key \"%s\"", where, it->string);
+	}
+	return 0;
+}
+
+static int parse_bootloader(struct tnd_config *cfg, const cJSON *bl, const char *where)
+{
+	static const char *const keys[] = {"type", "env_config", NULL};
+	char type[16] = "";
+
+	if (!cJSON_IsObject(bl))
+		return tnd_err_set(TND_E_CONFIG, "%s: \"bootloader\" must be an object", where);
+	if (check_keys(bl, keys, where) || get_string(bl, "type", type, sizeof(type), where) ||
+	    get_string(bl, "env_config", cfg->env_config, sizeof(cfg->env_config), where))
+		return TND_E_CONFIG;
+	if (!strcmp(type, "uboot"))
+		cfg->bootloader = TND_BL_UBOOT;
+	else if (!strcmp(type, "none"))
+		cfg->bootloader = TND_BL_NONE;
+	else
+		return tnd_err_set(TND_E_CONFIG, "%s: bootloader type must be \"uboot\" or \"none\"",
+				   where);
+#ifndef CONFIG_BOOTLOADER_UBOOT
+	if (cfg->bootloader == TND_BL_UBOOT)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "%s: this build has no U-Boot support (CONFIG_BOOTLOADER_UBOOT)",
+				   where);
+#endif
+	return 0;
+}
+
+static int parse_slots(struct tnd_config *cfg, const cJSON *slots, const char *where)
+{
+	static const char *const keys[] = {"A", "B", NULL};
+
+	if (!cJSON_IsObject(slots))
+		return tnd_err_set(TND_E_CONFIG, "%s: \"slots\" must be an object", where);
+	if (check_keys(slots, keys, where))
+		return TND_E_CONFIG;
+	for (int i = 0; i < TND_NSLOTS; i++) {
+		if (!cJSON_GetObjectItemCaseSensitive(slots, tnd_slot_name(i)))
+			return tnd_err_set(TND_E_CONFIG, "%s: slot %s has no device", where,
+					   tnd_slot_name(i));
+		if (get_string(slots, tnd_slot_name(i), cfg->slot_dev[i], sizeof(cfg->slot_dev[i]),
+			       where))
+			return TND_E_CONFIG;
+	}
+	if (!strcmp(cfg->slot_dev[0], cfg->slot_dev[1]))
+		return tnd_err_set(TND_E_CONFIG, "%s: slots A and B name the same device", where);
+	return 0;
+}
+
+int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origin)
+{
+	static const char *const keys[] = {"compatible", "keyring",    "signature_threshold",
+					   "state_dir",  "cmdline",    "bootloader",
+					   "slots",      "boot_tries", "health_dir",
+					   "health_timeout", NULL};
+	const cJSON *v;
+	cJSON *root;
+	int ret = TND_E_CONFIG;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->path, sizeof(cfg->path), "%s", origin);
+	strcpy(cfg->keyring, "/etc/tandem/keys");
+	strcpy(cfg->state_dir, "/var/lib/tandem");
+	strcpy(cfg->cmdline, "/proc/cmdline");
+	strcpy(cfg->env_config, "/etc/fw_env.config");
+	strcpy(cfg->health_dir, "/etc/tandem/health.d");
+	cfg->signature_threshold = 1;
+	cfg->boot_tries = 3;
+	cfg->health_timeout = 60;
+	cfg->bootloader = TND_BL_UBOOT;
+
+	root = cJSON_Parse(json);
+	if (!root || !cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return tnd_err_set(TND_E_CONFIG, "%s: not a valid JSON object", origin);
+	}
+	if (check_keys(root, keys, origin) ||
+	    get_string(root, "compatible", cfg->compatible, sizeof(cfg->compatible), origin) ||
+	    get_string(root, "keyring", cfg->keyring, sizeof(cfg->keyring), origin) ||
+	    get_unsigned(root, "signature_threshold", 1, 16, &cfg->signature_threshold, origin) ||
+	    get_string(root, "state_dir", cfg->state_dir, sizeof(cfg->state_dir), origin) ||
+	    get_string(root, "cmdline", cfg->cmdline, sizeof(cfg->cmdline), origin) ||
+	    get_unsigned(root, "boot_tries", 1, 9, &cfg->boot_tries, origin) ||
+	    get_string(root, "health_dir", cfg->health_dir, sizeof(cfg->health_dir), origin) ||
+	    get_unsigned(root, "health_timeout", 1, 3600, &cfg->health_timeout, origin))
+		goto out;
+	if (!cfg->compatible[0]) {
+		tnd_err_set(TND_E_CONFIG, "%s: \"compatible\" is required", origin);
+		goto out;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "slots");
+	if (!v) {
+		tnd_err_set(TND_E_CONFIG, "%s: \"slots\" is required", origin);
+		goto out;
+	}
+	if (parse_slots(cfg, v, origin))
+		goto out;
+	v = cJSON_GetObjectItemCaseSensitive(root, "bootloader");
+	if (v && (ret = parse_bootloader(cfg, v, origin)))
+		goto out;
+	ret = 0;
+out:
+	cJSON_Delete(root);
+	return ret ? tnd_err_code() : 0;
+}
+
+int tnd_config_load(struct tnd_config *cfg, const char *path)
+{
+	char *text;
+	int ret;
+
+	ret = tnd_read_small_file(path, CONFIG_MAX, &text, NULL);
+	if (ret)
+		return tnd_err_prefix(TND_E_CONFIG, "configuration");
+	ret = tnd_config_parse(cfg, text, path);
+	free(text);
+	return ret;
+}
+
+int tnd_booted_slot(const struct tnd_config *cfg, int *slot)
+{
+	char *text, *tok, *save = NULL;
+	int ret, found = -1;
+
+	ret = tnd_read_small_file(cfg->cmdline, 16384, &text, NULL);
+	if (ret)
+		return tnd_err_prefix(TND_E_SLOT, "cannot tell the booted slot");
+	for (tok = strtok_r(text, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
+		if (!strncmp(tok, "tandem.slot=", 12))
+			found = tnd_slot_from_name(tok + 12); /* the last one wins, as in the kernel */
+	free(text);
+	if (found < 0)
+		return tnd_err_set(TND_E_SLOT,
+				   "cannot tell the booted slot: %s has no tandem.slot=A or tandem.slot=B",
+				   cfg->cmdline);
+	*slot = found;
+	return 0;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime configuration (docs/configuration.md): one JSON file, parsed and
+ * validated once into this struct, which is passed down explicitly.
+ * Unknown keys are errors: a misspelt key must not silently fall back to
+ * a default on a device in the field.
+ */
+#ifndef TANDEM_CONFIG_H
+#define TANDEM_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "manifest.h"
+
+#define TND_DEFAULT_CONFIG "/etc/tandem/tandem.conf"
+#define TND_NSLOTS 2
+
+enum tnd_bl_type { TND_BL_NONE, TND_BL_UBOOT };
+
+struct tnd_config {
+	char path[PATH_MAX]; /* the file it came from */
+	char compatible[TND_NAME_MAX];
+	char keyring[PATH_MAX];
+	unsigned signature_threshold;
+	char state_dir[PATH_MAX];
+	char cmdline[PATH_MAX];
+	enum tnd_bl_type bootloader;
+	char env_config[PATH_MAX];
+	char slot_dev[TND_NSLOTS][PATH_MAX];
+	unsigned boot_tries;
+	char health_dir[PATH_MAX];
+	unsigned health_timeout; /* seconds per health check */
+};
+
+int tnd_config_load(struct tnd_config *cfg, const char *path) TND_MUST_CHECK;
+/* Parses config JSON text; `origin` names it in messages. */
+int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origin) TND_MUST_CHECK;
+
+/* "A" or "B". */
+const char *tnd_slot_name(int slot);
+/* 0 for "A"/"a", 1 for "B"/"b", else -1. */
+int tnd_slot_from_name(const char *name);
+
+/* The slot the running system booted from, from tandem.slot= in the
+ * kernel command line file; TND_E_SLOT when it names none. */
+int tnd_booted_slot(const struct tnd_config *cfg, int *slot) TND_MUST_CHECK;
+
+#endif

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+#include "install.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bootloader.h"
+#include "bundle.h"
+#include "log.h"
+#include "pipeline.h"
+#include "slot.h"
+#include "state.h"
+#include "timeutil.h"
+#include "util.h"
+
+static int same_device(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (stat(a, &sa) || stat(b, &sb))
+		return 0;
+	if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode))
+		return sa.st_rdev == sb.st_rdev;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int choose_slot(const struct tnd_config *cfg, int requested, int *target)
+{
+	int booted, ret;
+
+	if ((ret = tnd_booted_slot(cfg, &booted)))
+		return ret;
+	*target = requested >= 0 ? requested : 1 - booted;
+	if (*target == booted)
+		return tnd_err_set(TND_E_SLOT,
+				   "slot %s is the booted slot: refusing to overwrite the running system",
+				   tnd_slot_name(booted));
+	if (same_device(cfg->slot_dev[0], cfg->slot_dev[1]))
+		return tnd_err_set(TND_E_CONFIG, "slots A and B are the same device (%s)",
+				   cfg->slot_dev[*target]);
+	return 0;
+}
+
+/* Policy on an authenticated manifest: the device's rules, not the format's. */
+static int check_policy(const struct tnd_config *cfg, const struct tnd_manifest *m)
+{
+	char t[TND_TIME_STR_LEN];
+
+	if (!m->verified)
+		return tnd_err_set(TND_E_INTERNAL, "manifest was not verified");
+	if (strcmp(m->compatible, cfg->compatible) != 0)
+		return tnd_err_set(TND_E_INCOMPATIBLE,
+				   "bundle is for \"%s\", this device is \"%s\"", m->compatible,
+				   cfg->compatible);
+	if (m->expires && tnd_time_now() >= m->expires) {
+		tnd_time_format(t, m->expires);
+		return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s", t);
+	}
+	if (m->payload_type != TND_PAYLOAD_FULL)
+		return tnd_err_set(TND_E_UNSUPPORTED, "delta bundles need a build with delta support");
+	if (m->chunk_size > (uint32_t)CONFIG_MAX_CHUNK_SIZE_KIB * 1024)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "bundle chunk size %u exceeds this device's limit of %u KiB",
+				   m->chunk_size, CONFIG_MAX_CHUNK_SIZE_KIB);
+	return 0;
+}
+
+/* Best effort: the original error is what the caller reports. */
+static void record_failure(const struct tnd_config *cfg, struct tnd_state *st, int code)
+{
+	char msg[TND_ERR_MSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
+	st->last_install_time = tnd_time_now();
+	snprintf(st->last_install_result, sizeof(st->last_install_result), "failed");
+	snprintf(st->last_error_code, sizeof(st->last_error_code), "%s", tnd_err_name(code));
+	snprintf(st->last_error, sizeof(st->last_error), "%s", msg);
+	if (tnd_state_save(st, cfg->state_dir))
+		tnd_warn("%s", tnd_err_msg());
+	tnd_err_set(code, "%s", msg);
+}
+
+int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
+		struct tnd_install_result *res)
+{
+	struct tnd_keyring kr = {0};
+	struct tnd_verify_opts vo = {.keyring = &kr, .threshold = cfg->signature_threshold};
+	struct tnd_slot_writer w = {.fd = -1, .rfd = -1};
+	struct tnd_bootloader *bl = NULL;
+	struct tnd_source *src = NULL;
+	struct tnd_bundle_reader r;
+	struct tnd_state st;
+	struct tnd_slot_info *si;
+	double t0 = tnd_now_mono();
+	bool state_loaded = false;
+	char detail[256];
+	int ret, target;
+
+	memset(res, 0, sizeof(*res));
+	tnd_progress_phase(o->progress, "prepare", NULL);
+	if ((ret = choose_slot(cfg, o->slot, &target)) ||
+	    (ret = tnd_keyring_load_dir(&kr, cfg->keyring)))
+		goto out;
+	if ((ret = tnd_state_load(&st, cfg->state_dir)))
+		goto out;
+	state_loaded = true;
+	if ((ret = tnd_source_open_file(&src, o->source)))
+		goto out;
+
+	tnd_progress_phase(o->progress, "authenticate", NULL);
+	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &r.manifest)))
+		goto out;
+	if ((ret = tnd_slot_open(&w, cfg->slot_dev[target], r.manifest.image_size,
+				 r.manifest.chunk_size,
+				 (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
+		goto out;
+	if ((ret = tnd_bl_open(&bl, cfg)))
+		goto out;
+
+	/* From here the slot changes: first make that visible and harmless. */
+	si = &st.slot[target];
+	memset(si, 0, sizeof(*si));
+	si->state = TND_SLOT_INSTALLING;
+	si->updated = tnd_time_now();
+	if ((ret = tnd_state_save(&st, cfg->state_dir)) || (ret = tnd_bl_disable(bl, target)))
+		goto out;
+
+	snprintf(detail, sizeof(detail), "%s %s into slot %s (%s)", r.manifest.compatible,
+		 r.manifest.version, tnd_slot_name(target), cfg->slot_dev[target]);
+	tnd_progress_phase(o->progress, "install", detail);
+	ret = tnd_pipeline_run(&r, &w, &(struct tnd_pipeline_opts){
+					       .threads = CONFIG_INSTALL_THREADS,
+					       .progress = tnd_progress_update,
+					       .progress_ctx = o->progress,
+					       .cancel = o->cancel,
+				       });
+	if (ret)
+		goto out;
+
+	si->state = TND_SLOT_INSTALLED;
+	snprintf(si->version, sizeof(si->version), "%s", r.manifest.version);
+	snprintf(si->compatible, sizeof(si->compatible), "%s", r.manifest.compatible);
+	memcpy(si->sha256, r.manifest.image_sha256, TND_SHA256_LEN);
+	si->has_sha256 = true;
+	si->size = r.manifest.image_size;
+	si->security_version = r.manifest.security_version;
+	si->updated = tnd_time_now();
+	st.last_install_time = si->updated;
+	snprintf(st.last_install_result, sizeof(st.last_install_result), "success");
+	st.last_error_code[0] = st.last_error[0] = '\0';
+	if ((ret = tnd_state_save(&st, cfg->state_dir)))
+		goto out;
+
+	if (bl && !o->no_activate) {
+		tnd_progress_phase(o->progress, "activate", NULL);
+		if ((ret = tnd_bl_activate(bl, target, cfg->boot_tries)))
+			goto out;
+		res->activated = true;
+	}
+	res->slot = target;
+	snprintf(res->version, sizeof(res->version), "%s", r.manifest.version);
+	memcpy(res->sha256, r.manifest.image_sha256, TND_SHA256_LEN);
+	res->image_size = r.manifest.image_size;
+	res->seconds = tnd_now_mono() - t0;
+out:
+	if (ret && state_loaded)
+		record_failure(cfg, &st, ret);
+	tnd_slot_close(&w);
+	tnd_bl_close(bl);
+	tnd_source_close(src);
+	tnd_keyring_free(&kr);
+	return ret;
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+/* tandem: the device-side updater. Thin: the logic lives in the library. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "install.h"
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+static volatile sig_atomic_t cancelled;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cancelled = 1;
+}
+
+struct global {
+	const char *config;
+};
+
+static int load_config(const struct global *g, struct tnd_config *cfg)
+{
+	return tnd_config_load(cfg, g->config);
+}
+
+static void install_usage(FILE *f)
+{
+	fputs("Usage: tandem [-c CONF] install [OPTIONS] SOURCE\n"
+	      "\n"
+	      "Installs a signed bundle into the inactive slot and makes it boot next.\n"
+	      "SOURCE is a bundle file or - for standard input. The manifest's signatures\n"
+	      "are checked before any payload is read, every chunk is authenticated before\n"
+	      "it is written, and the slot is read back from the device at the end.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --progress=MODE   auto (bar on a terminal), tty, json (JSON lines on stdout), none\n"
+	      "  --json            print the result as one JSON object on stdout\n"
+	      "  --slot A|B        target slot (default: the one not booted; never the booted one)\n"
+	      "  --no-activate     install and verify, but leave the boot order alone\n"
+	      "                    (the slot stays unbootable until `tandem activate`)\n",
+	      f);
+}
+
+static int cmd_install(const struct global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"progress", required_argument, NULL, 'p'},
+		{"json", no_argument, NULL, 'j'},
+		{"slot", required_argument, NULL, 's'},
+		{"no-activate", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	enum tnd_progress_mode mode = TND_PROGRESS_AUTO;
+	struct tnd_install_opts o = {.slot = -1, .cancel = &cancelled};
+	struct tnd_install_result res;
+	struct tnd_progress prog;
+	struct tnd_config cfg;
+	char hex[TND_SHA256_HEX_LEN], done[512];
+	int c, ret, json = 0;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if ((ret = tnd_progress_parse_mode(optarg, &mode)))
+				return ret;
+			break;
+		case 'j': json = 1; break;
+		case 'n': o.no_activate = true; break;
+		case 's':
+			o.slot = tnd_slot_from_name(optarg);
+			if (o.slot < 0)
+				return tnd_err_set(TND_E_USAGE, "--slot must be A or B");
+			break;
+		case 'h': install_usage(stdout); return 0;
+		default: install_usage(stderr); return TND_E_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		install_usage(stderr);
+		return tnd_err_set(TND_E_USAGE, "install takes one SOURCE");
+	}
+	o.source = argv[optind];
+	tnd_progress_init(&prog, mode);
+	o.progress = &prog;
+	ret = load_config(g, &cfg);
+	if (!ret)
+		ret = tnd_install(&cfg, &o, &res);
+	if (ret) {
+		tnd_progress_error(&prog, ret, tnd_err_msg());
+		return ret;
+	}
+	tnd_hex_encode(hex, res.sha256, TND_SHA256_LEN);
+	snprintf(done, sizeof(done),
+		 "{\"slot\":\"%s\",\"version\":\"%s\",\"sha256\":\"%s\",\"size\":%llu,"
+		 "\"activated\":%s,\"seconds\":%.3f}",
+		 tnd_slot_name(res.slot), res.version, hex, (unsigned long long)res.image_size,
+		 res.activated ? "true" : "false", res.seconds);
+	tnd_progress_done(&prog, done);
+	if (json)
+		puts(done);
+	else if (prog.mode != TND_PROGRESS_JSON)
+		tnd_info("installed %s into slot %s (%.1f MiB in %.2f s)%s", res.version,
+			 tnd_slot_name(res.slot), (double)res.image_size / 1048576.0, res.seconds,
+			 res.activated ? "; it boots next" : "; not activated");
+	return 0;
+}
+
+static void status_usage(FILE *f)
+{
+	fputs("Usage: tandem [-c CONF] status [--json]\n"
+	      "\n"
+	      "Shows the booted slot, the boot order and, for each slot, its device,\n"
+	      "state, installed version and image hash. --json prints one object\n"
+	      "(documented in docs/status.md).\n",
+	      f);
+}
+
+static int cmd_status(const struct global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct tnd_config cfg;
+	int c, json = 0, ret;
+
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'h': status_usage(stdout); return 0;
+		default: status_usage(stderr); return TND_E_USAGE;
+		}
+	}
+	if (optind != argc) {
+		status_usage(stderr);
+		return tnd_err_set(TND_E_USAGE, "status takes no arguments");
+	}
+	if ((ret = load_config(g, &cfg)))
+		return ret;
+	return tnd_status_print(&cfg, json);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(const struct global *, int, char **);
+	const char *help;
+} cmds[] = {
+	{"install", cmd_install, "install a bundle into the inactive slot"},
+	{"status", cmd_status, "show the slots, their versions and the boot order"},
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: tandem [-c CONF] [-q|-v] COMMAND [OPTIONS]\n"
+	      "\n"
+	      "A/B image updater for embedded Linux.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -c, --config FILE   configuration (default " TND_DEFAULT_CONFIG ")\n"
+	      "  -q, --quiet         only warnings and errors\n"
+	      "  -v, --verbose       debug messages\n"
+	      "  -h, --help          this help;  --version  the version\n"
+	      "\nCommands:\n",
+	      f);
+	for (size_t i = 0; i < TND_ARRAY_SIZE(cmds); i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
+	fputs("\n`tandem COMMAND --help` describes each command; see tandem(1).\n"
+	      "Exit status: 0 success, 2 usage; others in docs/exit-codes.md.\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	struct global g = {.config = TND_DEFAULT_CONFIG};
+	enum tnd_log_level level = TND_LOG_INFO;
+	struct sigaction sa = {.sa_handler = on_signal};
+	int c, ret;
+
+	/* '+': stop at the command name; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+c:qvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': g.config = optarg; break;
+		case 'q': level = TND_LOG_WARN; break;
+		case 'v': level = TND_LOG_DEBUG; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': puts("tandem " TANDEM_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	tnd_log_init("tandem", level);
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (size_t i = 0; i < TND_ARRAY_SIZE(cmds); i++) {
+		if (strcmp(argv[optind], cmds[i].name))
+			continue;
+		argc -= optind;
+		argv += optind;
+		optind = 0; /* reset getopt for the command's own options */
+		ret = cmds[i].fn(&g, argc, argv);
+		if (ret) {
+			tnd_error("%s", tnd_err_msg());
+			return tnd_err_exit_status(ret);
+		}
+		return 0;
+	}
+	fprintf(stderr, "tandem: error: unknown command '%s'\n", argv[optind]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: MIT
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunk.h"
+#include "util.h"
+
+#define MAX_THREADS 8
+
+enum job_state { JOB_FREE, JOB_READY, JOB_BUSY, JOB_DONE };
+
+struct job {
+	enum job_state state;
+	uint64_t seq;
+	struct tnd_record rec;
+	uint8_t *in;
+	uint8_t *out;
+	const uint8_t *data; /* what the writer writes: in or out */
+};
+
+struct pipe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* every state change is broadcast: few threads, simple */
+	struct job *jobs;
+	unsigned njobs;
+	uint64_t rseq, wseq; /* next record to read / to write */
+	bool eof;
+	int err;
+	char errmsg[TND_ERR_MSG_MAX];
+	uint64_t written;
+	struct tnd_slot_writer *w;
+};
+
+/* Records the first failure (with this thread's message) and wakes all. */
+static void pipe_fail(struct pipe *p, int code)
+{
+	if (!p->err) {
+		p->err = code;
+		snprintf(p->errmsg, sizeof(p->errmsg), "%s", tnd_err_msg());
+	}
+	pthread_cond_broadcast(&p->cv);
+}
+
+static struct job *next_ready(struct pipe *p)
+{
+	struct job *best = NULL;
+
+	for (unsigned i = 0; i < p->njobs; i++)
+		if (p->jobs[i].state == JOB_READY && (!best || p->jobs[i].seq < best->seq))
+			best = &p->jobs[i];
+	return best;
+}
+
+static void *worker_main(void *arg)
+{
+	struct pipe *p = arg;
+	struct tnd_inflater inf;
+	struct job *j;
+	int ret;
+
+	if ((ret = tnd_inflater_init(&inf))) {
+		pthread_mutex_lock(&p->mu);
+		pipe_fail(p, ret);
+		pthread_mutex_unlock(&p->mu);
+		return NULL;
+	}
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		if (p->err)
+			break;
+		j = next_ready(p);
+		if (!j) {
+			if (p->eof)
+				break;
+			pthread_cond_wait(&p->cv, &p->mu);
+			continue;
+		}
+		j->state = JOB_BUSY;
+		pthread_mutex_unlock(&p->mu);
+		ret = tnd_inflate_chunk(&inf, j->in, j->rec.stored_len, j->out, j->rec.out_len);
+		if (ret)
+			tnd_err_prefix(ret, "chunk %u", j->rec.index);
+		pthread_mutex_lock(&p->mu);
+		if (ret) {
+			pipe_fail(p, ret);
+			break;
+		}
+		j->data = j->out;
+		j->state = JOB_DONE;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	tnd_inflater_free(&inf);
+	return NULL;
+}
+
+static void *writer_main(void *arg)
+{
+	struct pipe *p = arg;
+	int ret;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		struct job *j = &p->jobs[p->wseq % p->njobs];
+
+		while (!p->err && !(j->state == JOB_DONE && j->seq == p->wseq) &&
+		       !(p->eof && p->wseq == p->rseq))
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->err || (p->eof && p->wseq == p->rseq))
+			break;
+		pthread_mutex_unlock(&p->mu);
+		if (j->rec.type == TND_REC_ZERO)
+			ret = tnd_slot_zero(p->w, j->rec.out_offset, j->rec.out_len);
+		else
+			ret = tnd_slot_write(p->w, j->rec.out_offset, j->data, j->rec.out_len,
+					     j->rec.out_crc32);
+		pthread_mutex_lock(&p->mu);
+		if (ret) {
+			pipe_fail(p, ret);
+			break;
+		}
+		j->state = JOB_FREE;
+		p->wseq++;
+		p->written += j->rec.out_len;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void report(struct pipe *p, struct tnd_bundle_reader *r, const struct tnd_pipeline_opts *o)
+{
+	struct tnd_pipeline_stats st = {
+		.received = r->src->pos,
+		.verified = r->payload_read,
+		.chunk = r->next_index,
+		.chunks = r->manifest.chunks,
+		.image_size = r->manifest.image_size,
+	};
+
+	if (!o->progress)
+		return;
+	pthread_mutex_lock(&p->mu);
+	st.written = p->written;
+	pthread_mutex_unlock(&p->mu);
+	o->progress(o->progress_ctx, &st);
+}
+
+/* The calling thread is the reader: it authenticates records and hands
+ * them on, so nothing unauthenticated ever reaches a worker or the slot. */
+static void read_loop(struct pipe *p, struct tnd_bundle_reader *r,
+		      const struct tnd_pipeline_opts *o)
+{
+	size_t cap = r->manifest.chunk_size;
+	int ret;
+
+	for (;;) {
+		struct job *j = &p->jobs[p->rseq % p->njobs];
+
+		pthread_mutex_lock(&p->mu);
+		while (!p->err && j->state != JOB_FREE)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->err) {
+			pthread_mutex_unlock(&p->mu);
+			return;
+		}
+		pthread_mutex_unlock(&p->mu);
+
+		if (o->cancel && *o->cancel)
+			ret = tnd_err_set(TND_E_CANCELLED, "interrupted");
+		else
+			ret = tnd_bundle_next(r, &j->rec, j->in, cap);
+
+		pthread_mutex_lock(&p->mu);
+		if (ret < 0) {
+			pipe_fail(p, ret);
+		} else if (ret == 0) {
+			p->eof = true;
+		} else {
+			j->seq = p->rseq++;
+			j->data = j->in;
+			j->state = j->rec.type == TND_REC_DEFLATE ? JOB_READY : JOB_DONE;
+		}
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		if (ret <= 0)
+			return;
+		report(p, r, o);
+	}
+}
+
+int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
+		     const struct tnd_pipeline_opts *o)
+{
+	unsigned threads = o->threads < 1 ? 1 : o->threads > MAX_THREADS ? MAX_THREADS : o->threads;
+	size_t chunk = r->manifest.chunk_size;
+	pthread_t workers[MAX_THREADS], writer;
+	unsigned started = 0;
+	bool writer_started = false;
+	struct pipe p;
+	int ret = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.w = w;
+	p.njobs = 2 * threads + 2;
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	p.jobs = calloc(p.njobs, sizeof(*p.jobs));
+	for (unsigned i = 0; p.jobs && i < p.njobs; i++) {
+		p.jobs[i].in = malloc(chunk);
+		p.jobs[i].out = malloc(chunk);
+		if (!p.jobs[i].in || !p.jobs[i].out) {
+			ret = tnd_err_set(TND_E_NOMEM, "out of memory for %u chunk buffers", p.njobs);
+			goto out;
+		}
+	}
+	if (!p.jobs) {
+		ret = tnd_err_set(TND_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (; started < threads; started++)
+		if (pthread_create(&workers[started], NULL, worker_main, &p)) {
+			ret = tnd_err_set(TND_E_NOMEM, "cannot start a worker thread");
+			break;
+		}
+	if (!ret) {
+		if (pthread_create(&writer, NULL, writer_main, &p))
+			ret = tnd_err_set(TND_E_NOMEM, "cannot start the writer thread");
+		else
+			writer_started = true;
+	}
+	if (ret) {
+		pthread_mutex_lock(&p.mu);
+		pipe_fail(&p, ret);
+		pthread_mutex_unlock(&p.mu);
+	} else {
+		read_loop(&p, r, o);
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(workers[i], NULL);
+	if (writer_started)
+		pthread_join(writer, NULL);
+	if (p.err) {
+		ret = tnd_err_set(p.err, "%s", p.errmsg);
+		goto out;
+	}
+	ret = tnd_slot_finish(w);
+	if (!ret)
+		report(&p, r, o);
+out:
+	for (unsigned i = 0; p.jobs && i < p.njobs; i++) {
+		free(p.jobs[i].in);
+		free(p.jobs[i].out);
+	}
+	free(p.jobs);
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mu);
+	return ret;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The install pipeline: the calling thread reads and authenticates
+ * records (tnd_bundle_next), worker threads inflate them in parallel, and
+ * one writer thread puts them into the slot strictly in order. Records
+ * move through a fixed ring of jobs allocated once, so memory is
+ * (2 * threads + 2) * 2 chunks whatever the image size, and a record
+ * reaches a worker or the writer only after it was authenticated.
+ */
+#ifndef TANDEM_PIPELINE_H
+#define TANDEM_PIPELINE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "bundle.h"
+#include "slot.h"
+
+struct tnd_pipeline_stats {
+	uint64_t received; /* bundle bytes read from the source */
+	uint64_t verified; /* payload bytes authenticated */
+	uint64_t written;  /* image bytes written to the slot */
+	uint64_t chunk;    /* records authenticated so far */
+	uint64_t chunks;   /* records in the bundle */
+	uint64_t image_size;
+};
+
+struct tnd_pipeline_opts {
+	unsigned threads;
+	void (*progress)(void *ctx, const struct tnd_pipeline_stats *st);
+	void *progress_ctx;
+	volatile sig_atomic_t *cancel; /* set by a signal handler; may be NULL */
+};
+
+/* Streams every record of r into w, then tnd_slot_finish(w). */
+int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
+		     const struct tnd_pipeline_opts *o) TND_MUST_CHECK;
+
+#endif

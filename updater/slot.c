@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: MIT
+#include "slot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunk.h"
+#include "util.h"
+
+#define ALIGN 4096u
+
+static const uint8_t zeros[64 * 1024];
+
+int tnd_slot_dev_size(const char *path, uint64_t *size)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tnd_err_errno(TND_E_SLOT, errno, "cannot open slot %s", path);
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return tnd_err_errno(TND_E_SLOT, errno, "cannot stat slot %s", path);
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, size) < 0) {
+			int e = errno;
+
+			close(fd);
+			return tnd_err_errno(TND_E_SLOT, e, "cannot get the size of %s", path);
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		*size = (uint64_t)st.st_size;
+	} else {
+		close(fd);
+		return tnd_err_set(TND_E_SLOT, "slot %s is neither a block device nor a file", path);
+	}
+	close(fd);
+	return 0;
+}
+
+int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_size,
+		  uint32_t chunk_size, uint64_t window)
+{
+	struct stat st;
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->fd = w->rfd = -1;
+	snprintf(w->path, sizeof(w->path), "%s", path);
+	if ((ret = tnd_slot_dev_size(path, &w->dev_size)))
+		return ret;
+	if (w->dev_size < image_size)
+		return tnd_err_set(TND_E_SLOT, "slot %s holds %llu bytes, the image needs %llu", path,
+				   (unsigned long long)w->dev_size, (unsigned long long)image_size);
+	/* O_EXCL on a block device fails with EBUSY while it is mounted or
+	 * otherwise claimed: never write under a mounted filesystem. */
+	w->fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (w->fd >= 0 && fstat(w->fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+		close(w->fd);
+		w->is_blk = true;
+		w->fd = open(path, O_WRONLY | O_EXCL | O_CLOEXEC);
+	}
+	if (w->fd < 0)
+		return tnd_err_errno(TND_E_SLOT, errno, "cannot open slot %s for writing%s", path,
+				     errno == EBUSY ? " (mounted or in use)" : "");
+	w->rfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	w->direct = w->rfd >= 0;
+	if (w->rfd < 0)
+		w->rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (w->rfd < 0) {
+		ret = tnd_err_errno(TND_E_SLOT, errno, "cannot open slot %s for reading", path);
+		goto fail;
+	}
+	w->rbuf_size = chunk_size < 64 * 1024 ? 64 * 1024 : chunk_size;
+	w->window = window < w->rbuf_size ? w->rbuf_size : window;
+	w->win_cap = (size_t)(w->window / chunk_size) + 2;
+	if (posix_memalign((void **)&w->rbuf, ALIGN, w->rbuf_size) ||
+	    !(w->win = calloc(w->win_cap, sizeof(*w->win)))) {
+		ret = tnd_err_set(TND_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	return 0;
+fail:
+	tnd_slot_close(w);
+	return ret;
+}
+
+/* Reads len bytes at off for checking, bypassing the page cache when the
+ * descriptor allows it. O_DIRECT needs aligned lengths: round up, and
+ * accept a short read only past the end of the data we need. */
+static int read_back(struct tnd_slot_writer *w, uint64_t off, size_t len)
+{
+	size_t want = w->direct ? (len + ALIGN - 1) & ~(size_t)(ALIGN - 1) : len;
+	size_t done = 0;
+
+	if (want > w->rbuf_size)
+		want = len;
+	while (done < len) {
+		ssize_t n = pread(w->rfd, w->rbuf + done, want - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && w->direct) {
+			/* The device refuses O_DIRECT for this range: fall back to
+			 * a buffered read of pages we dropped from the cache. */
+			int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+
+			if (fd < 0)
+				return tnd_err_errno(TND_E_SLOT_IO, errno, "cannot reopen %s", w->path);
+			close(w->rfd);
+			w->rfd = fd;
+			w->direct = false;
+			want = len;
+			continue;
+		}
+		if (n < 0)
+			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: read-back at offset %llu",
+					     w->path, (unsigned long long)(off + done));
+		if (n == 0)
+			return tnd_err_set(TND_E_SLOT_IO, "slot %s: read-back ended early at %llu",
+					   w->path, (unsigned long long)(off + done));
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int check_entry(struct tnd_slot_writer *w, const struct tnd_rb_entry *e)
+{
+	for (uint64_t pos = 0; pos < e->len;) {
+		size_t n = e->len - pos > w->rbuf_size ? w->rbuf_size : (size_t)(e->len - pos);
+		int ret = read_back(w, e->off + pos, n);
+
+		if (ret)
+			return ret;
+		if (e->zero ? !tnd_is_zero(w->rbuf, n) : tnd_crc32(w->rbuf, n) != e->crc)
+			return tnd_err_set(TND_E_VERIFY,
+					   "slot %s: data read back at offset %llu differs from what "
+					   "was written (failing storage?)",
+					   w->path, (unsigned long long)(e->off + pos));
+		pos += n;
+	}
+	w->verified += e->len;
+	return 0;
+}
+
+/* Flushes the window's range to the device and checks it. The final
+ * window uses fsync, which also flushes the device's volatile cache and,
+ * for files, the metadata. */
+static int flush_window(struct tnd_slot_writer *w, bool final)
+{
+	uint64_t len = w->win_end - w->win_start;
+	int ret;
+
+	if (final) {
+		if (fsync(w->fd) < 0)
+			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: fsync", w->path);
+	} else if (len && sync_file_range(w->fd, (off_t)w->win_start, (off_t)len,
+					  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+						  SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+		if (fdatasync(w->fd) < 0)
+			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: sync", w->path);
+	}
+	if (len)
+		posix_fadvise(w->rfd, (off_t)w->win_start, (off_t)len, POSIX_FADV_DONTNEED);
+	for (size_t i = 0; i < w->nwin; i++)
+		if ((ret = check_entry(w, &w->win[i])))
+			return ret;
+	w->nwin = 0;
+	w->win_start = w->win_end;
+	return 0;
+}
+
+static int add_entry(struct tnd_slot_writer *w, uint64_t off, uint64_t len, uint32_t crc,
+		     bool zero)
+{
+	if (off != w->win_end)
+		return tnd_err_set(TND_E_INTERNAL, "slot writes out of order");
+	w->win[w->nwin++] = (struct tnd_rb_entry){.off = off, .len = len, .crc = crc, .zero = zero};
+	w->win_end = off + len;
+	if (w->nwin == w->win_cap || w->win_end - w->win_start >= w->window)
+		return flush_window(w, false);
+	return 0;
+}
+
+int tnd_slot_write(struct tnd_slot_writer *w, uint64_t off, const uint8_t *data, size_t len,
+		   uint32_t crc)
+{
+	int r;
+
+	if (len > w->rbuf_size)
+		return tnd_err_set(TND_E_INTERNAL, "write larger than a chunk");
+	r = tnd_pwrite_full(w->fd, data, len, (off_t)off);
+	if (r)
+		return tnd_err_errno(TND_E_SLOT_IO, -r, "slot %s: cannot write at offset %llu",
+				     w->path, (unsigned long long)off);
+	return add_entry(w, off, len, crc, false);
+}
+
+static int zero_by_writing(struct tnd_slot_writer *w, uint64_t off, uint64_t len)
+{
+	while (len) {
+		size_t n = len > sizeof(zeros) ? sizeof(zeros) : (size_t)len;
+		int r = tnd_pwrite_full(w->fd, zeros, n, (off_t)off);
+
+		if (r)
+			return tnd_err_errno(TND_E_SLOT_IO, -r, "slot %s: cannot write at offset %llu",
+					     w->path, (unsigned long long)off);
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int tnd_slot_zero(struct tnd_slot_writer *w, uint64_t off, uint64_t len)
+{
+	bool done = false;
+	int ret;
+
+	if (w->is_blk) {
+		uint64_t range[2] = {off, len};
+
+		done = off % 512 == 0 && len % 512 == 0 && ioctl(w->fd, BLKZEROOUT, range) == 0;
+	} else {
+		done = fallocate(w->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+				 (off_t)len) == 0 ||
+		       fallocate(w->fd, FALLOC_FL_ZERO_RANGE, (off_t)off, (off_t)len) == 0;
+	}
+	if (!done && (ret = zero_by_writing(w, off, len)))
+		return ret;
+	return add_entry(w, off, len, 0, true);
+}
+
+int tnd_slot_finish(struct tnd_slot_writer *w)
+{
+	return flush_window(w, true);
+}
+
+void tnd_slot_close(struct tnd_slot_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->rfd >= 0)
+		close(w->rfd);
+	free(w->rbuf);
+	free(w->win);
+	w->fd = w->rfd = -1;
+	w->rbuf = NULL;
+	w->win = NULL;
+}

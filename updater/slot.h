@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Writing an image into a slot (a block device or a regular file) and
+ * proving the device holds it.
+ *
+ * Writes go through the page cache so the kernel can batch them. Every
+ * `window` bytes the written range is flushed to the device, dropped from
+ * the cache and read back (O_DIRECT where the device allows it) to be
+ * compared with the CRC-32 the signed record carries; zero ranges are
+ * checked to read as zeros. tnd_slot_finish() fsyncs and checks the last
+ * window, so a write the device lost or corrupted is found before the
+ * slot can be activated. Memory: one chunk-sized read buffer and a small
+ * table, whatever the image size.
+ */
+#ifndef TANDEM_SLOT_H
+#define TANDEM_SLOT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct tnd_rb_entry {
+	uint64_t off;
+	uint64_t len;
+	uint32_t crc;
+	bool zero;
+};
+
+struct tnd_slot_writer {
+	int fd;
+	int rfd;     /* read-back: O_DIRECT when possible */
+	bool direct;
+	bool is_blk;
+	char path[PATH_MAX];
+	uint64_t dev_size;
+	uint8_t *rbuf;
+	size_t rbuf_size;
+	struct tnd_rb_entry *win;
+	size_t nwin, win_cap;
+	uint64_t win_start, win_end, window;
+	uint64_t verified; /* bytes read back and found right */
+};
+
+/* Size of a block device or regular file. */
+int tnd_slot_dev_size(const char *path, uint64_t *size) TND_MUST_CHECK;
+
+/* Opens path for writing an image of image_size bytes made of chunks of
+ * at most chunk_size. A block device is opened exclusively, so a mounted
+ * one is refused. */
+int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_size,
+		  uint32_t chunk_size, uint64_t window) TND_MUST_CHECK;
+/* Writes len bytes at off; crc is the CRC-32 they must read back as. */
+int tnd_slot_write(struct tnd_slot_writer *w, uint64_t off, const uint8_t *data, size_t len,
+		   uint32_t crc) TND_MUST_CHECK;
+/* Makes [off, off+len) read as zeros (hole punching or BLKZEROOUT when the
+ * device supports it, so runs of zeros cost no data transfer). */
+int tnd_slot_zero(struct tnd_slot_writer *w, uint64_t off, uint64_t len) TND_MUST_CHECK;
+/* fsync, then read back whatever was not yet checked. */
+int tnd_slot_finish(struct tnd_slot_writer *w) TND_MUST_CHECK;
+/* Closes; accepts a zeroed or already closed writer. */
+void tnd_slot_close(struct tnd_slot_writer *w);
+
+#endif

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+#include "state.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "atomicfile.h"
+#include "timeutil.h"
+#include "util.h"
+
+#define STATE_FILE "state.json"
+#define STATE_MAX (64 * 1024)
+
+static const char *const state_names[] = {"unknown", "installing", "installed", "good", "bad"};
+
+const char *tnd_slot_state_name(enum tnd_slot_state s)
+{
+	return (unsigned)s < TND_ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
+}
+
+static void copy_str(const cJSON *obj, const char *key, char *out, size_t size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (cJSON_IsString(v))
+		snprintf(out, size, "%s", v->valuestring);
+}
+
+static uint64_t get_u64(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t)v->valuedouble : 0;
+}
+
+static int64_t get_time(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	int64_t t;
+
+	return cJSON_IsString(v) && tnd_time_parse(v->valuestring, &t) == 0 ? t : 0;
+}
+
+static void parse_slot(struct tnd_slot_info *si, const cJSON *o)
+{
+	char state[16] = "", hex[TND_SHA256_HEX_LEN] = "";
+
+	copy_str(o, "state", state, sizeof(state));
+	for (size_t i = 0; i < TND_ARRAY_SIZE(state_names); i++)
+		if (!strcmp(state, state_names[i]))
+			si->state = (enum tnd_slot_state)i;
+	copy_str(o, "version", si->version, sizeof(si->version));
+	copy_str(o, "compatible", si->compatible, sizeof(si->compatible));
+	copy_str(o, "sha256", hex, sizeof(hex));
+	si->has_sha256 = hex[0] && tnd_hex_decode(si->sha256, TND_SHA256_LEN, hex) == 0;
+	si->size = get_u64(o, "size");
+	si->security_version = get_u64(o, "security_version");
+	si->updated = get_time(o, "updated");
+}
+
+int tnd_state_load(struct tnd_state *st, const char *state_dir)
+{
+	char path[PATH_MAX], *text = NULL;
+	const cJSON *slots, *last;
+	cJSON *root;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(path, sizeof(path), "%s/" STATE_FILE, state_dir);
+	ret = tnd_read_small_file(path, STATE_MAX, &text, NULL);
+	if (ret == TND_E_NOT_FOUND) {
+		tnd_err_clear();
+		return 0;
+	}
+	if (ret)
+		return tnd_err_prefix(TND_E_STATE, "state");
+	root = cJSON_Parse(text);
+	free(text);
+	/* The file is only ever replaced by rename, so a parse failure is
+	 * outside damage: refuse rather than forget what the slots hold. */
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return tnd_err_set(TND_E_STATE, "%s is corrupt (not a JSON object)", path);
+	}
+	slots = cJSON_GetObjectItemCaseSensitive(root, "slots");
+	for (int i = 0; i < TND_NSLOTS; i++) {
+		const cJSON *o = cJSON_GetObjectItemCaseSensitive(slots, tnd_slot_name(i));
+
+		if (cJSON_IsObject(o))
+			parse_slot(&st->slot[i], o);
+	}
+	last = cJSON_GetObjectItemCaseSensitive(root, "last_install");
+	if (cJSON_IsObject(last)) {
+		st->last_install_time = get_time(last, "time");
+		copy_str(last, "result", st->last_install_result, sizeof(st->last_install_result));
+		copy_str(last, "error_code", st->last_error_code, sizeof(st->last_error_code));
+		copy_str(last, "error", st->last_error, sizeof(st->last_error));
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+static void add_time(cJSON *o, const char *key, int64_t t)
+{
+	char s[TND_TIME_STR_LEN];
+
+	if (!t)
+		return;
+	tnd_time_format(s, t);
+	cJSON_AddStringToObject(o, key, s);
+}
+
+int tnd_state_save(const struct tnd_state *st, const char *state_dir)
+{
+	cJSON *root = cJSON_CreateObject(), *slots, *last;
+	char path[PATH_MAX], *text;
+	int ret;
+
+	if (!root)
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	cJSON_AddNumberToObject(root, "format", 1);
+	slots = cJSON_AddObjectToObject(root, "slots");
+	for (int i = 0; slots && i < TND_NSLOTS; i++) {
+		const struct tnd_slot_info *si = &st->slot[i];
+		cJSON *o = cJSON_AddObjectToObject(slots, tnd_slot_name(i));
+		char hex[TND_SHA256_HEX_LEN];
+
+		if (!o)
+			continue;
+		cJSON_AddStringToObject(o, "state", tnd_slot_state_name(si->state));
+		if (si->version[0])
+			cJSON_AddStringToObject(o, "version", si->version);
+		if (si->compatible[0])
+			cJSON_AddStringToObject(o, "compatible", si->compatible);
+		if (si->has_sha256) {
+			tnd_hex_encode(hex, si->sha256, TND_SHA256_LEN);
+			cJSON_AddStringToObject(o, "sha256", hex);
+		}
+		if (si->size)
+			cJSON_AddNumberToObject(o, "size", (double)si->size);
+		cJSON_AddNumberToObject(o, "security_version", (double)si->security_version);
+		add_time(o, "updated", si->updated);
+	}
+	if (st->last_install_result[0]) {
+		last = cJSON_AddObjectToObject(root, "last_install");
+		if (last) {
+			add_time(last, "time", st->last_install_time);
+			cJSON_AddStringToObject(last, "result", st->last_install_result);
+			if (st->last_error_code[0])
+				cJSON_AddStringToObject(last, "error_code", st->last_error_code);
+			if (st->last_error[0])
+				cJSON_AddStringToObject(last, "error", st->last_error);
+		}
+	}
+	text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	snprintf(path, sizeof(path), "%s/" STATE_FILE, state_dir);
+	ret = tnd_atomic_write(path, text, strlen(text), 0644);
+	free(text);
+	return ret ? tnd_err_prefix(TND_E_STATE, "cannot save state") : 0;
+}

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+#include "status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "bootloader.h"
+#include "state.h"
+#include "timeutil.h"
+#include "util.h"
+
+struct status {
+	int booted; /* -1 unknown */
+	char booted_err[TND_ERR_MSG_MAX];
+	struct tnd_state st;
+	bool have_bs;
+	struct tnd_boot_state bs;
+	char bl_err[TND_ERR_MSG_MAX];
+};
+
+static int gather(const struct tnd_config *cfg, struct status *s)
+{
+	struct tnd_bootloader *bl = NULL;
+	int ret;
+
+	if (tnd_booted_slot(cfg, &s->booted)) {
+		s->booted = -1;
+		snprintf(s->booted_err, sizeof(s->booted_err), "%s", tnd_err_msg());
+	}
+	if ((ret = tnd_state_load(&s->st, cfg->state_dir)))
+		return ret;
+	/* A broken environment is something status must show, not hide behind. */
+	if (tnd_bl_open(&bl, cfg) == 0 && bl) {
+		s->have_bs = tnd_bl_read(bl, &s->bs) == 0;
+		if (!s->have_bs)
+			snprintf(s->bl_err, sizeof(s->bl_err), "%s", tnd_err_msg());
+	} else if (cfg->bootloader != TND_BL_NONE) {
+		snprintf(s->bl_err, sizeof(s->bl_err), "%s", tnd_err_msg());
+	}
+	tnd_bl_close(bl);
+	return 0;
+}
+
+static int order_pos(const struct tnd_boot_state *bs, int slot)
+{
+	for (int i = 0; i < bs->norder; i++)
+		if (bs->order[i] == slot)
+			return i;
+	return -1;
+}
+
+static const char *bl_name(const struct tnd_config *cfg)
+{
+	return cfg->bootloader == TND_BL_UBOOT ? "uboot" : "none";
+}
+
+static int print_json(const struct tnd_config *cfg, const struct status *s)
+{
+	cJSON *root = cJSON_CreateObject(), *slots, *bl, *last;
+	char hex[TND_SHA256_HEX_LEN], t[TND_TIME_STR_LEN], order[16], *text;
+
+	if (!root)
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	cJSON_AddStringToObject(root, "compatible", cfg->compatible);
+	if (s->booted >= 0)
+		cJSON_AddStringToObject(root, "booted_slot", tnd_slot_name(s->booted));
+	else
+		cJSON_AddNullToObject(root, "booted_slot");
+	bl = cJSON_AddObjectToObject(root, "bootloader");
+	cJSON_AddStringToObject(bl, "type", bl_name(cfg));
+	if (s->have_bs) {
+		tnd_boot_order_str(&s->bs, order, sizeof(order));
+		cJSON_AddStringToObject(bl, "boot_order", order);
+	} else if (s->bl_err[0]) {
+		cJSON_AddStringToObject(bl, "error", s->bl_err);
+	}
+	slots = cJSON_AddObjectToObject(root, "slots");
+	for (int i = 0; i < TND_NSLOTS; i++) {
+		const struct tnd_slot_info *si = &s->st.slot[i];
+		cJSON *o = cJSON_AddObjectToObject(slots, tnd_slot_name(i));
+
+		cJSON_AddStringToObject(o, "device", cfg->slot_dev[i]);
+		cJSON_AddStringToObject(o, "state", tnd_slot_state_name(si->state));
+		cJSON_AddBoolToObject(o, "booted", s->booted == i);
+		if (si->version[0])
+			cJSON_AddStringToObject(o, "version", si->version);
+		else
+			cJSON_AddNullToObject(o, "version");
+		if (si->has_sha256) {
+			tnd_hex_encode(hex, si->sha256, TND_SHA256_LEN);
+			cJSON_AddStringToObject(o, "sha256", hex);
+		} else {
+			cJSON_AddNullToObject(o, "sha256");
+		}
+		cJSON_AddNumberToObject(o, "size", (double)si->size);
+		cJSON_AddNumberToObject(o, "security_version", (double)si->security_version);
+		if (si->updated) {
+			tnd_time_format(t, si->updated);
+			cJSON_AddStringToObject(o, "updated", t);
+		}
+		if (s->have_bs) {
+			cJSON_AddNumberToObject(o, "boot_tries_left", s->bs.tries[i]);
+			cJSON_AddNumberToObject(o, "boot_priority", order_pos(&s->bs, i));
+		}
+	}
+	if (s->st.last_install_result[0]) {
+		last = cJSON_AddObjectToObject(root, "last_install");
+		tnd_time_format(t, s->st.last_install_time);
+		cJSON_AddStringToObject(last, "time", t);
+		cJSON_AddStringToObject(last, "result", s->st.last_install_result);
+		if (s->st.last_error_code[0]) {
+			cJSON_AddStringToObject(last, "error_code", s->st.last_error_code);
+			cJSON_AddStringToObject(last, "error", s->st.last_error);
+		}
+	}
+	text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	puts(text);
+	free(text);
+	return 0;
+}
+
+static void print_text(const struct tnd_config *cfg, const struct status *s)
+{
+	char hex[TND_SHA256_HEX_LEN], order[16];
+
+	printf("compatible:  %s\n", cfg->compatible);
+	if (s->booted >= 0)
+		printf("booted slot: %s\n", tnd_slot_name(s->booted));
+	else
+		printf("booted slot: unknown (%s)\n", s->booted_err);
+	if (s->have_bs) {
+		tnd_boot_order_str(&s->bs, order, sizeof(order));
+		printf("boot order:  %s (%s)\n", order, bl_name(cfg));
+	} else if (s->bl_err[0]) {
+		printf("boot order:  unreadable: %s\n", s->bl_err);
+	} else {
+		printf("boot order:  not managed (bootloader \"none\")\n");
+	}
+	for (int i = 0; i < TND_NSLOTS; i++) {
+		const struct tnd_slot_info *si = &s->st.slot[i];
+
+		printf("\nslot %s%s\n", tnd_slot_name(i), s->booted == i ? " (booted)" : "");
+		printf("  device:   %s\n", cfg->slot_dev[i]);
+		printf("  state:    %s\n", tnd_slot_state_name(si->state));
+		printf("  version:  %s\n", si->version[0] ? si->version : "-");
+		if (si->has_sha256) {
+			tnd_hex_encode(hex, si->sha256, TND_SHA256_LEN);
+			printf("  sha256:   %s\n", hex);
+		}
+		if (s->have_bs)
+			printf("  tries:    %u left\n", s->bs.tries[i]);
+	}
+	if (s->st.last_install_result[0]) {
+		printf("\nlast install: %s", s->st.last_install_result);
+		if (s->st.last_error[0])
+			printf(" (%s: %s)", s->st.last_error_code, s->st.last_error);
+		printf("\n");
+	}
+}
+
+int tnd_status_print(const struct tnd_config *cfg, bool json)
+{
+	struct status s;
+	int ret;
+
+	if ((ret = gather(cfg, &s)))
+		return ret;
+	if (json)
+		return print_json(cfg, &s);
+	print_text(cfg, &s);
+	return 0;
+}
