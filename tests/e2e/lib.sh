@@ -91,7 +91,8 @@ _e2e_copy_elf() {
 		cp -L "$E2E_ROOTFS/$interp" "$dst/$interp"
 	fi
 	for lib in $(readelf -d "$E2E_ROOTFS/$src" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
-		for f in lib/*-linux-gnu*/"$lib" usr/lib/*-linux-gnu*/"$lib"; do
+		for f in "$E2E_ROOTFS"/lib/*-linux-gnu*/"$lib" "$E2E_ROOTFS"/usr/lib/*-linux-gnu*/"$lib"; do
+			f=${f#"$E2E_ROOTFS"/}
 			if [ -e "$E2E_ROOTFS/$f" ] && [ ! -e "$dst/$f" ]; then
 				_e2e_copy_elf "$f" "$dst"
 			fi
@@ -124,8 +125,15 @@ e2e_build_initrd() {
 		cp "$p" "$dir/lib/modules/e2e/"
 		basename "$p" >>"$dir/etc/e2e-modules"
 	done
-	# softdog is not loaded at boot; the watchdog test loads it.
-	cp "$(find "$E2E_ROOTFS/lib/modules/$E2E_KVER" -name softdog.ko | head -n1)" "$dir/lib/modules/e2e/"
+	# Loaded on demand with `e2e-load MODULE` (the watchdog test).
+	cp "$E2E_TOP/tests/e2e/guest/e2e-load" "$dir/bin/e2e-load"
+	for m in softdog; do
+		modprobe -d "$E2E_ROOTFS" -S "$E2E_KVER" --show-depends "$m" |
+			sed -n 's/^insmod \([^ ]*\).*/\1/p' | while read -r p; do
+			cp "$p" "$dir/lib/modules/e2e/"
+			basename "$p" >>"$dir/etc/e2e-modules.$m"
+		done
+	done
 	if [ -n "${TANDEM_E2E_BIN:-}" ]; then
 		cp "$TANDEM_E2E_BIN" "$dir/usr/bin/tandem"
 	fi
@@ -148,7 +156,7 @@ e2e_build_slot() {
 	echo "$release" >"$dir/etc/tandem-release"
 	size=$(_e2e_part_sectors 2)
 	rm -f "$out"
-	mkfs.ext4 -q -F -L "rootfs" -d "$dir" "$out" $((size / 2))k
+	mkfs.ext4 -q -F -L "rootfs" -d "$dir" "$out" $((size / 2))k >/dev/null
 }
 
 # Partition N of the board's layout: start and size in 512-byte sectors.
@@ -212,7 +220,7 @@ e2e_boot() {
 	E2E_BOOTN=$((E2E_BOOTN + 1))
 	case $E2E_ARCH in
 	arm64)
-		timeout -s KILL "$t" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1 \
+		timeout -k 5 "$t" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1 \
 			-display none -monitor none -nic none -no-reboot \
 			-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin \
 			-drive if=none,format=raw,file="$E2E_DISK",id=d0 \
@@ -220,7 +228,7 @@ e2e_boot() {
 			-serial file:"$log" </dev/null || rc=$?
 		;;
 	x86)
-		timeout -s KILL "$t" qemu-system-x86_64 -M pc -m 512 -smp 1 \
+		timeout -k 5 "$t" qemu-system-x86_64 -M pc -m 512 -smp 1 \
 			-display none -monitor none -nic none -no-reboot \
 			-bios /usr/lib/u-boot/qemu-x86/u-boot.rom \
 			-drive if=none,format=raw,file="$E2E_DISK",id=d0 \
@@ -228,7 +236,7 @@ e2e_boot() {
 			-serial file:"$log" </dev/null || rc=$?
 		;;
 	esac
-	# timeout -s KILL reports 137; say 124 like plain timeout does.
+	# QEMU quits on SIGTERM (124); -k covers a QEMU that does not (137).
 	[ "$rc" = 137 ] && rc=124
 	return "$rc"
 }
@@ -288,7 +296,9 @@ e2e_env_dump() {
 	_e2e_env_out
 	fw_printenv -c "$E2E_ENVDIR/fw_env.config" 2>/dev/null | grep -v '^Environment' | sort
 }
-# e2e_env_set "VAR VALUE"...: one atomic libubootenv store of all pairs.
+# e2e_env_set VAR=VALUE...: one atomic libubootenv store of all pairs.
+# (libubootenv's `fw_setenv -s` wants VAR=VALUE lines and silently skips
+# lines without '=', unlike the old U-Boot tool's "VAR VALUE".)
 e2e_env_set() {
 	_e2e_env_out
 	printf '%s\n' "$@" >"$E2E_ENVDIR/script"

@@ -1,0 +1,266 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# End-to-end test of the A/B boot protocol on Debian's real U-Boot under
+# QEMU (TCG), with Debian kernels and libubootenv's tools in the guest.
+#
+# usage: tests/e2e/run.sh [--short] [--arch arm64|x86] [--keep-going]
+#   --short   quick subset for `make check`: arm64, no watchdog test
+#   --arch    one architecture (default: arm64 and x86; --short: arm64)
+# Prints "N passed, N failed" last; exits non-zero if anything failed.
+# Exits 0 with a SKIP line only when QEMU cannot run on this machine.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+short=0
+arches=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--short) short=1 ;;
+	--arch) arches="$arches ${2:?--arch needs arm64 or x86}"; shift ;;
+	--arch=*) arches="$arches ${1#--arch=}" ;;
+	-h | --help) sed -n '3,10p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ -z "$arches" ]; then
+	if [ $short = 1 ]; then arches=arm64; else arches="arm64 x86"; fi
+fi
+
+# Installing packages needs root; without them there is nothing to run.
+if ! "$here/deps.sh"; then
+	echo "SKIP: e2e: QEMU/U-Boot packages missing and not root to install them (see above)"
+	exit 0
+fi
+
+passed=0
+failed=0
+failures=""
+cur_log=""
+
+ok() {
+	passed=$((passed + 1))
+	echo "  PASS  $E2E_ARCH $scenario: $1"
+}
+bad() {
+	failed=$((failed + 1))
+	failures="$failures
+  $E2E_ARCH $scenario: $1"
+	echo "  FAIL  $E2E_ARCH $scenario: $1"
+	if [ -n "$cur_log" ] && [ -f "$cur_log" ]; then
+		echo "        --- last lines of $cur_log"
+		grep -a -E 'Tandem|TANDEM|Error|error|panic|softdog' "$cur_log" | tail -n 15 | sed 's/^/        | /'
+	fi
+}
+# expect WHAT GOT WANT
+expect() {
+	if [ "$2" = "$3" ]; then ok "$1 = $3"; else bad "$1: got '$2', want '$3'"; fi
+}
+# expect_log WHAT REGEX: the current boot log has a line matching REGEX.
+expect_log() {
+	if grep -a -q -E "$2" "$cur_log"; then ok "$1"; else bad "$1 (no /$2/ in log)"; fi
+}
+
+# boot NAME: power the board on once; sets cur_log and booted.
+boot() {
+	cur_log=$E2E_WORK/$scenario-$1.log
+	local t0=$SECONDS rc=0
+	e2e_boot "$cur_log" || rc=$?
+	boot_rc=$rc
+	booted=$(e2e_booted_slot "$cur_log")
+	echo "        boot $1: slot=$booted qemu_rc=$rc $((SECONDS - t0))s"
+}
+
+fresh_disk() {
+	E2E_DISK=$E2E_WORK/$scenario.img
+	cp --sparse=always "$E2E_WORK/template.img" "$E2E_DISK"
+	E2E_BOOTN=0
+}
+
+action_file() { # action_file NAME: path of a new action script
+	echo "$E2E_WORK/$scenario-$1.sh"
+}
+
+# --- scenarios -------------------------------------------------------
+# A + B: first boot on A, the guest's libubootenv sees U-Boot's write,
+# marks A good and switches to B in one store; B boots and is confirmed.
+sc_first_boot_and_switch() {
+	scenario=first-boot
+	fresh_disk
+	local a
+	a=$(action_file 1)
+	cat >"$a" <<-'ACT'
+	fw_printenv >/data/results/env-boot1.txt
+	# What `tandem confirm` + `tandem install` will do: A good, then B
+	# first with 3 tries, all in one libubootenv store.
+	printf 'BOOT_A_LEFT=3\nBOOT_ORDER=B A\nBOOT_B_LEFT=3\n' >/tmp/s
+	fw_setenv -s /tmp/s
+	ACT
+	e2e_set_action "$a"
+	boot 1
+	expect "first boot slot" "$booted" A
+	expect "first boot release" "$(e2e_booted_release "$cur_log")" slot-a-v1
+	expect_log "U-Boot decremented A before booting" 'Tandem: slot=A BOOT_ORDER=A B BOOT_A_LEFT=2 BOOT_B_LEFT=3'
+	expect_log "U-Boot wrote the spare copy" 'Tandem: saved uboot-redund.env seq=0x02'
+	e2e_data_get results/env-boot1.txt "$E2E_WORK/env-boot1.txt" 2>/dev/null || : >"$E2E_WORK/env-boot1.txt"
+	expect "guest fw_printenv sees U-Boot's copy" "$(grep BOOT_A_LEFT "$E2E_WORK/env-boot1.txt" | tr -d '\r')" BOOT_A_LEFT=2
+	expect "guest action rc" "$(e2e_action_rc "$cur_log")" 0
+	expect "env after guest store" "$(e2e_env_dump | tr '\n' ' ')" "BOOT_A_LEFT=3 BOOT_B_LEFT=3 BOOT_ORDER=B A "
+	expect "guest store wrote copy 0 with next sequence" "$(e2e_env_seq uboot.env)" 3
+
+	scenario=switch-to-B
+	a=$(action_file 2)
+	echo 'fw_setenv BOOT_B_LEFT 3' >"$a"
+	e2e_set_action "$a"
+	boot 2
+	expect "boot after switch slot" "$booted" B
+	expect "boot after switch release" "$(e2e_booted_release "$cur_log")" slot-b-v1
+	expect_log "U-Boot read the guest's copy and decremented B" 'Tandem: env copy0=1 copy1=1 current=0 seq=0x03 next=0x04'
+	expect_log "B_LEFT decremented" 'Tandem: slot=B BOOT_ORDER=B A BOOT_A_LEFT=3 BOOT_B_LEFT=2'
+	expect "B confirmed by guest" "$(e2e_env_get BOOT_B_LEFT)" 3
+}
+
+# C: B never confirms (the guest powers off without touching the env):
+# three boots on B, then U-Boot falls back to A.
+sc_never_confirms() {
+	scenario=never-confirms
+	fresh_disk
+	e2e_env_set "BOOT_ORDER=B A" "BOOT_B_LEFT=3"
+	e2e_set_action -
+	local i
+	for i in 1 2 3; do
+		boot "$i"
+		expect "unconfirmed boot $i slot" "$booted" B
+		expect "BOOT_B_LEFT after boot $i" "$(e2e_env_get BOOT_B_LEFT)" $((3 - i))
+	done
+	boot 4
+	expect "fallback boot slot" "$booted" A
+	expect_log "fallback consumed a try of A" 'Tandem: slot=A BOOT_ORDER=B A BOOT_A_LEFT=2 BOOT_B_LEFT=0'
+}
+
+# D: power cut during U-Boot's own env write, modelled by damaging the
+# copy U-Boot wrote last: the next boot must use the other copy.
+sc_power_cut() {
+	scenario=power-cut
+	fresh_disk
+	e2e_set_action -
+	boot 1
+	boot 2
+	expect "before the cut: A_LEFT" "$(e2e_env_get BOOT_A_LEFT)" 1
+	expect "before the cut: uboot.env is newest" "$(e2e_env_seq uboot.env)" 3
+	e2e_env_corrupt uboot.env
+	expect "host libubootenv falls back to the older copy" "$(e2e_env_get BOOT_A_LEFT)" 2
+	boot 3
+	expect "slot after the cut" "$booted" A
+	expect_log "U-Boot rejected the damaged copy" 'Tandem: env copy0=0 copy1=1 current=1 seq=0x02 next=0x03 -> uboot.env'
+	expect_log "U-Boot counted from the older copy" 'Tandem: slot=A BOOT_ORDER=A B BOOT_A_LEFT=1 BOOT_B_LEFT=3'
+	expect "A_LEFT after the cut (libubootenv)" "$(e2e_env_get BOOT_A_LEFT)" 1
+	expect "rewritten copy sequence" "$(e2e_env_seq uboot.env)" 3
+
+	# Both copies damaged: defaults, and copy 1 gets sequence 1.
+	e2e_env_corrupt uboot.env
+	e2e_env_corrupt uboot-redund.env
+	boot 4
+	expect "slot with no valid env" "$booted" A
+	expect_log "U-Boot used defaults" 'WARNING: no valid environment file'
+	expect "env rebuilt from defaults" "$(e2e_env_dump | tr '\n' ' ')" "BOOT_A_LEFT=2 BOOT_B_LEFT=3 BOOT_ORDER=A B "
+}
+
+# E: both counters exhausted: reset to the default tries and boot the
+# first slot of BOOT_ORDER (which spends one of them).
+sc_exhausted() {
+	scenario=exhausted
+	fresh_disk
+	e2e_set_action -
+	e2e_env_set "BOOT_ORDER=B A" "BOOT_A_LEFT=0" "BOOT_B_LEFT=0"
+	boot 1
+	expect "slot when all tries are gone" "$booted" B
+	expect_log "U-Boot reset the counters" 'no slot has tries left; resetting counters to 3'
+	expect "env after reset" "$(e2e_env_dump | tr '\n' ' ')" "BOOT_A_LEFT=3 BOOT_B_LEFT=2 BOOT_ORDER=B A "
+}
+
+# The sequence byte: carry (0x2f -> 0x30) and wrap (0xff -> 0x00), where
+# U-Boot and libubootenv must agree which copy is newer.
+sc_sequence() {
+	scenario=sequence
+	fresh_disk
+	e2e_set_action -
+	e2e_env_image "$E2E_WORK/e0" 0x2f "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
+	e2e_env_put uboot.env "$E2E_WORK/e0"
+	boot 1
+	expect_log "carry 0x2f -> 0x30" 'seq=0x2f next=0x30 -> uboot-redund.env'
+	expect "written sequence" "$(e2e_env_seq uboot-redund.env)" 48
+
+	e2e_env_image "$E2E_WORK/e0" 0xfe "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
+	e2e_env_image "$E2E_WORK/e1" 0xff "BOOT_ORDER=B A" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
+	e2e_env_put uboot.env "$E2E_WORK/e0"
+	e2e_env_put uboot-redund.env "$E2E_WORK/e1"
+	boot 2
+	expect "0xff beats 0xfe" "$booted" B
+	expect_log "wrap 0xff -> 0x00" 'current=1 seq=0xff next=0x00 -> uboot.env'
+	expect "libubootenv takes 0x00 over 0xff" "$(e2e_env_get BOOT_B_LEFT)" 2
+	boot 3
+	expect_log "U-Boot takes 0x00 over 0xff" 'current=0 seq=0x00 next=0x01 -> uboot-redund.env'
+	expect "after the wrap" "$(e2e_env_get BOOT_B_LEFT)" 1
+}
+
+# Watchdog: a new slot that hangs before confirming. The kernel's softdog
+# (Debian's cloud kernels have no i6300esb driver) reboots it; with
+# -no-reboot QEMU exits by itself, and the boot has cost a try.
+sc_watchdog() {
+	scenario=watchdog
+	fresh_disk
+	local a i
+	a=$(action_file 1)
+	cat >"$a" <<-'ACT'
+	if [ "$TANDEM_SLOT" = B ]; then
+		e2e-load softdog soft_margin=5
+		# Open the device and never pet it: the stand-in for a hang.
+		exec 3>/dev/watchdog
+		echo "TANDEM-E2E hanging"
+		sleep 600
+	fi
+	ACT
+	e2e_set_action "$a"
+	e2e_env_set "BOOT_ORDER=B A" "BOOT_B_LEFT=3"
+	boot 1
+	expect "hanging slot booted" "$booted" B
+	expect "QEMU ended by the watchdog reset, not the harness timeout" "$boot_rc" 0
+	expect_log "softdog fired" 'softdog: Initiating system reboot'
+	expect "the hang cost a try" "$(e2e_env_get BOOT_B_LEFT)" 2
+	if [ $short = 0 ]; then
+		for i in 2 3; do boot "$i"; done
+		boot 4
+		expect "after three watchdog resets" "$booted" A
+	fi
+}
+
+for arch in $arches; do
+	e2e_setup "$arch"
+	if ! e2e_can_run; then
+		echo "SKIP: e2e $arch: QEMU or Debian's U-Boot for $arch is not installed"
+		continue
+	fi
+	t0=$SECONDS
+	echo "== e2e $arch: preparing kernel, initramfs and disk"
+	e2e_fetch
+	e2e_build_disk "$E2E_WORK/template.img"
+	echo "        ready in $((SECONDS - t0))s (kernel $E2E_KVER)"
+	for sc in sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_watchdog; do
+		t1=$SECONDS
+		$sc
+		echo "        $sc: $((SECONDS - t1))s"
+	done
+	echo "== e2e $arch: $((SECONDS - t0))s"
+done
+
+if [ $((passed + failed)) = 0 ]; then
+	echo "SKIP: e2e: no architecture could run"
+	exit 0
+fi
+[ -z "$failures" ] || printf 'Failures:%s\n' "$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
