@@ -206,7 +206,8 @@ static int copy_fd(int from, int to, uint64_t len)
 	off_t pos = 0;
 
 	while ((uint64_t)pos < len) {
-		size_t n = len - (uint64_t)pos > sizeof(buf) ? sizeof(buf) : (size_t)(len - (uint64_t)pos);
+		size_t n =
+		    len - (uint64_t)pos > sizeof(buf) ? sizeof(buf) : (size_t)(len - (uint64_t)pos);
 		int r = tnd_pread_full(from, buf, n, pos);
 
 		if (!r)
@@ -250,7 +251,7 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 		return tnd_err_errno(TND_E_IO, errno, "cannot open %s", o->image_path);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", o->out_path) >= (int)sizeof(tmp) ||
 	    snprintf(spool_path, sizeof(spool_path), "%s.spool-XXXXXX", o->out_path) >=
-		    (int)sizeof(spool_path)) {
+		(int)sizeof(spool_path)) {
 		ret = tnd_err_set(TND_E_USAGE, "output path too long");
 		goto out;
 	}
@@ -262,7 +263,8 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 	}
 	unlink(spool_path); /* anonymous: gone with the process, whatever happens */
 
-	if ((ret = chunk_image(o, img, &sp, &m)) || (ret = chain_records(&sp, o->chunk_size, m.first_chunk)))
+	if ((ret = chunk_image(o, img, &sp, &m)) ||
+	    (ret = chain_records(&sp, o->chunk_size, m.first_chunk)))
 		goto out;
 	/* A manifest that does not parse back is a bug here, never on a device. */
 	if ((ret = tnd_manifest_to_json(&m, &json)))
@@ -280,8 +282,8 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 	if ((ret = sign_manifest(o, json, sigblock, sizeof(sigblock), &siglen)))
 		goto out;
 	tnd_header_encode(hdr, &(struct tnd_header){.format = TND_BUNDLE_FORMAT,
-						     .manifest_len = (uint32_t)strlen(json),
-						     .sigblock_len = (uint32_t)siglen});
+						    .manifest_len = (uint32_t)strlen(json),
+						    .sigblock_len = (uint32_t)siglen});
 	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (out < 0) {
 		ret = tnd_err_errno(TND_E_IO, errno, "cannot create %s", tmp);
@@ -348,19 +350,19 @@ static void usage(FILE *f)
 int cmd_build(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"key", required_argument, NULL, 'k'},
-		{"image", required_argument, NULL, 'i'},
-		{"version", required_argument, NULL, 'v'},
-		{"compatible", required_argument, NULL, 'c'},
-		{"security-version", required_argument, NULL, 's'},
-		{"expires", required_argument, NULL, 'e'},
-		{"created", required_argument, NULL, 'C'},
-		{"description", required_argument, NULL, 'd'},
-		{"chunk-size", required_argument, NULL, 'z'},
-		{"level", required_argument, NULL, 'l'},
-		{"out", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"key", required_argument, NULL, 'k'},
+	    {"image", required_argument, NULL, 'i'},
+	    {"version", required_argument, NULL, 'v'},
+	    {"compatible", required_argument, NULL, 'c'},
+	    {"security-version", required_argument, NULL, 's'},
+	    {"expires", required_argument, NULL, 'e'},
+	    {"created", required_argument, NULL, 'C'},
+	    {"description", required_argument, NULL, 'd'},
+	    {"chunk-size", required_argument, NULL, 'z'},
+	    {"level", required_argument, NULL, 'l'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct tnd_build_opts o = {.chunk_size = 256 * 1024, .level = 6};
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
@@ -374,14 +376,27 @@ int cmd_build(int argc, char **argv)
 				return tnd_err_set(TND_E_USAGE, "too many --key options");
 			o.key_paths[o.nkeys++] = optarg;
 			break;
-		case 'i': o.image_path = optarg; break;
-		case 'v': o.version = optarg; break;
-		case 'c': o.compatible = optarg; break;
-		case 'd': o.description = optarg; break;
-		case 'o': o.out_path = optarg; break;
+		case 'i':
+			o.image_path = optarg;
+			break;
+		case 'v':
+			o.version = optarg;
+			break;
+		case 'c':
+			o.compatible = optarg;
+			break;
+		case 'd':
+			o.description = optarg;
+			break;
+		case 'o':
+			o.out_path = optarg;
+			break;
 		case 's':
 			if (tnd_parse_u64(optarg, &v) || v > UINT32_MAX)
-				return tnd_err_set(TND_E_USAGE, "--security-version: '%s' is not a number up to 4294967295", optarg);
+				return tnd_err_set(
+				    TND_E_USAGE,
+				    "--security-version: '%s' is not a number up to 4294967295",
+				    optarg);
 			o.security_version = v;
 			break;
 		case 'e':
@@ -394,7 +409,8 @@ int cmd_build(int argc, char **argv)
 			break;
 		case 'z':
 			if (tnd_parse_size(optarg, &v) || v > TND_CHUNK_SIZE_MAX)
-				return tnd_err_set(TND_E_USAGE, "--chunk-size: bad size '%s'", optarg);
+				return tnd_err_set(TND_E_USAGE, "--chunk-size: bad size '%s'",
+						   optarg);
 			o.chunk_size = (uint32_t)v;
 			break;
 		case 'l':
@@ -402,12 +418,17 @@ int cmd_build(int argc, char **argv)
 				return tnd_err_set(TND_E_USAGE, "--level must be 1 to 9");
 			o.level = (int)v;
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return TND_E_USAGE;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return tnd_err_set(TND_E_USAGE,
+					   "unknown option or missing value '%s' (see --help)",
+					   argv[optind - 1]);
 		}
 	}
-	if (optind != argc || !o.nkeys || !o.image_path || !o.version || !o.compatible || !o.out_path) {
-		usage(stderr);
+	if (optind != argc || !o.nkeys || !o.image_path || !o.version || !o.compatible ||
+	    !o.out_path) {
 		return tnd_err_set(TND_E_USAGE,
 				   "build needs --key, --image, --version, --compatible and --out");
 	}

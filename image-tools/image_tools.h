@@ -22,10 +22,10 @@ struct tnd_build_opts {
 	const char *version;
 	const char *description;
 	uint64_t security_version;
-	int64_t created;  /* 0: now (or SOURCE_DATE_EPOCH) */
-	int64_t expires;  /* 0: never */
+	int64_t created; /* 0: now (or SOURCE_DATE_EPOCH) */
+	int64_t expires; /* 0: never */
 	uint32_t chunk_size;
-	int level;        /* zlib level 1..9 */
+	int level; /* zlib level 1..9 */
 };
 
 /* Builds a signed full-image bundle. The output appears atomically. */

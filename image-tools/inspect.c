@@ -86,9 +86,9 @@ static void inspect_usage(FILE *f)
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct tnd_bundle_reader r;
 	struct tnd_source *src;
@@ -96,13 +96,19 @@ int cmd_inspect(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': json = 1; break;
-		case 'h': inspect_usage(stdout); return 0;
-		default: inspect_usage(stderr); return TND_E_USAGE;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			inspect_usage(stdout);
+			return 0;
+		default:
+			return tnd_err_set(TND_E_USAGE,
+					   "unknown option or missing value '%s' (see --help)",
+					   argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc) {
-		inspect_usage(stderr);
 		return tnd_err_set(TND_E_USAGE, "inspect takes one bundle");
 	}
 	if ((ret = tnd_source_open_file(&src, argv[optind])))
@@ -183,12 +189,12 @@ static void verify_usage(FILE *f)
 int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"pub", required_argument, NULL, 'p'},
-		{"keyring", required_argument, NULL, 'k'},
-		{"threshold", required_argument, NULL, 't'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"pub", required_argument, NULL, 'p'},
+	    {"keyring", required_argument, NULL, 'k'},
+	    {"threshold", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct tnd_keyring kr = {0};
 	struct tnd_verify_opts vo = {.keyring = &kr, .threshold = 1};
@@ -199,22 +205,34 @@ int cmd_verify(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 && !ret) {
 		switch (c) {
-		case 'p': ret = tnd_keyring_add_file(&kr, optarg); break;
-		case 'k': ret = tnd_keyring_load_dir(&kr, optarg); break;
-		case 'j': json = 1; break;
+		case 'p':
+			ret = tnd_keyring_add_file(&kr, optarg);
+			break;
+		case 'k':
+			ret = tnd_keyring_load_dir(&kr, optarg);
+			break;
+		case 'j':
+			json = 1;
+			break;
 		case 't':
 			if (tnd_parse_u64(optarg, &v) || v < 1 || v > TND_MAX_SIGS)
-				ret = tnd_err_set(TND_E_USAGE, "--threshold must be 1 to %d", TND_MAX_SIGS);
+				ret = tnd_err_set(TND_E_USAGE, "--threshold must be 1 to %d",
+						  TND_MAX_SIGS);
 			vo.threshold = (unsigned)v;
 			break;
-		case 'h': verify_usage(stdout); goto out;
-		default: verify_usage(stderr); ret = TND_E_USAGE; goto out;
+		case 'h':
+			verify_usage(stdout);
+			goto out;
+		default:
+			ret = tnd_err_set(TND_E_USAGE,
+					  "unknown option or missing value '%s' (see --help)",
+					  argv[optind - 1]);
+			goto out;
 		}
 	}
 	if (ret)
 		goto out;
 	if (optind + 1 != argc || kr.n == 0) {
-		verify_usage(stderr);
 		ret = tnd_err_set(TND_E_USAGE, "verify needs --pub or --keyring and one bundle");
 		goto out;
 	}

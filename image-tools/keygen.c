@@ -18,24 +18,32 @@ static void usage(FILE *f)
 int cmd_keygen(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"out", required_argument, NULL, 'o'},
-		{"pub", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"out", required_argument, NULL, 'o'},
+	    {"pub", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *out = NULL, *pub = NULL;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "o:p:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': out = optarg; break;
-		case 'p': pub = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return TND_E_USAGE;
+		case 'o':
+			out = optarg;
+			break;
+		case 'p':
+			pub = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return tnd_err_set(TND_E_USAGE,
+					   "unknown option or missing value '%s' (see --help)",
+					   argv[optind - 1]);
 		}
 	}
 	if (!out || !pub || optind != argc) {
-		usage(stderr);
 		return tnd_err_set(TND_E_USAGE, "keygen needs --out and --pub");
 	}
 	return tnd_keygen(out, pub);

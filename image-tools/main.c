@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* tandem-image: the host-side tool that makes and checks bundles. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,10 +12,10 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *help;
 } cmds[] = {
-	{"keygen", cmd_keygen, "generate a signing key pair"},
-	{"build", cmd_build, "build a signed bundle from an image"},
-	{"inspect", cmd_inspect, "show a bundle's manifest (no signature check)"},
-	{"verify", cmd_verify, "check a bundle's signatures and every chunk"},
+    {"keygen", cmd_keygen, "generate a signing key pair"},
+    {"build", cmd_build, "build a signed bundle from an image"},
+    {"inspect", cmd_inspect, "show a bundle's manifest (no signature check)"},
+    {"verify", cmd_verify, "check a bundle's signatures and every chunk"},
 };
 
 static void usage(FILE *f)
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
 		}
 	}
 	tnd_log_init("tandem-image", level);
+	opterr = 0; /* one error line, ours, not getopt's as well */
 	if (i >= argc) {
 		usage(stderr);
 		return 2;
@@ -62,7 +64,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	}
-	fprintf(stderr, "tandem-image: error: unknown command '%s'\n", argv[i]);
-	usage(stderr);
+	fprintf(stderr, "tandem-image: error: unknown command '%s' (see tandem-image --help)\n",
+		argv[i]);
 	return 2;
 }

@@ -200,12 +200,15 @@ int tnd_bundle_open(struct tnd_bundle_reader *r, struct tnd_source *src,
 	/* A file whose size disagrees with the manifest is refused before
 	 * any payload byte is read: truncated or padded bundles never start. */
 	if (src->size && src->size != r->payload_offset + r->manifest.payload_size)
-		return tnd_err_set(src->size < r->payload_offset + r->manifest.payload_size
-					   ? TND_E_TRUNCATED
-					   : TND_E_TRAILING,
-				   "bundle is %llu bytes, its manifest declares %llu",
-				   (unsigned long long)src->size,
-				   (unsigned long long)(r->payload_offset + r->manifest.payload_size));
+		return tnd_err_set(
+		    src->size < r->payload_offset + r->manifest.payload_size ? TND_E_TRUNCATED
+									     : TND_E_TRAILING,
+		    "bundle is %s: it is %llu bytes, its manifest declares %llu",
+		    src->size < r->payload_offset + r->manifest.payload_size
+			? "truncated"
+			: "longer than declared (data after its last chunk)",
+		    (unsigned long long)src->size,
+		    (unsigned long long)(r->payload_offset + r->manifest.payload_size));
 	return 0;
 }
 
@@ -236,7 +239,8 @@ static int check_record(const struct tnd_bundle_reader *r, const struct tnd_reco
 	switch (rec->type) {
 	case TND_REC_STORED:
 		if (rec->stored_len != rec->out_len || rec->out_len > m->chunk_size)
-			return tnd_err_set(TND_E_FORMAT, "stored chunk %u has bad lengths", rec->index);
+			return tnd_err_set(TND_E_FORMAT, "stored chunk %u has bad lengths",
+					   rec->index);
 		break;
 	case TND_REC_DEFLATE:
 		if (rec->stored_len == 0 || rec->out_len > m->chunk_size)
@@ -304,7 +308,8 @@ int tnd_bundle_next(struct tnd_bundle_reader *r, struct tnd_record *rec, uint8_t
 	memcpy(r->expect, rec->next, TND_SHA256_LEN);
 	if (r->next_index == m->chunks) {
 		if (r->payload_read != m->payload_size)
-			return tnd_err_set(TND_E_FORMAT, "payload size disagrees with the manifest");
+			return tnd_err_set(TND_E_FORMAT,
+					   "payload size disagrees with the manifest");
 		r->done = true;
 	}
 	return 1;

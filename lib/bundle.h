@@ -21,13 +21,13 @@
 #include "sign.h"
 #include "source.h"
 
-#define TND_BUNDLE_MAGIC "TNDMBNDL"
-#define TND_BUNDLE_FORMAT 1
-#define TND_HEADER_SIZE 32
-#define TND_MANIFEST_MAX (64u * 1024)
-#define TND_SIGBLOCK_MAX (8u * 1024)
-#define TND_MAX_SIGS 16
-#define TND_RECORD_MAGIC "TNCK"
+#define TND_BUNDLE_MAGIC    "TNDMBNDL"
+#define TND_BUNDLE_FORMAT   1
+#define TND_HEADER_SIZE	    32
+#define TND_MANIFEST_MAX    (64u * 1024)
+#define TND_SIGBLOCK_MAX    (8u * 1024)
+#define TND_MAX_SIGS	    16
+#define TND_RECORD_MAGIC    "TNCK"
 #define TND_RECORD_HDR_SIZE 64
 /* Domain separation: a manifest signature can never pass for another
  * signed object (such as a channel index). */
@@ -68,14 +68,16 @@ void tnd_record_encode(uint8_t out[TND_RECORD_HDR_SIZE], const struct tnd_record
 /* Checks magic and reserved bytes only: the rest is checked after authentication. */
 int tnd_record_decode(struct tnd_record *r, const uint8_t in[TND_RECORD_HDR_SIZE]) TND_MUST_CHECK;
 /* Signature block: returns bytes written, or a negative code. */
-int tnd_sigblock_encode(uint8_t *out, size_t cap, const struct tnd_signature *sigs, size_t n) TND_MUST_CHECK;
-int tnd_sigblock_decode(struct tnd_signature *sigs, size_t *n, const uint8_t *in, size_t len) TND_MUST_CHECK;
+int tnd_sigblock_encode(uint8_t *out, size_t cap, const struct tnd_signature *sigs,
+			size_t n) TND_MUST_CHECK;
+int tnd_sigblock_decode(struct tnd_signature *sigs, size_t *n, const uint8_t *in,
+			size_t len) TND_MUST_CHECK;
 /* The hash every signature signs: SHA-256(context || manifest). */
 void tnd_manifest_digest(const char *manifest, size_t len, uint8_t out[TND_SHA256_LEN]);
 
 struct tnd_verify_opts {
 	const struct tnd_keyring *keyring; /* NULL: read without checking (inspect only) */
-	unsigned threshold;                /* valid signatures from distinct keys; 0 means 1 */
+	unsigned threshold;		   /* valid signatures from distinct keys; 0 means 1 */
 };
 
 struct tnd_bundle_reader {
@@ -83,7 +85,7 @@ struct tnd_bundle_reader {
 	struct tnd_manifest manifest;
 	size_t nsigs;
 	struct tnd_signature sigs[TND_MAX_SIGS];
-	unsigned valid_sigs; /* distinct trusted keys whose signature verified */
+	unsigned valid_sigs;	 /* distinct trusted keys whose signature verified */
 	uint64_t payload_offset; /* source position of record 0 */
 	/* Position in the record chain: the resume checkpoint. */
 	uint64_t next_index;

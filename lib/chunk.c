@@ -34,8 +34,9 @@ int tnd_inflate_chunk(struct tnd_inflater *inf, const uint8_t *in, size_t in_len
 	zs->avail_out = (uInt)out_len;
 	zr = inflate(zs, Z_FINISH);
 	if (zr != Z_STREAM_END || zs->avail_out != 0 || zs->avail_in != 0)
-		return tnd_err_set(TND_E_FORMAT, "compressed chunk does not inflate to %zu bytes (%s)",
-				   out_len, zs->msg ? zs->msg : "length mismatch");
+		return tnd_err_set(TND_E_FORMAT,
+				   "compressed chunk does not inflate to %zu bytes (%s)", out_len,
+				   zs->msg ? zs->msg : "length mismatch");
 	return 0;
 }
 

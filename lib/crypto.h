@@ -8,7 +8,7 @@
 
 #include <mbedtls/sha256.h>
 
-#define TND_SHA256_LEN 32
+#define TND_SHA256_LEN	   32
 #define TND_SHA256_HEX_LEN 65
 
 struct tnd_sha256 {

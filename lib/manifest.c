@@ -26,8 +26,9 @@ static int get_uint(const cJSON *obj, const char *key, uint64_t max, bool requir
 	}
 	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > JSON_INT_MAX ||
 	    v->valuedouble != floor(v->valuedouble) || (uint64_t)v->valuedouble > max)
-		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" must be an integer from 0 to %llu",
-				   key, (unsigned long long)max);
+		return tnd_err_set(TND_E_FORMAT,
+				   "manifest: \"%s\" must be an integer from 0 to %llu", key,
+				   (unsigned long long)max);
 	*out = (uint64_t)v->valuedouble;
 	return 0;
 }
@@ -43,8 +44,9 @@ static int get_str(const cJSON *obj, const char *key, bool required, char *out, 
 		return 0;
 	}
 	if (!cJSON_IsString(v) || strlen(v->valuestring) >= size)
-		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" must be a string of at most %zu bytes",
-				   key, size - 1);
+		return tnd_err_set(TND_E_FORMAT,
+				   "manifest: \"%s\" must be a string of at most %zu bytes", key,
+				   size - 1);
 	strcpy(out, v->valuestring);
 	return 0;
 }
@@ -98,9 +100,9 @@ static int check_name(const char *key, const char *s)
 		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" is empty", key);
 	for (const char *p = s; *p; p++)
 		if (*p < 0x21 || *p > 0x7e)
-			return tnd_err_set(TND_E_FORMAT,
-					   "manifest: \"%s\" may hold only printable ASCII without spaces",
-					   key);
+			return tnd_err_set(
+			    TND_E_FORMAT,
+			    "manifest: \"%s\" may hold only printable ASCII without spaces", key);
 	return 0;
 }
 
@@ -155,13 +157,15 @@ static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 	else if (strcmp(type, "delta") == 0)
 		m->payload_type = TND_PAYLOAD_DELTA;
 	else
-		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown payload type \"%s\"", type);
+		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown payload type \"%s\"",
+				   type);
 	if (strcmp(comp, "zlib") == 0)
 		m->compression = TND_COMP_ZLIB;
 	else
 		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown compression \"%s\"", comp);
 	if ((m->chunks == 0) != (m->image_size == 0 && m->payload_type == TND_PAYLOAD_FULL))
-		return tnd_err_set(TND_E_FORMAT, "manifest: chunk count does not fit the image size");
+		return tnd_err_set(TND_E_FORMAT,
+				   "manifest: chunk count does not fit the image size");
 
 	base = get_obj(root, "base", false);
 	if (!base && cJSON_GetObjectItemCaseSensitive(root, "base"))
@@ -171,8 +175,9 @@ static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 		     get_hash(base, "sha256", m->base_sha256)))
 		return TND_E_FORMAT;
 	if (m->has_base != (m->payload_type == TND_PAYLOAD_DELTA))
-		return tnd_err_set(TND_E_FORMAT, "manifest: \"base\" is required for, and only for, "
-						 "delta payloads");
+		return tnd_err_set(TND_E_FORMAT,
+				   "manifest: \"base\" is required for, and only for, "
+				   "delta payloads");
 	if (m->expires && m->expires <= m->created)
 		return tnd_err_set(TND_E_FORMAT, "manifest: expires before it was created");
 	return 0;
@@ -226,8 +231,8 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 		bad |= !cJSON_AddStringToObject(root, "version", m->version);
 		if (m->description[0])
 			bad |= !cJSON_AddStringToObject(root, "description", m->description);
-		bad |= !cJSON_AddNumberToObject(root, "security_version",
-						(double)m->security_version);
+		bad |=
+		    !cJSON_AddNumberToObject(root, "security_version", (double)m->security_version);
 		bad |= add_time(root, "created", m->created);
 		if (m->expires)
 			bad |= add_time(root, "expires", m->expires);
@@ -240,9 +245,8 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 	if (!bad) {
 		bad |= !cJSON_AddNumberToObject(image, "size", (double)m->image_size);
 		bad |= add_hash(image, "sha256", m->image_sha256);
-		bad |= !cJSON_AddStringToObject(payload, "type", m->payload_type == TND_PAYLOAD_DELTA
-								 ? "delta"
-								 : "full");
+		bad |= !cJSON_AddStringToObject(
+		    payload, "type", m->payload_type == TND_PAYLOAD_DELTA ? "delta" : "full");
 		bad |= !cJSON_AddStringToObject(payload, "compression", "zlib");
 		bad |= !cJSON_AddNumberToObject(payload, "chunk_size", m->chunk_size);
 		bad |= !cJSON_AddNumberToObject(payload, "chunks", (double)m->chunks);

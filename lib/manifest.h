@@ -16,9 +16,9 @@
 #include "error.h"
 
 #define TND_MANIFEST_FORMAT 1
-#define TND_NAME_MAX 64 /* compatible and version strings, with NUL */
-#define TND_CHUNK_SIZE_MIN (4u * 1024)
-#define TND_CHUNK_SIZE_MAX (16u * 1024 * 1024)
+#define TND_NAME_MAX	    64 /* compatible and version strings, with NUL */
+#define TND_CHUNK_SIZE_MIN  (4u * 1024)
+#define TND_CHUNK_SIZE_MAX  (16u * 1024 * 1024)
 
 enum tnd_payload_type { TND_PAYLOAD_FULL = 1, TND_PAYLOAD_DELTA = 2 };
 enum tnd_compression { TND_COMP_ZLIB = 1 };
@@ -38,9 +38,9 @@ struct tnd_manifest {
 
 	enum tnd_payload_type payload_type;
 	enum tnd_compression compression;
-	uint32_t chunk_size;      /* largest out_len of a data chunk */
-	uint64_t chunks;          /* number of records */
-	uint64_t payload_size;    /* bytes of all records */
+	uint32_t chunk_size;		     /* largest out_len of a data chunk */
+	uint64_t chunks;		     /* number of records */
+	uint64_t payload_size;		     /* bytes of all records */
 	uint8_t first_chunk[TND_SHA256_LEN]; /* hash of record 0 (chain head) */
 
 	bool has_base; /* delta: the image it applies to */

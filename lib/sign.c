@@ -61,7 +61,8 @@ int tnd_keyring_add_file(struct tnd_keyring *kr, const char *path)
 	mbedtls_pk_init(&key->pk);
 	r = mbedtls_pk_parse_public_keyfile(&key->pk, path);
 	if (r) {
-		r = tnd_err_set(TND_E_CRYPTO, "%s: not a PEM public key (mbedtls -0x%04x)", path, -r);
+		r = tnd_err_set(TND_E_CRYPTO, "%s: not a PEM public key (mbedtls -0x%04x)", path,
+				-r);
 		goto fail;
 	}
 	if (!key_is_p256(&key->pk)) {

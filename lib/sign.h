@@ -17,7 +17,7 @@
 #include "error.h"
 
 #define TND_KEYID_LEN 32
-#define TND_SIG_MAX 160 /* DER ECDSA P-256 is at most 72; room for P-384 later */
+#define TND_SIG_MAX   160 /* DER ECDSA P-256 is at most 72; room for P-384 later */
 
 enum tnd_sig_alg {
 	TND_SIG_ECDSA_P256_SHA256 = 1,

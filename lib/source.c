@@ -71,8 +71,8 @@ int tnd_source_read_exact(struct tnd_source *src, void *buf, size_t len, const c
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
-			return tnd_err_set(TND_E_TRUNCATED, "bundle is truncated: it ends inside %s",
-					   what);
+			return tnd_err_set(TND_E_TRUNCATED,
+					   "bundle is truncated: it ends inside %s", what);
 		done += (size_t)n;
 		src->pos += (uint64_t)n;
 	}

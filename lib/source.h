@@ -18,16 +18,17 @@ struct tnd_source {
 	 * negative TND_E_* code with the error message set. */
 	ssize_t (*read)(struct tnd_source *src, void *buf, size_t len);
 	void (*close)(struct tnd_source *src);
-	uint64_t size;     /* total bytes when known (regular file), else 0 */
-	uint64_t pos;      /* bytes handed out so far */
-	char name[256];    /* for messages */
+	uint64_t size;	/* total bytes when known (regular file), else 0 */
+	uint64_t pos;	/* bytes handed out so far */
+	char name[256]; /* for messages */
 	int fd;
 };
 
 /* Opens path, or standard input for "-". */
 int tnd_source_open_file(struct tnd_source **out, const char *path) TND_MUST_CHECK;
 /* Reads exactly len bytes; TND_E_TRUNCATED (message set) at an early end. */
-int tnd_source_read_exact(struct tnd_source *src, void *buf, size_t len, const char *what) TND_MUST_CHECK;
+int tnd_source_read_exact(struct tnd_source *src, void *buf, size_t len,
+			  const char *what) TND_MUST_CHECK;
 /* Closes and frees; accepts NULL. */
 void tnd_source_close(struct tnd_source *src);
 

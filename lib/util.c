@@ -201,10 +201,20 @@ int tnd_parse_size(const char *s, uint64_t *out)
 		return tnd_err_set(TND_E_USAGE, "'%s' is not a size", s ? s : "");
 	memcpy(num, s, n + 1);
 	switch (num[n - 1]) {
-	case 'K': case 'k': shift = 10; break;
-	case 'M': case 'm': shift = 20; break;
-	case 'G': case 'g': shift = 30; break;
-	default: break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		break;
+	default:
+		break;
 	}
 	if (shift)
 		num[n - 1] = '\0';

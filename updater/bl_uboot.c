@@ -114,9 +114,9 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 }
 
 const struct tnd_bootloader_ops tnd_bl_uboot_ops = {
-	.name = "uboot",
-	.open = uboot_open,
-	.close = uboot_close,
-	.read = uboot_read,
-	.write = uboot_write,
+    .name = "uboot",
+    .open = uboot_open,
+    .close = uboot_close,
+    .read = uboot_read,
+    .write = uboot_write,
 };

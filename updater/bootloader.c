@@ -12,9 +12,9 @@ static const struct {
 	const struct tnd_bootloader_ops *ops;
 } backends[] = {
 #ifdef CONFIG_BOOTLOADER_UBOOT
-	{TND_BL_UBOOT, &tnd_bl_uboot_ops},
+    {TND_BL_UBOOT, &tnd_bl_uboot_ops},
 #endif
-	{TND_BL_NONE, NULL},
+    {TND_BL_NONE, NULL},
 };
 
 int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
@@ -27,7 +27,8 @@ int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
 			return 0;
 		return backends[i].ops->open(out, cfg);
 	}
-	return tnd_err_set(TND_E_UNSUPPORTED, "this build has no backend for the configured bootloader");
+	return tnd_err_set(TND_E_UNSUPPORTED,
+			   "this build has no backend for the configured bootloader");
 }
 
 void tnd_bl_close(struct tnd_bootloader *bl)

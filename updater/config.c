@@ -32,7 +32,8 @@ static int get_string(const cJSON *obj, const char *key, char *out, size_t size,
 	if (!v)
 		return 0; /* keep the default */
 	if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= size)
-		return tnd_err_set(TND_E_CONFIG, "%s: \"%s\" must be a non-empty string", where, key);
+		return tnd_err_set(TND_E_CONFIG, "%s: \"%s\" must be a non-empty string", where,
+				   key);
 	strcpy(out, v->valuestring);
 	return 0;
 }
@@ -60,7 +61,8 @@ static int check_keys(const cJSON *obj, const char *const *known, const char *wh
 		while (*k && strcmp(*k, it->string))
 			k++;
 		if (!*k)
-			return tnd_err_set(TND_E_CONFIG, "%s: unknown key \"%s\"", where, it->string);
+			return tnd_err_set(TND_E_CONFIG, "%s: unknown key \"%s\"", where,
+					   it->string);
 	}
 	return 0;
 }
@@ -80,8 +82,8 @@ static int parse_bootloader(struct tnd_config *cfg, const cJSON *bl, const char 
 	else if (!strcmp(type, "none"))
 		cfg->bootloader = TND_BL_NONE;
 	else
-		return tnd_err_set(TND_E_CONFIG, "%s: bootloader type must be \"uboot\" or \"none\"",
-				   where);
+		return tnd_err_set(TND_E_CONFIG,
+				   "%s: bootloader type must be \"uboot\" or \"none\"", where);
 #ifndef CONFIG_BOOTLOADER_UBOOT
 	if (cfg->bootloader == TND_BL_UBOOT)
 		return tnd_err_set(TND_E_UNSUPPORTED,
@@ -114,9 +116,9 @@ static int parse_slots(struct tnd_config *cfg, const cJSON *slots, const char *w
 
 int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origin)
 {
-	static const char *const keys[] = {"compatible", "keyring",    "signature_threshold",
-					   "state_dir",  "cmdline",    "bootloader",
-					   "slots",      "boot_tries", "health_dir",
+	static const char *const keys[] = {"compatible",     "keyring",	   "signature_threshold",
+					   "state_dir",	     "cmdline",	   "bootloader",
+					   "slots",	     "boot_tries", "health_dir",
 					   "health_timeout", NULL};
 	const cJSON *v;
 	cJSON *root;
@@ -192,12 +194,14 @@ int tnd_booted_slot(const struct tnd_config *cfg, int *slot)
 		return tnd_err_prefix(TND_E_SLOT, "cannot tell the booted slot");
 	for (tok = strtok_r(text, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
 		if (!strncmp(tok, "tandem.slot=", 12))
-			found = tnd_slot_from_name(tok + 12); /* the last one wins, as in the kernel */
+			found =
+			    tnd_slot_from_name(tok + 12); /* the last one wins, as in the kernel */
 	free(text);
 	if (found < 0)
-		return tnd_err_set(TND_E_SLOT,
-				   "cannot tell the booted slot: %s has no tandem.slot=A or tandem.slot=B",
-				   cfg->cmdline);
+		return tnd_err_set(
+		    TND_E_SLOT,
+		    "cannot tell the booted slot: %s has no tandem.slot=A or tandem.slot=B",
+		    cfg->cmdline);
 	*slot = found;
 	return 0;
 }

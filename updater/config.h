@@ -15,7 +15,7 @@
 #include "manifest.h"
 
 #define TND_DEFAULT_CONFIG "/etc/tandem/tandem.conf"
-#define TND_NSLOTS 2
+#define TND_NSLOTS	   2
 
 enum tnd_bl_type { TND_BL_NONE, TND_BL_UBOOT };
 

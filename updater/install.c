@@ -33,9 +33,10 @@ static int choose_slot(const struct tnd_config *cfg, int requested, int *target)
 		return ret;
 	*target = requested >= 0 ? requested : 1 - booted;
 	if (*target == booted)
-		return tnd_err_set(TND_E_SLOT,
-				   "slot %s is the booted slot: refusing to overwrite the running system",
-				   tnd_slot_name(booted));
+		return tnd_err_set(
+		    TND_E_SLOT,
+		    "slot %s is the booted slot: refusing to overwrite the running system",
+		    tnd_slot_name(booted));
 	if (same_device(cfg->slot_dev[0], cfg->slot_dev[1]))
 		return tnd_err_set(TND_E_CONFIG, "slots A and B are the same device (%s)",
 				   cfg->slot_dev[*target]);
@@ -58,7 +59,8 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_manifest 
 		return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s", t);
 	}
 	if (m->payload_type != TND_PAYLOAD_FULL)
-		return tnd_err_set(TND_E_UNSUPPORTED, "delta bundles need a build with delta support");
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "delta bundles need a build with delta support");
 	if (m->chunk_size > (uint32_t)CONFIG_MAX_CHUNK_SIZE_KIB * 1024)
 		return tnd_err_set(TND_E_UNSUPPORTED,
 				   "bundle chunk size %u exceeds this device's limit of %u KiB",
@@ -111,9 +113,9 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	tnd_progress_phase(o->progress, "authenticate", NULL);
 	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &r.manifest)))
 		goto out;
-	if ((ret = tnd_slot_open(&w, cfg->slot_dev[target], r.manifest.image_size,
-				 r.manifest.chunk_size,
-				 (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
+	if ((ret =
+		 tnd_slot_open(&w, cfg->slot_dev[target], r.manifest.image_size,
+			       r.manifest.chunk_size, (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
 		goto out;
 	if ((ret = tnd_bl_open(&bl, cfg)))
 		goto out;
@@ -129,12 +131,13 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	snprintf(detail, sizeof(detail), "%s %s into slot %s (%s)", r.manifest.compatible,
 		 r.manifest.version, tnd_slot_name(target), cfg->slot_dev[target]);
 	tnd_progress_phase(o->progress, "install", detail);
-	ret = tnd_pipeline_run(&r, &w, &(struct tnd_pipeline_opts){
-					       .threads = CONFIG_INSTALL_THREADS,
-					       .progress = tnd_progress_update,
-					       .progress_ctx = o->progress,
-					       .cancel = o->cancel,
-				       });
+	ret = tnd_pipeline_run(&r, &w,
+			       &(struct tnd_pipeline_opts){
+				   .threads = CONFIG_INSTALL_THREADS,
+				   .progress = tnd_progress_update,
+				   .progress_ctx = o->progress,
+				   .cancel = o->cancel,
+			       });
 	if (ret)
 		goto out;
 

@@ -22,8 +22,8 @@
 #include "progress.h"
 
 struct tnd_install_opts {
-	const char *source;  /* path or "-" */
-	int slot;            /* -1: the one not booted */
+	const char *source; /* path or "-" */
+	int slot;	    /* -1: the one not booted */
 	bool no_activate;
 	struct tnd_progress *progress;
 	volatile sig_atomic_t *cancel;

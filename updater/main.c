@@ -30,31 +30,29 @@ static int load_config(const struct global *g, struct tnd_config *cfg)
 
 static void install_usage(FILE *f)
 {
-	fputs("Usage: tandem [-c CONF] install [OPTIONS] SOURCE\n"
-	      "\n"
-	      "Installs a signed bundle into the inactive slot and makes it boot next.\n"
-	      "SOURCE is a bundle file or - for standard input. The manifest's signatures\n"
-	      "are checked before any payload is read, every chunk is authenticated before\n"
-	      "it is written, and the slot is read back from the device at the end.\n"
-	      "\n"
-	      "Options:\n"
-	      "  --progress=MODE   auto (bar on a terminal), tty, json (JSON lines on stdout), none\n"
-	      "  --json            print the result as one JSON object on stdout\n"
-	      "  --slot A|B        target slot (default: the one not booted; never the booted one)\n"
-	      "  --no-activate     install and verify, but leave the boot order alone\n"
-	      "                    (the slot stays unbootable until `tandem activate`)\n",
-	      f);
+	fputs(
+	    "Usage: tandem [-c CONF] install [OPTIONS] SOURCE\n"
+	    "\n"
+	    "Installs a signed bundle into the inactive slot and makes it boot next.\n"
+	    "SOURCE is a bundle file or - for standard input. The manifest's signatures\n"
+	    "are checked before any payload is read, every chunk is authenticated before\n"
+	    "it is written, and the slot is read back from the device at the end.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --progress=MODE   auto (bar on a terminal), tty, json (JSON lines on stdout), none\n"
+	    "  --json            print the result as one JSON object on stdout\n"
+	    "  --slot A|B        target slot (default: the one not booted; never the booted one)\n"
+	    "  --no-activate     install and verify, but leave the boot order alone\n"
+	    "                    (the slot stays unbootable until `tandem activate`)\n",
+	    f);
 }
 
 static int cmd_install(const struct global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"progress", required_argument, NULL, 'p'},
-		{"json", no_argument, NULL, 'j'},
-		{"slot", required_argument, NULL, 's'},
-		{"no-activate", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"progress", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
+	    {"slot", required_argument, NULL, 's'},	{"no-activate", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},		{0},
 	};
 	enum tnd_progress_mode mode = TND_PROGRESS_AUTO;
 	struct tnd_install_opts o = {.slot = -1, .cancel = &cancelled};
@@ -70,19 +68,27 @@ static int cmd_install(const struct global *g, int argc, char **argv)
 			if ((ret = tnd_progress_parse_mode(optarg, &mode)))
 				return ret;
 			break;
-		case 'j': json = 1; break;
-		case 'n': o.no_activate = true; break;
+		case 'j':
+			json = 1;
+			break;
+		case 'n':
+			o.no_activate = true;
+			break;
 		case 's':
 			o.slot = tnd_slot_from_name(optarg);
 			if (o.slot < 0)
 				return tnd_err_set(TND_E_USAGE, "--slot must be A or B");
 			break;
-		case 'h': install_usage(stdout); return 0;
-		default: install_usage(stderr); return TND_E_USAGE;
+		case 'h':
+			install_usage(stdout);
+			return 0;
+		default:
+			return tnd_err_set(TND_E_USAGE,
+					   "unknown option or missing value '%s' (see --help)",
+					   argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc) {
-		install_usage(stderr);
 		return tnd_err_set(TND_E_USAGE, "install takes one SOURCE");
 	}
 	o.source = argv[optind];
@@ -124,22 +130,28 @@ static void status_usage(FILE *f)
 static int cmd_status(const struct global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct tnd_config cfg;
 	int c, json = 0, ret;
 
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': json = 1; break;
-		case 'h': status_usage(stdout); return 0;
-		default: status_usage(stderr); return TND_E_USAGE;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			status_usage(stdout);
+			return 0;
+		default:
+			return tnd_err_set(TND_E_USAGE,
+					   "unknown option or missing value '%s' (see --help)",
+					   argv[optind - 1]);
 		}
 	}
 	if (optind != argc) {
-		status_usage(stderr);
 		return tnd_err_set(TND_E_USAGE, "status takes no arguments");
 	}
 	if ((ret = load_config(g, &cfg)))
@@ -152,8 +164,8 @@ static const struct {
 	int (*fn)(const struct global *, int, char **);
 	const char *help;
 } cmds[] = {
-	{"install", cmd_install, "install a bundle into the inactive slot"},
-	{"status", cmd_status, "show the slots, their versions and the boot order"},
+    {"install", cmd_install, "install a bundle into the inactive slot"},
+    {"status", cmd_status, "show the slots, their versions and the boot order"},
 };
 
 static void usage(FILE *f)
@@ -179,27 +191,40 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+	    {"config", required_argument, NULL, 'c'}, {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {0},
 	};
 	struct global g = {.config = TND_DEFAULT_CONFIG};
 	enum tnd_log_level level = TND_LOG_INFO;
 	struct sigaction sa = {.sa_handler = on_signal};
 	int c, ret;
 
+	opterr = 0; /* one error line, ours, not getopt's as well */
 	/* '+': stop at the command name; its options are its own. */
 	while ((c = getopt_long(argc, argv, "+c:qvh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': g.config = optarg; break;
-		case 'q': level = TND_LOG_WARN; break;
-		case 'v': level = TND_LOG_DEBUG; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': puts("tandem " TANDEM_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			g.config = optarg;
+			break;
+		case 'q':
+			level = TND_LOG_WARN;
+			break;
+		case 'v':
+			level = TND_LOG_DEBUG;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			puts("tandem " TANDEM_VERSION);
+			return 0;
+		default:
+			fprintf(
+			    stderr,
+			    "tandem: error: unknown option or missing value '%s' (see --help)\n",
+			    argv[optind - 1]);
+			return 2;
 		}
 	}
 	tnd_log_init("tandem", level);
@@ -222,7 +247,6 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	fprintf(stderr, "tandem: error: unknown command '%s'\n", argv[optind]);
-	usage(stderr);
+	fprintf(stderr, "tandem: error: unknown command '%s' (see tandem --help)\n", argv[optind]);
 	return 2;
 }

@@ -136,11 +136,11 @@ static void *writer_main(void *arg)
 static void report(struct pipe *p, struct tnd_bundle_reader *r, const struct tnd_pipeline_opts *o)
 {
 	struct tnd_pipeline_stats st = {
-		.received = r->src->pos,
-		.verified = r->payload_read,
-		.chunk = r->next_index,
-		.chunks = r->manifest.chunks,
-		.image_size = r->manifest.image_size,
+	    .received = r->src->pos,
+	    .verified = r->payload_read,
+	    .chunk = r->next_index,
+	    .chunks = r->manifest.chunks,
+	    .image_size = r->manifest.image_size,
 	};
 
 	if (!o->progress)
@@ -215,7 +215,8 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		p.jobs[i].in = malloc(chunk);
 		p.jobs[i].out = malloc(chunk);
 		if (!p.jobs[i].in || !p.jobs[i].out) {
-			ret = tnd_err_set(TND_E_NOMEM, "out of memory for %u chunk buffers", p.njobs);
+			ret =
+			    tnd_err_set(TND_E_NOMEM, "out of memory for %u chunk buffers", p.njobs);
 			goto out;
 		}
 	}

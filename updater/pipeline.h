@@ -20,7 +20,7 @@ struct tnd_pipeline_stats {
 	uint64_t received; /* bundle bytes read from the source */
 	uint64_t verified; /* payload bytes authenticated */
 	uint64_t written;  /* image bytes written to the slot */
-	uint64_t chunk;    /* records authenticated so far */
+	uint64_t chunk;	   /* records authenticated so far */
 	uint64_t chunks;   /* records in the bundle */
 	uint64_t image_size;
 };

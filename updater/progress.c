@@ -57,7 +57,8 @@ static cJSON *new_event(struct tnd_progress *p, const char *name)
 	cJSON *ev = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(ev, "event", name);
-	cJSON_AddNumberToObject(ev, "elapsed", (double)(long)((tnd_now_mono() - p->start) * 1000) / 1000);
+	cJSON_AddNumberToObject(ev, "elapsed",
+				(double)(long)((tnd_now_mono() - p->start) * 1000) / 1000);
 	return ev;
 }
 

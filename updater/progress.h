@@ -17,7 +17,12 @@
 
 #include "pipeline.h"
 
-enum tnd_progress_mode { TND_PROGRESS_AUTO, TND_PROGRESS_NONE, TND_PROGRESS_TTY, TND_PROGRESS_JSON };
+enum tnd_progress_mode {
+	TND_PROGRESS_AUTO,
+	TND_PROGRESS_NONE,
+	TND_PROGRESS_TTY,
+	TND_PROGRESS_JSON
+};
 
 struct tnd_progress {
 	enum tnd_progress_mode mode;

@@ -41,7 +41,8 @@ int tnd_slot_dev_size(const char *path, uint64_t *size)
 		*size = (uint64_t)st.st_size;
 	} else {
 		close(fd);
-		return tnd_err_set(TND_E_SLOT, "slot %s is neither a block device nor a file", path);
+		return tnd_err_set(TND_E_SLOT, "slot %s is neither a block device nor a file",
+				   path);
 	}
 	close(fd);
 	return 0;
@@ -59,8 +60,9 @@ int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_si
 	if ((ret = tnd_slot_dev_size(path, &w->dev_size)))
 		return ret;
 	if (w->dev_size < image_size)
-		return tnd_err_set(TND_E_SLOT, "slot %s holds %llu bytes, the image needs %llu", path,
-				   (unsigned long long)w->dev_size, (unsigned long long)image_size);
+		return tnd_err_set(TND_E_SLOT, "slot %s holds %llu bytes, the image needs %llu",
+				   path, (unsigned long long)w->dev_size,
+				   (unsigned long long)image_size);
 	/* O_EXCL on a block device fails with EBUSY while it is mounted or
 	 * otherwise claimed: never write under a mounted filesystem. */
 	w->fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -115,7 +117,8 @@ static int read_back(struct tnd_slot_writer *w, uint64_t off, size_t len)
 			int fd = open(w->path, O_RDONLY | O_CLOEXEC);
 
 			if (fd < 0)
-				return tnd_err_errno(TND_E_SLOT_IO, errno, "cannot reopen %s", w->path);
+				return tnd_err_errno(TND_E_SLOT_IO, errno, "cannot reopen %s",
+						     w->path);
 			close(w->rfd);
 			w->rfd = fd;
 			w->direct = false;
@@ -123,8 +126,9 @@ static int read_back(struct tnd_slot_writer *w, uint64_t off, size_t len)
 			continue;
 		}
 		if (n < 0)
-			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: read-back at offset %llu",
-					     w->path, (unsigned long long)(off + done));
+			return tnd_err_errno(TND_E_SLOT_IO, errno,
+					     "slot %s: read-back at offset %llu", w->path,
+					     (unsigned long long)(off + done));
 		if (n == 0)
 			return tnd_err_set(TND_E_SLOT_IO, "slot %s: read-back ended early at %llu",
 					   w->path, (unsigned long long)(off + done));
@@ -142,10 +146,11 @@ static int check_entry(struct tnd_slot_writer *w, const struct tnd_rb_entry *e)
 		if (ret)
 			return ret;
 		if (e->zero ? !tnd_is_zero(w->rbuf, n) : tnd_crc32(w->rbuf, n) != e->crc)
-			return tnd_err_set(TND_E_VERIFY,
-					   "slot %s: data read back at offset %llu differs from what "
-					   "was written (failing storage?)",
-					   w->path, (unsigned long long)(e->off + pos));
+			return tnd_err_set(
+			    TND_E_VERIFY,
+			    "slot %s: data read back at offset %llu differs from what "
+			    "was written (failing storage?)",
+			    w->path, (unsigned long long)(e->off + pos));
 		pos += n;
 	}
 	w->verified += e->len;
@@ -165,7 +170,7 @@ static int flush_window(struct tnd_slot_writer *w, bool final)
 			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: fsync", w->path);
 	} else if (len && sync_file_range(w->fd, (off_t)w->win_start, (off_t)len,
 					  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-						  SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+					      SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
 		if (fdatasync(w->fd) < 0)
 			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: sync", w->path);
 	}
@@ -179,8 +184,7 @@ static int flush_window(struct tnd_slot_writer *w, bool final)
 	return 0;
 }
 
-static int add_entry(struct tnd_slot_writer *w, uint64_t off, uint64_t len, uint32_t crc,
-		     bool zero)
+static int add_entry(struct tnd_slot_writer *w, uint64_t off, uint64_t len, uint32_t crc, bool zero)
 {
 	if (off != w->win_end)
 		return tnd_err_set(TND_E_INTERNAL, "slot writes out of order");
@@ -212,8 +216,9 @@ static int zero_by_writing(struct tnd_slot_writer *w, uint64_t off, uint64_t len
 		int r = tnd_pwrite_full(w->fd, zeros, n, (off_t)off);
 
 		if (r)
-			return tnd_err_errno(TND_E_SLOT_IO, -r, "slot %s: cannot write at offset %llu",
-					     w->path, (unsigned long long)off);
+			return tnd_err_errno(TND_E_SLOT_IO, -r,
+					     "slot %s: cannot write at offset %llu", w->path,
+					     (unsigned long long)off);
 		off += n;
 		len -= n;
 	}

@@ -31,7 +31,7 @@ struct tnd_rb_entry {
 
 struct tnd_slot_writer {
 	int fd;
-	int rfd;     /* read-back: O_DIRECT when possible */
+	int rfd; /* read-back: O_DIRECT when possible */
 	bool direct;
 	bool is_blk;
 	char path[PATH_MAX];

@@ -13,7 +13,7 @@
 #include "util.h"
 
 #define STATE_FILE "state.json"
-#define STATE_MAX (64 * 1024)
+#define STATE_MAX  (64 * 1024)
 
 static const char *const state_names[] = {"unknown", "installing", "installed", "good", "bad"};
 

@@ -18,8 +18,8 @@ enum tnd_slot_state {
 	TND_SLOT_UNKNOWN = 0, /* never written by Tandem */
 	TND_SLOT_INSTALLING,  /* being written: its content is not an image */
 	TND_SLOT_INSTALLED,   /* complete and verified, not yet confirmed */
-	TND_SLOT_GOOD,        /* booted and confirmed healthy */
-	TND_SLOT_BAD,         /* failed its health check or ran out of tries */
+	TND_SLOT_GOOD,	      /* booted and confirmed healthy */
+	TND_SLOT_BAD,	      /* failed its health check or ran out of tries */
 };
 
 struct tnd_slot_info {

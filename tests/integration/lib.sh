@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: MIT
+# Helpers for the integration tests: sourced, never run. Each test script
+# defines functions named test_*; run_tests runs them all in fresh
+# simulated devices and prints one line per test and a closing count.
+
+set -uo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=$(cd "${BUILD:-$TOP/build}" && pwd)
+TANDEM=$BUILD/tandem
+TANDEM_IMAGE=$BUILD/tandem-image
+export TANDEM_IMAGE
+WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/tandem-it-XXXXXX")}
+
+fail() { echo "    FAIL: $*" >&2; return 1; }
+
+# new_device NAME [SLOT_SIZE]: a fresh simulated device in $WORK/NAME; sets D.
+new_device() {
+	D=$WORK/$1
+	rm -rf "$D"
+	"$TOP/tests/lib/simdev.sh" "$D" "${2:-8M}" || return 1
+	CONF=$D/tandem.conf
+}
+
+# make_image FILE MIB: random data, zeros and text, deterministic per name.
+make_image() {
+	local f=$1 mib=$2
+	{
+		head -c $((mib * 1024 * 1024 / 4)) /dev/urandom
+		head -c $((mib * 1024 * 1024 / 4)) /dev/zero
+		# yes dies of SIGPIPE by design: not an error here
+		(set +o pipefail; yes "tandem integration test line for $(basename "$f")" | head -c $((mib * 1024 * 1024 / 2)))
+	} >"$f"
+}
+
+# build_bundle OUT IMAGE [extra tandem-image build args...]
+build_bundle() {
+	local out=$1 img=$2
+	shift 2
+	"$TANDEM_IMAGE" -q build --key "$D/signing/key.pem" --image "$img" --version 1.0 \
+		--compatible sim --chunk-size 64K --out "$out" "$@"
+}
+
+# snapshot: remembers what must not change on a refused install.
+snapshot() {
+	SNAP_A=$(sha256sum <"$D/slotA.img")
+	SNAP_ENV=$(fw_printenv -c "$D/fw_env.config" | sort)
+	SNAP_ENV_FILES=$(cat "$D"/env/*.env | sha256sum)
+}
+
+# For refusals found while streaming, the target slot's old content is
+# partly overwritten: its counter must be 0 (never bootable), while the
+# booted slot, the boot order and the booted slot's counter are untouched.
+assert_active_untouched() {
+	local env=$D/fw_env.config
+	[ "$(sha256sum <"$D/slotA.img")" = "$SNAP_A" ] || fail "active slot A changed" || return 1
+	[ "$(fw_printenv -c "$env" -n BOOT_ORDER)" = "$(echo "$SNAP_ENV" | sed -n 's/^BOOT_ORDER=//p')" ] ||
+		fail "boot order changed" || return 1
+	[ "$(fw_printenv -c "$env" -n BOOT_A_LEFT)" = "$(echo "$SNAP_ENV" | sed -n 's/^BOOT_A_LEFT=//p')" ] ||
+		fail "BOOT_A_LEFT changed" || return 1
+	[ "$(fw_printenv -c "$env" -n BOOT_B_LEFT)" = 0 ] || fail "slot B left bootable" || return 1
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["slots"]["B"]["state"]=="installing", s' \
+		"$D/state/state.json" || fail "slot B not recorded as installing" || return 1
+}
+
+# Refusals found before the first slot write change nothing at all.
+assert_untouched() {
+	[ "$(sha256sum <"$D/slotA.img")" = "$SNAP_A" ] || fail "active slot A changed" || return 1
+	[ "$(fw_printenv -c "$D/fw_env.config" | sort)" = "$SNAP_ENV" ] || fail "environment changed" || return 1
+	[ "$(cat "$D"/env/*.env | sha256sum)" = "$SNAP_ENV_FILES" ] || fail "environment files were rewritten" || return 1
+}
+
+# expect_refusal EXPECTED_STATUS PATTERN CMD...: runs CMD, which must fail
+# with that exit status and exactly one stderr line matching PATTERN.
+expect_refusal() {
+	local want=$1 pat=$2 rc
+	shift 2
+	rc=0
+	"$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+	[ "$rc" -eq "$want" ] || fail "exit status $rc, expected $want; stderr: $(cat "$WORK/err")" || return 1
+	[ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "expected one error line, got: $(cat "$WORK/err")" || return 1
+	grep -q "error: .*$pat" "$WORK/err" || fail "error does not mention '$pat': $(cat "$WORK/err")" || return 1
+}
+
+run_tests() {
+	local t passed=0 failed=0
+	for t in $(declare -F | awk '{print $3}' | grep '^test_'); do
+		# Not inside `if`: bash ignores set -e in a condition's subshell.
+		(set -e; "$t") >"$WORK/$t.log" 2>&1
+		if [ $? -eq 0 ]; then
+			echo "  PASS  ${0##*/}: $t"
+			passed=$((passed + 1))
+		else
+			echo "  FAIL  ${0##*/}: $t"
+			sed 's/^/        /' "$WORK/$t.log"
+			failed=$((failed + 1))
+		fi
+	done
+	echo "${0##*/}: $passed passed, $failed failed"
+	[ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
+	[ "$failed" -eq 0 ]
+}

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+/* Device-side modules: configuration, state, slot writer with read-back,
+ * and the U-Boot backend on real environment images (mkenvimage). */
+#include "testutil.h"
+
+#include "bootloader.h"
+#include "chunk.h"
+#include "config.h"
+#include "slot.h"
+#include "state.h"
+#include "util.h"
+
+#define CONF_OK                                                                                    \
+	"{\"compatible\":\"sim\",\"slots\":{\"A\":\"/dev/a\",\"B\":\"/dev/b\"},"                   \
+	"\"bootloader\":{\"type\":\"none\"}}"
+
+static void config_defaults_and_errors(void **state)
+{
+	static const char *const bad[] = {
+	    "[]",
+	    "{\"slots\":{\"A\":\"/a\",\"B\":\"/b\"}}",			      /* no compatible */
+	    "{\"compatible\":\"sim\"}",					      /* no slots */
+	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\"}}",	      /* no B */
+	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/a\"}}", /* same */
+	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\",\"C\":\"/c\"}}",
+	    "{\"compatible\":\"sim\",\"slot\":{}}", /* typo */
+	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},\"boot_tries\":0}",
+	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},\"boot_tries\":\"3\"}",
+	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},"
+	    "\"bootloader\":{\"type\":\"grub\"}}",
+	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},\"keyring\":\"\"}",
+	};
+	struct tnd_config cfg;
+
+	(void)state;
+	assert_int_equal(tnd_config_parse(&cfg, CONF_OK, "t"), 0);
+	assert_string_equal(cfg.keyring, "/etc/tandem/keys");
+	assert_string_equal(cfg.cmdline, "/proc/cmdline");
+	assert_int_equal(cfg.boot_tries, 3);
+	assert_int_equal(cfg.bootloader, TND_BL_NONE);
+	assert_string_equal(cfg.slot_dev[1], "/dev/b");
+	for (size_t i = 0; i < TND_ARRAY_SIZE(bad); i++) {
+		if (tnd_config_parse(&cfg, bad[i], "t") >= 0)
+			fail_msg("accepted bad config %zu: %s", i, bad[i]);
+		assert_non_null(strstr(tnd_err_msg(), "t"));
+	}
+}
+
+static void booted_slot_from_cmdline(void **state)
+{
+	static const struct {
+		const char *cmdline;
+		int slot;
+	} cases[] = {
+	    {"root=/dev/x tandem.slot=A quiet\n", 0},
+	    {"tandem.slot=B", 1},
+	    {"tandem.slot=A tandem.slot=B", 1},
+	    {"xtandem.slot=A", -1},
+	    {"tandem.slot=C", -1},
+	    {"", -1},
+	};
+	char *dir = tu_mkdtemp(), *p = tu_path(dir, "cmdline");
+	struct tnd_config cfg;
+
+	(void)state;
+	assert_int_equal(tnd_config_parse(&cfg, CONF_OK, "t"), 0);
+	snprintf(cfg.cmdline, sizeof(cfg.cmdline), "%s", p);
+	for (size_t i = 0; i < TND_ARRAY_SIZE(cases); i++) {
+		int slot = -1;
+
+		tu_write_file(p, cases[i].cmdline, strlen(cases[i].cmdline));
+		if (cases[i].slot < 0) {
+			assert_int_equal(tnd_booted_slot(&cfg, &slot), TND_E_SLOT);
+		} else {
+			assert_int_equal(tnd_booted_slot(&cfg, &slot), 0);
+			assert_int_equal(slot, cases[i].slot);
+		}
+	}
+	free(p);
+	tu_rmdir(dir);
+}
+
+static void state_round_trip(void **state)
+{
+	char *dir = tu_mkdtemp(), *p = tu_path(dir, "state.json");
+	struct tnd_state st, got;
+
+	(void)state;
+	assert_int_equal(tnd_state_load(&st, dir), 0); /* missing: empty */
+	assert_int_equal(st.slot[0].state, TND_SLOT_UNKNOWN);
+	st.slot[1].state = TND_SLOT_INSTALLED;
+	strcpy(st.slot[1].version, "2.0");
+	st.slot[1].has_sha256 = true;
+	memset(st.slot[1].sha256, 0x5a, 32);
+	st.slot[1].size = 12345;
+	st.slot[1].security_version = 7;
+	st.slot[1].updated = 1700000000;
+	strcpy(st.last_install_result, "failed");
+	strcpy(st.last_error_code, "E_SIGNATURE");
+	strcpy(st.last_error, "bad \"signature\"\n");
+	st.last_install_time = 1700000001;
+	assert_int_equal(tnd_state_save(&st, dir), 0);
+	assert_int_equal(tnd_state_load(&got, dir), 0);
+	assert_memory_equal(&got.slot[1], &st.slot[1], sizeof(st.slot[1]));
+	assert_string_equal(got.last_error, st.last_error);
+	assert_int_equal(access(p, F_OK), 0);
+	tu_write_file(p, "{garbage", 8);
+	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
+	free(p);
+	tu_rmdir(dir);
+}
+
+static void slot_write_zero_and_read_back(void **state)
+{
+	char *dir = tu_mkdtemp(), *p = tu_path(dir, "slot");
+	uint8_t data[8192], *got;
+	struct tnd_slot_writer w;
+	size_t len;
+
+	(void)state;
+	tu_fill_random(data, sizeof(data), 9);
+	tu_write_file(p, "", 0);
+	assert_int_equal(truncate(p, 1 << 20), 0);
+	/* too small for the image */
+	assert_int_equal(tnd_slot_open(&w, p, (1 << 20) + 1, 4096, 8192), TND_E_SLOT);
+	assert_int_equal(tnd_slot_open(&w, p, 4 * 8192, 8192, 8192), 0);
+	assert_int_equal(tnd_slot_write(&w, 0, data, 8192, tnd_crc32(data, 8192)), 0);
+	assert_int_equal(tnd_slot_zero(&w, 8192, 16384), 0);
+	assert_int_equal(tnd_slot_write(&w, 24576, data, 8192, tnd_crc32(data, 8192)), 0);
+	assert_int_equal(tnd_slot_finish(&w), 0);
+	assert_int_equal(w.verified, 4 * 8192);
+	tnd_slot_close(&w);
+	got = tu_read_file(p, &len);
+	assert_int_equal(len, 1 << 20);
+	assert_memory_equal(got, data, 8192);
+	assert_true(tnd_is_zero(got + 8192, 16384));
+	assert_memory_equal(got + 24576, data, 8192);
+	free(got);
+	free(p);
+	tu_rmdir(dir);
+}
+
+/* A device that stores something else than it was given (modelled by a
+ * second writer changing the range before it is read back) is caught. */
+static void slot_read_back_catches_bad_storage(void **state)
+{
+	char *dir = tu_mkdtemp(), *p = tu_path(dir, "slot");
+	uint8_t data[4096];
+	struct tnd_slot_writer w;
+	int fd;
+
+	(void)state;
+	tu_fill_random(data, sizeof(data), 10);
+	tu_write_file(p, "", 0);
+	assert_int_equal(truncate(p, 1 << 20), 0);
+	assert_int_equal(tnd_slot_open(&w, p, 1 << 20, 4096, 1 << 20), 0);
+	assert_int_equal(tnd_slot_write(&w, 0, data, 4096, tnd_crc32(data, 4096)), 0);
+	fd = open(p, O_WRONLY);
+	assert_int_equal(pwrite(fd, "X", 1, 100), 1);
+	close(fd);
+	assert_int_equal(tnd_slot_finish(&w), TND_E_VERIFY);
+	tnd_slot_close(&w);
+	/* and a zero range that does not read as zeros */
+	assert_int_equal(tnd_slot_open(&w, p, 1 << 20, 4096, 1 << 20), 0);
+	assert_int_equal(tnd_slot_zero(&w, 0, 8192), 0);
+	fd = open(p, O_WRONLY);
+	assert_int_equal(pwrite(fd, "X", 1, 5000), 1);
+	close(fd);
+	assert_int_equal(tnd_slot_finish(&w), TND_E_VERIFY);
+	tnd_slot_close(&w);
+	free(p);
+	tu_rmdir(dir);
+}
+
+static void uboot_env(void **state)
+{
+	char *dir = tu_mkdtemp(), cmd[4 * PATH_MAX], *conf = tu_path(dir, "fw_env.config");
+	char *txt = tu_path(dir, "env.txt"), *e1 = tu_path(dir, "e1"), *e2 = tu_path(dir, "e2");
+	struct tnd_bootloader *bl;
+	struct tnd_boot_state bs;
+	struct tnd_config cfg;
+	char order[16];
+
+	(void)state;
+	assert_int_equal(tnd_config_parse(&cfg, CONF_OK, "t"), 0);
+	cfg.bootloader = TND_BL_UBOOT;
+	snprintf(cfg.env_config, sizeof(cfg.env_config), "%s", conf);
+	tu_write_file(txt, "BOOT_ORDER=A B\nBOOT_A_LEFT=2\nfoo=bar\n", 37);
+	snprintf(cmd, sizeof(cmd),
+		 "mkenvimage -r -s 0x2000 -o %s %s && cp %s %s && "
+		 "printf '%s 0x0 0x2000\\n%s 0x0 0x2000\\n' > %s",
+		 e1, txt, e1, e2, e1, e2, conf);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_non_null(bl);
+	assert_int_equal(tnd_bl_read(bl, &bs), 0);
+	assert_int_equal(bs.norder, 2);
+	assert_int_equal(bs.tries[0], 2);
+	assert_int_equal(bs.tries[1], 3); /* missing: the configured default */
+	assert_int_equal(tnd_bl_disable(bl, 1), 0);
+	assert_int_equal(tnd_bl_activate(bl, 1, 3), 0);
+	tnd_bl_close(bl);
+	/* reopened: what was stored, and only that */
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_read(bl, &bs), 0);
+	tnd_boot_order_str(&bs, order, sizeof(order));
+	assert_string_equal(order, "B A");
+	assert_int_equal(bs.tries[0], 2);
+	assert_int_equal(bs.tries[1], 3);
+	tnd_bl_close(bl);
+	snprintf(cmd, sizeof(cmd), "fw_printenv -c %s foo | grep -qx foo=bar", conf);
+	assert_int_equal(system(cmd), 0);
+	/* a garbage counter is an error, not a guess */
+	snprintf(cmd, sizeof(cmd), "fw_setenv -c %s BOOT_A_LEFT x", conf);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_read(bl, &bs), TND_E_BOOTLOADER);
+	tnd_bl_close(bl);
+	/* both copies destroyed: refused */
+	snprintf(cmd, sizeof(cmd),
+		 "dd if=/dev/urandom of=%s bs=8192 count=1 conv=notrunc 2>/dev/null"
+		 " && cp %s %s",
+		 e1, e1, e2);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tnd_bl_open(&bl, &cfg), TND_E_BOOTLOADER);
+	free(conf);
+	free(txt);
+	free(e1);
+	free(e2);
+	tu_rmdir(dir);
+}
+
+static void boot_order_parse(void **state)
+{
+	struct tnd_boot_state bs;
+
+	(void)state;
+	assert_int_equal(tnd_boot_order_parse(&bs, "B"), 0);
+	assert_int_equal(bs.norder, 1);
+	assert_int_equal(tnd_boot_order_parse(&bs, ""), 0);
+	assert_int_equal(bs.norder, 0);
+	assert_int_equal(tnd_boot_order_parse(&bs, "A A"), TND_E_BOOTLOADER);
+	assert_int_equal(tnd_boot_order_parse(&bs, "A B C"), TND_E_BOOTLOADER);
+	assert_int_equal(tnd_boot_order_parse(&bs, "X"), TND_E_BOOTLOADER);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(config_defaults_and_errors),
+	    cmocka_unit_test(booted_slot_from_cmdline),
+	    cmocka_unit_test(state_round_trip),
+	    cmocka_unit_test(slot_write_zero_and_read_back),
+	    cmocka_unit_test(slot_read_back_catches_bad_storage),
+	    cmocka_unit_test(uboot_env),
+	    cmocka_unit_test(boot_order_parse),
+	};
+	return cmocka_run_group_tests_name("device", tests, NULL, NULL);
+}

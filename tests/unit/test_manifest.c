@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+/* Manifest parsing: every field's type and bounds (lib/manifest.c). */
+#include "testutil.h"
+
+#include "manifest.h"
+#include "timeutil.h"
+#include "util.h"
+
+#define H64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define GOOD                                                                                       \
+	"{\"format\":1,\"compatible\":\"sim\",\"version\":\"1.0\",\"security_version\":3,"         \
+	"\"created\":\"2026-01-01T00:00:00Z\",\"expires\":\"2027-01-01T00:00:00Z\","               \
+	"\"image\":{\"size\":1048576,\"sha256\":\"" H64 "\"},"                                     \
+	"\"payload\":{\"type\":\"full\",\"compression\":\"zlib\",\"chunk_size\":262144,"           \
+	"\"chunks\":4,\"size\":5000,\"first_chunk_sha256\":\"" H64 "\"}}"
+
+static void parses_good(void **state)
+{
+	struct tnd_manifest m;
+	int64_t t;
+
+	(void)state;
+	assert_int_equal(tnd_manifest_parse(&m, GOOD, strlen(GOOD)), 0);
+	assert_false(m.verified);
+	assert_string_equal(m.compatible, "sim");
+	assert_string_equal(m.version, "1.0");
+	assert_int_equal(m.security_version, 3);
+	assert_int_equal(m.image_size, 1048576);
+	assert_int_equal(m.chunk_size, 262144);
+	assert_int_equal(m.chunks, 4);
+	assert_int_equal(m.payload_type, TND_PAYLOAD_FULL);
+	assert_int_equal(tnd_time_parse("2027-01-01T00:00:00Z", &t), 0);
+	assert_true(m.expires == t);
+	assert_int_equal(m.image_sha256[0], 0x01);
+}
+
+static void round_trips(void **state)
+{
+	struct tnd_manifest m, g;
+	char *json;
+
+	(void)state;
+	assert_int_equal(tnd_manifest_parse(&m, GOOD, strlen(GOOD)), 0);
+	assert_int_equal(tnd_manifest_to_json(&m, &json), 0);
+	assert_int_equal(tnd_manifest_parse(&g, json, strlen(json)), 0);
+	assert_memory_equal(&m, &g, sizeof(m));
+	free(json);
+}
+
+/* One substitution in GOOD, and the error it must give. */
+static const struct {
+	const char *from, *to;
+	int code;
+} bad[] = {
+    {"\"format\":1", "\"format\":2", TND_E_UNSUPPORTED},
+    {"\"format\":1", "\"format\":\"1\"", TND_E_FORMAT},
+    {"\"format\":1,", "", TND_E_FORMAT},
+    {"\"compatible\":\"sim\"", "\"compatible\":\"\"", TND_E_FORMAT},
+    {"\"compatible\":\"sim\"", "\"compatible\":\"s m\"", TND_E_FORMAT},
+    {"\"compatible\":\"sim\"", "\"compatible\":7", TND_E_FORMAT},
+    {"\"version\":\"1.0\"", "\"version\":null", TND_E_FORMAT},
+    {"\"security_version\":3", "\"security_version\":-1", TND_E_FORMAT},
+    {"\"security_version\":3", "\"security_version\":1.5", TND_E_FORMAT},
+    {"\"security_version\":3", "\"security_version\":1e300", TND_E_FORMAT},
+    {"2026-01-01T00:00:00Z", "2026-13-01T00:00:00Z", TND_E_FORMAT},
+    {"2026-01-01T00:00:00Z", "yesterday", TND_E_FORMAT},
+    {"2027-01-01T00:00:00Z", "2025-01-01T00:00:00Z", TND_E_FORMAT},
+    {"\"size\":1048576", "\"size\":\"big\"", TND_E_FORMAT},
+    {"\"size\":1048576", "\"size\":18446744073709551616", TND_E_FORMAT},
+    {"\"sha256\":\"0123", "\"sha256\":\"x123", TND_E_FORMAT},
+    {"\"sha256\":\"0123", "\"sha256\":\"123", TND_E_FORMAT},
+    {"\"type\":\"full\"", "\"type\":\"partial\"", TND_E_UNSUPPORTED},
+    {"\"type\":\"full\"", "\"type\":\"delta\"", TND_E_FORMAT},
+    {"\"compression\":\"zlib\"", "\"compression\":\"lzma\"", TND_E_UNSUPPORTED},
+    {"\"chunk_size\":262144", "\"chunk_size\":262145", TND_E_FORMAT},
+    {"\"chunk_size\":262144", "\"chunk_size\":1024", TND_E_FORMAT},
+    {"\"chunk_size\":262144", "\"chunk_size\":1073741824", TND_E_FORMAT},
+    {"\"chunks\":4", "\"chunks\":0", TND_E_FORMAT},
+    {"\"image\":{", "\"image\":[{", TND_E_FORMAT},
+    {"{\"format\"", "[{\"format\"", TND_E_FORMAT},
+    {"}}", "}} ", TND_E_FORMAT},
+    {"}}", "}}x", TND_E_FORMAT},
+    {"}}", "}", TND_E_FORMAT},
+};
+
+static char *substitute(const char *s, const char *from, const char *to)
+{
+	const char *p = strstr(s, from);
+	char *out;
+
+	assert_non_null(p);
+	out = malloc(strlen(s) + strlen(to) + 1);
+	assert_non_null(out);
+	memcpy(out, s, (size_t)(p - s));
+	strcpy(out + (p - s), to);
+	strcat(out, p + strlen(from));
+	return out;
+}
+
+static void refuses_bad_fields(void **state)
+{
+	struct tnd_manifest m;
+
+	(void)state;
+	for (size_t i = 0; i < TND_ARRAY_SIZE(bad); i++) {
+		char *json = substitute(GOOD, bad[i].from, bad[i].to);
+		int r = tnd_manifest_parse(&m, json, strlen(json));
+
+		if (r != bad[i].code)
+			fail_msg("case %zu (%s -> %s): got %d, want %d", i, bad[i].from, bad[i].to,
+				 r, bad[i].code);
+		assert_string_not_equal(tnd_err_msg(), "");
+		free(json);
+	}
+}
+
+static void delta_needs_base(void **state)
+{
+	struct tnd_manifest m;
+	char *a = substitute(GOOD, "\"type\":\"full\"", "\"type\":\"delta\"");
+	char *b =
+	    substitute(a, "\"image\":", "\"base\":{\"size\":5,\"sha256\":\"" H64 "\"},\"image\":");
+
+	(void)state;
+	assert_int_equal(tnd_manifest_parse(&m, b, strlen(b)), 0);
+	assert_true(m.has_base);
+	assert_int_equal(m.base_size, 5);
+	free(a);
+	free(b);
+}
+
+static void times(void **state)
+{
+	char s[TND_TIME_STR_LEN];
+	int64_t t;
+
+	(void)state;
+	assert_int_equal(tnd_time_parse("1970-01-01T00:00:00Z", &t), 0);
+	assert_true(t == 0);
+	assert_int_equal(tnd_time_parse("2024-02-29T12:34:56Z", &t), 0);
+	tnd_time_format(s, t);
+	assert_string_equal(s, "2024-02-29T12:34:56Z");
+	assert_int_not_equal(tnd_time_parse("2023-02-29T00:00:00Z", &t), 0);
+	assert_int_equal(tnd_time_parse("2000-02-29T00:00:00Z", &t), 0);
+	assert_int_not_equal(tnd_time_parse("2100-02-29T00:00:00Z", &t), 0);
+	assert_int_not_equal(tnd_time_parse("2024-02-30T00:00:00Z", &t), 0);
+	assert_int_not_equal(tnd_time_parse("2024-01-01 00:00:00Z", &t), 0);
+	assert_int_not_equal(tnd_time_parse("2024-01-01T00:00:00+01:00", &t), 0);
+	assert_int_not_equal(tnd_time_parse("2024-01-01T00:00:0xZ", &t), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(parses_good),
+	    cmocka_unit_test(round_trips),
+	    cmocka_unit_test(refuses_bad_fields),
+	    cmocka_unit_test(delta_needs_base),
+	    cmocka_unit_test(times),
+	};
+	return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
+}
