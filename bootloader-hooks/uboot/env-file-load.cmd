@@ -56,8 +56,8 @@ elif test ${tandem_v1} = 1; then
 fi
 
 # Only the boot variables are imported; anything else in U-Boot's env
-# (bootcmd, addresses) stays as built in. Variables absent from the file
-# are deleted by the import and get their defaults below.
+# (bootcmd, addresses) stays as built in. They are cleared first, so a
+# variable missing from the file gets its default in select.cmd.
 setenv BOOT_ORDER
 setenv BOOT_A_LEFT
 setenv BOOT_B_LEFT

@@ -179,12 +179,15 @@ e2e_env_image() {
 }
 
 # e2e_build_disk OUT [RELEASE_A [RELEASE_B]]: the whole virtual disk.
+# Both slots get the same initramfs (TANDEM_E2E_BIN and E2E_INITRD_EXTRA
+# go into it) and differ in /etc/tandem-release.
 # The env starts as a factory image: copy 0 valid with sequence 1,
 # copy 1 zeroed (invalid) - the state U-Boot must cope with first.
 e2e_build_disk() {
 	local out=$1 rel_a=${2:-slot-a-v1} rel_b=${3:-slot-b-v1} last n w=$E2E_WORK
 	E2E_DISK=$out
-	e2e_build_initrd "$w/initrd.img"
+	# shellcheck disable=SC2086 # E2E_INITRD_EXTRA is a list of SRC:DST
+	e2e_build_initrd "$w/initrd.img" ${E2E_INITRD_EXTRA:-}
 	"$E2E_TOP/bootloader-hooks/uboot/mkbootscr.sh" "$E2E_BOARD" "$w/boot.scr"
 	e2e_env_image "$w/uboot.env" 1 "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
 	head -c $((E2E_ENV_SIZE)) /dev/zero >"$w/uboot-redund.env"
