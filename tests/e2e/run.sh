@@ -4,7 +4,8 @@
 # QEMU (TCG), with Debian kernels and libubootenv's tools in the guest.
 #
 # usage: tests/e2e/run.sh [--short] [--arch arm64|x86] [--keep-going]
-#   --short   quick subset for `make check`: arm64, no watchdog test
+#   --short   quick subset for `make check`: arm64 only, shorter
+#             watchdog test, no panic test
 #   --arch    one architecture (default: arm64 and x86; --short: arm64)
 # Prints "N passed, N failed" last; exits non-zero if anything failed.
 # Exits 0 with a SKIP line only when QEMU cannot run on this machine.
@@ -238,6 +239,45 @@ sc_watchdog() {
 	fi
 }
 
+# A slot whose kernel panics: panic=5 reboots, QEMU exits, a try is gone.
+sc_panic() {
+	scenario=panic
+	fresh_disk
+	local a
+	a=$(action_file 1)
+	cat >"$a" <<-'ACT'
+	[ "$TANDEM_SLOT" = B ] && echo c >/proc/sysrq-trigger
+	ACT
+	e2e_set_action "$a"
+	e2e_env_set "BOOT_ORDER=B A" "BOOT_B_LEFT=1"
+	boot 1
+	expect "panicking slot booted" "$booted" B
+	expect "QEMU ended by the panic reboot" "$boot_rc" 0
+	expect_log "kernel panicked" 'Kernel panic'
+	boot 2
+	expect "after the panic" "$booted" A
+}
+
+# A slot U-Boot cannot load (damaged file system): the script resets,
+# the try is spent, and after the last one the other slot boots.
+sc_unreadable_slot() {
+	scenario=unreadable-slot
+	fresh_disk
+	e2e_set_action -
+	# Wipe the ext4 superblock area of slot B.
+	dd if=/dev/zero of="$E2E_DISK" bs=512 seek="$(_e2e_part_start 3)" count=2048 conv=notrunc status=none
+	e2e_env_set "BOOT_ORDER=B A" "BOOT_B_LEFT=2"
+	local i
+	for i in 1 2; do
+		boot "$i"
+		expect "unreadable boot $i starts no kernel" "$booted" none
+		expect_log "script reset after a failed load" 'Tandem: slot B failed to boot; resetting'
+	done
+	expect "tries of the unreadable slot" "$(e2e_env_get BOOT_B_LEFT)" 0
+	boot 3
+	expect "after the unreadable slot" "$booted" A
+}
+
 for arch in $arches; do
 	e2e_setup "$arch"
 	if ! e2e_can_run; then
@@ -249,7 +289,9 @@ for arch in $arches; do
 	e2e_fetch
 	e2e_build_disk "$E2E_WORK/template.img"
 	echo "        ready in $((SECONDS - t0))s (kernel $E2E_KVER)"
-	for sc in sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_watchdog; do
+	scs="sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
+	[ $short = 1 ] || scs="$scs sc_panic"
+	for sc in $scs; do
 		t1=$SECONDS
 		$sc
 		echo "        $sc: $((SECONDS - t1))s"
