@@ -94,14 +94,16 @@ CFLAGS += $(LIB_CFLAGS)
 lib-y := lib/error.c lib/log.c lib/util.c lib/crypto.c lib/sign.c \
          lib/manifest.c lib/bundle.c lib/chunk.c lib/atomicfile.c lib/timeutil.c \
          lib/source.c
+lib-y += lib/delta.c
 
 # updater/: device side; main.c is kept out of the library so tests link it.
 upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
          updater/install.c updater/progress.c updater/status.c \
-         updater/bootloader.c
+         updater/bootloader.c updater/bootctl.c updater/health.c updater/doctor.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
+img-y += image-tools/delta_encode.c
 
 obj = $(patsubst %.c,$(O)/obj/%.o,$(1))
 
@@ -152,6 +154,8 @@ $(O)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBUPDATER) $(LIBIMAGE) $(L
 
 .PHONY: unit-tests
 unit-tests: $(UNIT_BINS)
+
+include tests/delta/delta.mk
 
 .PHONY: deps
 deps:

@@ -1,0 +1,1065 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Delta encoder: base + target images -> op stream (docs/delta-format.md).
+ *
+ * 1. Index: a suffix array of the whole base (libdivsufsort, on its own
+ *    thread) and, meanwhile, a hash table of the base's aligned blocks.
+ * 2. Whole-block reuse: every aligned target block that equals some base
+ *    block becomes a COPY; continuing the previous block's base run is
+ *    preferred so runs merge into one op.
+ * 3. The regions between are scanned bsdiff-style against the suffix
+ *    array: approximate matches become ADD (target - base bytewise, mostly
+ *    zero and compressing very well), the rest EXTRA. Regions are split in
+ *    pieces and scanned by all threads.
+ * 4. The ops are written to three raw sub-streams (control, diff, extra),
+ *    each compressed as one deflate stream with a sync flush every frame,
+ *    and the frames are interleaved in the order a decoder needs them.
+ */
+#include "delta_encode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <divsufsort.h>
+#include <divsufsort64.h>
+#include <zlib.h>
+
+#include "util.h"
+
+/* Scan regions longer than this are cut so threads share the work. */
+#define PIECE_MAX (1u << 20)
+/* Longest match the suffix-array search reports; longer ones are simply
+ * found again from where the previous one ended. Bounds memcmp work. */
+#define MATCH_CAP (1 << 16)
+/* ADD spans with at least this many equal bytes become a COPY: saves the
+ * zero diff bytes (and decoder work) for a few control bytes. */
+#define COPY_SPLIT_MIN 2048
+/* EXTRA spans of one repeated byte at least this long become a FILL. */
+#define FILL_MIN 64
+
+struct enc_op {
+	uint64_t len;
+	uint64_t bpos; /* COPY/ADD: base offset; FILL: the byte */
+	uint8_t kind;
+};
+
+struct opvec {
+	struct enc_op *v;
+	size_t n, cap;
+};
+
+struct bytevec {
+	uint8_t *p;
+	size_t n, cap;
+};
+
+/* A target range handled one way: a run of reused blocks, or a scan. */
+struct seg {
+	uint64_t t0, t1;
+	uint64_t bpos; /* COPY: base start; SCAN: base position to align with */
+	bool copy;
+	struct opvec ops; /* SCAN result */
+	int err;
+};
+
+struct enc {
+	const uint8_t *base, *tgt;
+	int64_t bsz, tsz;
+	unsigned bs, threads;
+	int level;
+	int32_t *sa32; /* suffix array: one of the two, by base size */
+	int64_t *sa64;
+	int64_t *bucket; /* 65537 SA start indices by the first two bytes */
+	struct seg *segs;
+	size_t nsegs;
+	atomic_size_t next_seg;
+};
+
+static int vec_push(struct opvec *v, uint8_t kind, uint64_t len, uint64_t bpos)
+{
+	struct enc_op *last = v->n ? &v->v[v->n - 1] : NULL;
+
+	if (!len)
+		return 0;
+	/* merge with a previous op that continues into this one */
+	if (last && last->kind == kind &&
+	    ((kind == TND_DELTA_OP_EXTRA) ||
+	     ((kind == TND_DELTA_OP_COPY || kind == TND_DELTA_OP_ADD) &&
+	      last->bpos + last->len == bpos) ||
+	     (kind == TND_DELTA_OP_FILL && last->bpos == bpos))) {
+		last->len += len;
+		return 0;
+	}
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 256;
+		struct enc_op *nv = realloc(v->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n].kind = kind;
+	v->v[v->n].len = len;
+	v->v[v->n].bpos = bpos;
+	v->n++;
+	return 0;
+}
+
+static int bv_reserve(struct bytevec *b, size_t more)
+{
+	if (b->cap - b->n < more) {
+		size_t cap = b->cap ? b->cap : 65536;
+		uint8_t *np;
+
+		while (cap - b->n < more)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np)
+			return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+		b->p = np;
+		b->cap = cap;
+	}
+	return 0;
+}
+
+static int bv_put(struct bytevec *b, const void *p, size_t n)
+{
+	int r = bv_reserve(b, n);
+
+	if (r)
+		return r;
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+	return 0;
+}
+
+/* ------------------------------------------------------------ index */
+
+static inline int64_t sa_get(const struct enc *e, int64_t i)
+{
+	return e->sa32 ? e->sa32[i] : e->sa64[i];
+}
+
+static void *sa_thread(void *arg)
+{
+	struct enc *e = arg;
+	int r;
+
+	if (e->sa32)
+		r = divsufsort(e->base, e->sa32, (saidx_t)e->bsz);
+	else
+		r = divsufsort64(e->base, e->sa64, e->bsz);
+	return r ? (void *)1 : NULL;
+}
+
+/* Bucket boundaries by two-byte prefix, so a search starts in a range
+ * about 65536 times smaller (fewer cache-missing binary-search steps). */
+static int build_buckets(struct enc *e)
+{
+	int64_t *b = calloc(65537, sizeof(*b));
+	int64_t i, sum = 0;
+
+	if (!b)
+		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+	for (i = 0; i + 1 < e->bsz; i++)
+		b[(e->base[i] << 8 | e->base[i + 1]) + 1]++;
+	if (e->bsz)
+		b[(e->base[e->bsz - 1] << 8) + 1]++;
+	for (i = 0; i <= 65536; i++) {
+		sum += b[i];
+		b[i] = sum;
+	}
+	e->bucket = b;
+	return 0;
+}
+
+static inline int64_t match_len(const uint8_t *a, int64_t alen, const uint8_t *b, int64_t blen)
+{
+	int64_t n = alen < blen ? alen : blen, i = 0;
+
+	while (i + 8 <= n) {
+		uint64_t x, y;
+
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return i + (__builtin_ctzll(x ^ y) >> 3);
+		i += 8;
+	}
+	while (i < n && a[i] == b[i])
+		i++;
+	return i;
+}
+
+/* Longest match of p[0..plen) in the base; returns its length, *pos its
+ * offset. The suffix array is binary-searched inside the prefix bucket. */
+static int64_t longest_match(const struct enc *e, const uint8_t *p, int64_t plen, int64_t *pos)
+{
+	int64_t lo, hi, x, y;
+
+	*pos = 0;
+	if (plen > MATCH_CAP)
+		plen = MATCH_CAP;
+	if (e->bsz == 0 || plen == 0)
+		return 0;
+	if (plen >= 2) {
+		unsigned k = (unsigned)(p[0] << 8 | p[1]);
+
+		lo = e->bucket[k];
+		hi = e->bucket[k + 1] - 1;
+		if (hi < lo)
+			return 0; /* no two-byte match: not worth a search */
+	} else {
+		lo = 0;
+		hi = e->bsz - 1;
+	}
+	while (hi - lo > 1) {
+		int64_t mid = lo + (hi - lo) / 2, s = sa_get(e, mid);
+		int64_t n = e->bsz - s < plen ? e->bsz - s : plen;
+
+		if (memcmp(e->base + s, p, (size_t)n) < 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	x = match_len(e->base + sa_get(e, lo), e->bsz - sa_get(e, lo), p, plen);
+	y = match_len(e->base + sa_get(e, hi), e->bsz - sa_get(e, hi), p, plen);
+	if (y > x) {
+		*pos = sa_get(e, hi);
+		return y;
+	}
+	*pos = sa_get(e, lo);
+	return x;
+}
+
+static uint64_t blk_hash(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull, w;
+	size_t i;
+
+	for (i = 0; i < n; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+struct blk_table {
+	uint64_t *hash;
+	int64_t *pos; /* -1: empty */
+	size_t mask;
+};
+
+static int blk_table_build(const struct enc *e, struct blk_table *t)
+{
+	int64_t nb = e->bsz / e->bs, i;
+	size_t cap = 1024;
+
+	while (cap < (size_t)nb * 2)
+		cap *= 2;
+	t->mask = cap - 1;
+	t->hash = malloc(cap * sizeof(*t->hash));
+	t->pos = malloc(cap * sizeof(*t->pos));
+	if (!t->hash || !t->pos)
+		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+	memset(t->pos, 0xff, cap * sizeof(*t->pos));
+	for (i = 0; i < nb; i++) {
+		const uint8_t *p = e->base + i * e->bs;
+		uint64_t h = blk_hash(p, e->bs);
+		size_t k = h & t->mask;
+
+		/* first occurrence wins; identical blocks are not stored twice */
+		for (; t->pos[k] >= 0; k = (k + 1) & t->mask)
+			if (t->hash[k] == h && memcmp(e->base + t->pos[k], p, e->bs) == 0)
+				break;
+		if (t->pos[k] < 0) {
+			t->hash[k] = h;
+			t->pos[k] = i * e->bs;
+		}
+	}
+	return 0;
+}
+
+static int64_t blk_lookup(const struct enc *e, const struct blk_table *t, const uint8_t *p)
+{
+	uint64_t h = blk_hash(p, e->bs);
+	size_t k;
+
+	for (k = h & t->mask; t->pos[k] >= 0; k = (k + 1) & t->mask)
+		if (t->hash[k] == h && memcmp(e->base + t->pos[k], p, e->bs) == 0)
+			return t->pos[k];
+	return -1;
+}
+
+/* ------------------------------------------------------------ matching */
+
+static int seg_add(struct enc *e, size_t *cap, bool copy, uint64_t t0, uint64_t t1, uint64_t bpos)
+{
+	struct seg *s;
+
+	if (e->nsegs == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 1024;
+		struct seg *ns = realloc(e->segs, ncap * sizeof(*ns));
+
+		if (!ns)
+			return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+		e->segs = ns;
+		*cap = ncap;
+	}
+	s = &e->segs[e->nsegs++];
+	memset(s, 0, sizeof(*s));
+	s->copy = copy;
+	s->t0 = t0;
+	s->t1 = t1;
+	s->bpos = bpos;
+	return 0;
+}
+
+/* Whole-block pass: splits the target into COPY runs and scan pieces. */
+static int plan_segments(struct enc *e, const struct blk_table *t, uint64_t *block_bytes)
+{
+	int64_t nb = e->tsz / e->bs, i, prev = -1; /* base pos after the last match */
+	int64_t scan0 = 0, align = 0;		   /* pending scan start, its alignment */
+	size_t cap = 0;
+	int r;
+
+	*block_bytes = 0;
+	for (i = 0; i <= nb; i++) {
+		const uint8_t *p = e->tgt + i * e->bs;
+		int64_t m = -1;
+
+		if (i < nb) {
+			/* continue the previous run, then the same offset, then anywhere */
+			if (prev >= 0 && prev + e->bs <= e->bsz &&
+			    memcmp(e->base + prev, p, e->bs) == 0)
+				m = prev;
+			else if ((i + 1) * e->bs <= e->bsz &&
+				 memcmp(e->base + i * e->bs, p, e->bs) == 0)
+				m = i * e->bs;
+			else
+				m = blk_lookup(e, t, p);
+		}
+		if (m >= 0) {
+			int64_t t0 = i * e->bs;
+
+			if (scan0 < t0) {
+				r = seg_add(e, &cap, false, (uint64_t)scan0, (uint64_t)t0,
+					    (uint64_t)align);
+				if (r)
+					return r;
+			}
+			if (e->nsegs && e->segs[e->nsegs - 1].copy &&
+			    e->segs[e->nsegs - 1].t1 == (uint64_t)t0 && prev == m) {
+				e->segs[e->nsegs - 1].t1 += e->bs;
+			} else {
+				r = seg_add(e, &cap, true, (uint64_t)t0, (uint64_t)(t0 + e->bs),
+					    (uint64_t)m);
+				if (r)
+					return r;
+			}
+			*block_bytes += e->bs;
+			prev = m + e->bs;
+			scan0 = t0 + e->bs;
+			align = prev;
+			continue;
+		}
+		/* unmatched: extends the pending scan; cut long ones in pieces */
+		if (i < nb && (i + 1) * e->bs - scan0 >= PIECE_MAX) {
+			r = seg_add(e, &cap, false, (uint64_t)scan0, (uint64_t)((i + 1) * e->bs),
+				    (uint64_t)align);
+			if (r)
+				return r;
+			align = align + ((i + 1) * e->bs - scan0);
+			if (align > e->bsz)
+				align = e->bsz;
+			scan0 = (i + 1) * e->bs;
+		}
+		prev = -1;
+	}
+	if (scan0 < e->tsz)
+		return seg_add(e, &cap, false, (uint64_t)scan0, (uint64_t)e->tsz, (uint64_t)align);
+	return 0;
+}
+
+/* Emits an ADD, cutting out long stretches of equal bytes as COPY. */
+static int push_add(struct opvec *ops, const struct enc *e, int64_t t, int64_t b, int64_t len)
+{
+	int64_t i = 0, start = 0;
+	int r;
+
+	while (i < len) {
+		int64_t run;
+
+		if (e->tgt[t + i] != e->base[b + i]) {
+			i++;
+			continue;
+		}
+		run = match_len(e->tgt + t + i, len - i, e->base + b + i, len - i);
+		if (run >= COPY_SPLIT_MIN) {
+			r = vec_push(ops, TND_DELTA_OP_ADD, (uint64_t)(i - start),
+				     (uint64_t)(b + start));
+			if (!r)
+				r = vec_push(ops, TND_DELTA_OP_COPY, (uint64_t)run,
+					     (uint64_t)(b + i));
+			if (r)
+				return r;
+			start = i + run;
+		}
+		i += run;
+	}
+	return vec_push(ops, TND_DELTA_OP_ADD, (uint64_t)(len - start), (uint64_t)(b + start));
+}
+
+/* Emits an EXTRA, cutting out long runs of one byte as FILL. */
+static int push_extra(struct opvec *ops, const struct enc *e, int64_t t, int64_t len)
+{
+	int64_t i = 0, start = 0;
+	int r;
+
+	while (i < len) {
+		int64_t j = i + 1;
+
+		while (j < len && e->tgt[t + j] == e->tgt[t + i])
+			j++;
+		if (j - i >= FILL_MIN) {
+			r = vec_push(ops, TND_DELTA_OP_EXTRA, (uint64_t)(i - start), 0);
+			if (!r)
+				r = vec_push(ops, TND_DELTA_OP_FILL, (uint64_t)(j - i),
+					     e->tgt[t + i]);
+			if (r)
+				return r;
+			start = j;
+		}
+		i = j;
+	}
+	return vec_push(ops, TND_DELTA_OP_EXTRA, (uint64_t)(len - start), 0);
+}
+
+static inline bool same_at(const struct enc *e, int64_t t, int64_t off)
+{
+	int64_t b = t + off;
+
+	return b >= 0 && b < e->bsz && e->base[b] == e->tgt[t];
+}
+
+/*
+ * bsdiff's matching loop over target[t0..t1): walk the target; at each
+ * position find the longest exact match anywhere in the base and compare
+ * it with how well the current alignment (lastoff) still does. A clearly
+ * better match (8+ bytes) starts a new alignment: the stretch since the
+ * last one is split into a forward-extended ADD on the old alignment, a
+ * backward-extended ADD on the new one, and EXTRA bytes between them. The
+ * extensions keep going while at least half the bytes match, which is what
+ * turns recompiled code (shifted addresses) into mostly-zero diff bytes.
+ */
+static int scan_seg(const struct enc *e, struct seg *sg)
+{
+	const uint8_t *o = e->base, *n = e->tgt;
+	int64_t t1 = (int64_t)sg->t1, scan = (int64_t)sg->t0, len = 0, pos = 0;
+	int64_t lastscan = scan, lastpos = (int64_t)sg->bpos, lastoff = lastpos - scan;
+	int r;
+
+	while (scan < t1) {
+		int64_t oldscore = 0, scsc;
+
+		for (scsc = scan += len; scan < t1; scan++) {
+			len = longest_match(e, n + scan, t1 - scan, &pos);
+			for (; scsc < scan + len; scsc++)
+				if (same_at(e, scsc, lastoff))
+					oldscore++;
+			if ((len == oldscore && len != 0) || len > oldscore + 8)
+				break;
+			if (same_at(e, scan, lastoff))
+				oldscore--;
+		}
+		if (len != oldscore || scan == t1) {
+			int64_t s = 0, sf = 0, lenf = 0, lenb = 0, i;
+
+			for (i = 0; lastscan + i < scan && lastpos + i < e->bsz;) {
+				if (o[lastpos + i] == n[lastscan + i])
+					s++;
+				i++;
+				if (s * 2 - i > sf * 2 - lenf) {
+					sf = s;
+					lenf = i;
+				}
+			}
+			if (scan < t1) {
+				int64_t sb = 0;
+
+				s = 0;
+				for (i = 1; scan >= lastscan + i && pos >= i; i++) {
+					if (o[pos - i] == n[scan - i])
+						s++;
+					if (s * 2 - i > sb * 2 - lenb) {
+						sb = s;
+						lenb = i;
+					}
+				}
+			}
+			if (lastscan + lenf > scan - lenb) {
+				/* the extensions overlap: cut where the split scores best */
+				int64_t ov = (lastscan + lenf) - (scan - lenb), ss = 0, lens = 0;
+
+				s = 0;
+				for (i = 0; i < ov; i++) {
+					if (n[lastscan + lenf - ov + i] ==
+					    o[lastpos + lenf - ov + i])
+						s++;
+					if (n[scan - lenb + i] == o[pos - lenb + i])
+						s--;
+					if (s > ss) {
+						ss = s;
+						lens = i + 1;
+					}
+				}
+				lenf += lens - ov;
+				lenb -= lens;
+			}
+			r = push_add(&sg->ops, e, lastscan, lastpos, lenf);
+			if (!r)
+				r = push_extra(&sg->ops, e, lastscan + lenf,
+					       (scan - lenb) - (lastscan + lenf));
+			if (r)
+				return r;
+			lastscan = scan - lenb;
+			lastpos = pos - lenb;
+			lastoff = pos - scan;
+		}
+	}
+	return 0;
+}
+
+static void *scan_thread(void *arg)
+{
+	struct enc *e = arg;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&e->next_seg, 1);
+
+		if (i >= e->nsegs)
+			break;
+		if (!e->segs[i].copy)
+			e->segs[i].err = scan_seg(e, &e->segs[i]);
+	}
+	return NULL;
+}
+
+/* Scans all pieces on e->threads threads (the caller's included). */
+static void run_scan_threads(struct enc *e)
+{
+	pthread_t tid[16];
+	unsigned i, started = 0, nt = e->threads > 16 ? 16 : e->threads;
+
+	for (i = 1; i < nt; i++) {
+		if (pthread_create(&tid[i], NULL, scan_thread, e))
+			break;
+		started = i;
+	}
+	scan_thread(e);
+	for (i = 1; i <= started; i++)
+		pthread_join(tid[i], NULL);
+}
+
+/* ------------------------------------------------------------ streams */
+
+struct cstream {
+	const struct bytevec *raw;
+	int codec, level;
+	struct bytevec comp;
+	uint32_t *fcomp; /* compressed length of each frame */
+	size_t nframes;
+	int err;
+};
+
+static uint32_t nframes_of(size_t raw)
+{
+	return (uint32_t)((raw + TND_DELTA_FRAME_MAX - 1) / TND_DELTA_FRAME_MAX);
+}
+
+/* One deflate stream over the whole sub-stream, with Z_SYNC_FLUSH at
+ * every frame boundary: each frame then inflates completely on its own
+ * while the 32 KiB window still spans frames (unlike the container's
+ * independent chunks). */
+static void *compress_thread(void *arg)
+{
+	struct cstream *c = arg;
+	z_stream zs;
+	size_t i, off = 0;
+
+	c->nframes = nframes_of(c->raw->n);
+	c->fcomp = calloc(c->nframes + 1, sizeof(*c->fcomp));
+	if (!c->fcomp) {
+		c->err = TND_E_NOMEM;
+		return NULL;
+	}
+	memset(&zs, 0, sizeof(zs));
+	if (c->codec == TND_DELTA_CODEC_DEFLATE &&
+	    deflateInit2(&zs, c->level, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+		c->err = TND_E_NOMEM;
+		return NULL;
+	}
+	for (i = 0; i < c->nframes; i++) {
+		size_t n =
+		    c->raw->n - off < TND_DELTA_FRAME_MAX ? c->raw->n - off : TND_DELTA_FRAME_MAX;
+		size_t before = c->comp.n;
+
+		if (bv_reserve(&c->comp, TND_DELTA_FRAME_CMAX)) {
+			c->err = TND_E_NOMEM;
+			break;
+		}
+		if (c->codec == TND_DELTA_CODEC_NONE) {
+			memcpy(c->comp.p + c->comp.n, c->raw->p + off, n);
+			c->comp.n += n;
+		} else {
+			zs.next_in = c->raw->p + off;
+			zs.avail_in = (uInt)n;
+			zs.next_out = c->comp.p + c->comp.n;
+			zs.avail_out = TND_DELTA_FRAME_CMAX;
+			if (deflate(&zs, Z_SYNC_FLUSH) != Z_OK || zs.avail_in || !zs.avail_out) {
+				c->err = TND_E_INTERNAL;
+				break;
+			}
+			c->comp.n = TND_DELTA_FRAME_CMAX - zs.avail_out + c->comp.n;
+		}
+		c->fcomp[i] = (uint32_t)(c->comp.n - before);
+		off += n;
+	}
+	if (c->codec == TND_DELTA_CODEC_DEFLATE)
+		deflateEnd(&zs);
+	return NULL;
+}
+
+/* Serialises the ops into the raw control, diff and extra streams. */
+static int build_streams(const struct enc *e, struct bytevec raw[TND_DELTA_NSTREAMS],
+			 struct tnd_delta_stats *st)
+{
+	uint64_t t = 0, cursor = 0;
+	size_t si, k;
+	int r;
+
+	for (si = 0; si < e->nsegs; si++) {
+		const struct seg *sg = &e->segs[si];
+		struct enc_op one = {sg->t1 - sg->t0, sg->bpos, TND_DELTA_OP_COPY};
+		const struct enc_op *ops = sg->copy ? &one : sg->ops.v;
+		size_t nops = sg->copy ? 1 : sg->ops.n;
+
+		for (k = 0; k < nops; k++) {
+			const struct enc_op *op = &ops[k];
+			uint8_t rec[TND_DELTA_OP_MAX];
+			size_t rl = 0;
+
+			rec[rl++] = op->kind;
+			rl += tnd_delta_put_varint(rec + rl, op->len);
+			switch (op->kind) {
+			case TND_DELTA_OP_COPY:
+			case TND_DELTA_OP_ADD:
+				rl += tnd_delta_put_varint(
+				    rec + rl,
+				    tnd_delta_zigzag((int64_t)op->bpos - (int64_t)cursor));
+				cursor = op->bpos + op->len;
+				if (op->kind == TND_DELTA_OP_COPY) {
+					st->copy_bytes += op->len;
+					break;
+				}
+				st->add_bytes += op->len;
+				r = bv_reserve(&raw[TND_DELTA_S_DIFF], op->len);
+				if (r)
+					return r;
+				{
+					uint8_t *d =
+					    raw[TND_DELTA_S_DIFF].p + raw[TND_DELTA_S_DIFF].n;
+					uint64_t i;
+
+					for (i = 0; i < op->len; i++)
+						d[i] = (uint8_t)(e->tgt[t + i] -
+								 e->base[op->bpos + i]);
+					raw[TND_DELTA_S_DIFF].n += op->len;
+				}
+				break;
+			case TND_DELTA_OP_EXTRA:
+				st->extra_bytes += op->len;
+				r = bv_put(&raw[TND_DELTA_S_EXTRA], e->tgt + t, op->len);
+				if (r)
+					return r;
+				break;
+			default:
+				st->fill_bytes += op->len;
+				rec[rl++] = (uint8_t)op->bpos;
+				break;
+			}
+			r = bv_put(&raw[TND_DELTA_S_CTRL], rec, rl);
+			if (r)
+				return r;
+			t += op->len;
+			st->n_ops++;
+		}
+	}
+	if (t != (uint64_t)e->tsz)
+		return tnd_err_set(TND_E_INTERNAL, "delta encoder: ops cover %llu of %llu bytes",
+				   (unsigned long long)t, (unsigned long long)e->tsz);
+	return 0;
+}
+
+struct writer {
+	int fd;
+	uint8_t buf[1 << 16];
+	size_t n;
+	uint64_t total;
+};
+
+static int w_put(struct writer *w, const void *p, size_t n)
+{
+	const uint8_t *s = p;
+
+	w->total += n;
+	while (n) {
+		size_t k = sizeof(w->buf) - w->n < n ? sizeof(w->buf) - w->n : n;
+
+		memcpy(w->buf + w->n, s, k);
+		w->n += k;
+		s += k;
+		n -= k;
+		if (w->n == sizeof(w->buf)) {
+			int r = tnd_write_full(w->fd, w->buf, w->n);
+
+			if (r)
+				return tnd_err_errno(TND_E_IO, -r, "delta encoder: cannot write");
+			w->n = 0;
+		}
+	}
+	return 0;
+}
+
+struct frame_cursor {
+	const struct cstream *c;
+	size_t next;	   /* next frame index */
+	size_t comp_off;   /* its offset in c->comp */
+	uint64_t avail;	   /* raw bytes the decoder holds and has not used */
+	uint64_t raw_left; /* raw bytes not yet sent */
+};
+
+static int send_frame(struct writer *w, struct frame_cursor *fc, int tag)
+{
+	uint8_t h[1 + 10 + 10];
+	size_t hl = 0;
+	uint32_t raw, comp;
+	int r;
+
+	if (fc->next >= fc->c->nframes)
+		return tnd_err_set(TND_E_INTERNAL, "delta encoder: stream %d ran out of frames",
+				   tag - 1);
+	raw = fc->raw_left < TND_DELTA_FRAME_MAX ? (uint32_t)fc->raw_left : TND_DELTA_FRAME_MAX;
+	comp = fc->c->fcomp[fc->next];
+	h[hl++] = (uint8_t)tag;
+	hl += tnd_delta_put_varint(h + hl, raw);
+	hl += tnd_delta_put_varint(h + hl, comp);
+	r = w_put(w, h, hl);
+	if (!r)
+		r = w_put(w, fc->c->comp.p + fc->comp_off, comp);
+	fc->comp_off += comp;
+	fc->next++;
+	fc->avail += raw;
+	fc->raw_left -= raw;
+	return r;
+}
+
+/* Replays the ops as the decoder will and sends each stream's next frame
+ * exactly when the decoder runs dry on that stream, so it never holds
+ * more than one frame (plus a partial op record) per stream. */
+static int interleave(const struct enc *e, struct writer *w, const struct cstream cs[3],
+		      const struct bytevec raw[3])
+{
+	struct frame_cursor fc[TND_DELTA_NSTREAMS];
+	const uint8_t *ctrl = raw[TND_DELTA_S_CTRL].p;
+	size_t cpos = 0, si, k;
+	int i, r;
+
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++) {
+		memset(&fc[i], 0, sizeof(fc[i]));
+		fc[i].c = &cs[i];
+		fc[i].raw_left = raw[i].n;
+	}
+	for (si = 0; si < e->nsegs; si++) {
+		const struct seg *sg = &e->segs[si];
+		size_t nops = sg->copy ? 1 : sg->ops.n;
+
+		for (k = 0; k < nops; k++) {
+			uint8_t kind = ctrl[cpos];
+			uint64_t len, need;
+			size_t rl = 1;
+			int src = -1;
+
+			/* re-read the record we wrote: its length and op length */
+			len = 0;
+			for (i = 0;; i++) {
+				len |= (uint64_t)(ctrl[cpos + rl] & 0x7f) << (7 * i);
+				if (!(ctrl[cpos + rl++] & 0x80))
+					break;
+			}
+			if (kind == TND_DELTA_OP_COPY || kind == TND_DELTA_OP_ADD)
+				while (ctrl[cpos + rl++] & 0x80)
+					;
+			else if (kind == TND_DELTA_OP_FILL)
+				rl++;
+			while (fc[TND_DELTA_S_CTRL].avail < rl) {
+				r = send_frame(w, &fc[TND_DELTA_S_CTRL], 1 + TND_DELTA_S_CTRL);
+				if (r)
+					return r;
+			}
+			fc[TND_DELTA_S_CTRL].avail -= rl;
+			cpos += rl;
+			if (kind == TND_DELTA_OP_ADD)
+				src = TND_DELTA_S_DIFF;
+			else if (kind == TND_DELTA_OP_EXTRA)
+				src = TND_DELTA_S_EXTRA;
+			for (need = src < 0 ? 0 : len; need;) {
+				uint64_t take;
+
+				if (!fc[src].avail) {
+					r = send_frame(w, &fc[src], 1 + src);
+					if (r)
+						return r;
+				}
+				take = need < fc[src].avail ? need : fc[src].avail;
+				fc[src].avail -= take;
+				need -= take;
+			}
+		}
+	}
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
+		if (fc[i].raw_left || fc[i].avail)
+			return tnd_err_set(TND_E_INTERNAL,
+					   "delta encoder: stream %d not fully used", i);
+	return 0;
+}
+
+/* ------------------------------------------------------------ driver */
+
+static int map_file(const char *path, const uint8_t **p, int64_t *size)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	void *m;
+
+	*p = NULL;
+	*size = 0;
+	if (fd < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot open %s", path);
+	if (fstat(fd, &sb) < 0 || sb.st_size < 0) {
+		int er = errno;
+
+		close(fd);
+		return tnd_err_errno(TND_E_IO, er, "cannot stat %s", path);
+	}
+	*size = sb.st_size;
+	if (sb.st_size == 0) {
+		close(fd);
+		return 0;
+	}
+	m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return tnd_err_errno(TND_E_IO, errno, "cannot map %s", path);
+	*p = m;
+	return 0;
+}
+
+int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
+		     const struct tnd_delta_enc_opts *o, struct tnd_delta_stats *st_out)
+{
+	struct tnd_delta_stats st;
+	struct enc e;
+	struct blk_table bt = {0};
+	struct bytevec raw[TND_DELTA_NSTREAMS];
+	struct cstream cs[TND_DELTA_NSTREAMS];
+	struct writer *w = NULL;
+	void *cargs[TND_DELTA_NSTREAMS];
+	pthread_t sa_tid;
+	bool sa_running = false;
+	double t0 = tnd_now_mono(), t1;
+	uint8_t hdr[TND_DELTA_HDR_LEN];
+	size_t i;
+	int ret = TND_E_INTERNAL, r;
+
+	memset(&st, 0, sizeof(st));
+	memset(&e, 0, sizeof(e));
+	memset(raw, 0, sizeof(raw));
+	memset(cs, 0, sizeof(cs));
+	e.bs = o && o->block_size ? o->block_size : 4096;
+	e.level = o && o->level ? o->level : 9;
+	e.threads = o && o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	if (e.threads < 1)
+		e.threads = 1;
+	if (e.bs % 8 || e.level < 1 || e.level > 9)
+		return tnd_err_set(TND_E_USAGE, "delta encoder: bad block size or level");
+
+	ret = map_file(base_path, &e.base, &e.bsz);
+	if (ret)
+		goto out;
+	ret = map_file(target_path, &e.tgt, &e.tsz);
+	if (ret)
+		goto out;
+	st.base_size = (uint64_t)e.bsz;
+	st.target_size = (uint64_t)e.tsz;
+	madvise((void *)e.base, (size_t)e.bsz, MADV_WILLNEED);
+	madvise((void *)e.tgt, (size_t)e.tsz, MADV_WILLNEED);
+
+	/* 1. suffix array on its own thread while the block pass runs here */
+	if (e.bsz < INT32_MAX)
+		e.sa32 = malloc((size_t)(e.bsz ? e.bsz : 1) * sizeof(*e.sa32));
+	else
+		e.sa64 = malloc((size_t)e.bsz * sizeof(*e.sa64));
+	if (!e.sa32 && !e.sa64) {
+		ret = tnd_err_set(TND_E_NOMEM, "delta encoder: no memory for the suffix array");
+		goto out;
+	}
+	if (e.bsz) {
+		if (pthread_create(&sa_tid, NULL, sa_thread, &e)) {
+			ret = tnd_err_set(TND_E_NOMEM, "delta encoder: cannot start a thread");
+			goto out;
+		}
+		sa_running = true;
+	}
+	ret = build_buckets(&e);
+	if (!ret)
+		ret = blk_table_build(&e, &bt);
+	if (!ret)
+		ret = plan_segments(&e, &bt, &st.block_bytes);
+	if (sa_running) {
+		void *res;
+
+		pthread_join(sa_tid, &res);
+		sa_running = false;
+		if (res && !ret)
+			ret = tnd_err_set(TND_E_INTERNAL, "delta encoder: suffix sort failed");
+	}
+	if (ret)
+		goto out;
+	t1 = tnd_now_mono();
+	st.t_index = t1 - t0;
+	if (o && o->verbose)
+		fprintf(stderr, "delta: indexed in %.1f s; %llu of %llu bytes reused as blocks\n",
+			st.t_index, (unsigned long long)st.block_bytes, (unsigned long long)e.tsz);
+
+	/* 2. scan the changed regions on all threads */
+	atomic_store(&e.next_seg, 0);
+	run_scan_threads(&e);
+	for (i = 0; i < e.nsegs; i++)
+		if (e.segs[i].err) {
+			ret = e.segs[i].err;
+			goto out;
+		}
+	st.t_match = tnd_now_mono() - t1;
+	t1 = tnd_now_mono();
+	free(e.sa32);
+	free(e.sa64);
+	e.sa32 = NULL;
+	e.sa64 = NULL;
+
+	/* 3. sub-streams, compressed in parallel */
+	ret = build_streams(&e, raw, &st);
+	if (ret)
+		goto out;
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++) {
+		cs[i].raw = &raw[i];
+		cs[i].codec = TND_DELTA_CODEC_DEFLATE;
+		cs[i].level = e.level;
+		cargs[i] = &cs[i];
+	}
+	{
+		pthread_t tid[TND_DELTA_NSTREAMS];
+		bool started[TND_DELTA_NSTREAMS] = {false};
+
+		/* the extra stream is the big one: it gets its own thread */
+		for (i = 1; i < TND_DELTA_NSTREAMS; i++)
+			started[i] = pthread_create(&tid[i], NULL, compress_thread, cargs[i]) == 0;
+		compress_thread(cargs[0]);
+		for (i = 1; i < TND_DELTA_NSTREAMS; i++) {
+			if (started[i])
+				pthread_join(tid[i], NULL);
+			else
+				compress_thread(cargs[i]);
+		}
+	}
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++) {
+		if (cs[i].err) {
+			ret = tnd_err_set(cs[i].err,
+					  "delta encoder: compression of stream %zu failed", i);
+			goto out;
+		}
+		st.raw[i] = raw[i].n;
+		st.comp[i] = cs[i].comp.n;
+		st.n_frames += cs[i].nframes;
+	}
+
+	/* 4. header, interleaved frames, end tag */
+	w = malloc(sizeof(*w));
+	if (!w) {
+		ret = tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+		goto out;
+	}
+	w->fd = out_fd;
+	w->n = 0;
+	w->total = 0;
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, TND_DELTA_MAGIC, 4);
+	hdr[4] = TND_DELTA_VERSION;
+	hdr[5] = TND_DELTA_FRAME_LOG2;
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
+		hdr[6 + i] = (uint8_t)cs[i].codec;
+	tnd_put_be64(hdr + 12, (uint64_t)e.bsz);
+	tnd_put_be64(hdr + 20, (uint64_t)e.tsz);
+	ret = w_put(w, hdr, sizeof(hdr));
+	if (!ret)
+		ret = interleave(&e, w, cs, raw);
+	if (!ret) {
+		uint8_t end = TND_DELTA_TAG_END;
+
+		ret = w_put(w, &end, 1);
+	}
+	if (!ret && w->n) {
+		r = tnd_write_full(w->fd, w->buf, w->n);
+		if (r)
+			ret = tnd_err_errno(TND_E_IO, -r, "delta encoder: cannot write");
+	}
+	if (ret)
+		goto out;
+	st.out_size = w->total;
+	st.t_compress = tnd_now_mono() - t1;
+	st.t_total = tnd_now_mono() - t0;
+	if (st_out)
+		*st_out = st;
+	ret = 0;
+out:
+	free(w);
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++) {
+		free(raw[i].p);
+		free(cs[i].comp.p);
+		free(cs[i].fcomp);
+	}
+	for (i = 0; i < e.nsegs; i++)
+		free(e.segs[i].ops.v);
+	free(e.segs);
+	free(bt.hash);
+	free(bt.pos);
+	free(e.bucket);
+	free(e.sa32);
+	free(e.sa64);
+	if (e.base)
+		munmap((void *)e.base, (size_t)e.bsz);
+	if (e.tgt)
+		munmap((void *)e.tgt, (size_t)e.tsz);
+	return ret;
+}

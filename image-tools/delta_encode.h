@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Delta encoder (host side): writes the op stream of lib/delta.h for a
+ * base -> target image pair. Whole-block reuse (aligned blocks found
+ * anywhere in the base, as filesystems move files) plus bsdiff-style
+ * approximate matching of the changed regions against a suffix array of
+ * the whole base; control, diff and extra bytes go to separate compressed
+ * sub-streams (the trick that makes bsdiff's diffs small).
+ */
+#ifndef TANDEM_DELTA_ENCODE_H
+#define TANDEM_DELTA_ENCODE_H
+
+#include <stdint.h>
+
+#include "delta.h"
+#include "error.h"
+
+struct tnd_delta_enc_opts {
+	int level;	     /* deflate level of the sub-streams, 1..9; 0: 9 */
+	unsigned threads;    /* worker threads; 0: online CPUs */
+	unsigned block_size; /* whole-block reuse granule, a multiple of 8; 0: 4096 */
+	int verbose;	     /* progress and timing on stderr */
+};
+
+struct tnd_delta_stats {
+	uint64_t base_size, target_size;
+	uint64_t out_size; /* op stream bytes written */
+	uint64_t n_ops, n_frames;
+	/* target bytes produced by each op kind */
+	uint64_t copy_bytes, add_bytes, extra_bytes, fill_bytes;
+	uint64_t block_bytes; /* of copy_bytes: found by whole-block reuse */
+	uint64_t raw[TND_DELTA_NSTREAMS], comp[TND_DELTA_NSTREAMS];
+	double t_index, t_match, t_compress, t_total; /* seconds */
+};
+
+/*
+ * Writes the op stream for base_path -> target_path to out_fd (borrowed,
+ * written sequentially from its current position). o may be NULL for the
+ * defaults; st may be NULL. The images are mapped read-only; host memory
+ * is about base + target + 4 bytes per base byte (suffix array) for bases
+ * under 2 GiB, 8 bytes per base byte above.
+ */
+int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
+		     const struct tnd_delta_enc_opts *o, struct tnd_delta_stats *st) TND_MUST_CHECK;
+
+#endif

@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Delta op-stream decoder (device side). A push parser: bytes arrive in any
+ * split; complete frames are inflated into their sub-stream's buffer, and
+ * after each frame the ops run as far as the buffered data allows. The
+ * encoder orders frames so that a frame of stream S only arrives when the
+ * decoder has (nearly) drained S, which bounds every buffer by one frame.
+ */
+#include "delta.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "util.h"
+
+#define OUT_CAP	  65536u
+#define CACHE_CAP 65536u
+#define SBUF_CAP  (TND_DELTA_FRAME_MAX + TND_DELTA_OP_MAX)
+
+enum dec_state {
+	ST_HEADER,     /* collecting the fixed header */
+	ST_FRAME_HDR,  /* collecting tag and two varints */
+	ST_FRAME_DATA, /* feeding a frame's payload to its codec */
+	ST_DONE,       /* end tag seen and checked */
+	ST_FAILED,     /* an error was returned: refuse everything */
+};
+
+struct dec_stream {
+	uint8_t codec;
+	bool zready;
+	z_stream zs;
+	uint8_t *buf; /* SBUF_CAP bytes; unread data is buf[rd..wr) */
+	uint32_t rd, wr;
+};
+
+struct tnd_delta_dec {
+	int base_fd;
+	uint64_t base_size, target_size;
+	enum dec_state st;
+
+	/* header and frame-header assembly */
+	uint8_t hdr[TND_DELTA_HDR_LEN];
+	uint32_t hdr_len;
+	uint8_t ftag;
+	uint32_t fvar_idx;   /* 0: raw_len, 1: comp_len */
+	uint32_t fvar_shift; /* bits of the varint being read so far */
+	uint64_t fvar_val;
+	uint32_t f_raw, f_comp; /* current frame: declared lengths */
+	uint32_t f_got;		/* compressed bytes consumed so far */
+	uint32_t f_made;	/* raw bytes produced so far */
+
+	struct dec_stream s[TND_DELTA_NSTREAMS];
+
+	/* op being executed */
+	uint8_t op;	 /* 0: none */
+	uint64_t op_rem; /* target bytes still to produce */
+	uint64_t op_bpos;
+	uint8_t op_fill;
+	uint64_t base_cursor; /* end of the previous COPY/ADD base range */
+
+	/* output: out[0..out_len) not yet emitted; out_pos counts them too */
+	uint8_t *out;
+	uint32_t out_len;
+	uint64_t out_pos;
+
+	/* base read cache: cache[0..cache_len) holds base[cache_off..) */
+	uint8_t *cache;
+	uint32_t cache_len;
+	uint64_t cache_off;
+};
+
+typedef int (*emit_fn)(void *ctx, const uint8_t *buf, size_t len);
+
+int tnd_delta_dec_new(struct tnd_delta_dec **out, int base_fd, uint64_t base_size,
+		      uint64_t target_size)
+{
+	struct tnd_delta_dec *d;
+	int i;
+
+	*out = NULL;
+	if (base_size > INT64_MAX || target_size > INT64_MAX)
+		return tnd_err_set(TND_E_FORMAT, "delta: image size out of range");
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return tnd_err_set(TND_E_NOMEM, "delta: out of memory");
+	d->base_fd = base_fd;
+	d->base_size = base_size;
+	d->target_size = target_size;
+	d->out = malloc(OUT_CAP);
+	d->cache = malloc(CACHE_CAP);
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
+		d->s[i].buf = malloc(SBUF_CAP);
+	if (!d->out || !d->cache || !d->s[0].buf || !d->s[1].buf || !d->s[2].buf) {
+		tnd_delta_dec_free(d);
+		return tnd_err_set(TND_E_NOMEM, "delta: out of memory");
+	}
+	*out = d;
+	return 0;
+}
+
+void tnd_delta_dec_free(struct tnd_delta_dec *d)
+{
+	int i;
+
+	if (!d)
+		return;
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++) {
+		if (d->s[i].zready)
+			inflateEnd(&d->s[i].zs);
+		free(d->s[i].buf);
+	}
+	free(d->out);
+	free(d->cache);
+	free(d);
+}
+
+static int fail(struct tnd_delta_dec *d, int code)
+{
+	d->st = ST_FAILED;
+	return code;
+}
+
+static int parse_header(struct tnd_delta_dec *d)
+{
+	const uint8_t *h = d->hdr;
+	uint64_t bsz, tsz;
+	int i;
+
+	if (memcmp(h, TND_DELTA_MAGIC, 4) != 0)
+		return tnd_err_set(TND_E_FORMAT, "delta: bad magic (not a Tandem delta)");
+	if (h[4] != TND_DELTA_VERSION)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "delta: format version %u, this build reads %u", h[4],
+				   TND_DELTA_VERSION);
+	if (h[5] != TND_DELTA_FRAME_LOG2)
+		return tnd_err_set(TND_E_FORMAT, "delta: frame size 2^%u, expected 2^%u", h[5],
+				   TND_DELTA_FRAME_LOG2);
+	if (h[9] || h[10] || h[11])
+		return tnd_err_set(TND_E_FORMAT, "delta: reserved header bytes are not zero");
+	bsz = tnd_get_be64(h + 12);
+	tsz = tnd_get_be64(h + 20);
+	if (bsz != d->base_size || tsz != d->target_size)
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: made for base %llu / target %llu bytes, "
+				   "given base %llu / target %llu",
+				   (unsigned long long)bsz, (unsigned long long)tsz,
+				   (unsigned long long)d->base_size,
+				   (unsigned long long)d->target_size);
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++) {
+		struct dec_stream *s = &d->s[i];
+
+		s->codec = h[6 + i];
+		if (s->codec == TND_DELTA_CODEC_DEFLATE) {
+			if (inflateInit2(&s->zs, -15) != Z_OK)
+				return tnd_err_set(TND_E_NOMEM, "delta: cannot set up zlib");
+			s->zready = true;
+		} else if (s->codec != TND_DELTA_CODEC_NONE) {
+			return tnd_err_set(TND_E_UNSUPPORTED,
+					   "delta: unknown codec %u for stream %d", s->codec, i);
+		}
+	}
+	return 0;
+}
+
+static int flush_out(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
+{
+	int ret;
+
+	if (!d->out_len)
+		return 0;
+	ret = emit(ctx, d->out, d->out_len);
+	d->out_len = 0;
+	return ret;
+}
+
+/* Copies base[pos..pos+n) to dst through the cache; the caller checked the
+ * range against base_size. Sequential small reads are the common case
+ * (ADD ops walk the base), so one cached window serves most of them. */
+static int base_read(struct tnd_delta_dec *d, uint64_t pos, uint8_t *dst, uint32_t n)
+{
+	int r;
+
+	if (n >= CACHE_CAP / 2) {
+		r = tnd_pread_full(d->base_fd, dst, n, (off_t)pos);
+		goto out;
+	}
+	if (pos < d->cache_off || pos + n > d->cache_off + d->cache_len) {
+		uint64_t left = d->base_size - pos;
+		uint32_t want = left < CACHE_CAP ? (uint32_t)left : CACHE_CAP;
+
+		d->cache_len = 0;
+		r = tnd_pread_full(d->base_fd, d->cache, want, (off_t)pos);
+		if (r)
+			goto out;
+		d->cache_off = pos;
+		d->cache_len = want;
+	}
+	memcpy(dst, d->cache + (pos - d->cache_off), n);
+	return 0;
+out:
+	if (r)
+		return tnd_err_errno(TND_E_IO, -r, "delta: cannot read base at offset %llu",
+				     (unsigned long long)pos);
+	return 0;
+}
+
+/* Reads one LEB128 varint from p[0..len). Returns bytes used, 0 when
+ * incomplete, -1 when malformed (over 10 bytes or beyond 64 bits). */
+static int get_varint(const uint8_t *p, uint32_t len, uint64_t *v)
+{
+	uint64_t x = 0;
+	uint32_t i;
+
+	for (i = 0; i < len && i < 10; i++) {
+		if (i == 9 && p[i] > 1)
+			return -1;
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = x;
+			return (int)i + 1;
+		}
+	}
+	return i == 10 ? -1 : 0;
+}
+
+/* Parses the next op from the control buffer. Returns 1 when an op is
+ * ready, 0 when the record is incomplete, or an error. */
+static int next_op(struct tnd_delta_dec *d)
+{
+	struct dec_stream *c = &d->s[TND_DELTA_S_CTRL];
+	const uint8_t *p = c->buf + c->rd;
+	uint32_t avail = c->wr - c->rd, used = 1;
+	uint64_t len, zz, mag, left = d->target_size - d->out_pos;
+	int n;
+
+	if (!avail)
+		return 0;
+	if (p[0] < TND_DELTA_OP_COPY || p[0] > TND_DELTA_OP_FILL)
+		return tnd_err_set(TND_E_FORMAT, "delta: unknown op %u at target offset %llu", p[0],
+				   (unsigned long long)d->out_pos);
+	n = get_varint(p + used, avail - used, &len);
+	if (n <= 0)
+		goto short_or_bad;
+	used += (uint32_t)n;
+	if (len == 0 || len > left)
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: op of %llu bytes at target offset %llu overruns the "
+				   "%llu-byte target",
+				   (unsigned long long)len, (unsigned long long)d->out_pos,
+				   (unsigned long long)d->target_size);
+	d->op_fill = 0;
+	if (p[0] == TND_DELTA_OP_COPY || p[0] == TND_DELTA_OP_ADD) {
+		uint64_t bpos;
+
+		n = get_varint(p + used, avail - used, &zz);
+		if (n <= 0)
+			goto short_or_bad;
+		used += (uint32_t)n;
+		/* zigzag: odd values are negative, magnitude (zz >> 1) + 1,
+		 * computed without ever forming a signed overflow */
+		mag = (zz >> 1) + (zz & 1);
+		if (zz & 1) {
+			if (mag > d->base_cursor)
+				goto bad_base;
+			bpos = d->base_cursor - mag;
+		} else {
+			if (mag > d->base_size - d->base_cursor)
+				goto bad_base;
+			bpos = d->base_cursor + mag;
+		}
+		if (len > d->base_size - bpos)
+			goto bad_base;
+		d->op_bpos = bpos;
+		d->base_cursor = bpos + len;
+	} else if (p[0] == TND_DELTA_OP_FILL) {
+		if (avail - used < 1)
+			return 0;
+		d->op_fill = p[used++];
+	}
+	d->op = p[0];
+	d->op_rem = len;
+	c->rd += used;
+	return 1;
+
+short_or_bad:
+	if (n == 0)
+		return 0;
+	return tnd_err_set(TND_E_FORMAT, "delta: malformed varint in op at target offset %llu",
+			   (unsigned long long)d->out_pos);
+bad_base:
+	return tnd_err_set(TND_E_FORMAT,
+			   "delta: op at target offset %llu reads outside the %llu-byte base",
+			   (unsigned long long)d->out_pos, (unsigned long long)d->base_size);
+}
+
+/* Runs ops until the target is complete or a sub-stream runs dry. */
+static int run_ops(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
+{
+	int r;
+
+	for (;;) {
+		struct dec_stream *src;
+		uint32_t n, room, i;
+		uint8_t *o;
+
+		if (!d->op) {
+			if (d->out_pos == d->target_size)
+				return 0;
+			r = next_op(d);
+			if (r <= 0)
+				return r;
+		}
+		if (d->out_len == OUT_CAP) {
+			r = flush_out(d, emit, ctx);
+			if (r)
+				return r;
+		}
+		room = OUT_CAP - d->out_len;
+		n = d->op_rem < room ? (uint32_t)d->op_rem : room;
+		o = d->out + d->out_len;
+		src = NULL;
+		if (d->op == TND_DELTA_OP_ADD)
+			src = &d->s[TND_DELTA_S_DIFF];
+		else if (d->op == TND_DELTA_OP_EXTRA)
+			src = &d->s[TND_DELTA_S_EXTRA];
+		if (src) {
+			if (src->rd == src->wr)
+				return 0; /* blocked: the next frame feeds src */
+			if (n > src->wr - src->rd)
+				n = src->wr - src->rd;
+		}
+		switch (d->op) {
+		case TND_DELTA_OP_COPY:
+			r = base_read(d, d->op_bpos, o, n);
+			if (r)
+				return r;
+			break;
+		case TND_DELTA_OP_ADD:
+			r = base_read(d, d->op_bpos, o, n);
+			if (r)
+				return r;
+			for (i = 0; i < n; i++)
+				o[i] = (uint8_t)(o[i] + src->buf[src->rd + i]);
+			break;
+		case TND_DELTA_OP_EXTRA:
+			memcpy(o, src->buf + src->rd, n);
+			break;
+		default:
+			memset(o, d->op_fill, n);
+			break;
+		}
+		if (src)
+			src->rd += n;
+		d->op_bpos += n;
+		d->op_rem -= n;
+		d->out_len += n;
+		d->out_pos += n;
+		if (!d->op_rem)
+			d->op = 0;
+	}
+}
+
+/* Frame header complete: check it and make room in the stream buffer. */
+static int start_frame(struct tnd_delta_dec *d)
+{
+	struct dec_stream *s = &d->s[d->ftag - 1];
+	uint32_t left = s->wr - s->rd;
+
+	if (d->f_raw == 0 || d->f_raw > TND_DELTA_FRAME_MAX || d->f_comp == 0 ||
+	    d->f_comp > TND_DELTA_FRAME_CMAX ||
+	    (s->codec == TND_DELTA_CODEC_NONE && d->f_comp != d->f_raw))
+		return tnd_err_set(TND_E_FORMAT, "delta: frame lengths %u/%u out of bounds",
+				   d->f_raw, d->f_comp);
+	/* Unread bytes move to the front; the encoder only sends a frame when
+	 * at most one partial op record is left, so this always fits. */
+	if (left + d->f_raw > SBUF_CAP)
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: frame for stream %d arrived while %u bytes are still "
+				   "unread",
+				   d->ftag - 1, left);
+	memmove(s->buf, s->buf + s->rd, left);
+	s->rd = 0;
+	s->wr = left;
+	d->f_got = 0;
+	d->f_made = 0;
+	return 0;
+}
+
+/* Feeds n payload bytes of the current frame to its codec. */
+static int frame_data(struct tnd_delta_dec *d, const uint8_t *p, uint32_t n)
+{
+	struct dec_stream *s = &d->s[d->ftag - 1];
+	int zr;
+
+	if (s->codec == TND_DELTA_CODEC_NONE) {
+		memcpy(s->buf + s->wr + d->f_made, p, n);
+		d->f_made += n;
+		d->f_got += n;
+		return 0;
+	}
+	s->zs.next_in = (Bytef *)p;
+	s->zs.avail_in = n;
+	s->zs.next_out = s->buf + s->wr + d->f_made;
+	s->zs.avail_out = d->f_raw - d->f_made;
+	zr = inflate(&s->zs, Z_NO_FLUSH);
+	d->f_made = d->f_raw - s->zs.avail_out;
+	d->f_got += n - s->zs.avail_in;
+	/* Input left over means the frame inflates to more than declared; a
+	 * final block means a stream the encoder never writes. Both bound the
+	 * output of a hostile frame to its declared raw length. */
+	if ((zr != Z_OK && zr != Z_BUF_ERROR) || s->zs.avail_in)
+		return tnd_err_set(
+		    TND_E_FORMAT, "delta: frame of stream %d does not inflate to its %u bytes (%s)",
+		    d->ftag - 1, d->f_raw, s->zs.msg ? s->zs.msg : "too long or stream end");
+	return 0;
+}
+
+static int end_stream(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
+{
+	int i, r;
+
+	if (d->op || d->out_pos != d->target_size)
+		return tnd_err_set(
+		    TND_E_FORMAT, "delta: stream ended after %llu of %llu target bytes",
+		    (unsigned long long)d->out_pos, (unsigned long long)d->target_size);
+	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
+		if (d->s[i].rd != d->s[i].wr)
+			return tnd_err_set(TND_E_FORMAT,
+					   "delta: %u unused bytes in stream %d at the end",
+					   d->s[i].wr - d->s[i].rd, i);
+	r = flush_out(d, emit, ctx);
+	if (r)
+		return r;
+	d->st = ST_DONE;
+	return 0;
+}
+
+/* Frame-header byte: tag, then the raw and compressed length varints. */
+static int frame_hdr_byte(struct tnd_delta_dec *d, uint8_t b, emit_fn emit, void *ctx)
+{
+	if (d->fvar_idx == 0 && d->fvar_shift == 0 && d->ftag == 0xff) {
+		if (b == TND_DELTA_TAG_END)
+			return end_stream(d, emit, ctx);
+		if (b > TND_DELTA_NSTREAMS)
+			return tnd_err_set(TND_E_FORMAT, "delta: unknown frame tag %u", b);
+		d->ftag = b;
+		d->fvar_val = 0;
+		return 0;
+	}
+	/* Frame lengths are small: more than 3 varint bytes is malformed. */
+	if (d->fvar_shift >= 21)
+		return tnd_err_set(TND_E_FORMAT, "delta: frame length varint too long");
+	d->fvar_val |= (uint64_t)(b & 0x7f) << d->fvar_shift;
+	d->fvar_shift += 7;
+	if (b & 0x80)
+		return 0;
+	if (d->fvar_val > TND_DELTA_FRAME_CMAX)
+		return tnd_err_set(TND_E_FORMAT, "delta: frame length %llu out of bounds",
+				   (unsigned long long)d->fvar_val);
+	if (d->fvar_idx == 0) {
+		d->f_raw = (uint32_t)d->fvar_val;
+		d->fvar_idx = 1;
+		d->fvar_shift = 0;
+		d->fvar_val = 0;
+		return 0;
+	}
+	d->f_comp = (uint32_t)d->fvar_val;
+	d->st = ST_FRAME_DATA;
+	return start_frame(d);
+}
+
+static void reset_frame_hdr(struct tnd_delta_dec *d)
+{
+	d->ftag = 0xff;
+	d->fvar_idx = 0;
+	d->fvar_shift = 0;
+	d->fvar_val = 0;
+}
+
+int tnd_delta_dec_feed(struct tnd_delta_dec *d, const uint8_t *data, size_t len, emit_fn emit,
+		       void *ctx)
+{
+	int r = 0;
+
+	while (len) {
+		switch (d->st) {
+		case ST_HEADER: {
+			size_t n = TND_DELTA_HDR_LEN - d->hdr_len;
+
+			if (n > len)
+				n = len;
+			memcpy(d->hdr + d->hdr_len, data, n);
+			d->hdr_len += (uint32_t)n;
+			data += n;
+			len -= n;
+			if (d->hdr_len == TND_DELTA_HDR_LEN) {
+				r = parse_header(d);
+				if (r)
+					return fail(d, r);
+				reset_frame_hdr(d);
+				d->st = ST_FRAME_HDR;
+			}
+			break;
+		}
+		case ST_FRAME_HDR:
+			r = frame_hdr_byte(d, *data, emit, ctx);
+			data++;
+			len--;
+			if (r)
+				return fail(d, r);
+			break;
+		case ST_FRAME_DATA: {
+			size_t n = d->f_comp - d->f_got;
+
+			if (n > len)
+				n = len;
+			r = frame_data(d, data, (uint32_t)n);
+			if (r)
+				return fail(d, r);
+			data += n;
+			len -= n;
+			if (d->f_got < d->f_comp)
+				break;
+			if (d->f_made != d->f_raw)
+				return fail(d,
+					    tnd_err_set(TND_E_FORMAT,
+							"delta: frame of stream %d inflates to %u "
+							"bytes, %u declared",
+							d->ftag - 1, d->f_made, d->f_raw));
+			d->s[d->ftag - 1].wr += d->f_raw;
+			reset_frame_hdr(d);
+			d->st = ST_FRAME_HDR;
+			r = run_ops(d, emit, ctx);
+			if (r)
+				return fail(d, r);
+			break;
+		}
+		case ST_DONE:
+			return fail(
+			    d, tnd_err_set(TND_E_FORMAT,
+					   "delta: %zu bytes of trailing data after the end", len));
+		default:
+			return tnd_err_set(TND_E_INTERNAL, "delta: decoder used after an error");
+		}
+	}
+	return 0;
+}
+
+int tnd_delta_dec_finish(struct tnd_delta_dec *d)
+{
+	if (d->st == ST_DONE)
+		return 0;
+	if (d->st == ST_FAILED)
+		return tnd_err_set(TND_E_INTERNAL, "delta: decoder used after an error");
+	return fail(d, tnd_err_set(TND_E_FORMAT,
+				   "delta: stream truncated after %llu of %llu "
+				   "target bytes",
+				   (unsigned long long)d->out_pos,
+				   (unsigned long long)d->target_size));
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Delta op stream: format constants and the device-side decoder.
+ *
+ * The op stream turns a base image (the active slot) into a target image.
+ * It is consumed strictly in order (never seeks), reads the base with
+ * pread at random, and emits the target strictly sequentially. The full
+ * byte layout is in docs/delta-format.md; the encoder lives in
+ * image-tools/delta_encode.c.
+ *
+ * Layout in one line: a 28-byte header, then frames. Each frame carries a
+ * piece of one of three sub-streams (control ops, diff bytes, extra bytes),
+ * each sub-stream being one compressed stream cut at flush points, so the
+ * decoder holds at most one frame's worth of each plus the codec state:
+ * its memory does not depend on the image sizes (TND_DELTA_DEC_MEM).
+ */
+#ifndef TANDEM_DELTA_H
+#define TANDEM_DELTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define TND_DELTA_MAGIC	  "TNDD"
+#define TND_DELTA_VERSION 1
+#define TND_DELTA_HDR_LEN 28
+/* Uncompressed bytes a frame may carry: 64 KiB. Fixed by the format so a
+ * stream cannot ask the device for bigger buffers. */
+#define TND_DELTA_FRAME_LOG2 16
+#define TND_DELTA_FRAME_MAX  ((uint32_t)1 << TND_DELTA_FRAME_LOG2)
+/* Compressed bytes a frame may carry: deflate's stored-block worst case
+ * plus the flush marker fits well inside this. */
+#define TND_DELTA_FRAME_CMAX (TND_DELTA_FRAME_MAX + TND_DELTA_FRAME_MAX / 64 + 64)
+/* Longest op record in the control stream: tag + two 10-byte varints. */
+#define TND_DELTA_OP_MAX 21
+
+/* Sub-streams; a frame's tag is the stream index + 1, tag 0 ends the stream. */
+enum tnd_delta_stream {
+	TND_DELTA_S_CTRL = 0,
+	TND_DELTA_S_DIFF = 1,
+	TND_DELTA_S_EXTRA = 2,
+	TND_DELTA_NSTREAMS = 3,
+};
+
+#define TND_DELTA_TAG_END 0
+
+/* Per-stream codecs, one byte each in the header. */
+enum tnd_delta_codec {
+	TND_DELTA_CODEC_NONE = 0,    /* frames hold the bytes as they are */
+	TND_DELTA_CODEC_DEFLATE = 1, /* one raw deflate stream, Z_SYNC_FLUSH per frame */
+};
+
+/* Control-stream op tags. */
+enum tnd_delta_op {
+	TND_DELTA_OP_COPY = 1,	/* len, base delta: target = base */
+	TND_DELTA_OP_ADD = 2,	/* len, base delta: target = base + diff (mod 256) */
+	TND_DELTA_OP_EXTRA = 3, /* len: target = extra bytes */
+	TND_DELTA_OP_FILL = 4,	/* len, byte: target = byte repeated */
+};
+
+/* Upper bound of the decoder's own heap use (buffers + zlib state), for
+ * docs and tests: 3 stream buffers, output and base cache, 3 inflaters. */
+#define TND_DELTA_DEC_MEM (5 * 65536 + 3 * 48 * 1024 + 4096)
+
+/* Zigzag + LEB128 varints, shared with the encoder. */
+static inline uint64_t tnd_delta_zigzag(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* Writes v as LEB128 into p (at least 10 bytes); returns the length. */
+static inline size_t tnd_delta_put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+struct tnd_delta_dec;
+
+/*
+ * Creates a decoder. base_fd (borrowed, must stay open until free) is read
+ * with pread only, never beyond base_size; the decoder emits exactly
+ * target_size bytes. Both sizes must equal the ones in the stream header.
+ * *out is freed with tnd_delta_dec_free().
+ */
+int tnd_delta_dec_new(struct tnd_delta_dec **out, int base_fd, uint64_t base_size,
+		      uint64_t target_size) TND_MUST_CHECK;
+
+/*
+ * Consumes op-stream bytes in any split (down to one byte at a time) and
+ * calls emit() with target bytes in order, in pieces of at most 64 KiB.
+ * emit returns 0 or a negative TND_E_* code, which aborts decoding and is
+ * returned as is. Malformed input is TND_E_FORMAT, a failed base read
+ * TND_E_IO. After an error the decoder only accepts tnd_delta_dec_free().
+ */
+int tnd_delta_dec_feed(struct tnd_delta_dec *d, const uint8_t *data, size_t len,
+		       int (*emit)(void *ctx, const uint8_t *buf, size_t len),
+		       void *ctx) TND_MUST_CHECK;
+
+/* After the last byte: TND_E_FORMAT unless the stream ended cleanly with
+ * exactly target_size bytes emitted. */
+int tnd_delta_dec_finish(struct tnd_delta_dec *d) TND_MUST_CHECK;
+
+/* Accepts NULL. Does not close base_fd. */
+void tnd_delta_dec_free(struct tnd_delta_dec *d);
+
+#endif
