@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Delta codec: encoder/decoder round trips on synthetic image pairs, and
+ * malformed op streams (truncated, corrupted, hand-made hostile ones) that
+ * must be refused with TND_E_FORMAT without crashing or emitting more than
+ * the target size. Sizes stay small so the suite is quick under ASan.
+ */
+#include "testutil.h"
+
+#include "delta.h"
+#include "delta_encode.h"
+#include "error.h"
+#include "util.h"
+
+struct sink {
+	uint8_t *buf;
+	size_t len, cap;
+	int fail_at; /* emit call number that fails, 0: never */
+	int calls;
+};
+
+static int sink_emit(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct sink *s = ctx;
+
+	s->calls++;
+	if (s->fail_at && s->calls == s->fail_at)
+		return tnd_err_set(TND_E_SLOT_IO, "test: emit refused");
+	assert_true(len > 0 && len <= 65536);
+	if (s->len + len > s->cap) {
+		s->cap = (s->len + len) * 2;
+		s->buf = realloc(s->buf, s->cap);
+		assert_non_null(s->buf);
+	}
+	memcpy(s->buf + s->len, buf, len);
+	s->len += len;
+	return 0;
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint8_t rnd8(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint8_t)(rng_state >> 24);
+}
+
+static uint8_t *rnd_buf(size_t n)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < n; i++)
+		p[i] = rnd8();
+	return p;
+}
+
+/* Something like code: repetitive words with varying numbers in them. */
+static uint8_t *code_buf(size_t n)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < n; i++)
+		p[i] = (i % 16 < 4) ? rnd8() : (uint8_t)("mov eax, [rbx+8]"[i % 16]);
+	return p;
+}
+
+struct pair {
+	const char *dir; /* borrowed */
+	char base[PATH_MAX], target[PATH_MAX], patch[PATH_MAX];
+	uint8_t *op;
+	size_t op_len;
+	int base_fd;
+};
+
+/* Writes base and target, encodes, loads the op stream into p->op. */
+static void encode_pair(struct pair *p, const char *dir, const uint8_t *b, size_t blen,
+			const uint8_t *t, size_t tlen)
+{
+	struct tnd_delta_enc_opts o = {.level = 6, .threads = 2};
+	struct tnd_delta_stats st;
+	int fd;
+
+	p->dir = dir;
+	snprintf(p->base, sizeof(p->base), "%s/base", p->dir);
+	snprintf(p->target, sizeof(p->target), "%s/target", p->dir);
+	snprintf(p->patch, sizeof(p->patch), "%s/patch", p->dir);
+	tu_write_file(p->base, b, blen);
+	tu_write_file(p->target, t, tlen);
+	fd = open(p->patch, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(tnd_delta_encode(p->base, p->target, fd, &o, &st), 0);
+	assert_int_equal(close(fd), 0);
+	p->op = tu_read_file(p->patch, &p->op_len);
+	assert_int_equal(st.out_size, p->op_len);
+	assert_int_equal(st.target_size, tlen);
+	p->base_fd = open(p->base, O_RDONLY);
+	assert_true(p->base_fd >= 0);
+}
+
+static void free_pair(struct pair *p)
+{
+	close(p->base_fd);
+	free(p->op);
+}
+
+/* Decodes op[0..len) in pieces of `piece` bytes; returns the first error
+ * (0 if none), the output in *s. */
+static int decode(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, size_t len,
+		  size_t piece, struct sink *s)
+{
+	struct tnd_delta_dec *d;
+	size_t off = 0;
+	int r;
+
+	assert_int_equal(tnd_delta_dec_new(&d, base_fd, blen, tlen), 0);
+	r = 0;
+	while (off < len && !r) {
+		size_t n = len - off < piece ? len - off : piece;
+
+		r = tnd_delta_dec_feed(d, op + off, n, sink_emit, s);
+		off += n;
+	}
+	if (!r)
+		r = tnd_delta_dec_finish(d);
+	tnd_delta_dec_free(d);
+	/* whatever happened, never more than the target */
+	assert_true(s->len <= tlen);
+	return r;
+}
+
+/* One scratch directory per test: forking rm -rf is slow under ASan. */
+static int setup_dir(void **state)
+{
+	*state = tu_mkdtemp();
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	tu_rmdir(*state);
+	return 0;
+}
+
+static void roundtrip(const char *dir, const uint8_t *b, size_t blen, const uint8_t *t, size_t tlen,
+		      size_t piece)
+{
+	struct pair p;
+	struct sink s = {0};
+
+	encode_pair(&p, dir, b, blen, t, tlen);
+	assert_int_equal(decode(p.base_fd, blen, tlen, p.op, p.op_len, piece, &s), 0);
+	assert_int_equal(s.len, tlen);
+	if (tlen)
+		assert_memory_equal(s.buf, t, tlen);
+	free(s.buf);
+	free_pair(&p);
+}
+
+static void test_identical(void **state)
+{
+	uint8_t *b = code_buf(300000);
+
+	roundtrip(*state, b, 300000, b, 300000, 65536);
+	free(b);
+}
+
+static void test_different(void **state)
+{
+	uint8_t *b = rnd_buf(100000), *t = rnd_buf(120000);
+
+	roundtrip(*state, b, 100000, t, 120000, 65536);
+	free(b);
+	free(t);
+}
+
+static void test_tiny(void **state)
+{
+	static const size_t sizes[] = {0, 1, 4095, 4096, 4097};
+	uint8_t *b = code_buf(4097), *t = code_buf(4097);
+	size_t i, j;
+
+	for (i = 0; i < TND_ARRAY_SIZE(sizes); i++)
+		for (j = 0; j < TND_ARRAY_SIZE(sizes); j++) {
+			roundtrip(*state, b, sizes[i], t, sizes[j], 65536);
+			roundtrip(*state, b, sizes[i], b, sizes[j], 7);
+		}
+	free(b);
+	free(t);
+}
+
+static void test_shifted_inserted(void **state)
+{
+	size_t n = 200000, i;
+	uint8_t *b = code_buf(n), *t = malloc(n + 5000);
+
+	assert_non_null(t);
+	/* shifted by 7 bytes */
+	roundtrip(*state, b, n, b + 7, n - 7, 65536);
+	/* 1000 new bytes in the middle, sparse byte edits after them */
+	memcpy(t, b, 100000);
+	for (i = 0; i < 1000; i++)
+		t[100000 + i] = rnd8();
+	memcpy(t + 101000, b + 100000, n - 100000);
+	for (i = 120000; i < n; i += 97)
+		t[i] = (uint8_t)(t[i] + 3);
+	roundtrip(*state, b, n, t, n + 1000, 65536);
+	free(b);
+	free(t);
+}
+
+static void test_blocks_moved(void **state)
+{
+	size_t nb = 64, bs = 4096, i;
+	uint8_t *b = rnd_buf(nb * bs), *t = malloc(nb * bs);
+
+	assert_non_null(t);
+	for (i = 0; i < nb; i++)
+		memcpy(t + i * bs, b + ((i * 37 + 5) % nb) * bs, bs);
+	t[10 * bs + 100] ^= 0x55; /* one changed block */
+	roundtrip(*state, b, nb * bs, t, nb * bs, 65536);
+	free(b);
+	free(t);
+}
+
+static void test_sizes_differ(void **state)
+{
+	uint8_t *b = code_buf(300000);
+
+	roundtrip(*state, b, 100000, b, 300000, 65536);		/* target larger */
+	roundtrip(*state, b, 300000, b + 50000, 100000, 65536); /* smaller */
+	free(b);
+}
+
+static void test_byte_at_a_time(void **state)
+{
+	size_t n = 150000, i;
+	uint8_t *b = code_buf(n), *t = malloc(n);
+
+	assert_non_null(t);
+	memcpy(t, b, n);
+	for (i = 0; i < n; i += 301)
+		t[i] = rnd8();
+	memset(t + 70000, 0, 3000);
+	roundtrip(*state, b, n, t, n, 1);
+	free(b);
+	free(t);
+}
+
+/* A pair that exercises every op and several frames per stream. */
+static void mixed_pair(struct pair *p, const char *dir, uint8_t **tp, size_t *tlen)
+{
+	size_t n = 300000, i;
+	uint8_t *b = code_buf(n), *t = malloc(n);
+
+	assert_non_null(t);
+	memcpy(t, b, n);
+	for (i = 0; i < n; i += 211)
+		t[i] = (uint8_t)(t[i] + 1);
+	for (i = 150000; i < 230000; i++)
+		t[i] = rnd8();
+	memset(t + 250000, 0xa5, 10000);
+	memcpy(t + 262144, b + 4096 * 3, 8192); /* moved blocks */
+	encode_pair(p, dir, b, n, t, n);
+	free(b);
+	*tp = t;
+	*tlen = n;
+}
+
+static void test_truncated(void **state)
+{
+	struct pair p;
+	uint8_t *t;
+	size_t tlen, cut, step;
+
+	mixed_pair(&p, *state, &t, &tlen);
+	step = p.op_len / 200 + 1;
+	for (cut = 0; cut < p.op_len; cut += step) {
+		struct sink s = {0};
+
+		assert_int_equal(decode(p.base_fd, tlen, tlen, p.op, cut, 4096, &s), TND_E_FORMAT);
+		if (s.len)
+			assert_memory_equal(s.buf, t, s.len);
+		free(s.buf);
+	}
+	for (cut = p.op_len - 40; cut < p.op_len; cut++) {
+		struct sink s = {0};
+
+		assert_int_equal(decode(p.base_fd, tlen, tlen, p.op, cut, 4096, &s), TND_E_FORMAT);
+		free(s.buf);
+	}
+	free(t);
+	free_pair(&p);
+}
+
+static void test_corrupted(void **state)
+{
+	struct pair p;
+	uint8_t *t, *bad;
+	size_t tlen, i;
+
+	mixed_pair(&p, *state, &t, &tlen);
+	bad = malloc(p.op_len);
+	assert_non_null(bad);
+	/* flip bytes all over: any result is fine but a crash or an overrun */
+	for (i = 0; i < p.op_len; i += p.op_len / 300 + 1) {
+		struct sink s = {0};
+		int r;
+
+		memcpy(bad, p.op, p.op_len);
+		bad[i] ^= (uint8_t)(1u << (i % 8));
+		r = decode(p.base_fd, tlen, tlen, bad, p.op_len, 65536, &s);
+		assert_true(r == 0 || r == TND_E_FORMAT || r == TND_E_UNSUPPORTED);
+		free(s.buf);
+	}
+	/* trailing byte after the end tag */
+	{
+		struct sink s = {0};
+		uint8_t *longer = malloc(p.op_len + 1);
+
+		assert_non_null(longer);
+		memcpy(longer, p.op, p.op_len);
+		longer[p.op_len] = 0;
+		assert_int_equal(decode(p.base_fd, tlen, tlen, longer, p.op_len + 1, 65536, &s),
+				 TND_E_FORMAT);
+		free(longer);
+		free(s.buf);
+	}
+	/* sizes that disagree with the header */
+	{
+		struct sink s = {0};
+
+		assert_int_equal(decode(p.base_fd, tlen - 1, tlen, p.op, p.op_len, 65536, &s),
+				 TND_E_FORMAT);
+		assert_int_equal(decode(p.base_fd, tlen, tlen + 1, p.op, p.op_len, 65536, &s),
+				 TND_E_FORMAT);
+		free(s.buf);
+	}
+	/* an emit error aborts and comes back unchanged */
+	{
+		struct sink s = {.fail_at = 2};
+
+		assert_int_equal(decode(p.base_fd, tlen, tlen, p.op, p.op_len, 65536, &s),
+				 TND_E_SLOT_IO);
+		free(s.buf);
+	}
+	free(bad);
+	free(t);
+	free_pair(&p);
+}
+
+/* ---- hand-made streams (codec NONE) for the bounds checks ---- */
+
+struct hand {
+	uint8_t b[512];
+	size_t n;
+};
+
+static void h_put(struct hand *h, const void *p, size_t n)
+{
+	assert_true(h->n + n <= sizeof(h->b));
+	memcpy(h->b + h->n, p, n);
+	h->n += n;
+}
+
+static void h_varint(struct hand *h, uint64_t v)
+{
+	uint8_t tmp[10];
+
+	h_put(h, tmp, tnd_delta_put_varint(tmp, v));
+}
+
+static void h_header(struct hand *h, uint64_t bsz, uint64_t tsz)
+{
+	uint8_t hdr[TND_DELTA_HDR_LEN] = {0};
+
+	memcpy(hdr, TND_DELTA_MAGIC, 4);
+	hdr[4] = TND_DELTA_VERSION;
+	hdr[5] = TND_DELTA_FRAME_LOG2;
+	tnd_put_be64(hdr + 12, bsz);
+	tnd_put_be64(hdr + 20, tsz);
+	h->n = 0;
+	h_put(h, hdr, sizeof(hdr));
+}
+
+/* One stored control frame holding ctrl[0..n). */
+static void h_ctrl(struct hand *h, const struct hand *ctrl)
+{
+	uint8_t tag = 1 + TND_DELTA_S_CTRL;
+
+	h_put(h, &tag, 1);
+	h_varint(h, ctrl->n);
+	h_varint(h, ctrl->n);
+	h_put(h, ctrl->b, ctrl->n);
+}
+
+static int run_hand(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz)
+{
+	struct sink s = {0};
+	int r = decode(base_fd, bsz, tsz, h->b, h->n, 3, &s);
+
+	free(s.buf);
+	return r;
+}
+
+static void test_hostile(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX];
+	uint8_t base[1000];
+	struct hand h, c;
+	uint8_t end = TND_DELTA_TAG_END;
+	int fd;
+
+	memset(base, 7, sizeof(base));
+	snprintf(path, sizeof(path), "%s/base", dir);
+	tu_write_file(path, base, sizeof(base));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+
+	/* valid: COPY 100 from base offset 10, FILL 50 */
+	c.n = 0;
+	h_put(&c, "\x01", 1);
+	h_varint(&c, 100);
+	h_varint(&c, tnd_delta_zigzag(10));
+	h_put(&c, "\x04", 1);
+	h_varint(&c, 50);
+	h_put(&c, "\x09", 1);
+	h_header(&h, 1000, 150);
+	h_ctrl(&h, &c);
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 150), 0);
+	/* the same ops for a 149-byte target: output longer than target */
+	h_header(&h, 1000, 149);
+	h_ctrl(&h, &c);
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 149), TND_E_FORMAT);
+	/* ...and for 151: the end comes early */
+	h_header(&h, 1000, 151);
+	h_ctrl(&h, &c);
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 151), TND_E_FORMAT);
+
+	/* COPY beyond the base end, before its start, and a huge delta */
+	{
+		static const int64_t deltas[] = {901, -1, INT64_MAX, INT64_MIN};
+		size_t i;
+
+		for (i = 0; i < TND_ARRAY_SIZE(deltas); i++) {
+			c.n = 0;
+			h_put(&c, "\x02", 1);
+			h_varint(&c, 100);
+			h_varint(&c, tnd_delta_zigzag(deltas[i]));
+			h_header(&h, 1000, 100);
+			h_ctrl(&h, &c);
+			h_put(&h, &end, 1);
+			assert_int_equal(run_hand(fd, &h, 1000, 100), TND_E_FORMAT);
+		}
+	}
+	/* zero-length op, unknown op, over-long varint */
+	{
+		static const char *const bad[] = {"\x03\x00", "\x09\x01",
+						  "\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f"};
+		static const size_t blen[] = {2, 2, 11};
+		size_t i;
+
+		for (i = 0; i < TND_ARRAY_SIZE(bad); i++) {
+			c.n = 0;
+			h_put(&c, bad[i], blen[i]);
+			h_header(&h, 1000, 100);
+			h_ctrl(&h, &c);
+			h_put(&h, &end, 1);
+			assert_int_equal(run_hand(fd, &h, 1000, 100), TND_E_FORMAT);
+		}
+	}
+	/* frame lengths: zero, above the frame size, stored with raw != comp */
+	{
+		static const uint32_t raw[] = {0, TND_DELTA_FRAME_MAX + 1, 5};
+		static const uint32_t comp[] = {0, TND_DELTA_FRAME_MAX + 1, 6};
+		size_t i;
+
+		for (i = 0; i < TND_ARRAY_SIZE(raw); i++) {
+			h_header(&h, 1000, 100);
+			h_put(&h, "\x02", 1);
+			h_varint(&h, raw[i]);
+			h_varint(&h, comp[i]);
+			h_put(&h, "\0\0\0\0\0\0\0\0", 8);
+			assert_int_equal(run_hand(fd, &h, 1000, 100), TND_E_FORMAT);
+		}
+	}
+	/* unknown frame tag, bad magic, unknown codec, trailing data */
+	h_header(&h, 1000, 0);
+	h_put(&h, "\x07", 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 0), TND_E_FORMAT);
+	h_header(&h, 1000, 0);
+	h.b[0] = 'X';
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 0), TND_E_FORMAT);
+	h_header(&h, 1000, 0);
+	h.b[7] = 9;
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 0), TND_E_UNSUPPORTED);
+	h_header(&h, 1000, 0);
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 0), 0);
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 0), TND_E_FORMAT);
+
+	/* an EXTRA op whose bytes never come: unused ctrl, early end */
+	c.n = 0;
+	h_put(&c, "\x03", 1);
+	h_varint(&c, 10);
+	h_header(&h, 1000, 10);
+	h_ctrl(&h, &c);
+	h_put(&h, &end, 1);
+	assert_int_equal(run_hand(fd, &h, 1000, 10), TND_E_FORMAT);
+
+	close(fd);
+}
+
+/* A frame may not arrive while its stream buffer is still full. */
+static void test_frame_flood(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX];
+	static uint8_t big[2 * (TND_DELTA_FRAME_MAX + 8)];
+	uint8_t hdr[TND_DELTA_HDR_LEN] = {0}, tmp[10];
+	struct tnd_delta_dec *d;
+	struct sink s = {0};
+	size_t n = 0, k;
+	int fd, i, r = 0;
+
+	snprintf(path, sizeof(path), "%s/base", dir);
+	tu_write_file(path, "x", 1);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	memcpy(hdr, TND_DELTA_MAGIC, 4);
+	hdr[4] = TND_DELTA_VERSION;
+	hdr[5] = TND_DELTA_FRAME_LOG2;
+	tnd_put_be64(hdr + 12, 1);
+	tnd_put_be64(hdr + 20, 1000000);
+	/* two full stored extra frames with no op to drain the first */
+	for (i = 0; i < 2; i++) {
+		big[n++] = 1 + TND_DELTA_S_EXTRA;
+		k = tnd_delta_put_varint(tmp, TND_DELTA_FRAME_MAX);
+		memcpy(big + n, tmp, k);
+		n += k;
+		memcpy(big + n, tmp, k);
+		n += k;
+		n += TND_DELTA_FRAME_MAX;
+	}
+	assert_int_equal(tnd_delta_dec_new(&d, fd, 1, 1000000), 0);
+	assert_int_equal(tnd_delta_dec_feed(d, hdr, sizeof(hdr), sink_emit, &s), 0);
+	r = tnd_delta_dec_feed(d, big, n, sink_emit, &s);
+	assert_int_equal(r, TND_E_FORMAT);
+	tnd_delta_dec_free(d);
+	tnd_delta_dec_free(NULL);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_identical, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_different, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_tiny, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_shifted_inserted, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_blocks_moved, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_sizes_differ, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_byte_at_a_time, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_truncated, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_corrupted, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_hostile, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_frame_flood, setup_dir, teardown_dir),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
