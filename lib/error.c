@@ -35,6 +35,8 @@ static const struct {
     {TND_E_UNSUPPORTED, "E_UNSUPPORTED", 14},
     {TND_E_CRYPTO, "E_CRYPTO", 4},
     {TND_E_NOT_FOUND, "E_NOT_FOUND", 5},
+    {TND_E_HEALTH, "E_HEALTH", 24},
+    {TND_E_NOT_READY, "E_NOT_READY", 25},
     {TND_E_CANCELLED, "E_CANCELLED", 130},
     {TND_E_INTERNAL, "E_INTERNAL", 70},
 };

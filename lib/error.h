@@ -41,6 +41,8 @@ enum tnd_err {
 	TND_E_CANCELLED = -21,	  /* interrupted by a signal */
 	TND_E_DOWNGRADE = -22,	  /* security version below the device's floor */
 	TND_E_NOT_FOUND = -23,	  /* a named thing does not exist */
+	TND_E_HEALTH = -24,	  /* a health check failed: the booted slot is bad */
+	TND_E_NOT_READY = -25,	  /* the request does not fit the device's state */
 };
 
 #define TND_ERR_MSG_MAX 512

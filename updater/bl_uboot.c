@@ -110,6 +110,15 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 	r = libuboot_env_store(u->ctx);
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot store the environment (error %d)", r);
+	/* libubootenv 0.3.2 keeps its idea of which redundant copy is current
+	 * from open time, so a second store through the same context can
+	 * overwrite the copy just written with a stale flag (found by
+	 * tests/integration/test_boot.sh). Reload after every store. */
+	libuboot_close(u->ctx);
+	r = libuboot_open(u->ctx);
+	if (r < 0)
+		return tnd_err_set(TND_E_BOOTLOADER,
+				   "environment unreadable after storing it (error %d)", r);
 	return 0;
 }
 

@@ -91,6 +91,37 @@ int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
 	return bl_write(bl, &bs);
 }
 
+int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries)
+{
+	struct tnd_boot_state bs;
+	int ret;
+
+	if ((ret = tnd_bl_read(bl, &bs)))
+		return ret;
+	if (bs.tries[slot] == tries)
+		return 0; /* nothing to write: spare the flash */
+	bs.tries[slot] = tries;
+	return bl_write(bl, &bs);
+}
+
+int tnd_bl_mark_bad(struct tnd_bootloader *bl, int slot)
+{
+	struct tnd_boot_state bs;
+	int ret, n = 0, order[TND_NSLOTS];
+
+	if ((ret = tnd_bl_read(bl, &bs)))
+		return ret;
+	for (int i = 0; i < bs.norder; i++)
+		if (bs.order[i] != slot)
+			order[n++] = bs.order[i];
+	for (int i = 0; i < bs.norder; i++)
+		if (bs.order[i] == slot)
+			order[n++] = slot;
+	memcpy(bs.order, order, sizeof(order));
+	bs.tries[slot] = 0;
+	return bl_write(bl, &bs);
+}
+
 void tnd_boot_order_str(const struct tnd_boot_state *bs, char *buf, size_t size)
 {
 	size_t pos = 0;

@@ -50,6 +50,12 @@ int tnd_bl_disable(struct tnd_bootloader *bl, int slot) TND_MUST_CHECK;
  * nothing else changes. */
 int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries) TND_MUST_CHECK;
 
+/* A slot that booted and passed its health checks: full tries again, so
+ * later reboots of a good system never run it out. */
+int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries) TND_MUST_CHECK;
+/* A slot that failed: no tries, and last in the order. */
+int tnd_bl_mark_bad(struct tnd_bootloader *bl, int slot) TND_MUST_CHECK;
+
 /* "A B" style text of an order; buf of at least 8 bytes. */
 void tnd_boot_order_str(const struct tnd_boot_state *bs, char *buf, size_t size);
 /* Parses "A B", "B", "B A"; unknown or repeated names are TND_E_BOOTLOADER. */

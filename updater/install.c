@@ -123,6 +123,8 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	/* From here the slot changes: first make that visible and harmless. */
 	si = &st.slot[target];
 	memset(si, 0, sizeof(*si));
+	if (st.pending_slot == target)
+		st.pending_slot = -1;
 	si->state = TND_SLOT_INSTALLING;
 	si->updated = tnd_time_now();
 	if ((ret = tnd_state_save(&st, cfg->state_dir)) || (ret = tnd_bl_disable(bl, target)))
@@ -157,7 +159,12 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 
 	if (bl && !o->no_activate) {
 		tnd_progress_phase(o->progress, "activate", NULL);
-		if ((ret = tnd_bl_activate(bl, target, cfg->boot_tries)))
+		/* Pending first: if the cut comes after the environment write,
+		 * confirm on the next boot still knows what was expected. */
+		st.pending_slot = target;
+		st.pending_since = tnd_time_now();
+		if ((ret = tnd_state_save(&st, cfg->state_dir)) ||
+		    (ret = tnd_bl_activate(bl, target, cfg->boot_tries)))
 			goto out;
 		res->activated = true;
 	}

@@ -62,6 +62,27 @@ static void parse_slot(struct tnd_slot_info *si, const cJSON *o)
 	si->updated = get_time(o, "updated");
 }
 
+static void parse_outcome(struct tnd_outcome *o, const cJSON *j)
+{
+	if (!cJSON_IsObject(j))
+		return;
+	o->time = get_time(j, "time");
+	copy_str(j, "result", o->result, sizeof(o->result));
+	copy_str(j, "slot", o->slot, sizeof(o->slot));
+	copy_str(j, "version", o->version, sizeof(o->version));
+	copy_str(j, "reason", o->reason, sizeof(o->reason));
+}
+
+void tnd_outcome_set(struct tnd_outcome *o, const char *result, int slot, const char *version,
+		     const char *reason)
+{
+	o->time = tnd_time_now();
+	snprintf(o->result, sizeof(o->result), "%s", result);
+	snprintf(o->slot, sizeof(o->slot), "%s", tnd_slot_name(slot));
+	snprintf(o->version, sizeof(o->version), "%s", version ? version : "");
+	snprintf(o->reason, sizeof(o->reason), "%s", reason ? reason : "");
+}
+
 int tnd_state_load(struct tnd_state *st, const char *state_dir)
 {
 	char path[PATH_MAX], *text = NULL;
@@ -70,6 +91,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 	int ret;
 
 	memset(st, 0, sizeof(*st));
+	st->pending_slot = -1;
 	snprintf(path, sizeof(path), "%s/" STATE_FILE, state_dir);
 	ret = tnd_read_small_file(path, STATE_MAX, &text, NULL);
 	if (ret == TND_E_NOT_FOUND) {
@@ -93,6 +115,17 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		if (cJSON_IsObject(o))
 			parse_slot(&st->slot[i], o);
 	}
+	{
+		char pending[4] = "";
+
+		copy_str(root, "pending_slot", pending, sizeof(pending));
+		st->pending_slot = pending[0] ? tnd_slot_from_name(pending) : -1;
+		st->pending_since = get_time(root, "pending_since");
+		st->security_floor = get_u64(root, "security_floor");
+		parse_outcome(&st->last_boot, cJSON_GetObjectItemCaseSensitive(root, "last_boot"));
+		parse_outcome(&st->last_update,
+			      cJSON_GetObjectItemCaseSensitive(root, "last_update"));
+	}
 	last = cJSON_GetObjectItemCaseSensitive(root, "last_install");
 	if (cJSON_IsObject(last)) {
 		st->last_install_time = get_time(last, "time");
@@ -112,6 +145,21 @@ static void add_time(cJSON *o, const char *key, int64_t t)
 		return;
 	tnd_time_format(s, t);
 	cJSON_AddStringToObject(o, key, s);
+}
+
+void tnd_outcome_to_json(cJSON *parent, const char *key, const struct tnd_outcome *o)
+{
+	cJSON *j;
+
+	if (!o->result[0] || !(j = cJSON_AddObjectToObject(parent, key)))
+		return;
+	add_time(j, "time", o->time);
+	cJSON_AddStringToObject(j, "result", o->result);
+	cJSON_AddStringToObject(j, "slot", o->slot);
+	if (o->version[0])
+		cJSON_AddStringToObject(j, "version", o->version);
+	if (o->reason[0])
+		cJSON_AddStringToObject(j, "reason", o->reason);
 }
 
 int tnd_state_save(const struct tnd_state *st, const char *state_dir)
@@ -145,6 +193,13 @@ int tnd_state_save(const struct tnd_state *st, const char *state_dir)
 		cJSON_AddNumberToObject(o, "security_version", (double)si->security_version);
 		add_time(o, "updated", si->updated);
 	}
+	if (st->pending_slot >= 0) {
+		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(st->pending_slot));
+		add_time(root, "pending_since", st->pending_since);
+	}
+	cJSON_AddNumberToObject(root, "security_floor", (double)st->security_floor);
+	tnd_outcome_to_json(root, "last_boot", &st->last_boot);
+	tnd_outcome_to_json(root, "last_update", &st->last_update);
 	if (st->last_install_result[0]) {
 		last = cJSON_AddObjectToObject(root, "last_install");
 		if (last) {

@@ -33,8 +33,29 @@ struct tnd_slot_info {
 	int64_t updated; /* when the state last changed */
 };
 
+/* A verdict kept for status and fleet reports. */
+struct tnd_outcome {
+	int64_t time;
+	char result[16]; /* see docs/status.md */
+	char slot[2];
+	char version[TND_NAME_MAX];
+	char reason[TND_ERR_MSG_MAX];
+};
+
 struct tnd_state {
 	struct tnd_slot_info slot[TND_NSLOTS];
+	/* The slot activated and not yet confirmed: -1 when none. After a
+	 * reboot, booting any other slot means the update did not come up. */
+	int pending_slot;
+	int64_t pending_since;
+	/* Anti-rollback floor: raised only when a slot holding a higher
+	 * security version is confirmed healthy. */
+	uint64_t security_floor;
+	/* The last boot verdict of confirm: "good" or "bad". */
+	struct tnd_outcome last_boot;
+	/* How the last activated update ended: "success" (confirmed) or
+	 * "failed" (health check failed, or it never came up). */
+	struct tnd_outcome last_update;
 	/* The last install attempt, for status and fleet reports. */
 	int64_t last_install_time;
 	char last_install_result[16]; /* "success", "failed" or "" */
@@ -43,6 +64,12 @@ struct tnd_state {
 };
 
 const char *tnd_slot_state_name(enum tnd_slot_state s);
+void tnd_outcome_set(struct tnd_outcome *o, const char *result, int slot, const char *version,
+		     const char *reason);
+
+struct cJSON;
+/* Adds o as parent[key] (nothing when o is unset); shared by state and status. */
+void tnd_outcome_to_json(struct cJSON *parent, const char *key, const struct tnd_outcome *o);
 
 /* Loads state_dir/state.json; a missing file gives an empty state. */
 int tnd_state_load(struct tnd_state *st, const char *state_dir) TND_MUST_CHECK;

@@ -105,6 +105,13 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 			cJSON_AddNumberToObject(o, "boot_priority", order_pos(&s->bs, i));
 		}
 	}
+	if (s->st.pending_slot >= 0)
+		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(s->st.pending_slot));
+	else
+		cJSON_AddNullToObject(root, "pending_slot");
+	cJSON_AddNumberToObject(root, "security_floor", (double)s->st.security_floor);
+	tnd_outcome_to_json(root, "last_boot", &s->st.last_boot);
+	tnd_outcome_to_json(root, "last_update", &s->st.last_update);
 	if (s->st.last_install_result[0]) {
 		last = cJSON_AddObjectToObject(root, "last_install");
 		tnd_time_format(t, s->st.last_install_time);
@@ -122,6 +129,14 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 	puts(text);
 	free(text);
 	return 0;
+}
+
+static void print_outcome(const char *label, const struct tnd_outcome *o)
+{
+	if (o->result[0])
+		printf("\n%s %s (slot %s%s%s)%s%s\n", label, o->result, o->slot,
+		       o->version[0] ? ", version " : "", o->version, o->reason[0] ? ": " : "",
+		       o->reason);
 }
 
 static void print_text(const struct tnd_config *cfg, const struct status *s)
@@ -155,6 +170,11 @@ static void print_text(const struct tnd_config *cfg, const struct status *s)
 		if (s->have_bs)
 			printf("  tries:    %u left\n", s->bs.tries[i]);
 	}
+	if (s->st.pending_slot >= 0)
+		printf("\npending:      slot %s is activated and not yet confirmed\n",
+		       tnd_slot_name(s->st.pending_slot));
+	print_outcome("last boot:  ", &s->st.last_boot);
+	print_outcome("last update:", &s->st.last_update);
 	if (s->st.last_install_result[0]) {
 		printf("\nlast install: %s", s->st.last_install_result);
 		if (s->st.last_error[0])

@@ -208,6 +208,31 @@ static void uboot_env(void **state)
 	assert_int_equal(bs.tries[0], 2);
 	assert_int_equal(bs.tries[1], 3);
 	tnd_bl_close(bl);
+	/* several stores through one open context, from every starting copy:
+	 * each must land (libubootenv alone gets this wrong, see bl_uboot.c) */
+	for (int round = 0; round < 4; round++) {
+		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+		assert_int_equal(tnd_bl_disable(bl, round % 2), 0);
+		assert_int_equal(tnd_bl_activate(bl, round % 2, 2), 0);
+		assert_int_equal(tnd_bl_mark_good(bl, 1 - round % 2, 1), 0);
+		tnd_bl_close(bl);
+		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+		assert_int_equal(tnd_bl_read(bl, &bs), 0);
+		tnd_bl_close(bl);
+		assert_int_equal(bs.order[0], round % 2);
+		assert_int_equal(bs.tries[round % 2], 2);
+		assert_int_equal(bs.tries[1 - round % 2], 1);
+		snprintf(cmd, sizeof(cmd), "fw_setenv -c %s BOOT_A_LEFT 3", conf);
+		assert_int_equal(system(cmd), 0);
+	}
+	/* mark_bad: no tries, and last */
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_bad(bl, 1), 0);
+	assert_int_equal(tnd_bl_read(bl, &bs), 0);
+	tnd_bl_close(bl);
+	assert_int_equal(bs.order[0], 0);
+	assert_int_equal(bs.order[1], 1);
+	assert_int_equal(bs.tries[1], 0);
 	snprintf(cmd, sizeof(cmd), "fw_printenv -c %s foo | grep -qx foo=bar", conf);
 	assert_int_equal(system(cmd), 0);
 	/* a garbage counter is an error, not a guess */

@@ -1,0 +1,151 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# activate / confirm / rollback / doctor on a simulated device. A reboot is
+# modelled by sim_boot, which does what the U-Boot script in
+# bootloader-hooks/uboot does (walk BOOT_ORDER, skip slots with no tries,
+# decrement, pass tandem.slot=): the real script runs under QEMU in
+# tests/e2e. The environment is a real redundant one, through fw_setenv.
+. "$(dirname "$0")/lib.sh"
+
+env_get() { fw_printenv -c "$D/fw_env.config" -n "$1"; }
+
+# sim_boot: one power-on. Prints the slot that boots.
+sim_boot() {
+	local s left chosen=""
+	for s in $(env_get BOOT_ORDER); do
+		left=$(env_get "BOOT_${s}_LEFT")
+		if [ "$left" -gt 0 ]; then
+			chosen=$s
+			fw_setenv -c "$D/fw_env.config" "BOOT_${s}_LEFT" $((left - 1))
+			break
+		fi
+	done
+	if [ -z "$chosen" ]; then # all exhausted: reset and boot the first (as the script does)
+		fw_setenv -c "$D/fw_env.config" BOOT_A_LEFT 3
+		fw_setenv -c "$D/fw_env.config" BOOT_B_LEFT 3
+		chosen=$(env_get BOOT_ORDER | cut -d' ' -f1)
+		fw_setenv -c "$D/fw_env.config" "BOOT_${chosen}_LEFT" 2
+	fi
+	echo "console=ttyS0 tandem.slot=$chosen" >"$D/cmdline"
+	echo "$chosen"
+}
+
+health() { # health NAME SCRIPT: adds a health check
+	mkdir -p "$D/health.d"
+	printf '#!/bin/sh\n%s\n' "$2" >"$D/health.d/$1"
+	chmod +x "$D/health.d/$1"
+}
+
+setup_device() {
+	new_device dev
+	python3 - "$CONF" "$D/health.d" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["health_dir"] = sys.argv[2]; c["health_timeout"] = 2
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
+	make_image "$D/v1.img" 1
+	build_bundle "$D/u.tnd" "$D/v1.img" --security-version 2
+	[ "$(sim_boot)" = A ]
+	"$TANDEM" -c "$CONF" -q confirm # factory image on A proves itself
+}
+
+status_py() { "$TANDEM" -c "$CONF" status --json | python3 -c "import json,sys; s=json.load(sys.stdin); $1"; }
+
+test_update_confirmed_on_new_slot() {
+	setup_device
+	health ok 'test "$TANDEM_SLOT" = B'
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	grep -q '"pending_slot":.*"B"' "$D/state/state.json" || fail "no pending slot"
+	[ "$(sim_boot)" = B ]
+	[ "$(env_get BOOT_B_LEFT)" = 2 ]
+	"$TANDEM" -c "$CONF" confirm --json | grep -q '"healthy":true' || fail "not healthy"
+	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "B tries not reset"
+	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "order"
+	status_py 'b=s["slots"]["B"]; assert b["state"]=="good" and b["booted"], s
+assert s["last_update"]["result"]=="success" and s["pending_slot"] is None, s'
+	grep -q '"security_floor":.*2' "$D/state/state.json" || fail "floor not raised on confirm"
+	# rebooting a good system never runs out of tries
+	for _ in 1 2 3 4 5; do [ "$(sim_boot)" = B ]; "$TANDEM" -c "$CONF" -q confirm; done
+}
+
+test_failed_health_check_rolls_back() {
+	setup_device
+	health 10-net 'exit 0'
+	health 20-app 'echo app down >&2; exit 3'
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	[ "$(sim_boot)" = B ]
+	expect_refusal 24 "20-app failed (exit status 3): app down" "$TANDEM" -c "$CONF" confirm
+	[ "$(env_get BOOT_ORDER)" = "A B" ] || fail "A not first after failed health"
+	[ "$(env_get BOOT_B_LEFT)" = 0 ] || fail "B still bootable"
+	status_py 'assert s["slots"]["B"]["state"]=="bad", s'
+	status_py 'assert s["last_update"]["result"]=="failed" and "app down" in s["last_update"]["reason"], s'
+	[ "$(sim_boot)" = A ]
+	rm "$D/health.d/20-app"
+	"$TANDEM" -c "$CONF" -q confirm
+}
+
+test_health_check_timeout() {
+	setup_device
+	health slow 'sleep 30'
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	[ "$(sim_boot)" = B ]
+	SECONDS=0
+	expect_refusal 24 "did not finish within 2 s" "$TANDEM" -c "$CONF" confirm
+	[ "$SECONDS" -lt 10 ] || fail "timeout not enforced"
+}
+
+test_new_slot_never_confirmed_falls_back() {
+	setup_device
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	# B hangs three times (nothing runs confirm); the fourth power-on boots A
+	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot)" = A ]
+	"$TANDEM" -c "$CONF" status | grep -q "booted slot: A"
+	"$TANDEM" -c "$CONF" -q confirm
+	status_py '
+lu=s["last_update"]; assert lu["result"]=="failed" and lu["slot"]=="B" and lu["version"]=="1.0", lu
+assert "used all 3 boot tries" in lu["reason"], lu
+assert s["last_boot"]["result"]=="good" and s["last_boot"]["slot"]=="A", s
+assert s["slots"]["B"]["state"]=="bad" and s["slots"]["A"]["state"]=="good", s'
+	[ "$(env_get BOOT_ORDER)" = "A B" ] || fail "order not repaired"
+}
+
+test_rollback_and_activate() {
+	setup_device
+	"$TANDEM" -c "$CONF" -q install --progress=none --no-activate "$D/u.tnd"
+	[ "$(env_get BOOT_ORDER)" = "A B" ]
+	expect_refusal 25 "holds no known-good image" "$TANDEM" -c "$CONF" rollback
+	"$TANDEM" -c "$CONF" -q activate B
+	[ "$(env_get BOOT_ORDER)" = "B A" ] && [ "$(env_get BOOT_B_LEFT)" = 3 ]
+	[ "$(sim_boot)" = B ]
+	"$TANDEM" -c "$CONF" -q confirm
+	"$TANDEM" -c "$CONF" -q rollback
+	[ "$(env_get BOOT_ORDER)" = "A B" ] && [ "$(env_get BOOT_A_LEFT)" = 3 ]
+	[ "$(sim_boot)" = A ]
+	"$TANDEM" -c "$CONF" -q confirm
+	status_py 'assert s["booted_slot"]=="A" and s["slots"]["A"]["state"]=="good", s'
+	# activating a slot with nothing verified in it is refused
+	new_device dev2
+	expect_refusal 25 "holds no verified image" "$TANDEM" -c "$CONF" activate B
+}
+
+test_doctor() {
+	setup_device
+	"$TANDEM" -c "$CONF" doctor >"$D/doc" || fail "doctor failed on a sane device: $(cat "$D/doc")"
+	grep -q "redundant environment" "$D/doc"
+	"$TANDEM" -c "$CONF" doctor --json | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["healthy"], j'
+	# a destroyed environment, a missing slot, no tandem.slot=: all named
+	dd if=/dev/urandom of="$D/env/uboot.env" bs=16384 count=1 conv=notrunc 2>/dev/null
+	cp "$D/env/uboot.env" "$D/env/uboot-redund.env"
+	rm "$D/slotB.img"
+	echo "console=ttyS0" >"$D/cmdline"
+	rc=0
+	"$TANDEM" -c "$CONF" doctor >"$D/doc" || rc=$?
+	[ "$rc" -eq 3 ] || fail "doctor exit $rc"
+	grep -q "FAIL  cmdline" "$D/doc" && grep -q "FAIL  slot.*slotB" "$D/doc" &&
+		grep -q "FAIL  environment" "$D/doc" || fail "doctor missed a problem: $(cat "$D/doc")"
+}
+
+run_tests

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+#include "bootctl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "bootloader.h"
+#include "health.h"
+#include "log.h"
+#include "state.h"
+#include "timeutil.h"
+
+/* Holds an image that was verified when written or proven by booting. */
+static bool holds_image(const struct tnd_slot_info *si)
+{
+	return si->state == TND_SLOT_INSTALLED || si->state == TND_SLOT_GOOD;
+}
+
+static int open_bl(const struct tnd_config *cfg, struct tnd_bootloader **bl)
+{
+	int ret = tnd_bl_open(bl, cfg);
+
+	if (!ret && !*bl)
+		ret = tnd_err_set(
+		    TND_E_CONFIG,
+		    "no bootloader is configured (\"type\": \"none\"): nothing to change");
+	return ret;
+}
+
+int tnd_activate(const struct tnd_config *cfg, int slot)
+{
+	struct tnd_bootloader *bl = NULL;
+	struct tnd_state st;
+	int ret, booted;
+
+	if ((ret = tnd_booted_slot(cfg, &booted)) || (ret = tnd_state_load(&st, cfg->state_dir)))
+		return ret;
+	if (slot != booted && !holds_image(&st.slot[slot]))
+		return tnd_err_set(TND_E_NOT_READY,
+				   "slot %s holds no verified image (state: %s): install one first",
+				   tnd_slot_name(slot), tnd_slot_state_name(st.slot[slot].state));
+	if ((ret = open_bl(cfg, &bl)))
+		return ret;
+	ret = tnd_bl_activate(bl, slot, cfg->boot_tries);
+	tnd_bl_close(bl);
+	if (ret)
+		return ret;
+	st.pending_slot = slot == booted ? -1 : slot;
+	st.pending_since = slot == booted ? 0 : tnd_time_now();
+	return tnd_state_save(&st, cfg->state_dir);
+}
+
+int tnd_rollback(const struct tnd_config *cfg, int *to)
+{
+	struct tnd_bootloader *bl = NULL;
+	struct tnd_state st;
+	int ret, booted, other;
+
+	if ((ret = tnd_booted_slot(cfg, &booted)) || (ret = tnd_state_load(&st, cfg->state_dir)))
+		return ret;
+	other = 1 - booted;
+	/* Rolling back to anything not proven is how devices get bricked. */
+	if (st.slot[other].state != TND_SLOT_GOOD)
+		return tnd_err_set(
+		    TND_E_NOT_READY,
+		    "slot %s holds no known-good image (state: %s): refusing to roll back",
+		    tnd_slot_name(other), tnd_slot_state_name(st.slot[other].state));
+	if ((ret = open_bl(cfg, &bl)))
+		return ret;
+	ret = tnd_bl_activate(bl, other, cfg->boot_tries);
+	tnd_bl_close(bl);
+	if (ret)
+		return ret;
+	st.pending_slot = other;
+	st.pending_since = tnd_time_now();
+	*to = other;
+	return tnd_state_save(&st, cfg->state_dir);
+}
+
+/* The pending slot is not the one running: U-Boot fell back. */
+static int note_fallback(const struct tnd_config *cfg, struct tnd_bootloader *bl,
+			 struct tnd_state *st, struct tnd_confirm_result *res)
+{
+	int p = st->pending_slot;
+	struct tnd_boot_state bs;
+	int ret;
+
+	if ((ret = tnd_bl_read(bl, &bs)))
+		return ret;
+	if (bs.tries[p] == 0)
+		snprintf(
+		    res->reason, sizeof(res->reason),
+		    "slot %s did not come up: it used all %u boot tries without being confirmed",
+		    tnd_slot_name(p), cfg->boot_tries);
+	else
+		snprintf(res->reason, sizeof(res->reason),
+			 "slot %s was activated but slot %s booted (%u tries of %s left)",
+			 tnd_slot_name(p), tnd_slot_name(res->booted), bs.tries[p],
+			 tnd_slot_name(p));
+	tnd_warn("%s", res->reason);
+	res->fallback_from = p;
+	if ((ret = tnd_bl_mark_bad(bl, p)))
+		return ret;
+	st->slot[p].state = TND_SLOT_BAD;
+	st->slot[p].updated = tnd_time_now();
+	st->pending_slot = -1;
+	tnd_outcome_set(&st->last_update, "failed", p, st->slot[p].version, res->reason);
+	return tnd_state_save(st, cfg->state_dir);
+}
+
+int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
+{
+	struct tnd_bootloader *bl = NULL;
+	struct tnd_state st;
+	struct tnd_slot_info *si;
+	int ret, other;
+
+	memset(res, 0, sizeof(*res));
+	res->fallback_from = -1;
+	if ((ret = tnd_booted_slot(cfg, &res->booted)) ||
+	    (ret = tnd_state_load(&st, cfg->state_dir)) || (ret = open_bl(cfg, &bl)))
+		goto out;
+	if (st.pending_slot >= 0 && st.pending_slot != res->booted &&
+	    (ret = note_fallback(cfg, bl, &st, res)))
+		goto out;
+
+	si = &st.slot[res->booted];
+	other = 1 - res->booted;
+	ret = tnd_health_run(cfg->health_dir, cfg->health_timeout, tnd_slot_name(res->booted),
+			     &res->checks);
+	if (ret) {
+		snprintf(res->reason, sizeof(res->reason), "%s", tnd_err_msg());
+		/* Switch only to a slot that holds a verified image; otherwise
+		 * this slot, bad as it is, remains the best the device has. */
+		if (holds_image(&st.slot[other])) {
+			if ((ret = tnd_bl_mark_bad(bl, res->booted)))
+				goto out;
+			res->switched = true;
+		} else {
+			tnd_warn("slot %s holds no verified image: keeping slot %s first",
+				 tnd_slot_name(other), tnd_slot_name(res->booted));
+		}
+		si->state = TND_SLOT_BAD;
+		si->updated = tnd_time_now();
+		if (st.pending_slot == res->booted)
+			tnd_outcome_set(&st.last_update, "failed", res->booted, si->version,
+					res->reason);
+		st.pending_slot = -1;
+		tnd_outcome_set(&st.last_boot, "bad", res->booted, si->version, res->reason);
+		if ((ret = tnd_state_save(&st, cfg->state_dir)))
+			goto out;
+		ret = tnd_err_set(TND_E_HEALTH, "%s", res->reason);
+		goto out;
+	}
+	/* Environment first: a cut before the state write leaves the slot
+	 * pending, and the next confirm finishes the job. */
+	if ((ret = tnd_bl_mark_good(bl, res->booted, cfg->boot_tries)))
+		goto out;
+	res->healthy = true;
+	si->state = TND_SLOT_GOOD;
+	si->updated = tnd_time_now();
+	if (si->security_version > st.security_floor)
+		st.security_floor = si->security_version;
+	if (st.pending_slot == res->booted) {
+		tnd_outcome_set(&st.last_update, "success", res->booted, si->version, NULL);
+		st.pending_slot = -1;
+	}
+	tnd_outcome_set(&st.last_boot, "good", res->booted, si->version, NULL);
+	ret = tnd_state_save(&st, cfg->state_dir);
+out:
+	tnd_bl_close(bl);
+	return ret;
+}
