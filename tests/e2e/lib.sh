@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # Shared functions of the QEMU end-to-end test; sourced by run.sh (and by
 # later tests that need a guest). Real parts only: Debian's kernels,
 # busybox and libubootenv tools, Debian's U-Boot, the project's boot
@@ -36,7 +37,6 @@ e2e_setup() {
 	mkdir -p "$E2E_WORK" "$E2E_CACHE/debs"
 	E2E_ENV_SIZE=$(. "$E2E_BOARD/boot.conf" && echo "$ENV_SIZE")
 	E2E_KERNEL_NAME=$(. "$E2E_BOARD/boot.conf" && basename "$KERNEL")
-	E2E_BOOTN=0
 }
 
 # e2e_can_run: 0 if QEMU and U-Boot for this arch are installed.
@@ -220,7 +220,6 @@ e2e_use_disk() { E2E_DISK=$1; }
 e2e_boot() {
 	local log=$1 t=${2:-$E2E_BOOT_TIMEOUT} rc=0
 	rm -f "$log"
-	E2E_BOOTN=$((E2E_BOOTN + 1))
 	case $E2E_ARCH in
 	arm64)
 		timeout -k 5 "$t" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1 \
