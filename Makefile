@@ -171,6 +171,12 @@ check: deps
 	@$(MAKE) --no-print-directory O=$(ASAN_O) SANITIZE=1 all unit-tests
 	@tests/run-tests.sh $(ASAN_O)
 
+.PHONY: check-e2e
+# The QEMU end-to-end suite on real U-Boot, arm64 and x86 (make check runs
+# its --short form through tests/run-tests.sh).
+check-e2e: deps all
+	@tests/e2e/run.sh
+
 .PHONY: demo
 demo: deps all
 	@tests/demo.sh $(O)

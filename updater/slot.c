@@ -18,6 +18,8 @@
 
 static const uint8_t zeros[64 * 1024];
 
+static void *verifier_main(void *arg);
+
 int tnd_slot_dev_size(const char *path, uint64_t *size)
 {
 	struct stat st;
@@ -86,10 +88,21 @@ int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_si
 	w->window = window < w->rbuf_size ? w->rbuf_size : window;
 	w->win_cap = (size_t)(w->window / chunk_size) + 2;
 	if (posix_memalign((void **)&w->rbuf, ALIGN, w->rbuf_size) ||
-	    !(w->win = calloc(w->win_cap, sizeof(*w->win)))) {
+	    !(w->win[0].e = calloc(w->win_cap, sizeof(struct tnd_rb_entry))) ||
+	    !(w->win[1].e = calloc(w->win_cap, sizeof(struct tnd_rb_entry)))) {
 		ret = tnd_err_set(TND_E_NOMEM, "out of memory");
 		goto fail;
 	}
+	w->queued = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->verifier, NULL, verifier_main, w)) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		ret = tnd_err_set(TND_E_NOMEM, "cannot start the read-back thread");
+		goto fail;
+	}
+	w->started = true;
 	return 0;
 fail:
 	tnd_slot_close(w);
@@ -153,45 +166,113 @@ static int check_entry(struct tnd_slot_writer *w, const struct tnd_rb_entry *e)
 			    w->path, (unsigned long long)(e->off + pos));
 		pos += n;
 	}
-	w->verified += e->len;
 	return 0;
 }
 
-/* Flushes the window's range to the device and checks it. The final
- * window uses fsync, which also flushes the device's volatile cache and,
- * for files, the metadata. */
-static int flush_window(struct tnd_slot_writer *w, bool final)
+/* Verifier thread: waits for a window's range to reach the device, then
+ * reads it back. The final window uses fsync, which also flushes the
+ * device's volatile cache and, for files, the metadata. */
+static int verify_window(struct tnd_slot_writer *w, const struct tnd_rb_window *win)
 {
-	uint64_t len = w->win_end - w->win_start;
+	uint64_t len = win->end - win->start;
 	int ret;
 
-	if (final) {
+	if (win->final) {
 		if (fsync(w->fd) < 0)
 			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: fsync", w->path);
-	} else if (len && sync_file_range(w->fd, (off_t)w->win_start, (off_t)len,
+	} else if (len && sync_file_range(w->fd, (off_t)win->start, (off_t)len,
 					  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
 					      SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
 		if (fdatasync(w->fd) < 0)
 			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: sync", w->path);
 	}
 	if (len)
-		posix_fadvise(w->rfd, (off_t)w->win_start, (off_t)len, POSIX_FADV_DONTNEED);
-	for (size_t i = 0; i < w->nwin; i++)
-		if ((ret = check_entry(w, &w->win[i])))
+		posix_fadvise(w->rfd, (off_t)win->start, (off_t)len, POSIX_FADV_DONTNEED);
+	for (size_t i = 0; i < win->n; i++) {
+		if ((ret = check_entry(w, &win->e[i])))
 			return ret;
-	w->nwin = 0;
-	w->win_start = w->win_end;
+		w->verified += win->e[i].len;
+	}
+	return 0;
+}
+
+static void *verifier_main(void *arg)
+{
+	struct tnd_slot_writer *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->queued < 0 && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->queued < 0)
+			break;
+		struct tnd_rb_window *win = &w->win[w->queued];
+		int ret;
+
+		w->queued = -1;
+		w->busy = true;
+		pthread_mutex_unlock(&w->mu);
+		ret = w->err ? 0 : verify_window(w, win);
+		pthread_mutex_lock(&w->mu);
+		if (ret && !w->err) {
+			w->err = ret;
+			snprintf(w->errmsg, sizeof(w->errmsg), "%s", tnd_err_msg());
+		}
+		win->n = 0;
+		w->busy = false;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Waits until the verifier is idle; returns its error, if any, in the
+ * calling thread's error message. */
+static int wait_verifier(struct tnd_slot_writer *w)
+{
+	int ret;
+
+	pthread_mutex_lock(&w->mu);
+	while (w->busy || w->queued >= 0)
+		pthread_cond_wait(&w->cv, &w->mu);
+	ret = w->err;
+	pthread_mutex_unlock(&w->mu);
+	return ret ? tnd_err_set(ret, "%s", w->errmsg) : 0;
+}
+
+/* Hands the current window to the verifier and starts a new one. */
+static int submit_window(struct tnd_slot_writer *w, bool final)
+{
+	struct tnd_rb_window *win = &w->win[w->cur];
+	int ret;
+
+	/* Start write-back now, without waiting: the verifier waits for it. */
+	if (!final && win->end > win->start)
+		sync_file_range(w->fd, (off_t)win->start, (off_t)(win->end - win->start),
+				SYNC_FILE_RANGE_WRITE);
+	if ((ret = wait_verifier(w)))
+		return ret;
+	win->final = final;
+	pthread_mutex_lock(&w->mu);
+	w->queued = w->cur;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	w->cur ^= 1;
+	w->win[w->cur].n = 0;
+	w->win[w->cur].start = w->win[w->cur].end = win->end;
 	return 0;
 }
 
 static int add_entry(struct tnd_slot_writer *w, uint64_t off, uint64_t len, uint32_t crc, bool zero)
 {
-	if (off != w->win_end)
+	struct tnd_rb_window *win = &w->win[w->cur];
+
+	if (off != win->end)
 		return tnd_err_set(TND_E_INTERNAL, "slot writes out of order");
-	w->win[w->nwin++] = (struct tnd_rb_entry){.off = off, .len = len, .crc = crc, .zero = zero};
-	w->win_end = off + len;
-	if (w->nwin == w->win_cap || w->win_end - w->win_start >= w->window)
-		return flush_window(w, false);
+	win->e[win->n++] = (struct tnd_rb_entry){.off = off, .len = len, .crc = crc, .zero = zero};
+	win->end = off + len;
+	if (win->n == w->win_cap || win->end - win->start >= w->window)
+		return submit_window(w, false);
 	return 0;
 }
 
@@ -246,20 +327,33 @@ int tnd_slot_zero(struct tnd_slot_writer *w, uint64_t off, uint64_t len)
 
 int tnd_slot_finish(struct tnd_slot_writer *w)
 {
-	return flush_window(w, true);
+	int ret = submit_window(w, true);
+
+	return ret ? ret : wait_verifier(w);
 }
 
 void tnd_slot_close(struct tnd_slot_writer *w)
 {
 	if (!w)
 		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->verifier, NULL);
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		w->started = false;
+	}
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->rfd >= 0)
 		close(w->rfd);
 	free(w->rbuf);
-	free(w->win);
+	free(w->win[0].e);
+	free(w->win[1].e);
 	w->fd = w->rfd = -1;
 	w->rbuf = NULL;
-	w->win = NULL;
+	w->win[0].e = w->win[1].e = NULL;
 }

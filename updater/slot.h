@@ -4,18 +4,22 @@
  * proving the device holds it.
  *
  * Writes go through the page cache so the kernel can batch them. Every
- * `window` bytes the written range is flushed to the device, dropped from
- * the cache and read back (O_DIRECT where the device allows it) to be
- * compared with the CRC-32 the signed record carries; zero ranges are
- * checked to read as zeros. tnd_slot_finish() fsyncs and checks the last
- * window, so a write the device lost or corrupted is found before the
- * slot can be activated. Memory: one chunk-sized read buffer and a small
- * table, whatever the image size.
+ * `window` bytes the writer starts write-back of the range and hands it
+ * to a verifier thread, which waits for the range to reach the device,
+ * drops it from the cache and reads it back (O_DIRECT where the device
+ * allows it) to compare with the CRC-32 the signed record carries; zero
+ * ranges must read as zeros. The writer meanwhile fills the next window,
+ * so device latency overlaps with decompression instead of stalling it.
+ * tnd_slot_finish() fsyncs and checks the last window, so a write the
+ * device lost or corrupted is found before the slot can be activated.
+ * Memory: one chunk-sized read buffer and two small tables, whatever the
+ * image size.
  */
 #ifndef TANDEM_SLOT_H
 #define TANDEM_SLOT_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +33,13 @@ struct tnd_rb_entry {
 	bool zero;
 };
 
+struct tnd_rb_window {
+	struct tnd_rb_entry *e;
+	size_t n;
+	uint64_t start, end;
+	bool final;
+};
+
 struct tnd_slot_writer {
 	int fd;
 	int rfd; /* read-back: O_DIRECT when possible */
@@ -36,11 +47,21 @@ struct tnd_slot_writer {
 	bool is_blk;
 	char path[PATH_MAX];
 	uint64_t dev_size;
-	uint8_t *rbuf;
+	uint8_t *rbuf; /* the verifier's */
 	size_t rbuf_size;
-	struct tnd_rb_entry *win;
-	size_t nwin, win_cap;
-	uint64_t win_start, win_end, window;
+	struct tnd_rb_window win[2]; /* one filled by the writer, one verified */
+	int cur;
+	size_t win_cap;
+	uint64_t window;
+	/* Verifier thread and its hand-off; `queued` is the window index
+	 * waiting for it, or -1. */
+	pthread_t verifier;
+	bool started, busy, stop;
+	int queued;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int err;
+	char errmsg[TND_ERR_MSG_MAX];
 	uint64_t verified; /* bytes read back and found right */
 };
 
