@@ -218,6 +218,8 @@ facts() {
 	meta rauc "$(dpkg-query -W -f='${Version}' rauc 2>/dev/null || echo 'not installed')"
 	meta swupdate "$(dpkg-query -W -f='${Version}' swupdate 2>/dev/null || echo 'not installed')"
 	meta fs "$(df -T "$B" | awk 'NR == 2 { print $2 " on " $1 }')"
+	# other work on the machine skews wall times: say how busy it was
+	meta load "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # ------------------------------------------------------------ the baseline-B helper
@@ -229,6 +231,246 @@ build_inflate2() {
 	${CC:-gcc} $cflags -I"$TOP/lib" -I"$O/include/generated" \
 		-include "$O/include/generated/tandem_config.h" -o "$INFLATE2" "$HERE/inflate2.c" \
 		"$O/libtandem.a" $libs || die "cannot build the inflate2 helper"
+}
+
+# ------------------------------------------------------------ RAUC and SWUpdate
+# How they were made to run here is in the shared anchors-bench notes:
+# Debian's rauc is a D-Bus client of its own service (private session bus,
+# custom no-op bootloader backend, slots on loop devices); Debian's
+# swupdate accepts only CMS-signed .swu files and never fsyncs, so a
+# `sync` is timed after it (after RAUC too, to hold both to the same
+# durability). Both write the same loop device as Tandem's loop slot.
+RAUC_NAME="rauc plain (gzip squashfs) -> loop slot"
+SWU_NAME_zlib="swupdate zlib -> loop slot"
+SWU_NAME_zstd="swupdate zstd -> loop slot"
+anchors_skip() {
+	skip full "$RAUC_NAME" "$1"
+	skip full "rauc verity -> loop slot" "$1"
+	skip full "$SWU_NAME_zlib" "$1"
+	skip full "$SWU_NAME_zstd" "$1"
+}
+# One certificate chain serves both (RAUC keyring, SWUpdate -k): a CA and
+# a leaf usable for CMS signing (emailProtection) and code signing.
+pki_setup() {
+	local d=$B/pki
+	[ -f "$d/leaf.pem" ] && return 0
+	mkdir -p "$d"
+	printf '%s\n' '[req]' 'distinguished_name = dn' '[dn]' \
+		'[v3_bench_ca]' 'basicConstraints = critical,CA:TRUE' \
+		'keyUsage = critical,keyCertSign,cRLSign' 'subjectKeyIdentifier = hash' \
+		'[v3_bench_leaf]' 'basicConstraints = critical,CA:FALSE' \
+		'keyUsage = critical,digitalSignature' 'extendedKeyUsage = emailProtection,codeSigning' \
+		'subjectKeyIdentifier = hash' 'authorityKeyIdentifier = keyid' >"$d/openssl.cnf"
+	(
+		cd "$d"
+		openssl req -config openssl.cnf -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+			-nodes -keyout ca.key -out ca.pem -days 3650 -subj "/CN=Tandem bench CA" \
+			-extensions v3_bench_ca
+		openssl req -config openssl.cnf -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+			-nodes -keyout leaf.key -out leaf.csr -subj "/CN=Tandem bench signer"
+		openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+			-out leaf.pem.tmp -days 3650 -extfile openssl.cnf -extensions v3_bench_leaf
+		mv leaf.pem.tmp leaf.pem
+	) >"$B/tmp/pki.log" 2>&1
+}
+
+RAUC_OK=0
+SWU_OK_zlib=0
+SWU_OK_zstd=0
+DBUS_ADDR=""
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'; }
+
+rauc_setup() {
+	local img=$1 d=$B/rauc t0 t1
+	if ! command -v rauc >/dev/null; then
+		skip full "$RAUC_NAME" "rauc not installed (apt-get install rauc)"; return 0
+	fi
+	if ! command -v dbus-daemon >/dev/null; then
+		skip full "$RAUC_NAME" "dbus-daemon not installed (apt-get install dbus)"; return 0
+	fi
+	mkdir -p "$d/bundle"
+	if [ ! -f "$d/plain.raucb" ] || [ "$d/plain.raucb" -ot "$img" ]; then
+		log "building the RAUC plain bundle (mksquashfs of the image: minutes on a busy machine; cached)"
+		rm -f "$d/bundle/rootfs.ext4" "$d/plain.raucb"
+		ln "$img" "$d/bundle/rootfs.ext4" 2>/dev/null || cp "$img" "$d/bundle/rootfs.ext4"
+		printf '%s\n' '[update]' 'compatible=bench' 'version=1.0.0' '' '[bundle]' 'format=plain' '' \
+			'[image.rootfs]' 'filename=rootfs.ext4' >"$d/bundle/manifest.raucm"
+		t0=$(date +%s%N)
+		timeout "$TMO" rauc --cert="$B/pki/leaf.pem" --key="$B/pki/leaf.key" \
+			--keyring="$B/pki/ca.pem" bundle "$d/bundle" "$d/plain.raucb.tmp" >"$B/tmp/rauc-bundle.log" 2>&1 &&
+			mv "$d/plain.raucb.tmp" "$d/plain.raucb"
+		t1=$(date +%s%N)
+		printf '%s\n' "$(secs "$t0" "$t1")" >"$d/build-seconds"
+	fi
+	if [ ! -f "$d/plain.raucb" ]; then
+		skip full "$RAUC_NAME" "rauc bundle failed: $(tail -1 "$B/tmp/rauc-bundle.log")"; return 0
+	fi
+	meta rauc.bundle_bytes "$(stat -c %s "$d/plain.raucb")"
+	meta rauc.bundle_build_s "$(cat "$d/build-seconds" 2>/dev/null || echo '?')"
+	# A no-op bootloader backend: A is booted and primary, every request
+	# succeeds. Only the slot copy is measured.
+	printf '%s\n' '#!/bin/sh' 'case "$1" in' 'get-primary|get-current) echo A ;;' \
+		'get-state) echo good ;;' 'esac' 'exit 0' >"$d/bootloader.sh"
+	chmod +x "$d/bootloader.sh"
+	truncate -s 1M "$d/slotA.img"
+	# A central status file: with per-slot status RAUC mounts the slot
+	# after the copy and writes into it, which would change the bytes
+	# the check below compares (and is not part of the copy's cost).
+	printf '%s\n' '[system]' 'compatible=bench' 'bootloader=custom' "statusfile=$d/status.raucs" '' '[handlers]' \
+		"bootloader-custom-backend=$d/bootloader.sh" '' '[keyring]' "path=$B/pki/ca.pem" '' \
+		'[slot.rootfs.0]' "device=$d/slotA.img" 'type=ext4' 'bootname=A' '' \
+		'[slot.rootfs.1]' "device=$LOOP" 'type=ext4' 'bootname=B' >"$d/system.conf"
+	# A private session bus for the service and its client.
+	rm -f "$d/bus.sock"
+	dbus-daemon --session --address="unix:path=$d/bus.sock" --nofork --nopidfile \
+		>"$B/tmp/dbus.log" 2>&1 &
+	PIDS+=("$!")
+	DBUS_ADDR="unix:path=$d/bus.sock"
+	if timeout 10 sh -c "until [ -S '$d/bus.sock' ]; do sleep 0.1; done"; then
+		RAUC_OK=1
+	else
+		skip full "$RAUC_NAME" "private dbus-daemon did not start (see $B/tmp/dbus.log)"
+	fi
+}
+
+swu_setup() { # CODEC IMG
+	local c=$1 img=$2 name_var=SWU_NAME_$1 dir=$B/swu/$1 f sha
+	if ! command -v swupdate >/dev/null; then
+		skip full "${!name_var}" "swupdate not installed (apt-get install swupdate)"; return 0
+	fi
+	if [ "$c" = zstd ] && ! command -v zstd >/dev/null; then
+		skip full "${!name_var}" "zstd not installed (apt-get install zstd)"; return 0
+	fi
+	mkdir -p "$dir"
+	f=$dir/rootfs.ext4.gz
+	[ "$c" = zstd ] && f=$dir/rootfs.ext4.zst
+	if [ ! -f "$f" ] || [ "$f" -ot "$img" ]; then
+		log "compressing the image for SWUpdate ($c; cached)"
+		# gzip -6 is zlib's default level, the one Tandem's bundles use;
+		# zstd at its default level 3, as in the anchors-bench notes.
+		if [ "$c" = zlib ]; then
+			timeout "$TMO" gzip -n -6 -c "$img" >"$f.tmp"
+		else
+			timeout "$TMO" zstd -q -T2 -f -o "$f.tmp" "$img"
+		fi
+		mv "$f.tmp" "$f"
+	fi
+	sha=$(sha256sum <"$f" | cut -d' ' -f1)
+	# sw-description names the loop device, which may differ between runs:
+	# the small signed part is remade every time.
+	cat >"$dir/sw-description" <<EOF
+software =
+{
+	version = "1.0.0";
+	hardware-compatibility: [ "1.0" ];
+	stable: {
+		copyB: {
+			images: ( {
+				filename = "$(basename "$f")";
+				device = "$LOOP";
+				type = "raw";
+				sha256 = "$sha";
+				installed-directly = true;
+				compressed = "$c";
+			} );
+		};
+	};
+}
+EOF
+	if (
+		cd "$dir"
+		openssl cms -sign -in sw-description -out sw-description.sig -signer "$B/pki/leaf.pem" \
+			-inkey "$B/pki/leaf.key" -outform DER -nosmimecap -binary &&
+			printf 'sw-description\nsw-description.sig\n%s\n' "$(basename "$f")" |
+			cpio -o -H crc >"../$c.swu" 2>/dev/null
+	); then
+		meta "swu.$c.bytes" "$(stat -c %s "$B/swu/$c.swu")"
+		eval "SWU_OK_$c=1"
+	else
+		skip full "${!name_var}" "cannot build the .swu (openssl cms or cpio failed)"
+	fi
+}
+
+anchors_setup() { # IMG
+	if [ -z "$LOOP" ]; then anchors_skip "no loop device: $LOOP_WHY"; return 1; fi
+	if ! command -v openssl >/dev/null; then anchors_skip "openssl not installed"; return 1; fi
+	pki_setup || { anchors_skip "cannot make certificates (see $B/tmp/pki.log)"; return 1; }
+	# verity bundles build with this rauc but need dm-verity to install
+	if grep -qw device-mapper /proc/misc 2>/dev/null; then
+		skip full "rauc verity -> loop slot" "not measured yet although this kernel has device-mapper"
+	else
+		skip full "rauc verity -> loop slot" "kernel has no device-mapper (dm-verity): RAUC cannot mount a verity bundle here"
+	fi
+	rauc_setup "$1"
+	swu_setup zlib "$1"
+	swu_setup zstd "$1"
+	meta rauc.version "$(rauc --version 2>/dev/null || echo none)"
+	return 0
+}
+
+# rauc_run RUN IMG SIZE MIB: one RAUC install, its service started fresh
+# so that its peak RSS is this install's.
+rauc_run() {
+	local r=$1 img=$2 size=$3 mib=$4 d=$B/rauc svc t0 s0 s1 e u s m rc=0 child
+	[ "$RAUC_OK" = 1 ] || return 0
+	loop_spoil "$LOOP" "$mib"
+	export DBUS_SESSION_BUS_ADDRESS=$DBUS_ADDR DBUS_STARTER_BUS_TYPE=session
+	/usr/bin/time -f '%e %U %S %M' -o "$B/tmp/rauc-service.time" \
+		rauc --conf="$d/system.conf" service --override-boot-slot=A >"$B/tmp/rauc-service.log" 2>&1 &
+	svc=$!
+	PIDS+=("$svc")
+	if ! timeout 20 sh -c "until rauc --conf='$d/system.conf' status >/dev/null 2>&1; do sleep 0.1; done"; then
+		wrong "rauc service did not come up (see $B/tmp/rauc-service.log)"
+		kill "$svc" 2>/dev/null || true
+		return 0
+	fi
+	drop_caches
+	t0=$(date +%s%N)
+	timeout "$TMO" rauc --conf="$d/system.conf" install "$d/plain.raucb" >"$B/tmp/rauc-install.log" 2>&1 || rc=$?
+	s0=$(date +%s%N)
+	sync
+	s1=$(date +%s%N)
+	# SIGTERM to rauc itself (time's child) stops the service cleanly and
+	# lets time report the service's CPU and peak RSS.
+	child=$(pgrep -P "$svc" || true)
+	[ -n "$child" ] && kill "$child" 2>/dev/null
+	timeout 20 sh -c "while kill -0 $svc 2>/dev/null; do sleep 0.1; done" ||
+		kill -9 "$svc" $child 2>/dev/null || true
+	wait "$svc" 2>/dev/null || true
+	unset DBUS_SESSION_BUS_ADDRESS DBUS_STARTER_BUS_TYPE
+	if [ "$rc" != 0 ]; then
+		wrong "rauc install failed: $(tail -1 "$B/tmp/rauc-install.log")"
+		return 0
+	fi
+	read -r e u s m <<<"$(tail -1 "$B/tmp/rauc-service.time")"
+	add_row full "$RAUC_NAME" "$r" "$(secs "$t0" "$s1")" "$u" "$s" "$m" "$size"
+	meta "note.$RAUC_NAME" "wall = install + sync (last sync $(secs "$s0" "$s1") s); CPU, RSS of the service; whole-bundle signature check first; no read-back"
+	same "$LOOP" "$img" "$size" || wrong "rauc: loop slot differs from the image"
+}
+
+# swu_run CODEC RUN IMG SIZE MIB: one SWUpdate install, timed to its
+# success log line (its client polls on for up to a second), plus a sync.
+swu_run() {
+	local c=$1 r=$2 img=$3 size=$4 mib=$5 ok_var=SWU_OK_$1 name_var=SWU_NAME_$1 out s0 s1 row
+	[ "${!ok_var}" = 1 ] || return 0
+	loop_spoil "$LOOP" "$mib"
+	mkdir -p "$B/tmp/swu"
+	drop_caches
+	if ! out=$(TMPDIR=$B/tmp/swu python3 "$HERE/timed.py" --match "SWUPDATE successful" \
+		--timeout "$TMO" --log "$B/tmp/swupdate-$c.log" -- \
+		swupdate -l 4 -H board:1.0 -k "$B/pki/ca.pem" -e stable,copyB -i "$B/swu/$c.swu"); then
+		wrong "swupdate $c failed: $(grep -a ERROR "$B/tmp/swupdate-$c.log" | head -1)"
+		return 0
+	fi
+	s0=$(date +%s%N)
+	sync
+	s1=$(date +%s%N)
+	row=$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); s = float(sys.argv[2])
+print("%.4f\t%s\t%s\t%s" % (d["match_s"] + s, d["user_s"], d["sys_s"], d["maxrss_kib"]))' \
+		"$out" "$(secs "$s0" "$s1")")
+	printf 'full\t%s\t%s\t%s\t%s\n' "${!name_var}" "$r" "$row" "$size" >>"$RAW"
+	meta "note.${!name_var}" "wall = to its success log line + sync (last sync $(secs "$s0" "$s1") s); sha256 of the stream; no fsync, no read-back"
+	same "$LOOP" "$img" "$size" || wrong "swupdate $c: loop slot differs from the image"
 }
 
 # ------------------------------------------------------------ 1. full install
@@ -282,6 +524,8 @@ print("chunk %s, %s records" % (find(m, "chunk_size"), find(m, "chunks")))' 2>/d
 		skip full "dd conv=fsync -> loop slot" "$LOOP_WHY"
 	fi
 
+	ANCHORS=0
+	if has anchors && anchors_setup "$img"; then ANCHORS=1; fi
 	for ((r = 1; r <= RUNS; r++)); do
 		log "full install: round $r of $RUNS"
 		# Limit A: the raw image copied with the same durability.
@@ -322,14 +566,113 @@ print("chunk %s, %s records" % (find(m, "chunk_size"), find(m, "chunks")))' 2>/d
 				wrong "tandem install (loop) failed"
 			same "$LOOP" "$img" "$size" || wrong "tandem: loop slot differs from the image"
 		fi
+		if [ "$ANCHORS" = 1 ]; then
+			rauc_run "$r" "$img" "$size" "$mib"
+			swu_run zlib "$r" "$img" "$size" "$mib"
+			swu_run zstd "$r" "$img" "$size" "$mib"
+		fi
 	done
 	rm -f "$slot"
 }
 
+# ------------------------------------------------------------ 2. scaling
+# Issue 8: install time and peak RSS for images of several sizes, all made
+# the same way (60% real files, the rest free space), into a file slot.
+# Memory should be flat and time linear in the image size.
+SCALING_SIZES=${BENCH_SCALING_SIZES:-64 256 512 1024}
+section_scaling() {
+	local mib img bun size r slot=$B/dev/slotB.img conf
+	conf=$(slot_conf file "$slot")
+	for mib in $SCALING_SIZES; do
+		img=$(image "$mib")
+		bun=$(bundle "$img")
+		meta "scaling.bundle.$mib MiB" "$(stat -c %s "$bun")"
+	done
+	for ((r = 1; r <= RUNS; r++)); do
+		log "scaling: round $r of $RUNS"
+		for mib in $SCALING_SIZES; do
+			img=$B/images/usr-$mib.ext4
+			bun=${img%.ext4}.tnd
+			size=$(stat -c %s "$img")
+			rm -rf "$slot" "$B/dev/state"/*
+			truncate -s "$size" "$slot"
+			drop_caches
+			measure scaling "$mib MiB" "$r" "$size" \
+				"$TANDEM" -c "$conf" install --progress=none "$bun" || wrong "tandem install ($mib MiB) failed"
+			same "$slot" "$img" "$size" || wrong "tandem: $mib MiB slot differs from the image"
+		done
+	done
+	rm -f "$slot"
+}
+
+# ------------------------------------------------------------ 3. footprint
+# Stripped size and shared-library count of the device binary in the
+# default configuration (the build under test) and in the minimal
+# defconfig, built out of tree with its own .config so that the
+# top-level .config is never touched; beside Debian's rauc and swupdate.
+footprint_one() { # NAME BINARY NOTE
+	local stripped=$B/tmp/fp.stripped
+	if [ ! -x "$2" ]; then
+		meta "footprint.$1.size" "$3"
+		return 0
+	fi
+	strip -o "$stripped" "$2" 2>/dev/null || cp "$2" "$stripped"
+	meta "footprint.$1.size" "$(stat -c %s "$stripped")"
+	meta "footprint.$1.ldd" "$(ldd "$2" 2>/dev/null | wc -l)"
+	meta "footprint.$1.note" "$3"
+}
+section_footprint() {
+	local min=$B/min
+	footprint_one "tandem (default config)" "$TANDEM" "the build under test (top-level .config)"
+	rm -rf "$min"
+	mkdir -p "$min"
+	log "building the minimal configuration in $min"
+	# The defconfig is expanded with olddefconfig on a copy, which is what
+	# `make minimal_defconfig` does, but GNU make skips pattern rules for
+	# .PHONY targets, so that target is a no-op in the current Makefile.
+	cp "$TOP/board-configs/minimal/defconfig" "$min/.config"
+	if (cd "$TOP" && timeout "$TMO" make --no-print-directory O="$min" KCONFIG_CONFIG="$min/.config" \
+		olddefconfig && timeout "$TMO" make --no-print-directory O="$min" \
+		KCONFIG_CONFIG="$min/.config" all) >"$B/tmp/min-build.log" 2>&1 &&
+		grep -q '^# CONFIG_IMAGE_TOOLS is not set' "$min/.config"; then
+		footprint_one "tandem (minimal_defconfig)" "$min/tandem" "board-configs/minimal/defconfig"
+	else
+		meta "footprint.tandem (minimal_defconfig).size" "build failed: $(grep -m1 -i error "$B/tmp/min-build.log" || tail -1 "$B/tmp/min-build.log")"
+	fi
+	footprint_one "rauc $(dpkg-query -W -f='${Version}' rauc 2>/dev/null)" "$(command -v rauc || echo /nonexistent)" \
+		"Debian's build: glib, json-glib, curl, openssl, dbus client and service in one binary"
+	footprint_one "swupdate $(dpkg-query -W -f='${Version}' swupdate 2>/dev/null)" \
+		"$(command -v swupdate || echo /nonexistent)" "Debian's build"
+}
+
+# ------------------------------------------------------------ 4. delta (hook)
+# The delta table (issue 4) belongs to tests/delta/bench.sh; this only
+# runs it, with the same build directory and number of runs, and passes
+# its Markdown through.
+section_delta() {
+	local d=$TOP/tests/delta/bench.sh
+	if [ -x "$d" ]; then
+		log "delta: running $d"
+		BENCH_RUNS=$RUNS timeout "$TMO" "$d" "$O" >"$B/delta.md" 2>"$B/tmp/delta.err" ||
+			wrong "tests/delta/bench.sh failed: $(tail -1 "$B/tmp/delta.err")"
+	else
+		printf '### Delta\n\nNot measured: tests/delta/bench.sh does not exist yet.\n\n' >"$B/delta.md"
+	fi
+}
+
 # ------------------------------------------------------------ main
 facts
+t_start=$(date +%s)
 has full && section_full
-python3 "$HERE/report.py" "$RAW" "$META" "$B" | tee "$B/results.md"
+has scaling && section_scaling
+has footprint && section_footprint
+has delta && section_delta
+meta duration_s "$(($(date +%s) - t_start))"
+{
+	python3 "$HERE/report.py" "$RAW" "$META" "$B"
+	if has delta; then cat "$B/delta.md"; fi
+} | tee "$B/results.md"
+log "tables in $B/results.md, JSON in $B/*.json"
 if [ "$FAILED" != 0 ]; then
 	log "some results were WRONG (see above): this is a bug, not a slow run"
 	exit 1
