@@ -38,7 +38,8 @@ KCONFIG_PY = $(PYTHON) -c 'import sys,runpy; sys.argv[0]="$(1)"; sys.path.insert
 BOARDS := $(notdir $(patsubst %/defconfig,%,$(wildcard board-configs/*/defconfig)))
 CONFIG_TARGETS := defconfig menuconfig oldconfig olddefconfig savedefconfig $(addsuffix _defconfig,$(BOARDS))
 
-.PHONY: $(CONFIG_TARGETS)
+# Not .PHONY: make skips pattern rules for phony targets.
+.PHONY: defconfig menuconfig oldconfig olddefconfig savedefconfig
 defconfig: sim_defconfig
 %_defconfig: board-configs/%/defconfig
 	@$(call KCONFIG_PY,defconfig) --kconfig Kconfig $<
@@ -85,6 +86,9 @@ ifeq ($(CONFIG_BOOTLOADER_UBOOT),y)
 # Debian ships libubootenv as a static archive only; link it statically.
 LIB_CFLAGS += $(shell $(PKG_CONFIG) --cflags libubootenv 2>/dev/null)
 LIB_LDLIBS := -l:libubootenv.a $(LIB_LDLIBS)
+endif
+ifeq ($(CONFIG_INFLATE_LIBDEFLATE),y)
+LIB_LDLIBS += -ldeflate
 endif
 CFLAGS += $(LIB_CFLAGS)
 

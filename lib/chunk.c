@@ -3,6 +3,43 @@
 
 #include <string.h>
 
+#ifdef CONFIG_INFLATE_LIBDEFLATE
+int tnd_inflater_init(struct tnd_inflater *inf)
+{
+	memset(inf, 0, sizeof(*inf));
+	inf->d = libdeflate_alloc_decompressor();
+	if (!inf->d)
+		return tnd_err_set(TND_E_NOMEM, "cannot set up libdeflate");
+	inf->ready = 1;
+	return 0;
+}
+
+void tnd_inflater_free(struct tnd_inflater *inf)
+{
+	if (inf && inf->ready) {
+		libdeflate_free_decompressor(inf->d);
+		inf->ready = 0;
+	}
+}
+
+int tnd_inflate_chunk(struct tnd_inflater *inf, const uint8_t *in, size_t in_len, uint8_t *out,
+		      size_t out_len)
+{
+	size_t in_used = 0, got = 0;
+	enum libdeflate_result r;
+
+	r = libdeflate_deflate_decompress_ex(inf->d, in, in_len, out, out_len, &in_used, &got);
+	if (r != LIBDEFLATE_SUCCESS || got != out_len || in_used != in_len)
+		return tnd_err_set(TND_E_FORMAT, "compressed chunk does not inflate to %zu bytes",
+				   out_len);
+	return 0;
+}
+
+uint32_t tnd_crc32(const uint8_t *data, size_t len)
+{
+	return libdeflate_crc32(0, data, len);
+}
+#else
 int tnd_inflater_init(struct tnd_inflater *inf)
 {
 	memset(inf, 0, sizeof(*inf));
@@ -40,6 +77,22 @@ int tnd_inflate_chunk(struct tnd_inflater *inf, const uint8_t *in, size_t in_len
 	return 0;
 }
 
+uint32_t tnd_crc32(const uint8_t *data, size_t len)
+{
+	uLong c = crc32(0L, Z_NULL, 0);
+
+	/* zlib takes uInt lengths: feed huge buffers in pieces. */
+	while (len) {
+		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+
+		c = crc32(c, data, n);
+		data += n;
+		len -= n;
+	}
+	return (uint32_t)c;
+}
+#endif
+
 int tnd_deflater_init(struct tnd_deflater *def, int level)
 {
 	memset(def, 0, sizeof(*def));
@@ -75,19 +128,4 @@ size_t tnd_deflate_chunk(struct tnd_deflater *def, const uint8_t *in, size_t in_
 	if (zs->total_out >= in_len)
 		return 0;
 	return zs->total_out;
-}
-
-uint32_t tnd_crc32(const uint8_t *data, size_t len)
-{
-	uLong c = crc32(0L, Z_NULL, 0);
-
-	/* zlib takes uInt lengths: feed huge buffers in pieces. */
-	while (len) {
-		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-
-		c = crc32(c, data, n);
-		data += n;
-		len -= n;
-	}
-	return (uint32_t)c;
 }

@@ -2,8 +2,10 @@
 /*
  * Chunk data codec: raw deflate streams (no zlib header or Adler-32: the
  * record's SHA-256 already authenticates the data, and its CRC-32 checks
- * the output). One z_stream per thread, reset per chunk, so nothing is
- * allocated per call.
+ * the output). Compression uses zlib. Decompression uses libdeflate when
+ * CONFIG_INFLATE_LIBDEFLATE is set (a chunk is one buffer of known output
+ * size, its best case) and zlib otherwise. One decompressor per thread,
+ * reused, so nothing is allocated per chunk.
  */
 #ifndef TANDEM_CHUNK_H
 #define TANDEM_CHUNK_H
@@ -12,11 +14,18 @@
 #include <stdint.h>
 
 #include <zlib.h>
+#ifdef CONFIG_INFLATE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 #include "error.h"
 
 struct tnd_inflater {
+#ifdef CONFIG_INFLATE_LIBDEFLATE
+	struct libdeflate_decompressor *d;
+#else
 	z_stream zs;
+#endif
 	int ready;
 };
 
