@@ -25,10 +25,16 @@ AR         := $(CROSS_COMPILE)ar
 STRIP      := $(CROSS_COMPILE)strip
 PKG_CONFIG ?= pkg-config
 ifneq ($(SYSROOT),)
-export PKG_CONFIG_SYSROOT_DIR := $(SYSROOT)
-export PKG_CONFIG_LIBDIR ?= $(SYSROOT)/usr/lib/pkgconfig:$(SYSROOT)/usr/share/pkgconfig
+PKG_CONFIG_LIBDIR ?= $(SYSROOT)/usr/lib/pkgconfig:$(SYSROOT)/usr/share/pkgconfig
 SYSROOT_FLAGS := --sysroot=$(SYSROOT)
+else ifneq ($(CROSS_COMPILE),)
+# Debian multiarch (dpkg --add-architecture): the target's -dev packages
+# put their .pc files under /usr/lib/<triplet>/pkgconfig.
+PKG_CONFIG_LIBDIR ?= /usr/lib/$(patsubst %-,%,$(notdir $(CROSS_COMPILE)))/pkgconfig:/usr/share/pkgconfig
 endif
+# make 4.3 does not pass exported variables to $(shell): set them inline.
+PKG_CONFIG_RUN = $(if $(PKG_CONFIG_LIBDIR),PKG_CONFIG_LIBDIR=$(PKG_CONFIG_LIBDIR)) \
+                 $(if $(SYSROOT),PKG_CONFIG_SYSROOT_DIR=$(SYSROOT)) $(PKG_CONFIG)
 
 # ---------------------------------------------------------------- Kconfig
 AUTOCONF := $(O)/include/generated/tandem_config.h
@@ -80,11 +86,11 @@ CPPFLAGS += -D_FORTIFY_SOURCE=2
 endif
 
 PC_LIBS := zlib libcjson
-LIB_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PC_LIBS) 2>/dev/null)
-LIB_LDLIBS := $(shell $(PKG_CONFIG) --libs $(PC_LIBS) 2>/dev/null) -lmbedx509 -lmbedcrypto
+LIB_CFLAGS := $(shell $(PKG_CONFIG_RUN) --cflags $(PC_LIBS) 2>/dev/null)
+LIB_LDLIBS := $(shell $(PKG_CONFIG_RUN) --libs $(PC_LIBS) 2>/dev/null) -lmbedx509 -lmbedcrypto
 ifeq ($(CONFIG_BOOTLOADER_UBOOT),y)
 # Debian ships libubootenv as a static archive only; link it statically.
-LIB_CFLAGS += $(shell $(PKG_CONFIG) --cflags libubootenv 2>/dev/null)
+LIB_CFLAGS += $(shell $(PKG_CONFIG_RUN) --cflags libubootenv 2>/dev/null)
 LIB_LDLIBS := -l:libubootenv.a $(LIB_LDLIBS)
 endif
 ifeq ($(CONFIG_INFLATE_LIBDEFLATE),y)
