@@ -2,7 +2,7 @@
 /*
  * inflate2: the decompression baseline of `make bench` (baseline B).
  *
- *   inflate2 [--threads N] [--auth KEYDIR] BUNDLE
+ *   inflate2 [--threads N] [--auth KEYDIR] [--zlib] BUNDLE
  *
  * Reads a Tandem bundle in order, like the device does, and inflates every
  * record's data with N worker threads (default 2), throwing the output
@@ -18,6 +18,10 @@
  * record is authenticated through tnd_bundle_next (SHA-256 chain) on the
  * reading thread before it is handed to a worker: the CPU work of an
  * install minus the slot writes and the read-back.
+ *
+ * The codec is libtandem's tnd_inflate_chunk, so the baseline follows
+ * whatever decoder Tandem is built with (zlib or libdeflate). --zlib
+ * inflates with zlib directly instead, for comparison.
  *
  * Prints one JSON line: records, stored (payload) bytes, output bytes.
  * Timing is left to the caller (/usr/bin/time), so that wall time, CPU
@@ -53,6 +57,7 @@ struct ctx {
 	pthread_cond_t cv;
 	struct slot slots[NSLOTS];
 	bool eof;
+	bool use_zlib;
 	int err;
 	uint32_t chunk_size;
 	uint64_t out_bytes;
@@ -62,10 +67,14 @@ static void *worker(void *arg)
 {
 	struct ctx *c = arg;
 	struct tnd_inflater inf;
+	z_stream zs;
 	uint8_t *out = malloc(c->chunk_size);
+	int bad;
 
 	memset(&inf, 0, sizeof(inf));
-	if (!out || tnd_inflater_init(&inf)) {
+	memset(&zs, 0, sizeof(zs));
+	bad = c->use_zlib ? inflateInit2(&zs, -15) != Z_OK : tnd_inflater_init(&inf) != 0;
+	if (!out || bad) {
 		pthread_mutex_lock(&c->mu);
 		c->err = 1;
 		pthread_cond_broadcast(&c->cv);
@@ -90,7 +99,18 @@ static void *worker(void *arg)
 		}
 		s->state = S_BUSY;
 		pthread_mutex_unlock(&c->mu);
-		int ret = tnd_inflate_chunk(&inf, s->in, s->in_len, out, s->out_len);
+		int ret;
+		if (c->use_zlib) {
+			/* raw deflate, one stream per chunk, like the installer */
+			inflateReset(&zs);
+			zs.next_in = s->in;
+			zs.avail_in = (uInt)s->in_len;
+			zs.next_out = out;
+			zs.avail_out = (uInt)s->out_len;
+			ret = inflate(&zs, Z_FINISH) == Z_STREAM_END && zs.total_out == s->out_len ? 0 : -1;
+		} else {
+			ret = tnd_inflate_chunk(&inf, s->in, s->in_len, out, s->out_len);
+		}
 		pthread_mutex_lock(&c->mu);
 		if (ret) {
 			fprintf(stderr, "inflate2: %s\n", tnd_err_msg());
@@ -102,7 +122,10 @@ static void *worker(void *arg)
 		pthread_cond_broadcast(&c->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
-	tnd_inflater_free(&inf);
+	if (c->use_zlib)
+		inflateEnd(&zs);
+	else
+		tnd_inflater_free(&inf);
 	free(out);
 	return NULL;
 }
@@ -153,6 +176,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			nthreads = (unsigned)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--zlib"))
+			c.use_zlib = true;
 		else if (!strcmp(argv[i], "--auth") && i + 1 < argc)
 			keydir = argv[++i];
 		else if (!path && argv[i][0] != '-')
@@ -161,7 +186,7 @@ int main(int argc, char **argv)
 			path = NULL, i = argc;
 	}
 	if (!path || nthreads < 1 || nthreads > MAXTHREADS) {
-		fprintf(stderr, "usage: inflate2 [--threads N] [--auth KEYDIR] BUNDLE\n");
+		fprintf(stderr, "usage: inflate2 [--threads N] [--auth KEYDIR] [--zlib] BUNDLE\n");
 		return 2;
 	}
 	if (keydir) {
@@ -243,10 +268,12 @@ join:
 		rc = 1;
 	if (!rc)
 		printf("{\"records\":%llu,\"stored_bytes\":%llu,\"out_bytes\":%llu,"
-		       "\"zero_bytes\":%llu,\"stored_records\":%llu,\"threads\":%u,\"auth\":%s}\n",
+		       "\"zero_bytes\":%llu,\"stored_records\":%llu,\"threads\":%u,\"auth\":%s,"
+		       "\"codec\":\"%s\"}\n",
 		       (unsigned long long)records, (unsigned long long)stored,
 		       (unsigned long long)(c.out_bytes + zero_bytes), (unsigned long long)zero_bytes,
-		       (unsigned long long)stored_recs, nthreads, keydir ? "true" : "false");
+		       (unsigned long long)stored_recs, nthreads, keydir ? "true" : "false",
+		       c.use_zlib ? "zlib" : "libtandem");
 	goto out;
 fail:
 	fprintf(stderr, "inflate2: %s\n", tnd_err_msg());

@@ -61,13 +61,14 @@ def summary(runs):
 
 
 def machine_line(meta):
-    return ("%s; `nproc` %s; %s RAM; kernel %s; %s; %s; tandem %s; zlib %s; mbedtls %s; "
-            "%s; %s; medians of %s runs; %s" % (
-                meta.get("date", "?"), meta.get("nproc", "?"), meta.get("mem", "?"),
-                meta.get("kernel", "?"), meta.get("cpu", "?"), meta.get("fs", "?"),
-                meta.get("tandem", "?"), meta.get("zlib", "?"), meta.get("mbedtls", "?"),
-                meta.get("coreutils", "?"), meta.get("e2fsprogs", "?"), meta.get("runs", "?"),
-                "page cache dropped before each run" if meta.get("cold") == "1"
+    g = lambda k: meta.get(k, "?")
+    return ("%s; `nproc` %s; %s RAM; kernel %s; %s; slots and bundles on %s; load average at start %s; "
+            "tandem %s (binary %s, inflate: %s); zlib %s; libdeflate %s; mbedtls %s; rauc %s; "
+            "swupdate %s; %s; %s; medians of %s runs; %s" % (
+                g("date"), g("nproc"), g("mem"), g("kernel"), g("cpu"), g("fs"), g("load"),
+                g("tandem"), g("tandem_sha256"), g("inflate"), g("zlib"), g("libdeflate"),
+                g("mbedtls"), g("rauc"), g("swupdate"), g("coreutils"), g("e2fsprogs"), g("runs"),
+                "page cache dropped before each run" if g("cold") == "1"
                 else "WARM cache (not root: could not drop the page cache)"))
 
 

@@ -31,8 +31,12 @@ B=$O/bench
 RUNS=${BENCH_RUNS:-5}
 SECTIONS=${BENCH_SECTIONS:-full scaling anchors footprint delta}
 TMO=${BENCH_TIMEOUT:-600}
-TANDEM=$O/tandem
-TIMG=$O/tandem-image
+# The binaries under test are copied (below) before anything runs: the
+# build directory may be rebuilt by someone else during a long run, and a
+# table must describe one binary.
+SNAP=$B/bin
+TANDEM=$SNAP/tandem
+TIMG=$SNAP/tandem-image
 RAW=$B/raw.tsv   # one line per measured run, read by report.py
 META=$B/meta.tsv # key/value facts about the machine and the inputs
 FAILED=0
@@ -73,8 +77,13 @@ if [ -x "$TOP/scripts/deps.sh" ]; then
 		log "some benchmark packages are missing: their rows will say so"
 fi
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
-[ -x "$TANDEM" ] || die "$TANDEM is missing (make bench builds it)"
-[ -x "$TIMG" ] || die "$TIMG is missing (make bench builds it)"
+for f in tandem tandem-image libtandem.a include/generated/tandem_config.h include/config/auto.conf; do
+	[ -e "$O/$f" ] || die "$O/$f is missing (make bench builds it)"
+done
+rm -rf "$SNAP"
+mkdir -p "$SNAP/include"
+cp -p "$O/tandem" "$O/tandem-image" "$O/libtandem.a" "$SNAP/"
+cp -rp "$O/include/generated" "$O/include/config" "$SNAP/include/"
 
 # ------------------------------------------------------------ measuring
 COLD=1
@@ -201,6 +210,8 @@ PY
 }
 
 # ------------------------------------------------------------ machine facts
+# pkgver PKG: installed Debian version (one line even with several arches)
+pkgver() { dpkg-query -W -f='${Version}\n' "$1" 2>/dev/null | head -1 | grep . || echo 'not installed'; }
 facts() {
 	meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	meta nproc "$(nproc)"
@@ -211,12 +222,15 @@ facts() {
 	meta cold "$COLD"
 	meta tandem "$(cd "$TOP" && git describe --tags --always --dirty 2>/dev/null || echo unknown)"
 	meta cc "$(${CC:-gcc} --version | head -1)"
-	meta zlib "$(dpkg-query -W -f='${Version}' zlib1g 2>/dev/null || echo unknown)"
-	meta mbedtls "$(dpkg-query -W -f='${Version}' libmbedcrypto7 2>/dev/null || echo unknown)"
+	meta tandem_sha256 "$(sha256sum <"$TANDEM" | cut -c1-12)"
+	meta inflate "$(grep -q '^CONFIG_INFLATE_LIBDEFLATE=y' "$SNAP/include/config/auto.conf" && echo libdeflate || echo zlib)"
+	meta zlib "$(pkgver zlib1g)"
+	meta libdeflate "$(pkgver libdeflate0)"
+	meta mbedtls "$(pkgver libmbedcrypto7)"
 	meta coreutils "$(dd --version | head -1)"
 	meta e2fsprogs "$(mkfs.ext4 -V 2>&1 | head -1)"
-	meta rauc "$(dpkg-query -W -f='${Version}' rauc 2>/dev/null || echo 'not installed')"
-	meta swupdate "$(dpkg-query -W -f='${Version}' swupdate 2>/dev/null || echo 'not installed')"
+	meta rauc "$(pkgver rauc)"
+	meta swupdate "$(pkgver swupdate)"
 	meta fs "$(df -T "$B" | awk 'NR == 2 { print $2 " on " $1 }')"
 	# other work on the machine skews wall times: say how busy it was
 	meta load "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -226,11 +240,15 @@ facts() {
 INFLATE2=$B/inflate2
 build_inflate2() {
 	local cflags libs
+	[ -x "$INFLATE2" ] && [ "$INFLATE2" -nt "$SNAP/libtandem.a" ] && [ "$INFLATE2" -nt "$HERE/inflate2.c" ] &&
+		return 0
+	# The same libraries the Makefile links libtandem with.
 	libs="$(pkg-config --libs zlib libcjson 2>/dev/null || echo '-lz -lcjson') -lmbedx509 -lmbedcrypto"
+	grep -q '^CONFIG_INFLATE_LIBDEFLATE=y' "$SNAP/include/config/auto.conf" && libs="$libs -ldeflate"
 	cflags="-std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread"
-	${CC:-gcc} $cflags -I"$TOP/lib" -I"$O/include/generated" \
-		-include "$O/include/generated/tandem_config.h" -o "$INFLATE2" "$HERE/inflate2.c" \
-		"$O/libtandem.a" $libs || die "cannot build the inflate2 helper"
+	${CC:-gcc} $cflags -I"$TOP/lib" -I"$SNAP/include/generated" \
+		-include "$SNAP/include/generated/tandem_config.h" -o "$INFLATE2" "$HERE/inflate2.c" \
+		"$SNAP/libtandem.a" $libs || die "cannot build the inflate2 helper"
 }
 
 # ------------------------------------------------------------ RAUC and SWUpdate
@@ -491,7 +509,8 @@ section_full() {
 
 	# Bundle build: timed in every round (it is a host step, cold cache too).
 	bun=${img%.ext4}.tnd
-	for ((r = 1; r <= RUNS; r++)); do
+	# (at most BENCH_BUILD_RUNS times, default 3: it is the slowest step)
+	for ((r = 1; r <= RUNS && r <= ${BENCH_BUILD_RUNS:-3}; r++)); do
 		drop_caches
 		rm -f "$bun.new"
 		SOURCE_DATE_EPOCH=1767225600 measure build "tandem-image build" "$r" "$size" \
@@ -514,6 +533,9 @@ print("chunk %s, %s records" % (find(m, "chunk_size"), find(m, "chunks")))' 2>/d
 	"$TIMG" verify --pub "$B/keys/pub/bench.pem" "$bun" >/dev/null || wrong "tandem-image verify refuses its own bundle"
 
 	build_inflate2
+	meta "note.inflate 2 threads -> nowhere" "limit B: Tandem's own decoder ($(grep -q '^CONFIG_INFLATE_LIBDEFLATE=y' "$SNAP/include/config/auto.conf" && echo libdeflate || echo zlib)), no hashing, no writes"
+	meta "note.zlib inflate 2 threads -> nowhere" "for comparison: zlib on the same records"
+	meta "note.auth + inflate 2 threads -> nowhere" "adds the SHA-256 chain check on the reading thread"
 	conf_file=$(slot_conf file "$slot")
 	conf_loop=""
 	if loop_setup "$mib"; then
@@ -540,6 +562,10 @@ print("chunk %s, %s records" % (find(m, "chunk_size"), find(m, "chunks")))' 2>/d
 		measure full "inflate 2 threads -> nowhere" "$r" "$size" "$INFLATE2" --threads 2 "$bun" ||
 			wrong "inflate2 failed"
 		grep -q "\"out_bytes\":$size," "$B/tmp/last.out" || wrong "inflate2 produced the wrong size"
+		drop_caches
+		measure full "zlib inflate 2 threads -> nowhere" "$r" "$size" "$INFLATE2" --threads 2 --zlib "$bun" ||
+			wrong "inflate2 --zlib failed"
+		grep -q "\"out_bytes\":$size," "$B/tmp/last.out" || wrong "inflate2 --zlib produced the wrong size"
 		drop_caches
 		measure full "auth + inflate 2 threads -> nowhere" "$r" "$size" \
 			"$INFLATE2" --threads 2 --auth "$B/dev/keys" "$bun" || wrong "inflate2 --auth failed"
@@ -627,9 +653,10 @@ section_footprint() {
 	rm -rf "$min"
 	mkdir -p "$min"
 	log "building the minimal configuration in $min"
-	# The defconfig is expanded with olddefconfig on a copy, which is what
-	# `make minimal_defconfig` does, but GNU make skips pattern rules for
-	# .PHONY targets, so that target is a no-op in the current Makefile.
+	# The defconfig is expanded with olddefconfig on a copy of it: the same
+	# result as `make minimal_defconfig`, and it works with Makefiles from
+	# before that target was fixed (GNU make skips pattern rules of .PHONY
+	# targets).
 	cp "$TOP/board-configs/minimal/defconfig" "$min/.config"
 	if (cd "$TOP" && timeout "$TMO" make --no-print-directory O="$min" KCONFIG_CONFIG="$min/.config" \
 		olddefconfig && timeout "$TMO" make --no-print-directory O="$min" \
@@ -639,9 +666,9 @@ section_footprint() {
 	else
 		meta "footprint.tandem (minimal_defconfig).size" "build failed: $(grep -m1 -i error "$B/tmp/min-build.log" || tail -1 "$B/tmp/min-build.log")"
 	fi
-	footprint_one "rauc $(dpkg-query -W -f='${Version}' rauc 2>/dev/null)" "$(command -v rauc || echo /nonexistent)" \
+	footprint_one "rauc $(pkgver rauc)" "$(command -v rauc || echo /nonexistent)" \
 		"Debian's build: glib, json-glib, curl, openssl, dbus client and service in one binary"
-	footprint_one "swupdate $(dpkg-query -W -f='${Version}' swupdate 2>/dev/null)" \
+	footprint_one "swupdate $(pkgver swupdate)" \
 		"$(command -v swupdate || echo /nonexistent)" "Debian's build"
 }
 
