@@ -260,15 +260,14 @@ static int check_record(const struct tnd_bundle_reader *r, const struct tnd_reco
 	return 0;
 }
 
-int tnd_bundle_next(struct tnd_bundle_reader *r, struct tnd_record *rec, uint8_t *buf, size_t cap)
+int tnd_bundle_read(struct tnd_bundle_reader *r, struct tnd_raw_record *raw, uint8_t *buf,
+		    size_t cap)
 {
 	const struct tnd_manifest *m = &r->manifest;
-	uint8_t hdr[TND_RECORD_HDR_SIZE], got[TND_SHA256_LEN];
-	struct tnd_sha256 h;
 	char what[64];
 	int ret;
 
-	if (r->done) {
+	if (r->read_index == m->chunks) {
 		/* After the last record the source must end: a longer stream is
 		 * refused even when its size was not known up front (stdin). */
 		if (!r->eof_checked) {
@@ -278,31 +277,51 @@ int tnd_bundle_next(struct tnd_bundle_reader *r, struct tnd_record *rec, uint8_t
 		}
 		return 0;
 	}
-	snprintf(what, sizeof(what), "chunk %llu of %llu", (unsigned long long)r->next_index + 1,
+	snprintf(what, sizeof(what), "chunk %llu of %llu", (unsigned long long)r->read_index + 1,
 		 (unsigned long long)m->chunks);
-	if ((ret = tnd_source_read_exact(r->src, hdr, sizeof(hdr), what)) ||
-	    (ret = tnd_record_decode(rec, hdr)))
+	if ((ret = tnd_source_read_exact(r->src, raw->hdr, sizeof(raw->hdr), what)) ||
+	    (ret = tnd_record_decode(&raw->rec, raw->hdr)))
 		return tnd_err_prefix(ret, "%s", what);
 	/* stored_len is not authenticated yet: bound it before it sizes a read. */
-	if (rec->stored_len > m->chunk_size || rec->stored_len > cap)
+	if (raw->rec.stored_len > m->chunk_size || raw->rec.stored_len > cap)
 		return tnd_err_set(TND_E_INTEGRITY, "%s: declared length %u exceeds the chunk size",
-				   what, rec->stored_len);
-	if (r->payload_read + sizeof(hdr) + rec->stored_len > m->payload_size)
+				   what, raw->rec.stored_len);
+	if (r->read_bytes + sizeof(raw->hdr) + raw->rec.stored_len > m->payload_size)
 		return tnd_err_set(TND_E_INTEGRITY, "%s: payload longer than the manifest declares",
 				   what);
-	if ((ret = tnd_source_read_exact(r->src, buf, rec->stored_len, what)))
+	if ((ret = tnd_source_read_exact(r->src, buf, raw->rec.stored_len, what)))
 		return ret;
+	r->read_bytes += sizeof(raw->hdr) + raw->rec.stored_len;
+	raw->seq = r->read_index++;
+	return 1;
+}
+
+void tnd_raw_record_hash(struct tnd_raw_record *raw, const uint8_t *data)
+{
+	struct tnd_sha256 h;
+
 	tnd_sha256_init(&h);
-	tnd_sha256_update(&h, hdr, sizeof(hdr));
-	tnd_sha256_update(&h, buf, rec->stored_len);
-	tnd_sha256_final(&h, got);
-	if (!tnd_memeq_ct(got, r->expect, TND_SHA256_LEN))
+	tnd_sha256_update(&h, raw->hdr, sizeof(raw->hdr));
+	tnd_sha256_update(&h, data, raw->rec.stored_len);
+	tnd_sha256_final(&h, raw->hash);
+}
+
+int tnd_bundle_authenticate(struct tnd_bundle_reader *r, const struct tnd_raw_record *raw)
+{
+	const struct tnd_manifest *m = &r->manifest;
+	const struct tnd_record *rec = &raw->rec;
+	int ret;
+
+	if (raw->seq != r->next_index)
+		return tnd_err_set(TND_E_INTERNAL, "records authenticated out of order");
+	if (!tnd_memeq_ct(raw->hash, r->expect, TND_SHA256_LEN))
 		return tnd_err_set(TND_E_INTEGRITY,
-				   "%s does not match the signed manifest (corrupt or tampered)",
-				   what);
+				   "chunk %llu of %llu does not match the signed manifest "
+				   "(corrupt or tampered)",
+				   (unsigned long long)raw->seq + 1, (unsigned long long)m->chunks);
 	if ((ret = check_record(r, rec)))
 		return ret;
-	r->payload_read += sizeof(hdr) + rec->stored_len;
+	r->payload_read += TND_RECORD_HDR_SIZE + rec->stored_len;
 	r->next_index++;
 	r->next_out += rec->out_len;
 	memcpy(r->expect, rec->next, TND_SHA256_LEN);
@@ -312,5 +331,19 @@ int tnd_bundle_next(struct tnd_bundle_reader *r, struct tnd_record *rec, uint8_t
 					   "payload size disagrees with the manifest");
 		r->done = true;
 	}
+	return 0;
+}
+
+int tnd_bundle_next(struct tnd_bundle_reader *r, struct tnd_record *rec, uint8_t *buf, size_t cap)
+{
+	struct tnd_raw_record raw;
+	int ret = tnd_bundle_read(r, &raw, buf, cap);
+
+	if (ret <= 0)
+		return ret;
+	tnd_raw_record_hash(&raw, buf);
+	if ((ret = tnd_bundle_authenticate(r, &raw)))
+		return ret;
+	*rec = raw.rec;
 	return 1;
 }

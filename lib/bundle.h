@@ -87,7 +87,10 @@ struct tnd_bundle_reader {
 	struct tnd_signature sigs[TND_MAX_SIGS];
 	unsigned valid_sigs;	 /* distinct trusted keys whose signature verified */
 	uint64_t payload_offset; /* source position of record 0 */
-	/* Position in the record chain: the resume checkpoint. */
+	/* Reading side (may run ahead of authentication). */
+	uint64_t read_index;
+	uint64_t read_bytes;
+	/* Position in the authenticated chain: the resume checkpoint. */
 	uint64_t next_index;
 	uint64_t next_out;
 	uint64_t payload_read;
@@ -103,6 +106,31 @@ struct tnd_bundle_reader {
  */
 int tnd_bundle_open(struct tnd_bundle_reader *r, struct tnd_source *src,
 		    const struct tnd_verify_opts *opts) TND_MUST_CHECK;
+
+/* A record read but not yet authenticated: nothing in it may be used
+ * except to hash it. */
+struct tnd_raw_record {
+	uint8_t hdr[TND_RECORD_HDR_SIZE];
+	struct tnd_record rec; /* decoded, unauthenticated */
+	uint64_t seq;
+	uint8_t hash[TND_SHA256_LEN];
+};
+
+/*
+ * The three steps of tnd_bundle_next, for callers that hash records in
+ * parallel (the install pipeline):
+ *   tnd_bundle_read:         reads the next record's header and data (its
+ *                            length bounded by chunk_size and cap); checks
+ *                            the stream ends after the last one; 1, 0 or <0;
+ *   tnd_raw_record_hash:     any thread, any order;
+ *   tnd_bundle_authenticate: strictly in record order; only after it
+ *                            returned 0 may the record be used.
+ */
+int tnd_bundle_read(struct tnd_bundle_reader *r, struct tnd_raw_record *raw, uint8_t *buf,
+		    size_t cap) TND_MUST_CHECK;
+void tnd_raw_record_hash(struct tnd_raw_record *raw, const uint8_t *data);
+int tnd_bundle_authenticate(struct tnd_bundle_reader *r,
+			    const struct tnd_raw_record *raw) TND_MUST_CHECK;
 
 /*
  * Reads the next record into rec and its data into buf (cap bytes, at

@@ -8,16 +8,23 @@
 #include <string.h>
 
 #include "chunk.h"
+#include "log.h"
 #include "util.h"
 
 #define MAX_THREADS 8
 
-enum job_state { JOB_FREE, JOB_READY, JOB_BUSY, JOB_DONE };
+/*
+ * A job's life: FREE -> READ (by the reader, unauthenticated) -> HASHING
+ * -> HASHED (by any worker, any order) -> authenticated strictly in record
+ * order by whichever worker holds the lock -> READY (to inflate) or DONE
+ * (stored and zero records) -> INFLATING -> DONE -> written -> FREE.
+ * Nothing reaches inflate or the slot before it was authenticated.
+ */
+enum job_state { JOB_FREE, JOB_READ, JOB_HASHING, JOB_HASHED, JOB_READY, JOB_INFLATING, JOB_DONE };
 
 struct job {
 	enum job_state state;
-	uint64_t seq;
-	struct tnd_record rec;
+	struct tnd_raw_record raw; /* raw.rec is trusted only from READY on */
 	uint8_t *in;
 	uint8_t *out;
 	const uint8_t *data; /* what the writer writes: in or out */
@@ -28,7 +35,8 @@ struct pipe {
 	pthread_cond_t cv; /* every state change is broadcast: few threads, simple */
 	struct job *jobs;
 	unsigned njobs;
-	uint64_t rseq, wseq; /* next record to read / to write */
+	struct tnd_bundle_reader *r;
+	uint64_t rseq, aseq, wseq; /* next record to read / authenticate / write */
 	bool eof;
 	int err;
 	char errmsg[TND_ERR_MSG_MAX];
@@ -46,13 +54,41 @@ static void pipe_fail(struct pipe *p, int code)
 	pthread_cond_broadcast(&p->cv);
 }
 
-static struct job *next_ready(struct pipe *p)
+/* Authenticates, in order, every record whose hash is ready. Called with
+ * the lock held: the chain state in the reader is only touched here. */
+static int authenticate_ready(struct pipe *p)
+{
+	for (;;) {
+		struct job *j = &p->jobs[p->aseq % p->njobs];
+		int ret;
+
+		if (j->state != JOB_HASHED || j->raw.seq != p->aseq)
+			return 0;
+		if ((ret = tnd_bundle_authenticate(p->r, &j->raw)))
+			return ret;
+		j->state = j->raw.rec.type == TND_REC_DEFLATE ? JOB_READY : JOB_DONE;
+		p->aseq++;
+		pthread_cond_broadcast(&p->cv);
+	}
+}
+
+/* The lowest-numbered job with work for a worker: keeps the writer fed. */
+static struct job *next_work(struct pipe *p, bool *more)
 {
 	struct job *best = NULL;
 
-	for (unsigned i = 0; i < p->njobs; i++)
-		if (p->jobs[i].state == JOB_READY && (!best || p->jobs[i].seq < best->seq))
-			best = &p->jobs[i];
+	*more = false;
+	for (unsigned i = 0; i < p->njobs; i++) {
+		struct job *j = &p->jobs[i];
+
+		if (j->state == JOB_READ || j->state == JOB_READY) {
+			if (!best || j->raw.seq < best->raw.seq)
+				best = j;
+		} else if (j->state == JOB_HASHING || j->state == JOB_HASHED ||
+			   j->state == JOB_INFLATING) {
+			*more = true;
+		}
+	}
 	return best;
 }
 
@@ -60,7 +96,7 @@ static void *worker_main(void *arg)
 {
 	struct pipe *p = arg;
 	struct tnd_inflater inf;
-	struct job *j;
+	bool more;
 	int ret;
 
 	if ((ret = tnd_inflater_init(&inf))) {
@@ -70,28 +106,41 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		if (p->err)
+	while (!p->err) {
+		struct job *j;
+
+		if ((ret = authenticate_ready(p))) {
+			pipe_fail(p, ret);
 			break;
-		j = next_ready(p);
+		}
+		j = next_work(p, &more);
 		if (!j) {
-			if (p->eof)
+			if (p->eof && !more)
 				break;
 			pthread_cond_wait(&p->cv, &p->mu);
 			continue;
 		}
-		j->state = JOB_BUSY;
-		pthread_mutex_unlock(&p->mu);
-		ret = tnd_inflate_chunk(&inf, j->in, j->rec.stored_len, j->out, j->rec.out_len);
-		if (ret)
-			tnd_err_prefix(ret, "chunk %u", j->rec.index);
-		pthread_mutex_lock(&p->mu);
-		if (ret) {
-			pipe_fail(p, ret);
-			break;
+		if (j->state == JOB_READ) {
+			j->state = JOB_HASHING;
+			pthread_mutex_unlock(&p->mu);
+			tnd_raw_record_hash(&j->raw, j->in);
+			pthread_mutex_lock(&p->mu);
+			j->state = JOB_HASHED;
+		} else {
+			j->state = JOB_INFLATING;
+			pthread_mutex_unlock(&p->mu);
+			ret = tnd_inflate_chunk(&inf, j->in, j->raw.rec.stored_len, j->out,
+						j->raw.rec.out_len);
+			if (ret)
+				tnd_err_prefix(ret, "chunk %u", j->raw.rec.index);
+			pthread_mutex_lock(&p->mu);
+			if (ret) {
+				pipe_fail(p, ret);
+				break;
+			}
+			j->data = j->out;
+			j->state = JOB_DONE;
 		}
-		j->data = j->out;
-		j->state = JOB_DONE;
 		pthread_cond_broadcast(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -108,17 +157,17 @@ static void *writer_main(void *arg)
 	for (;;) {
 		struct job *j = &p->jobs[p->wseq % p->njobs];
 
-		while (!p->err && !(j->state == JOB_DONE && j->seq == p->wseq) &&
+		while (!p->err && !(j->state == JOB_DONE && j->raw.seq == p->wseq) &&
 		       !(p->eof && p->wseq == p->rseq))
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (p->err || (p->eof && p->wseq == p->rseq))
 			break;
 		pthread_mutex_unlock(&p->mu);
-		if (j->rec.type == TND_REC_ZERO)
-			ret = tnd_slot_zero(p->w, j->rec.out_offset, j->rec.out_len);
+		if (j->raw.rec.type == TND_REC_ZERO)
+			ret = tnd_slot_zero(p->w, j->raw.rec.out_offset, j->raw.rec.out_len);
 		else
-			ret = tnd_slot_write(p->w, j->rec.out_offset, j->data, j->rec.out_len,
-					     j->rec.out_crc32);
+			ret = tnd_slot_write(p->w, j->raw.rec.out_offset, j->data,
+					     j->raw.rec.out_len, j->raw.rec.out_crc32);
 		pthread_mutex_lock(&p->mu);
 		if (ret) {
 			pipe_fail(p, ret);
@@ -126,7 +175,7 @@ static void *writer_main(void *arg)
 		}
 		j->state = JOB_FREE;
 		p->wseq++;
-		p->written += j->rec.out_len;
+		p->written += j->raw.rec.out_len;
 		pthread_cond_broadcast(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -151,8 +200,8 @@ static void report(struct pipe *p, struct tnd_bundle_reader *r, const struct tnd
 	o->progress(o->progress_ctx, &st);
 }
 
-/* The calling thread is the reader: it authenticates records and hands
- * them on, so nothing unauthenticated ever reaches a worker or the slot. */
+/* The calling thread is the reader: it only reads records into free jobs;
+ * the workers hash and authenticate them. */
 static void read_loop(struct pipe *p, struct tnd_bundle_reader *r,
 		      const struct tnd_pipeline_opts *o)
 {
@@ -174,7 +223,7 @@ static void read_loop(struct pipe *p, struct tnd_bundle_reader *r,
 		if (o->cancel && *o->cancel)
 			ret = tnd_err_set(TND_E_CANCELLED, "interrupted");
 		else
-			ret = tnd_bundle_next(r, &j->rec, j->in, cap);
+			ret = tnd_bundle_read(r, &j->raw, j->in, cap);
 
 		pthread_mutex_lock(&p->mu);
 		if (ret < 0) {
@@ -182,9 +231,9 @@ static void read_loop(struct pipe *p, struct tnd_bundle_reader *r,
 		} else if (ret == 0) {
 			p->eof = true;
 		} else {
-			j->seq = p->rseq++;
+			p->rseq++;
 			j->data = j->in;
-			j->state = j->rec.type == TND_REC_DEFLATE ? JOB_READY : JOB_DONE;
+			j->state = JOB_READ;
 		}
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
@@ -207,6 +256,7 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 
 	memset(&p, 0, sizeof(p));
 	p.w = w;
+	p.r = r;
 	p.njobs = 2 * threads + 2;
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
@@ -250,7 +300,12 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		ret = tnd_err_set(p.err, "%s", p.errmsg);
 		goto out;
 	}
-	ret = tnd_slot_finish(w);
+	{
+		double t0 = tnd_now_mono();
+
+		ret = tnd_slot_finish(w);
+		tnd_debug("final flush and read-back took %.3f s", tnd_now_mono() - t0);
+	}
 	if (!ret)
 		report(&p, r, o);
 out:

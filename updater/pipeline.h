@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The install pipeline: the calling thread reads and authenticates
- * records (tnd_bundle_next), worker threads inflate them in parallel, and
- * one writer thread puts them into the slot strictly in order. Records
- * move through a fixed ring of jobs allocated once, so memory is
- * (2 * threads + 2) * 2 chunks whatever the image size, and a record
- * reaches a worker or the writer only after it was authenticated.
+ * The install pipeline: the calling thread reads records, worker threads
+ * hash them in parallel, authenticate them strictly in chain order and
+ * inflate them, and one writer thread puts them into the slot in order.
+ * Records move through a fixed ring of jobs allocated once, so memory is
+ * (2 * threads + 2) * 2 chunks whatever the image size, and no record is
+ * inflated or written before it was authenticated.
  */
 #ifndef TANDEM_PIPELINE_H
 #define TANDEM_PIPELINE_H
