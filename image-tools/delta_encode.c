@@ -71,6 +71,10 @@ struct seg {
 	int err;
 };
 
+struct run {
+	int64_t c, b;
+};
+
 struct enc {
 	const uint8_t *base, *tgt;
 	int64_t bsz, tsz;
@@ -78,7 +82,13 @@ struct enc {
 	int level;
 	int32_t *sa32; /* suffix array: one of the two, by base size */
 	int64_t *sa64;
-	int64_t *bucket; /* 65537 SA start indices by the first two bytes */
+	int64_t *bucket; /* SA start index by 2- or 3-byte prefix (kbytes) */
+	int kbytes;
+	const uint8_t *text; /* suffix-array text: the base without zero blocks */
+	uint8_t *text_own;
+	int64_t tn;
+	struct run *runs; /* text[c..] is base[b..] up to the next run */
+	size_t nruns;
 	struct seg *segs;
 	size_t nsegs;
 	atomic_size_t next_seg;
@@ -150,32 +160,101 @@ static inline int64_t sa_get(const struct enc *e, int64_t i)
 	return e->sa32 ? e->sa32[i] : e->sa64[i];
 }
 
+/*
+ * The suffix array indexes the base without its all-zero blocks: on a
+ * filesystem image they are the free space (40% of the ext4 test image),
+ * they slow the sort down, and they are matched better by the block pass
+ * and FILL ops. runs[] maps the packed text back to base offsets.
+ */
+static int pack_text(struct enc *e)
+{
+	int64_t nb = (e->bsz + e->bs - 1) / e->bs, i, nz = 0;
+	uint8_t *t;
+	size_t cap = 64;
+
+	for (i = 0; i + 1 < nb; i++)
+		nz += tnd_is_zero(e->base + i * e->bs, e->bs);
+	e->runs = malloc(cap * sizeof(*e->runs));
+	if (!e->runs)
+		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+	if (nz * e->bs < e->bsz / 16) {
+		/* not worth a copy */
+		e->text = e->base;
+		e->tn = e->bsz;
+		e->runs[0].c = 0;
+		e->runs[0].b = 0;
+		e->nruns = 1;
+		return 0;
+	}
+	t = malloc((size_t)(e->bsz - nz * e->bs));
+	if (!t)
+		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
+	e->text_own = t;
+	e->text = t;
+	for (i = 0; i < nb; i++) {
+		int64_t off = i * e->bs, n = e->bsz - off < e->bs ? e->bsz - off : e->bs;
+
+		if (i + 1 < nb && tnd_is_zero(e->base + off, (size_t)n))
+			continue;
+		if (!e->nruns ||
+		    e->runs[e->nruns - 1].b + (e->tn - e->runs[e->nruns - 1].c) != off) {
+			if (e->nruns == cap) {
+				struct run *nr = realloc(e->runs, cap * 2 * sizeof(*nr));
+
+				if (!nr)
+					return tnd_err_set(TND_E_NOMEM,
+							   "delta encoder: out of memory");
+				e->runs = nr;
+				cap *= 2;
+			}
+			e->runs[e->nruns].c = e->tn;
+			e->runs[e->nruns].b = off;
+			e->nruns++;
+		}
+		memcpy(t + e->tn, e->base + off, (size_t)n);
+		e->tn += n;
+	}
+	return 0;
+}
+
 static void *sa_thread(void *arg)
 {
 	struct enc *e = arg;
 	int r;
 
 	if (e->sa32)
-		r = divsufsort(e->base, e->sa32, (saidx_t)e->bsz);
+		r = divsufsort(e->text, e->sa32, (saidx_t)e->tn);
 	else
-		r = divsufsort64(e->base, e->sa64, e->bsz);
+		r = divsufsort64(e->text, e->sa64, e->tn);
 	return r ? (void *)1 : NULL;
 }
 
-/* Bucket boundaries by two-byte prefix, so a search starts in a range
- * about 65536 times smaller (fewer cache-missing binary-search steps). */
+/* Bucket key: the first 2 or 3 bytes (kbytes), zero-padded at the end. */
+static inline uint32_t bkey(const struct enc *e, const uint8_t *p, int64_t left)
+{
+	uint32_t k = (uint32_t)p[0] << 8 | (left > 1 ? p[1] : 0);
+
+	if (e->kbytes == 3)
+		k = k << 8 | (left > 2 ? p[2] : 0);
+	return k;
+}
+
+/* Bucket boundaries by two- or three-byte prefix (a short suffix at the
+ * text end counts as zero-padded, which is also where it sorts), so a
+ * search starts in a much smaller range: fewer cache-missing steps. Big
+ * texts get 16M buckets, small ones 64K (cheaper to set up). */
 static int build_buckets(struct enc *e)
 {
-	int64_t *b = calloc(65537, sizeof(*b));
-	int64_t i, sum = 0;
+	int64_t *b, i, sum = 0, nbk;
 
+	e->kbytes = e->tn >= (1 << 22) ? 3 : 2;
+	nbk = (int64_t)1 << (8 * e->kbytes);
+	b = calloc((size_t)nbk + 1, sizeof(*b));
 	if (!b)
 		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
-	for (i = 0; i + 1 < e->bsz; i++)
-		b[(e->base[i] << 8 | e->base[i + 1]) + 1]++;
-	if (e->bsz)
-		b[(e->base[e->bsz - 1] << 8) + 1]++;
-	for (i = 0; i <= 65536; i++) {
+	for (i = 0; i < e->tn; i++)
+		b[bkey(e, e->text + i, e->tn - i) + 1]++;
+	for (i = 0; i <= nbk; i++) {
 		sum += b[i];
 		b[i] = sum;
 	}
@@ -201,8 +280,27 @@ static inline int64_t match_len(const uint8_t *a, int64_t alen, const uint8_t *b
 	return i;
 }
 
+/* Maps a match in the packed text to the base, cut at the end of its run. */
+static int64_t to_base(const struct enc *e, int64_t c, int64_t len, int64_t *pos)
+{
+	size_t lo = 0, hi = e->nruns;
+	int64_t end;
+
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+
+		if (e->runs[mid].c <= c)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	end = lo + 1 < e->nruns ? e->runs[lo + 1].c : e->tn;
+	*pos = e->runs[lo].b + (c - e->runs[lo].c);
+	return c + len > end ? end - c : len;
+}
+
 /* Longest match of p[0..plen) in the base; returns its length, *pos its
- * offset. The suffix array is binary-searched inside the prefix bucket. */
+ * base offset. The suffix array is binary-searched inside the bucket. */
 static int64_t longest_match(const struct enc *e, const uint8_t *p, int64_t plen, int64_t *pos)
 {
 	int64_t lo, hi, x, y;
@@ -210,36 +308,30 @@ static int64_t longest_match(const struct enc *e, const uint8_t *p, int64_t plen
 	*pos = 0;
 	if (plen > MATCH_CAP)
 		plen = MATCH_CAP;
-	if (e->bsz == 0 || plen == 0)
-		return 0;
-	if (plen >= 2) {
-		unsigned k = (unsigned)(p[0] << 8 | p[1]);
+	if (e->tn == 0 || plen < 3)
+		return 0; /* too short to be worth an op anyway */
+	{
+		uint32_t k = bkey(e, p, plen);
 
 		lo = e->bucket[k];
 		hi = e->bucket[k + 1] - 1;
 		if (hi < lo)
-			return 0; /* no two-byte match: not worth a search */
-	} else {
-		lo = 0;
-		hi = e->bsz - 1;
+			return 0;
 	}
 	while (hi - lo > 1) {
 		int64_t mid = lo + (hi - lo) / 2, s = sa_get(e, mid);
-		int64_t n = e->bsz - s < plen ? e->bsz - s : plen;
+		int64_t n = e->tn - s < plen ? e->tn - s : plen;
 
-		if (memcmp(e->base + s, p, (size_t)n) < 0)
+		if (memcmp(e->text + s, p, (size_t)n) < 0)
 			lo = mid;
 		else
 			hi = mid;
 	}
-	x = match_len(e->base + sa_get(e, lo), e->bsz - sa_get(e, lo), p, plen);
-	y = match_len(e->base + sa_get(e, hi), e->bsz - sa_get(e, hi), p, plen);
-	if (y > x) {
-		*pos = sa_get(e, hi);
-		return y;
-	}
-	*pos = sa_get(e, lo);
-	return x;
+	x = match_len(e->text + sa_get(e, lo), e->tn - sa_get(e, lo), p, plen);
+	y = match_len(e->text + sa_get(e, hi), e->tn - sa_get(e, hi), p, plen);
+	if (y > x)
+		return to_base(e, sa_get(e, hi), y, pos);
+	return to_base(e, sa_get(e, lo), x, pos);
 }
 
 static uint64_t blk_hash(const uint8_t *p, size_t n)
@@ -917,15 +1009,18 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	madvise((void *)e.tgt, (size_t)e.tsz, MADV_WILLNEED);
 
 	/* 1. suffix array on its own thread while the block pass runs here */
-	if (e.bsz < INT32_MAX)
-		e.sa32 = malloc((size_t)(e.bsz ? e.bsz : 1) * sizeof(*e.sa32));
+	ret = pack_text(&e);
+	if (ret)
+		goto out;
+	if (e.tn < INT32_MAX)
+		e.sa32 = malloc((size_t)(e.tn ? e.tn : 1) * sizeof(*e.sa32));
 	else
-		e.sa64 = malloc((size_t)e.bsz * sizeof(*e.sa64));
+		e.sa64 = malloc((size_t)e.tn * sizeof(*e.sa64));
 	if (!e.sa32 && !e.sa64) {
 		ret = tnd_err_set(TND_E_NOMEM, "delta encoder: no memory for the suffix array");
 		goto out;
 	}
-	if (e.bsz) {
+	if (e.tn) {
 		if (pthread_create(&sa_tid, NULL, sa_thread, &e)) {
 			ret = tnd_err_set(TND_E_NOMEM, "delta encoder: cannot start a thread");
 			goto out;
@@ -965,8 +1060,12 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	t1 = tnd_now_mono();
 	free(e.sa32);
 	free(e.sa64);
+	free(e.bucket);
+	free(e.text_own);
 	e.sa32 = NULL;
 	e.sa64 = NULL;
+	e.bucket = NULL;
+	e.text_own = NULL;
 
 	/* 3. sub-streams, compressed in parallel */
 	ret = build_streams(&e, raw, &st);
@@ -1055,6 +1154,8 @@ out:
 	free(bt.hash);
 	free(bt.pos);
 	free(e.bucket);
+	free(e.text_own);
+	free(e.runs);
 	free(e.sa32);
 	free(e.sa64);
 	if (e.base)
