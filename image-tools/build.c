@@ -340,7 +340,7 @@ static void usage(FILE *f)
 	      "  --security-version N     anti-rollback counter (default 0)\n"
 	      "  --expires TIME           refuse to install after TIME (2027-01-01T00:00:00Z)\n"
 	      "  --created TIME           creation time (default: now, or SOURCE_DATE_EPOCH)\n"
-	      "  --description TEXT       free text shown by inspect and status\n"
+	      "  --description TEXT       free text, shown by inspect\n"
 	      "  --chunk-size SIZE        uncompressed chunk size, power of two (default 256K)\n"
 	      "  --level N                zlib level 1-9 (default 6)\n"
 	      "  --out FILE               output bundle, written atomically\n",

@@ -34,14 +34,14 @@ static int uboot_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
 	}
 	r = libuboot_read_config(u->ctx, cfg->env_config);
 	if (r < 0) {
-		r = tnd_err_set(TND_E_BOOTLOADER, "cannot read %s (error %d)", cfg->env_config, r);
+		r = tnd_err_errno(TND_E_BOOTLOADER, -r, "cannot read %s", cfg->env_config);
 		goto fail;
 	}
 	r = libuboot_open(u->ctx);
 	if (r < 0) {
-		r = tnd_err_set(TND_E_BOOTLOADER,
-				"no valid U-Boot environment at the places %s names (error %d)",
-				cfg->env_config, r);
+		r = tnd_err_errno(TND_E_BOOTLOADER, -r,
+				  "no valid U-Boot environment at the places %s names",
+				  cfg->env_config);
 		goto fail;
 	}
 	*out = &u->base;

@@ -45,8 +45,8 @@ int tnd_activate(const struct tnd_config *cfg, int slot)
 	tnd_bl_close(bl);
 	if (ret)
 		return ret;
-	st.pending_slot = slot == booted ? -1 : slot;
-	st.pending_since = slot == booted ? 0 : tnd_time_now();
+	if ((ret = tnd_state_set_pending(&st, cfg, slot == booted ? -1 : slot)))
+		return ret;
 	return tnd_state_save(&st, cfg->state_dir);
 }
 
@@ -71,8 +71,8 @@ int tnd_rollback(const struct tnd_config *cfg, int *to)
 	tnd_bl_close(bl);
 	if (ret)
 		return ret;
-	st.pending_slot = other;
-	st.pending_since = tnd_time_now();
+	if ((ret = tnd_state_set_pending(&st, cfg, other)))
+		return ret;
 	*to = other;
 	return tnd_state_save(&st, cfg->state_dir);
 }
@@ -120,9 +120,18 @@ int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
 	if ((ret = tnd_booted_slot(cfg, &res->booted)) ||
 	    (ret = tnd_state_load(&st, cfg->state_dir)) || (ret = open_bl(cfg, &bl)))
 		goto out;
-	if (st.pending_slot >= 0 && st.pending_slot != res->booted &&
-	    (ret = note_fallback(cfg, bl, &st, res)))
-		goto out;
+	/* Another slot pending is a fallback only once the device has rebooted
+	 * since the activation: before that, the update simply has not been
+	 * tried yet, and confirm (run again, or by hand) must not cancel it. */
+	if (st.pending_slot >= 0 && st.pending_slot != res->booted) {
+		char now[64];
+
+		if ((ret = tnd_boot_id(cfg, now)))
+			goto out;
+		if (strcmp(now, st.pending_boot_id) != 0 &&
+		    (ret = note_fallback(cfg, bl, &st, res)))
+			goto out;
+	}
 
 	si = &st.slot[res->booted];
 	other = 1 - res->booted;

@@ -58,17 +58,12 @@ static int bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 
 int tnd_bl_disable(struct tnd_bootloader *bl, int slot)
 {
-	struct tnd_boot_state bs;
-	int ret;
-
 	if (!bl)
 		return 0;
-	if ((ret = tnd_bl_read(bl, &bs)))
-		return ret;
-	if (bs.tries[slot] == 0)
-		return 0;
-	bs.tries[slot] = 0;
-	return bl_write(bl, &bs);
+	/* Last as well as no tries: when every counter is spent the boot script
+	 * resets them and boots the first slot of the order, which must never be
+	 * a half-written one. */
+	return tnd_bl_mark_bad(bl, slot);
 }
 
 int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
@@ -111,6 +106,8 @@ int tnd_bl_mark_bad(struct tnd_bootloader *bl, int slot)
 
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
+	if (bs.tries[slot] == 0 && bs.norder && bs.order[bs.norder - 1] == slot)
+		return 0; /* already so: spare the flash a write */
 	for (int i = 0; i < bs.norder; i++)
 		if (bs.order[i] != slot)
 			order[n++] = bs.order[i];

@@ -42,9 +42,9 @@ int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg) TND_M
 void tnd_bl_close(struct tnd_bootloader *bl);
 int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs) TND_MUST_CHECK;
 
-/* Before a slot is written: make sure it cannot be booted (tries 0), so a
- * power cut mid-write never leaves a half image in line to boot. Writes
- * the environment only when something changes. */
+/* Before a slot is written: make sure it cannot be booted (tries 0, last
+ * in the order), so a power cut mid-write never leaves a half image in
+ * line to boot. Writes the environment only when something changes. */
 int tnd_bl_disable(struct tnd_bootloader *bl, int slot) TND_MUST_CHECK;
 /* After a verified install: slot first in the order with `tries` tries;
  * nothing else changes. */

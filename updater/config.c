@@ -116,10 +116,10 @@ static int parse_slots(struct tnd_config *cfg, const cJSON *slots, const char *w
 
 int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origin)
 {
-	static const char *const keys[] = {"compatible",     "keyring",	   "signature_threshold",
-					   "state_dir",	     "cmdline",	   "bootloader",
-					   "slots",	     "boot_tries", "health_dir",
-					   "health_timeout", NULL};
+	static const char *const keys[] = {"compatible", "keyring",	   "signature_threshold",
+					   "state_dir",	 "cmdline",	   "boot_id",
+					   "bootloader", "slots",	   "boot_tries",
+					   "health_dir", "health_timeout", NULL};
 	const cJSON *v;
 	cJSON *root;
 	int ret = TND_E_CONFIG;
@@ -129,6 +129,7 @@ int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origi
 	strcpy(cfg->keyring, "/etc/tandem/keys");
 	strcpy(cfg->state_dir, "/var/lib/tandem");
 	strcpy(cfg->cmdline, "/proc/cmdline");
+	strcpy(cfg->boot_id, "/proc/sys/kernel/random/boot_id");
 	strcpy(cfg->env_config, "/etc/fw_env.config");
 	strcpy(cfg->health_dir, "/etc/tandem/health.d");
 	cfg->signature_threshold = 1;
@@ -147,6 +148,7 @@ int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origi
 	    get_unsigned(root, "signature_threshold", 1, 16, &cfg->signature_threshold, origin) ||
 	    get_string(root, "state_dir", cfg->state_dir, sizeof(cfg->state_dir), origin) ||
 	    get_string(root, "cmdline", cfg->cmdline, sizeof(cfg->cmdline), origin) ||
+	    get_string(root, "boot_id", cfg->boot_id, sizeof(cfg->boot_id), origin) ||
 	    get_unsigned(root, "boot_tries", 1, 9, &cfg->boot_tries, origin) ||
 	    get_string(root, "health_dir", cfg->health_dir, sizeof(cfg->health_dir), origin) ||
 	    get_unsigned(root, "health_timeout", 1, 3600, &cfg->health_timeout, origin))
@@ -182,6 +184,20 @@ int tnd_config_load(struct tnd_config *cfg, const char *path)
 	ret = tnd_config_parse(cfg, text, path);
 	free(text);
 	return ret;
+}
+
+int tnd_boot_id(const struct tnd_config *cfg, char id[64])
+{
+	char *text;
+	size_t n;
+
+	if (tnd_read_small_file(cfg->boot_id, 256, &text, &n))
+		return tnd_err_prefix(TND_E_CONFIG, "cannot read the boot ID");
+	while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+		text[--n] = '\0';
+	snprintf(id, 64, "%s", text);
+	free(text);
+	return 0;
 }
 
 int tnd_booted_slot(const struct tnd_config *cfg, int *slot)

@@ -26,6 +26,7 @@ struct tnd_config {
 	unsigned signature_threshold;
 	char state_dir[PATH_MAX];
 	char cmdline[PATH_MAX];
+	char boot_id[PATH_MAX]; /* changes at every boot: tells confirm a reboot happened */
 	enum tnd_bl_type bootloader;
 	char env_config[PATH_MAX];
 	char slot_dev[TND_NSLOTS][PATH_MAX];
@@ -42,6 +43,9 @@ int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origi
 const char *tnd_slot_name(int slot);
 /* 0 for "A"/"a", 1 for "B"/"b", else -1. */
 int tnd_slot_from_name(const char *name);
+
+/* This boot's identity (the kernel's random boot ID), into id[64]. */
+int tnd_boot_id(const struct tnd_config *cfg, char id[64]) TND_MUST_CHECK;
 
 /* The slot the running system booted from, from tandem.slot= in the
  * kernel command line file; TND_E_SLOT when it names none. */

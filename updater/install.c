@@ -44,7 +44,8 @@ static int choose_slot(const struct tnd_config *cfg, int requested, int *target)
 }
 
 /* Policy on an authenticated manifest: the device's rules, not the format's. */
-static int check_policy(const struct tnd_config *cfg, const struct tnd_manifest *m)
+static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st,
+			const struct tnd_manifest *m)
 {
 	char t[TND_TIME_STR_LEN];
 
@@ -58,6 +59,14 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_manifest 
 		tnd_time_format(t, m->expires);
 		return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s", t);
 	}
+	/* The floor rises only when a slot holding a higher security version
+	 * is confirmed healthy (tnd_confirm), never at install time. */
+	if (m->security_version < st->security_floor)
+		return tnd_err_set(TND_E_DOWNGRADE,
+				   "bundle has security version %llu, below this device's floor of "
+				   "%llu (a release with known vulnerabilities)",
+				   (unsigned long long)m->security_version,
+				   (unsigned long long)st->security_floor);
 	if (m->payload_type != TND_PAYLOAD_FULL)
 		return tnd_err_set(TND_E_UNSUPPORTED,
 				   "delta bundles need a build with delta support");
@@ -101,17 +110,18 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 
 	memset(res, 0, sizeof(*res));
 	tnd_progress_phase(o->progress, "prepare", NULL);
-	if ((ret = choose_slot(cfg, o->slot, &target)) ||
-	    (ret = tnd_keyring_load_dir(&kr, cfg->keyring)))
-		goto out;
+	/* State first, so that every later refusal is recorded for status. */
 	if ((ret = tnd_state_load(&st, cfg->state_dir)))
 		goto out;
 	state_loaded = true;
+	if ((ret = choose_slot(cfg, o->slot, &target)) ||
+	    (ret = tnd_keyring_load_dir(&kr, cfg->keyring)))
+		goto out;
 	if ((ret = tnd_source_open_file(&src, o->source)))
 		goto out;
 
 	tnd_progress_phase(o->progress, "authenticate", NULL);
-	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &r.manifest)))
+	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &st, &r.manifest)))
 		goto out;
 	if ((ret =
 		 tnd_slot_open(&w, cfg->slot_dev[target], r.manifest.image_size,
@@ -161,9 +171,8 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 		tnd_progress_phase(o->progress, "activate", NULL);
 		/* Pending first: if the cut comes after the environment write,
 		 * confirm on the next boot still knows what was expected. */
-		st.pending_slot = target;
-		st.pending_since = tnd_time_now();
-		if ((ret = tnd_state_save(&st, cfg->state_dir)) ||
+		if ((ret = tnd_state_set_pending(&st, cfg, target)) ||
+		    (ret = tnd_state_save(&st, cfg->state_dir)) ||
 		    (ret = tnd_bl_activate(bl, target, cfg->boot_tries)))
 			goto out;
 		res->activated = true;

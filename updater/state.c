@@ -83,6 +83,14 @@ void tnd_outcome_set(struct tnd_outcome *o, const char *result, int slot, const 
 	snprintf(o->reason, sizeof(o->reason), "%s", reason ? reason : "");
 }
 
+int tnd_state_set_pending(struct tnd_state *st, const struct tnd_config *cfg, int slot)
+{
+	st->pending_slot = slot;
+	st->pending_since = slot >= 0 ? tnd_time_now() : 0;
+	st->pending_boot_id[0] = '\0';
+	return slot >= 0 ? tnd_boot_id(cfg, st->pending_boot_id) : 0;
+}
+
 int tnd_state_load(struct tnd_state *st, const char *state_dir)
 {
 	char path[PATH_MAX], *text = NULL;
@@ -121,6 +129,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		copy_str(root, "pending_slot", pending, sizeof(pending));
 		st->pending_slot = pending[0] ? tnd_slot_from_name(pending) : -1;
 		st->pending_since = get_time(root, "pending_since");
+		copy_str(root, "pending_boot_id", st->pending_boot_id, sizeof(st->pending_boot_id));
 		st->security_floor = get_u64(root, "security_floor");
 		parse_outcome(&st->last_boot, cJSON_GetObjectItemCaseSensitive(root, "last_boot"));
 		parse_outcome(&st->last_update,
@@ -196,6 +205,7 @@ int tnd_state_save(const struct tnd_state *st, const char *state_dir)
 	if (st->pending_slot >= 0) {
 		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(st->pending_slot));
 		add_time(root, "pending_since", st->pending_since);
+		cJSON_AddStringToObject(root, "pending_boot_id", st->pending_boot_id);
 	}
 	cJSON_AddNumberToObject(root, "security_floor", (double)st->security_floor);
 	tnd_outcome_to_json(root, "last_boot", &st->last_boot);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The device's memory between runs (docs/state.md): what each slot holds,
- * the last install and its error. One JSON file, state_dir/state.json,
+ * The device's memory between runs : what each slot holds,
+ * the last install and its error (docs/status.md). One JSON file,
+ * state_dir/state.json,
  * replaced atomically; a missing file is a fresh device.
  */
 #ifndef TANDEM_STATE_H
@@ -48,6 +49,7 @@ struct tnd_state {
 	 * reboot, booting any other slot means the update did not come up. */
 	int pending_slot;
 	int64_t pending_since;
+	char pending_boot_id[64]; /* the boot in which it was activated */
 	/* Anti-rollback floor: raised only when a slot holding a higher
 	 * security version is confirmed healthy. */
 	uint64_t security_floor;
@@ -70,6 +72,10 @@ void tnd_outcome_set(struct tnd_outcome *o, const char *result, int slot, const 
 struct cJSON;
 /* Adds o as parent[key] (nothing when o is unset); shared by state and status. */
 void tnd_outcome_to_json(struct cJSON *parent, const char *key, const struct tnd_outcome *o);
+
+/* Marks slot as activated and awaiting confirmation after a reboot. */
+int tnd_state_set_pending(struct tnd_state *st, const struct tnd_config *cfg,
+			  int slot) TND_MUST_CHECK;
 
 /* Loads state_dir/state.json; a missing file gives an empty state. */
 int tnd_state_load(struct tnd_state *st, const char *state_dir) TND_MUST_CHECK;

@@ -68,6 +68,8 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 		cJSON_AddStringToObject(root, "booted_slot", tnd_slot_name(s->booted));
 	else
 		cJSON_AddNullToObject(root, "booted_slot");
+	if (s->booted < 0)
+		cJSON_AddStringToObject(root, "booted_slot_error", s->booted_err);
 	bl = cJSON_AddObjectToObject(root, "bootloader");
 	cJSON_AddStringToObject(bl, "type", bl_name(cfg));
 	if (s->have_bs) {

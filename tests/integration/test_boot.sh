@@ -27,6 +27,7 @@ sim_boot() {
 		fw_setenv -c "$D/fw_env.config" "BOOT_${chosen}_LEFT" 2
 	fi
 	echo "console=ttyS0 tandem.slot=$chosen" >"$D/cmdline"
+	cat /proc/sys/kernel/random/uuid >"$D/boot_id"
 	echo "$chosen"
 }
 
@@ -38,9 +39,9 @@ health() { # health NAME SCRIPT: adds a health check
 
 setup_device() {
 	new_device dev
-	python3 - "$CONF" "$D/health.d" <<'PY'
+	python3 - "$CONF" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1])); c["health_dir"] = sys.argv[2]; c["health_timeout"] = 2
+c = json.load(open(sys.argv[1])); c["health_timeout"] = 2
 json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
 	make_image "$D/v1.img" 1
@@ -110,6 +111,40 @@ assert "used all 3 boot tries" in lu["reason"], lu
 assert s["last_boot"]["result"]=="good" and s["last_boot"]["slot"]=="A", s
 assert s["slots"]["B"]["state"]=="bad" and s["slots"]["A"]["state"]=="good", s'
 	[ "$(env_get BOOT_ORDER)" = "A B" ] || fail "order not repaired"
+}
+
+# confirm run again (or by hand) before the reboot must not take the
+# pending update for one that failed to come up.
+test_confirm_before_reboot_keeps_pending_update() {
+	setup_device
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	"$TANDEM" -c "$CONF" -q confirm
+	"$TANDEM" -c "$CONF" -q confirm
+	[ "$(env_get BOOT_ORDER)" = "B A" ] && [ "$(env_get BOOT_B_LEFT)" = 3 ] ||
+		fail "pending update cancelled: $(fw_printenv -c "$D/fw_env.config")"
+	status_py 'assert s["pending_slot"]=="B" and s["slots"]["B"]["state"]=="installed", s'
+	[ "$(sim_boot)" = B ]
+	"$TANDEM" -c "$CONF" -q confirm
+	status_py 'assert s["last_update"]["result"]=="success", s'
+}
+
+# The floor rises when a slot with a higher security version is confirmed,
+# never at install; after that, older security versions are refused.
+test_security_floor() {
+	setup_device
+	make_image "$D/old.img" 1
+	build_bundle "$D/old.tnd" "$D/old.img" --security-version 1 --version 0.9
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd" # security version 2
+	# not confirmed yet: the floor is still 0, an older one may still go in
+	"$TANDEM" -c "$CONF" -q install --progress=none --no-activate "$D/old.tnd"
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	[ "$(sim_boot)" = B ]
+	"$TANDEM" -c "$CONF" -q confirm
+	status_py 'assert s["security_floor"]==2, s'
+	snapshot
+	expect_refusal 13 "security version 1, below this device's floor of 2" \
+		"$TANDEM" -c "$CONF" install --progress=none "$D/old.tnd"
+	status_py 'assert s["last_install"]["error_code"]=="E_DOWNGRADE", s'
 }
 
 test_rollback_and_activate() {

@@ -9,6 +9,8 @@
 #                          with mkenvimage -r, read and written by libubootenv
 #   DIR/fw_env.config      pointing at both copies
 #   DIR/cmdline            kernel command line with tandem.slot=A
+#   DIR/boot_id            this boot's ID (a test "reboots" by changing it)
+#   DIR/health.d/          health checks (none at first)
 #   DIR/state/             state directory
 # Sourced or run; prints nothing on success. Needs build/tandem-image.
 set -euo pipefail
@@ -40,12 +42,16 @@ $dir/env/uboot.env        0x0     $env_size
 $dir/env/uboot-redund.env 0x0     $env_size
 CFG
 echo "console=ttyS0 root=/dev/mmcblk0p2 tandem.slot=A" >"$dir/cmdline"
+cat /proc/sys/kernel/random/uuid >"$dir/boot_id"
+mkdir -p "$dir/health.d"
 cat >"$dir/tandem.conf" <<CONF
 {
 	"compatible": "${SIM_COMPATIBLE:-sim}",
 	"keyring": "$dir/keys",
 	"state_dir": "$dir/state",
 	"cmdline": "$dir/cmdline",
+	"boot_id": "$dir/boot_id",
+	"health_dir": "$dir/health.d",
 	"bootloader": {"type": "uboot", "env_config": "$dir/fw_env.config"},
 	"slots": {"A": "$dir/slotA.img", "B": "$dir/slotB.img"},
 	"boot_tries": 3
