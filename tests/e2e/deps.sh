@@ -6,7 +6,12 @@
 set -euo pipefail
 
 PKGS="qemu-system-arm qemu-system-x86 u-boot-qemu u-boot-tools mtools
-dosfstools fdisk e2fsprogs libubootenv-tool busybox-static cpio kmod gzip"
+dosfstools fdisk e2fsprogs libubootenv-tool busybox-static cpio kmod gzip jq file"
+# The updater scenarios (tandem.sh) run a tandem cross-built for the arm64
+# guest against Debian's arm64 libraries (multiarch).
+PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
+libmbedtls-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64 libubootenv-dev:arm64
+libdeflate-dev:arm64"
 
 missing=""
 for p in $PKGS; do

@@ -100,6 +100,48 @@ _e2e_copy_elf() {
 	done
 }
 
+# e2e_elf_extra BIN DST: SRC:DST pairs for E2E_INITRD_EXTRA that put the
+# host-built BIN (cross-built for arm64) at DST in the guest, with its
+# loader and every shared library it needs, resolved recursively in the
+# build machine's multiarch directories: these are the very files the
+# binary was linked against (Debian's :arm64 packages for the cross build).
+e2e_elf_extra() {
+	local bin=$1 dst=$2 triplet readelf interp f lib d found seen=" "
+	local -a queue
+	case $E2E_ARCH in
+	arm64) triplet=aarch64-linux-gnu ;;
+	x86) triplet=x86_64-linux-gnu ;;
+	esac
+	readelf=$triplet-readelf
+	command -v "$readelf" >/dev/null || readelf=readelf
+	echo "$bin:$dst"
+	interp=$("$readelf" -l "$bin" | sed -n 's/.*interpreter: \(.*\)]/\1/p')
+	[ -z "$interp" ] || echo "$(readlink -f "$interp"):$interp"
+	queue=("$bin")
+	while [ ${#queue[@]} -gt 0 ]; do
+		f=${queue[0]}
+		queue=("${queue[@]:1}")
+		for lib in $("$readelf" -d "$f" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+			case $seen in *" $lib "*) continue ;; esac
+			seen="$seen$lib "
+			found=""
+			for d in /lib/$triplet /usr/lib/$triplet; do
+				if [ -e "$d/$lib" ]; then
+					found=$d/$lib
+					break
+				fi
+			done
+			if [ -z "$found" ]; then
+				echo "e2e: $lib (needed by $f) not found in /lib/$triplet or /usr/lib/$triplet" >&2
+				return 1
+			fi
+			# The guest's loader searches /lib/<triplet> by default.
+			echo "$(readlink -f "$found"):/lib/$triplet/$lib"
+			queue+=("$found")
+		done
+	done
+}
+
 # e2e_build_initrd OUT [SRC:DST ...]: the guest system as a gzip cpio.
 # Extra SRC:DST pairs are copied in (a cross-built tandem, its config).
 # TANDEM_E2E_BIN, if set, is installed as /usr/bin/tandem.
@@ -139,7 +181,8 @@ e2e_build_initrd() {
 	fi
 	for p in "$@"; do
 		mkdir -p "$dir/$(dirname "${p#*:}")"
-		cp -a "${p%%:*}" "$dir/${p#*:}"
+		# -L: a library is usually a symlink; -p keeps a check's x bit.
+		cp -L -p "${p%%:*}" "$dir/${p#*:}"
 	done
 	(cd "$dir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out"
 }
@@ -148,12 +191,19 @@ e2e_build_initrd() {
 # /boot/<kernel>, /boot/initrd.img and /etc/tandem-release (which tells
 # the test which image booted).
 e2e_build_slot() {
-	local out=$1 release=$2 initrd=$3 dir=$E2E_WORK/slot.d size
+	local out=$1 release=$2 initrd=$3 dir=$E2E_WORK/slot.d size p
 	rm -rf "$dir"
 	mkdir -p "$dir/boot" "$dir/etc"
 	cp "$E2E_ROOTFS"/boot/vmlinuz-* "$dir/boot/$E2E_KERNEL_NAME"
 	cp "$initrd" "$dir/boot/initrd.img"
 	echo "$release" >"$dir/etc/tandem-release"
+	# E2E_SLOT_EXTRA="SRC:DST ...": more files in the slot (the updater
+	# test pads a slot with random data so that its install takes long
+	# enough to be cut in the middle).
+	for p in ${E2E_SLOT_EXTRA:-}; do
+		mkdir -p "$dir/$(dirname "${p#*:}")"
+		cp "${p%%:*}" "$dir/${p#*:}"
+	done
 	size=$(_e2e_part_sectors 2)
 	rm -f "$out"
 	mkfs.ext4 -q -F -L "rootfs" -d "$dir" "$out" $((size / 2))k >/dev/null
@@ -213,6 +263,29 @@ e2e_build_disk() {
 # e2e_use_disk DISK: later calls act on DISK.
 e2e_use_disk() { E2E_DISK=$1; }
 
+# _e2e_qemu_cmd LOG: the QEMU command line of one power-on, in the
+# array E2E_QEMU (serial console to LOG).
+_e2e_qemu_cmd() {
+	case $E2E_ARCH in
+	arm64)
+		E2E_QEMU=(qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1
+			-display none -monitor none -nic none -no-reboot
+			-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin
+			-drive if=none,format=raw,file="$E2E_DISK",id=d0
+			-device virtio-blk-device,drive=d0
+			-serial file:"$1")
+		;;
+	x86)
+		E2E_QEMU=(qemu-system-x86_64 -M pc -m 512 -smp 1
+			-display none -monitor none -nic none -no-reboot
+			-bios /usr/lib/u-boot/qemu-x86/u-boot.rom
+			-drive if=none,format=raw,file="$E2E_DISK",id=d0
+			-device virtio-blk-pci,drive=d0
+			-serial file:"$1")
+		;;
+	esac
+}
+
 # e2e_boot LOG [TIMEOUT]: one power-on of the board until the guest
 # powers off, reboots, panics (-no-reboot makes each of these end QEMU),
 # or TIMEOUT seconds pass (a hang; QEMU is killed, as a power cut would).
@@ -220,26 +293,40 @@ e2e_use_disk() { E2E_DISK=$1; }
 e2e_boot() {
 	local log=$1 t=${2:-$E2E_BOOT_TIMEOUT} rc=0
 	rm -f "$log"
-	case $E2E_ARCH in
-	arm64)
-		timeout -k 5 "$t" qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1 \
-			-display none -monitor none -nic none -no-reboot \
-			-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin \
-			-drive if=none,format=raw,file="$E2E_DISK",id=d0 \
-			-device virtio-blk-device,drive=d0 \
-			-serial file:"$log" </dev/null || rc=$?
-		;;
-	x86)
-		timeout -k 5 "$t" qemu-system-x86_64 -M pc -m 512 -smp 1 \
-			-display none -monitor none -nic none -no-reboot \
-			-bios /usr/lib/u-boot/qemu-x86/u-boot.rom \
-			-drive if=none,format=raw,file="$E2E_DISK",id=d0 \
-			-device virtio-blk-pci,drive=d0 \
-			-serial file:"$log" </dev/null || rc=$?
-		;;
-	esac
+	_e2e_qemu_cmd "$log"
+	timeout -k 5 "$t" "${E2E_QEMU[@]}" </dev/null || rc=$?
 	# QEMU quits on SIGTERM (124); -k covers a QEMU that does not (137).
 	[ "$rc" = 137 ] && rc=124
+	return "$rc"
+}
+
+# e2e_boot_cut LOG REGEX [TIMEOUT]: power on, and cut the power as soon
+# as the serial console shows a line matching REGEX (grep -E). The cut is
+# SIGKILL to QEMU: the guest gets no chance to flush anything, and what
+# QEMU had not yet written to the disk image is lost, as with a real cut.
+# Returns 0 after a cut at REGEX, 1 if QEMU ended by itself before REGEX
+# appeared, 124 if TIMEOUT passed first (QEMU is killed then too).
+e2e_boot_cut() {
+	local log=$1 re=$2 t=${3:-$E2E_BOOT_TIMEOUT} pid rc=124 end
+	rm -f "$log"
+	: >"$log"
+	_e2e_qemu_cmd "$log"
+	"${E2E_QEMU[@]}" </dev/null &
+	pid=$!
+	end=$((SECONDS + t))
+	while [ $SECONDS -lt $end ]; do
+		if grep -a -q -E "$re" "$log"; then
+			rc=0
+			break
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			rc=1
+			break
+		fi
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
 	return "$rc"
 }
 

@@ -3,10 +3,11 @@
 # End-to-end test of the A/B boot protocol on Debian's real U-Boot under
 # QEMU (TCG), with Debian kernels and libubootenv's tools in the guest.
 #
-# usage: tests/e2e/run.sh [--short] [--arch arm64|x86] [--keep-going]
+# usage: tests/e2e/run.sh [--short] [--arch arm64|x86]
 #   --short   quick subset for `make check`: arm64 only, shorter
-#             watchdog test, no panic test
+#             watchdog test, no panic test, updater scenarios 1 and 2
 #   --arch    one architecture (default: arm64 and x86; --short: arm64)
+# E2E_ONLY="sc_a sc_b" runs only the named scenario functions.
 # Prints "N passed, N failed" last; exits non-zero if anything failed.
 # Exits 0 with a SKIP line only when QEMU cannot run on this machine.
 set -euo pipefail
@@ -14,6 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
+# The scenarios that run the real updater in the guest (sc_tandem_*).
+# shellcheck source=tandem.sh
+. "$here/tandem.sh"
 
 short=0
 arches=""
@@ -22,7 +26,7 @@ while [ $# -gt 0 ]; do
 	--short) short=1 ;;
 	--arch) arches="$arches ${2:?--arch needs arm64 or x86}"; shift ;;
 	--arch=*) arches="$arches ${1#--arch=}" ;;
-	-h | --help) sed -n '3,10p' "$0"; exit 0 ;;
+	-h | --help) sed -n '3,11p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -289,6 +293,22 @@ for arch in $arches; do
 	echo "        ready in $((SECONDS - t0))s (kernel $E2E_KVER)"
 	scs="sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
 	[ $short = 1 ] || scs="$scs sc_panic"
+	# The updater in the guest (tandem.sh): 1 and 2 fit the short form.
+	scs="$scs sc_tandem_first_boot sc_tandem_update"
+	[ $short = 1 ] || scs="$scs sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
+	[ -z "${E2E_ONLY:-}" ] || scs=$E2E_ONLY
+	case $scs in
+	*sc_tandem_*)
+		t1=$SECONDS
+		scenario=tandem-prepare
+		if t_prepare; then
+			echo "        updater, keys and disk ready in $((SECONDS - t1))s"
+		else
+			bad "building the updater, keys or disk failed"
+			scs=$(printf '%s\n' $scs | grep -v '^sc_tandem_' | tr '\n' ' ')
+		fi
+		;;
+	esac
 	for sc in $scs; do
 		t1=$SECONDS
 		$sc

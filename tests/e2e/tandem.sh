@@ -1,0 +1,440 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+# End-to-end scenarios that run the real `tandem` updater inside the
+# guest (issue 3, "The end-to-end test (real parts)"). Sourced by run.sh,
+# which provides ok/bad/expect/expect_log/boot, $scenario, $cur_log and
+# $short; lib.sh provides the e2e_* functions.
+#
+# The guest runs the project's `tandem` built for it: cross-built with
+# aarch64-linux-gnu- for arm64 (which proves the cross build), native for
+# x86 (the 32-bit U-Boot boots a 64-bit kernel). Both are dynamic, so the
+# binary travels with its libraries and loader (e2e_elf_extra).
+#
+# Guest configuration (/etc/tandem/tandem.conf): the state directory is
+# on the data partition (/data, FAT), the only storage that survives a
+# slot switch; the environment is the board's fw_env.config; the booted
+# slot comes from tandem.slot= on /proc/cmdline, which the boot script
+# appends. Each slot's initramfs carries the public key of a key pair made
+# for this run and the health checks of that slot.
+#
+# Every scenario starts from a fresh copy of the same disk, and every
+# boot is one bounded QEMU run. The action of a boot (/data/action.sh)
+# prints "TANDEM-E2E step NAME rc=N" after each tandem command and saves
+# `tandem status --json` under /data/results/ for the host to read.
+
+# t_prepare: build the binaries, keys, initramfs and template disk. Sets
+# T_* variables. Called in an `if` by run.sh (set -e is off there), so
+# every step that can fail says so with `|| return 1`.
+t_prepare() {
+	local w=$E2E_WORK cross="" triplet o log extra
+	case $E2E_ARCH in
+	arm64)
+		cross=aarch64-linux-gnu-
+		triplet=aarch64-linux-gnu
+		T_COMPATIBLE=qemu-arm64
+		;;
+	x86)
+		triplet=x86_64-linux-gnu
+		T_COMPATIBLE=qemu-x86_64
+		;;
+	esac
+	o=build/$E2E_ARCH
+	log=$w/tandem-make.log
+	# The guest's binary, from the working tree; the host tool from the
+	# native build. Incremental: seconds when nothing changed.
+	if ! make -C "$E2E_TOP" --no-print-directory O="$o" ${cross:+CROSS_COMPILE=$cross} \
+		"$o/tandem" >"$log" 2>&1 ||
+		! make -C "$E2E_TOP" --no-print-directory O=build/x86 build/x86/tandem-image >>"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		echo "e2e: building tandem for $E2E_ARCH failed (log: $log)" >&2
+		return 1
+	fi
+	T_IMAGE_TOOL=$E2E_TOP/build/x86/tandem-image
+	# The initramfs gets a stripped copy: the slots are only 64 MiB.
+	"${cross}strip" -o "$w/tandem.bin" "$E2E_TOP/$o/tandem" || return 1
+	echo "        tandem for $E2E_ARCH: $(file -b "$E2E_TOP/$o/tandem" | cut -d, -f1-2)"
+
+	# A key pair of this run: nothing secret is kept in the tree.
+	rm -rf "$w/tandem-keys"
+	mkdir -p "$w/tandem-keys"
+	"$T_IMAGE_TOOL" keygen --out "$w/tandem-keys/test.key" --pub "$w/tandem-keys/test.pem" \
+		>/dev/null || return 1
+
+	cat >"$w/tandem.conf" <<-EOF
+	{
+		"compatible": "$T_COMPATIBLE",
+		"keyring": "/etc/tandem/keys",
+		"state_dir": "/data/tandem-state",
+		"cmdline": "/proc/cmdline",
+		"bootloader": {"type": "uboot", "env_config": "/etc/fw_env.config"},
+		"slots": {"A": "/dev/vda2", "B": "/dev/vda3"},
+		"boot_tries": 3,
+		"health_dir": "/etc/tandem/health.d",
+		"health_timeout": 20
+	}
+	EOF
+	# A check every slot passes, so that confirm really runs one.
+	cat >"$w/health-ok" <<-'EOF'
+	#!/bin/sh
+	# The data partition (state, bundles) must be mounted.
+	grep -q ' /data vfat ' /proc/mounts
+	EOF
+	# The check of the broken update (scenario 3).
+	cat >"$w/health-fail" <<-'EOF'
+	#!/bin/sh
+	echo "health: the application did not start" >&2
+	exit 1
+	EOF
+	chmod 755 "$w/health-ok" "$w/health-fail"
+
+	extra=$(e2e_elf_extra "$w/tandem.bin" /usr/bin/tandem) || return 1
+	extra=$(echo "$extra" | tr '\n' ' ')
+	extra="$extra $w/tandem.conf:/etc/tandem/tandem.conf"
+	extra="$extra $w/tandem-keys/test.pem:/etc/tandem/keys/test.pem"
+	extra="$extra $w/health-ok:/etc/tandem/health.d/10-data-mounted"
+	T_INITRD_EXTRA=$extra
+	E2E_INITRD_EXTRA=$extra e2e_build_disk "$w/tandem-template.img" slot-a-v1 slot-b-v1 || return 1
+	cp "$w/initrd.img" "$w/tandem-initrd.img" || return 1
+	T_BUNDLES=" "
+}
+
+# t_bundle NAME: build bundle NAME (once per run) into $T_BUNDLE.
+#   good: slot B release slot-b-v2, version 2.0
+#   bad:  slot-b-bad, version 2.1, a failing health check in its initramfs
+#   big:  slot-b-big, version 3.0, padded with random data (power cut)
+t_bundle() {
+	local name=$1 w=$E2E_WORK rel ver initrd slot_extra=""
+	initrd=$w/tandem-initrd.img
+	T_BUNDLE=$w/bundle-$name.tnd
+	case $T_BUNDLES in *" $name "*) return 0 ;; esac
+	case $name in
+	good) rel=slot-b-v2 ver=2.0 ;;
+	bad)
+		rel=slot-b-bad ver=2.1
+		initrd=$w/tandem-initrd-bad.img
+		# shellcheck disable=SC2086 # a list of SRC:DST
+		e2e_build_initrd "$initrd" $T_INITRD_EXTRA "$w/health-fail:/etc/tandem/health.d/50-app"
+		;;
+	big)
+		rel=slot-b-big ver=3.0
+		# Incompressible data: the bundle's payload grows by as much,
+		# so that the install lasts long enough under TCG to be cut in
+		# the middle. 24 MiB is what fits next to the arm64 kernel in a
+		# 64 MiB slot.
+		head -c $((24 << 20)) /dev/urandom >"$w/filler.bin"
+		slot_extra="$w/filler.bin:/var/filler.bin"
+		;;
+	esac
+	E2E_SLOT_EXTRA=$slot_extra e2e_build_slot "$w/slot-$name.ext4" "$rel" "$initrd"
+	if ! "$T_IMAGE_TOOL" build --key "$w/tandem-keys/test.key" --image "$w/slot-$name.ext4" \
+		--version "$ver" --compatible "$T_COMPATIBLE" --out "$T_BUNDLE" >"$w/bundle-$name.log" 2>&1; then
+		cat "$w/bundle-$name.log" >&2
+		return 1
+	fi
+	T_BUNDLES="$T_BUNDLES$name "
+}
+
+t_fresh_disk() {
+	E2E_DISK=$E2E_WORK/$scenario.img
+	cp --sparse=always "$E2E_WORK/tandem-template.img" "$E2E_DISK"
+}
+
+# t_action NAME <<'EOF' ... EOF: the next boot's /data/action.sh, with
+# helpers in front:
+#   step NAME CMD...   run CMD, print "TANDEM-E2E step NAME rc=N"
+#   status NAME        save `tandem status --json` to /data/results/NAME.json
+#                      and show the text form on the console
+t_action() {
+	local a=$E2E_WORK/$scenario-$1.sh
+	{
+		cat <<-'EOF'
+		mkdir -p /data/tandem-state /data/results
+		step() {
+			n=$1
+			shift
+			"$@"
+			echo "TANDEM-E2E step $n rc=$?"
+		}
+		status() {
+			tandem status --json >"/data/results/$1.json"
+			echo "TANDEM-E2E step status-$1 rc=$?"
+			tandem status
+		}
+		EOF
+		cat
+	} >"$a"
+	e2e_set_action "$a"
+}
+
+# t_step_rc NAME: exit status of step NAME in the current boot log.
+t_step_rc() {
+	local s
+	s=$(sed -n "s/.*TANDEM-E2E step $1 rc=\([0-9]*\).*/\1/p" "$cur_log" | tail -n1)
+	echo "${s:-none}"
+}
+# t_json NAME JQ: a field of /data/results/NAME.json ("missing" if the
+# file is not there).
+t_json() {
+	local f=$E2E_WORK/$scenario-$1.json
+	if ! e2e_data_get "results/$1.json" "$f" 2>/dev/null; then
+		echo missing
+		return 0
+	fi
+	jq -r "$2" "$f" 2>/dev/null || echo "invalid-json"
+}
+t_expect_rc() { expect "$1" "$(t_step_rc "$2")" "$3"; }
+# t_expect_match WHAT GOT REGEX
+t_expect_match() {
+	if printf '%s' "$2" | grep -q -E "$3"; then ok "$1 ('$2')"; else bad "$1: got '$2', want /$3/"; fi
+}
+
+# boot_cut NAME REGEX: like boot, but the power is cut when REGEX shows.
+boot_cut() {
+	cur_log=$E2E_WORK/$scenario-$1.log
+	local t0=$SECONDS rc=0
+	e2e_boot_cut "$cur_log" "$2" || rc=$?
+	boot_rc=$rc
+	booted=$(e2e_booted_slot "$cur_log")
+	echo "        boot $1: slot=$booted cut_rc=$rc $((SECONDS - t0))s"
+}
+
+# The first boot's action of every update scenario: confirm the factory
+# slot A, then install the bundle from the data partition.
+t_confirm_and_install() {
+	t_action 1 <<-EOF
+	step confirm tandem confirm
+	status before-install
+	step install tandem install --progress=json /data/bundles/$1
+	status after-install
+	EOF
+}
+# Checks after that first boot: A confirmed, B installed and next.
+t_check_installed() {
+	local ver=$1
+	expect "first boot slot" "$booted" A
+	t_expect_rc "confirm on A" confirm 0
+	expect "A good after confirm" "$(t_json before-install .slots.A.state)" good
+	t_expect_rc "install from inside the guest" install 0
+	expect_log "install reported done" '"event":"done".*"slot":"B".*"activated":true'
+	expect "B installed" "$(t_json after-install .slots.B.state)" installed
+	expect "B version" "$(t_json after-install .slots.B.version)" "$ver"
+	expect "B pending" "$(t_json after-install .pending_slot)" B
+	expect "boot order after install" "$(e2e_env_get BOOT_ORDER)" "B A"
+	expect "B tries after install" "$(e2e_env_get BOOT_B_LEFT)" 3
+}
+
+# 1. First boot comes up on A; `tandem confirm` marks it good.
+sc_tandem_first_boot() {
+	scenario=tandem-first-boot
+	t_fresh_disk
+	t_action 1 <<-'EOF'
+	step confirm tandem confirm
+	status first
+	step doctor tandem doctor
+	# FAT has no real rename-over semantics of its own: prove that the
+	# state store (temp file, fsync, rename, fsync dir) left one file.
+	ls -la /data/tandem-state
+	EOF
+	boot 1
+	expect "first boot slot" "$booted" A
+	expect "first boot release" "$(e2e_booted_release "$cur_log")" slot-a-v1
+	t_expect_rc "tandem confirm" confirm 0
+	expect "status: booted slot" "$(t_json first .booted_slot)" A
+	expect "status: A state" "$(t_json first .slots.A.state)" good
+	expect "status: last boot" "$(t_json first .last_boot.result)" good
+	expect "status: boot order" "$(t_json first .bootloader.boot_order)" "A B"
+	expect "status: A tries" "$(t_json first .slots.A.boot_tries_left)" 3
+	expect "A counter reset by confirm (host libubootenv)" "$(e2e_env_get BOOT_A_LEFT)" 3
+	t_expect_rc "tandem doctor" doctor 0
+	expect "guest action rc" "$(e2e_action_rc "$cur_log")" 0
+}
+
+# 2. A bundle for B installed from inside the guest; B boots, is confirmed.
+sc_tandem_update() {
+	scenario=tandem-update
+	t_fresh_disk
+	t_bundle good
+	e2e_data_put "$T_BUNDLE" bundles/b.tnd
+	t_confirm_and_install b.tnd
+	boot 1
+	t_check_installed 2.0
+
+	t_action 2 <<-'EOF'
+	step confirm tandem confirm
+	status after-confirm
+	EOF
+	boot 2
+	expect "slot after install" "$booted" B
+	expect "release after install" "$(e2e_booted_release "$cur_log")" slot-b-v2
+	t_expect_rc "confirm on B" confirm 0
+	expect "B good" "$(t_json after-confirm .slots.B.state)" good
+	expect "B version" "$(t_json after-confirm .slots.B.version)" 2.0
+	expect "last update" "$(t_json after-confirm .last_update.result)" success
+	expect "nothing pending" "$(t_json after-confirm .pending_slot)" null
+	expect "B counter reset by confirm" "$(e2e_env_get BOOT_B_LEFT)" 3
+	expect "boot order" "$(e2e_env_get BOOT_ORDER)" "B A"
+}
+
+# 3. The new slot fails its health check: confirm exits 24 (E_HEALTH),
+# marks it bad and puts A first; the next boot is A.
+sc_tandem_health_rollback() {
+	scenario=tandem-health
+	t_fresh_disk
+	t_bundle bad
+	e2e_data_put "$T_BUNDLE" bundles/bad.tnd
+	t_confirm_and_install bad.tnd
+	boot 1
+	t_check_installed 2.1
+
+	t_action 2 <<-'EOF'
+	step confirm tandem confirm
+	status after-confirm
+	EOF
+	boot 2
+	expect "slot after install" "$booted" B
+	expect "release after install" "$(e2e_booted_release "$cur_log")" slot-b-bad
+	t_expect_rc "confirm fails the health check (E_HEALTH)" confirm 24
+	expect_log "the failing check's message" 'health: the application did not start'
+	expect "B bad" "$(t_json after-confirm .slots.B.state)" bad
+	expect "A first" "$(t_json after-confirm .bootloader.boot_order)" "A B"
+	expect "B has no tries" "$(t_json after-confirm .slots.B.boot_tries_left)" 0
+	expect "last update" "$(t_json after-confirm .last_update.result)" failed
+	t_expect_match "last update reason names the check" "$(t_json after-confirm .last_update.reason)" '50-app'
+	expect "last boot" "$(t_json after-confirm .last_boot.result)" bad
+
+	t_action 3 <<-'EOF'
+	step confirm tandem confirm
+	status back-on-a
+	EOF
+	boot 3
+	expect "slot after the rollback" "$booted" A
+	expect "release after the rollback" "$(e2e_booted_release "$cur_log")" slot-a-v1
+	t_expect_rc "confirm on A again" confirm 0
+	expect "A still good" "$(t_json back-on-a .slots.A.state)" good
+	expect "the failed update is still reported" "$(t_json back-on-a .last_update.result)" failed
+	expect "B stays bad" "$(t_json back-on-a .slots.B.state)" bad
+}
+
+# 4. The new slot never reaches confirm: a hang ended by the watchdog, a
+# kernel panic, a hang ended by the harness (power cut). U-Boot falls back
+# to A after the third; confirm there records the failed update.
+sc_tandem_no_confirm() {
+	scenario=tandem-no-confirm
+	t_fresh_disk
+	t_bundle good
+	e2e_data_put "$T_BUNDLE" bundles/b.tnd
+	t_confirm_and_install b.tnd
+	boot 1
+	t_check_installed 2.0
+
+	# softdog: opened and never fed, it resets the guest after 5 s.
+	t_action 2 <<-'EOF'
+	e2e-load softdog soft_margin=5
+	exec 3>/dev/watchdog
+	echo "TANDEM-E2E hanging"
+	sleep 600
+	EOF
+	boot 2
+	expect "hang boot slot" "$booted" B
+	expect "release" "$(e2e_booted_release "$cur_log")" slot-b-v2
+	expect "ended by the watchdog, not the harness" "$boot_rc" 0
+	expect_log "softdog fired" 'softdog: Initiating system reboot'
+	expect "B tries after the hang" "$(e2e_env_get BOOT_B_LEFT)" 2
+
+	t_action 3 <<-'EOF'
+	echo c >/proc/sysrq-trigger
+	EOF
+	boot 3
+	expect "panic boot slot" "$booted" B
+	expect_log "kernel panicked" 'Kernel panic'
+	expect "B tries after the panic" "$(e2e_env_get BOOT_B_LEFT)" 1
+
+	t_action 4 <<-'EOF'
+	echo "TANDEM-E2E hanging"
+	sleep 600
+	EOF
+	boot_cut 4 'TANDEM-E2E hanging'
+	expect "silent hang boot slot" "$booted" B
+	expect "the harness cut the power" "$boot_rc" 0
+	expect "B tries after the cut" "$(e2e_env_get BOOT_B_LEFT)" 0
+
+	t_action 5 <<-'EOF'
+	step confirm tandem confirm
+	status after-fallback
+	EOF
+	boot 5
+	expect "slot after the tries ran out" "$booted" A
+	expect "release" "$(e2e_booted_release "$cur_log")" slot-a-v1
+	t_expect_rc "confirm on A" confirm 0
+	expect "last update" "$(t_json after-fallback .last_update.result)" failed
+	expect "last update slot" "$(t_json after-fallback .last_update.slot)" B
+	t_expect_match "reason mentions the boot tries" "$(t_json after-fallback .last_update.reason)" 'boot tries'
+	expect "B bad" "$(t_json after-fallback .slots.B.state)" bad
+	expect "A good" "$(t_json after-fallback .slots.A.state)" good
+	expect "last boot" "$(t_json after-fallback .last_boot.result)" good
+	expect "nothing pending" "$(t_json after-fallback .pending_slot)" null
+	expect_log "text status shows the failed update" 'last update: failed'
+}
+
+# 5. Power cut in the middle of an install: the old slot boots; the same
+# install run again succeeds and B boots.
+sc_tandem_power_cut() {
+	scenario=tandem-power-cut
+	t_fresh_disk
+	t_bundle big
+	e2e_data_put "$T_BUNDLE" bundles/big.tnd
+	t_action 1 <<-'EOF'
+	step confirm tandem confirm
+	# What confirm wrote must be on disk before the power goes.
+	sync
+	tandem install --progress=json /data/bundles/big.tnd
+	echo "TANDEM-E2E step install rc=$?"
+	EOF
+	# Cut at the first progress event that shows image bytes written.
+	boot_cut 1 '"event":"progress".*"written":[1-9]'
+	expect "slot of the interrupted install" "$booted" A
+	expect "cut while installing" "$boot_rc" 0
+	local last written total
+	last=$(grep -a '"event":"progress"' "$cur_log" | tail -n1)
+	written=$(printf '%s' "$last" | sed -n 's/.*"written":\([0-9]*\).*/\1/p')
+	total=$(printf '%s' "$last" | sed -n 's/.*"total":\([0-9]*\).*/\1/p')
+	echo "        cut after $written of $total bytes written"
+	if [ -n "$written" ] && [ -n "$total" ] && [ "$written" -gt 0 ] && [ "$written" -lt "$total" ]; then
+		ok "the cut landed mid-stream ($written of $total bytes)"
+	else
+		bad "the cut did not land mid-stream (last progress: $last)"
+	fi
+	if grep -a -q -E '"event":"(done|error)"|"phase":"activate"|step install rc=' "$cur_log"; then
+		bad "the install ended before the cut"
+	else
+		ok "the install had not ended at the cut"
+	fi
+	expect "boot order after the cut" "$(e2e_env_get BOOT_ORDER)" "A B"
+	expect "half-written B cannot boot" "$(e2e_env_get BOOT_B_LEFT)" 0
+
+	t_action 2 <<-'EOF'
+	step confirm tandem confirm
+	status after-cut
+	step install tandem install --progress=json /data/bundles/big.tnd
+	status after-install
+	EOF
+	boot 2
+	expect "slot after the cut" "$booted" A
+	expect "release after the cut" "$(e2e_booted_release "$cur_log")" slot-a-v1
+	t_expect_rc "confirm after the cut" confirm 0
+	expect "B recorded as installing" "$(t_json after-cut .slots.B.state)" installing
+	t_expect_rc "the same install again" install 0
+	expect "B installed" "$(t_json after-install .slots.B.state)" installed
+	expect "boot order after the install" "$(e2e_env_get BOOT_ORDER)" "B A"
+
+	t_action 3 <<-'EOF'
+	step confirm tandem confirm
+	status after-confirm
+	EOF
+	boot 3
+	expect "slot after the second install" "$booted" B
+	expect "release after the second install" "$(e2e_booted_release "$cur_log")" slot-b-big
+	t_expect_rc "confirm on B" confirm 0
+	expect "B good" "$(t_json after-confirm .slots.B.state)" good
+	expect "last update" "$(t_json after-confirm .last_update.result)" success
+}
