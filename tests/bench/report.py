@@ -95,8 +95,9 @@ def full_section(rows, skips, meta, out):
         return lines, None
     seen = set()
     img_mib = int(meta.get("full.image_bytes", "0")) / MiB
-    lines.append("### Full-image install: %d MiB ext4 image (%s), local file -> slot, fsync + "
-                 "verification as each tool offers" % (img_mib, meta.get("full.content", "?")))
+    lines.append("### Full-image install: %d MiB ext4 image (%s, sha256 %s...), local file -> slot, "
+                 "fsync + verification as each tool offers" % (
+                     img_mib, meta.get("full.content", "?"), meta.get("full.image_sha256", "?")[:16]))
     lines.append("")
     lines.append(machine_line(meta))
     lines.append("")
@@ -252,6 +253,9 @@ def main():
     lines += full_section(rows, skips, meta, out)[0]
     lines += scaling_section(rows, skips, meta, out)[0]
     lines += footprint_section(meta, out)
+    if "duration_s" in meta:
+        lines.append("(benchmark run took %s s)" % meta["duration_s"])
+        lines.append("")
     if errors:
         lines.append("### WRONG RESULTS in this run")
         lines += ["- " + e for e in errors]

@@ -94,7 +94,7 @@ fi
 # Each run starts with nothing of its inputs or outputs cached, like a
 # device that has just downloaded a bundle to storage and rebooted.
 drop_caches() {
-	sync
+	timeout "$TMO" sync
 	[ "$COLD" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
 	return 0
 }
@@ -446,7 +446,7 @@ rauc_run() {
 	t0=$(date +%s%N)
 	timeout "$TMO" rauc --conf="$d/system.conf" install "$d/plain.raucb" >"$B/tmp/rauc-install.log" 2>&1 || rc=$?
 	s0=$(date +%s%N)
-	sync
+	timeout "$TMO" sync
 	s1=$(date +%s%N)
 	# SIGTERM to rauc itself (time's child) stops the service cleanly and
 	# lets time report the service's CPU and peak RSS.
@@ -481,7 +481,7 @@ swu_run() {
 		return 0
 	fi
 	s0=$(date +%s%N)
-	sync
+	timeout "$TMO" sync
 	s1=$(date +%s%N)
 	row=$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); s = float(sys.argv[2])
 print("%.4f\t%s\t%s\t%s" % (d["match_s"] + s, d["user_s"], d["sys_s"], d["maxrss_kib"]))' \
