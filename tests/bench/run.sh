@@ -104,7 +104,7 @@ drop_caches() {
 # Wall time is taken here in nanoseconds (time's %e has 10 ms steps).
 # Returns CMD's status; its output is kept in $B/tmp/last.{out,err}.
 measure() {
-	local sec=$1 name=$2 run=$3 bytes=$4 t0 t1 rc=0 e u s m
+	local sec=$1 name=$2 run=$3 bytes=$4 t0 t1 rc=0 u s m
 	shift 4
 	t0=$(date +%s%N)
 	timeout "$TMO" /usr/bin/time -f '%e %U %S %M' -o "$B/tmp/time" "$@" \
@@ -114,7 +114,7 @@ measure() {
 		log "$name (run $run) failed with status $rc: $(tail -2 "$B/tmp/last.err" | tr '\n' ' ')"
 		return "$rc"
 	fi
-	read -r e u s m <<<"$(tail -1 "$B/tmp/time")"
+	read -r _ u s m <<<"$(tail -1 "$B/tmp/time")"
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sec" "$name" "$run" \
 		"$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')" \
 		"$u" "$s" "$m" "$bytes" >>"$RAW"
@@ -293,7 +293,9 @@ pki_setup() {
 }
 
 RAUC_OK=0
+# shellcheck disable=SC2034 # read indirectly as ${!ok_var}
 SWU_OK_zlib=0
+# shellcheck disable=SC2034
 SWU_OK_zstd=0
 DBUS_ADDR=""
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b - a) / 1e9 }'; }
@@ -429,7 +431,7 @@ anchors_setup() { # IMG
 # rauc_run RUN IMG SIZE MIB: one RAUC install, its service started fresh
 # so that its peak RSS is this install's.
 rauc_run() {
-	local r=$1 img=$2 size=$3 mib=$4 d=$B/rauc svc t0 s0 s1 e u s m rc=0 child
+	local r=$1 img=$2 size=$3 mib=$4 d=$B/rauc svc t0 s0 s1 u s m rc=0 child
 	[ "$RAUC_OK" = 1 ] || return 0
 	loop_spoil "$LOOP" "$mib"
 	export DBUS_SESSION_BUS_ADDRESS=$DBUS_ADDR DBUS_STARTER_BUS_TYPE=session
@@ -451,7 +453,7 @@ rauc_run() {
 	# SIGTERM to rauc itself (time's child) stops the service cleanly and
 	# lets time report the service's CPU and peak RSS.
 	child=$(pgrep -P "$svc" || true)
-	[ -n "$child" ] && kill "$child" 2>/dev/null
+	if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
 	timeout 20 sh -c "while kill -0 $svc 2>/dev/null; do sleep 0.1; done" ||
 		kill -9 "$svc" $child 2>/dev/null || true
 	wait "$svc" 2>/dev/null || true
@@ -460,7 +462,7 @@ rauc_run() {
 		wrong "rauc install failed: $(tail -1 "$B/tmp/rauc-install.log")"
 		return 0
 	fi
-	read -r e u s m <<<"$(tail -1 "$B/tmp/rauc-service.time")"
+	read -r _ u s m <<<"$(tail -1 "$B/tmp/rauc-service.time")"
 	add_row full "$RAUC_NAME" "$r" "$(secs "$t0" "$s1")" "$u" "$s" "$m" "$size"
 	meta "note.$RAUC_NAME" "wall = install + sync (last sync $(secs "$s0" "$s1") s); CPU, RSS of the service; whole-bundle signature check first; no read-back"
 	same "$LOOP" "$img" "$size" || wrong "rauc: loop slot differs from the image"
