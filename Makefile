@@ -166,6 +166,8 @@ $(O)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBUPDATER) $(LIBIMAGE) $(L
 unit-tests: $(UNIT_BINS)
 
 include tests/delta/delta.mk
+include tests/torture/torture.mk
+include tests/fuzz/fuzz.mk
 
 .PHONY: deps
 deps:
