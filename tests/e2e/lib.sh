@@ -266,6 +266,7 @@ e2e_use_disk() { E2E_DISK=$1; }
 # _e2e_qemu_cmd LOG: the QEMU command line of one power-on, in the
 # array E2E_QEMU (serial console to LOG).
 _e2e_qemu_cmd() {
+	# shellcheck disable=SC2054 # the commas belong to QEMU's options
 	case $E2E_ARCH in
 	arm64)
 		E2E_QEMU=(qemu-system-aarch64 -M virt -cpu cortex-a57 -m 512 -smp 1
