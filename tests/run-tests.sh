@@ -37,6 +37,7 @@ echo "== integration tests"
 for t in "$top"/tests/integration/test_*.sh; do
 	run "integration/${t##*/}" env BUILD="$build" "$t"
 done
+run "fuzz/replay" "$top/tests/fuzz/replay.sh" "$build"
 
 if [ -x "$top/tests/e2e/run.sh" ]; then
 	echo "== end-to-end (short form; make check-e2e runs them all)"
