@@ -12,6 +12,7 @@
  * front to back in constant memory.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -23,6 +24,7 @@
 
 #include "bundle.h"
 #include "chunk.h"
+#include "delta_encode.h"
 #include "image_tools.h"
 #include "log.h"
 #include "timeutil.h"
@@ -63,9 +65,11 @@ static int spool_add(struct spool *sp, const struct tnd_record *rec, const uint8
 	return 0;
 }
 
-/* Pass 1. */
-static int chunk_image(const struct tnd_build_opts *o, int img, struct spool *sp,
-		       struct tnd_manifest *m)
+/* Pass 1: cuts the stream read from img into records. compress: try
+ * deflate on each chunk (not for an op stream, which is compressed
+ * already). Sets the stream's size and, when hash is set, its SHA-256. */
+static int chunk_stream(const struct tnd_build_opts *o, int img, bool compress, struct spool *sp,
+			struct tnd_manifest *m, uint8_t *hash)
 {
 	uint8_t *in = malloc(o->chunk_size), *out = malloc(o->chunk_size);
 	struct tnd_record zero = {.type = TND_REC_ZERO};
@@ -109,7 +113,8 @@ static int chunk_image(const struct tnd_build_opts *o, int img, struct spool *sp
 					goto out;
 				zero.out_len = 0;
 			}
-			clen = tnd_deflate_chunk(&def, in, (size_t)n, out, o->chunk_size);
+			clen = compress ? tnd_deflate_chunk(&def, in, (size_t)n, out, o->chunk_size)
+					: 0;
 			rec.index = (uint32_t)sp->n;
 			rec.type = clen ? TND_REC_DEFLATE : TND_REC_STORED;
 			rec.stored_len = clen ? (uint32_t)clen : (uint32_t)n;
@@ -130,8 +135,11 @@ static int chunk_image(const struct tnd_build_opts *o, int img, struct spool *sp
 		if ((ret = spool_add(sp, &zero, NULL)))
 			goto out;
 	}
-	tnd_sha256_final(&h, m->image_sha256);
-	m->image_size = pos;
+	if (hash)
+		tnd_sha256_final(&h, hash);
+	else
+		tnd_sha256_final(&h, (uint8_t[TND_SHA256_LEN]){0});
+	m->stream_size = pos;
 	m->chunks = sp->n;
 	m->payload_size = sp->size;
 	ret = 0;
@@ -219,6 +227,58 @@ static int copy_fd(int from, int to, uint64_t len)
 	return 0;
 }
 
+static int hash_file(const char *path, uint64_t *size, uint8_t hash[TND_SHA256_LEN])
+{
+	static uint8_t buf[1 << 20];
+	struct tnd_sha256 h;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot open %s", path);
+	tnd_sha256_init(&h);
+	*size = 0;
+	while ((n = tnd_read_full(fd, buf, sizeof(buf))) > 0) {
+		tnd_sha256_update(&h, buf, (size_t)n);
+		*size += (uint64_t)n;
+	}
+	tnd_sha256_final(&h, hash);
+	close(fd);
+	return n < 0 ? tnd_err_errno(TND_E_IO, (int)-n, "cannot read %s", path) : 0;
+}
+
+/* The op stream of base -> image, in an anonymous file next to the output,
+ * rewound for chunking. */
+static int make_delta(const struct tnd_build_opts *o, struct tnd_manifest *m, int *fd_out)
+{
+	char path[PATH_MAX];
+	struct tnd_delta_stats st;
+	int fd, ret;
+
+	if ((ret = hash_file(o->base_path, &m->base_size, m->base_sha256)) ||
+	    (ret = hash_file(o->image_path, &m->image_size, m->image_sha256)))
+		return ret;
+	m->has_base = true;
+	snprintf(path, sizeof(path), "%s.delta-XXXXXX", o->out_path);
+	fd = mkstemp(path);
+	if (fd < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot create a temporary file next to %s",
+				     o->out_path);
+	unlink(path);
+	ret = tnd_delta_encode(o->base_path, o->image_path, fd, NULL, &st);
+	if (!ret && lseek(fd, 0, SEEK_SET) < 0)
+		ret = tnd_err_errno(TND_E_IO, errno, "cannot rewind the delta");
+	if (ret) {
+		close(fd);
+		return tnd_err_prefix(ret, "delta");
+	}
+	tnd_info("delta: %llu -> %llu bytes image, op stream %llu bytes",
+		 (unsigned long long)st.base_size, (unsigned long long)st.target_size,
+		 (unsigned long long)st.out_size);
+	*fd_out = fd;
+	return 0;
+}
+
 int tnd_build_bundle(const struct tnd_build_opts *o)
 {
 	struct spool sp = {.fd = -1};
@@ -227,7 +287,7 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 	char tmp[PATH_MAX], spool_path[PATH_MAX];
 	size_t siglen = 0;
 	char *json = NULL;
-	int img = -1, out = -1, ret, r;
+	int img = -1, out = -1, delta_fd = -1, ret, r;
 
 	if (o->nkeys == 0 || o->nkeys > TND_MAX_SIGS)
 		return tnd_err_set(TND_E_USAGE, "need 1 to %d signing keys", TND_MAX_SIGS);
@@ -242,7 +302,7 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 	m.security_version = o->security_version;
 	m.created = o->created ? o->created : tnd_time_now();
 	m.expires = o->expires;
-	m.payload_type = TND_PAYLOAD_FULL;
+	m.payload_type = o->base_path ? TND_PAYLOAD_DELTA : TND_PAYLOAD_FULL;
 	m.compression = TND_COMP_ZLIB;
 	m.chunk_size = o->chunk_size;
 
@@ -263,8 +323,16 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 	}
 	unlink(spool_path); /* anonymous: gone with the process, whatever happens */
 
-	if ((ret = chunk_image(o, img, &sp, &m)) ||
-	    (ret = chain_records(&sp, o->chunk_size, m.first_chunk)))
+	if (o->base_path) {
+		if ((ret = make_delta(o, &m, &delta_fd)) ||
+		    (ret = chunk_stream(o, delta_fd, false, &sp, &m, NULL)))
+			goto out;
+	} else {
+		if ((ret = chunk_stream(o, img, true, &sp, &m, m.image_sha256)))
+			goto out;
+		m.image_size = m.stream_size;
+	}
+	if ((ret = chain_records(&sp, o->chunk_size, m.first_chunk)))
 		goto out;
 	/* A manifest that does not parse back is a bug here, never on a device. */
 	if ((ret = tnd_manifest_to_json(&m, &json)))
@@ -309,8 +377,9 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 		goto out;
 	}
 	tnd_info("wrote %s: %s %s for %s, %llu bytes image in %llu chunks, %llu bytes payload",
-		 o->out_path, "full", m.version, m.compatible, (unsigned long long)m.image_size,
-		 (unsigned long long)m.chunks, (unsigned long long)m.payload_size);
+		 o->out_path, o->base_path ? "delta" : "full", m.version, m.compatible,
+		 (unsigned long long)m.image_size, (unsigned long long)m.chunks,
+		 (unsigned long long)m.payload_size);
 	ret = 0;
 out:
 	if (out >= 0) {
@@ -319,6 +388,8 @@ out:
 	}
 	if (sp.fd >= 0)
 		close(sp.fd);
+	if (delta_fd >= 0)
+		close(delta_fd);
 	free(sp.off);
 	free(json);
 	close(img);
@@ -335,6 +406,8 @@ static void usage(FILE *f)
 	      "Options:\n"
 	      "  --key FILE               signing key (PEM); repeat to add signatures\n"
 	      "  --image FILE             the image to install into a slot\n"
+	      "  --base FILE              make a delta bundle that turns FILE (the image\n"
+	      "                           in the device's active slot) into --image\n"
 	      "  --version STRING         release version, e.g. 1.2.0\n"
 	      "  --compatible STRING      board name the device's configuration must match\n"
 	      "  --security-version N     anti-rollback counter (default 0)\n"
@@ -361,6 +434,7 @@ int cmd_build(int argc, char **argv)
 	    {"chunk-size", required_argument, NULL, 'z'},
 	    {"level", required_argument, NULL, 'l'},
 	    {"out", required_argument, NULL, 'o'},
+	    {"base", required_argument, NULL, 'b'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -390,6 +464,9 @@ int cmd_build(int argc, char **argv)
 			break;
 		case 'o':
 			o.out_path = optarg;
+			break;
+		case 'b':
+			o.base_path = optarg;
 			break;
 		case 's':
 			if (tnd_parse_u64(optarg, &v) || v > UINT32_MAX)

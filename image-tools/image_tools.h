@@ -15,6 +15,7 @@ int cmd_verify(int argc, char **argv);
 /* Options for tnd_build_bundle(), also used by tests. */
 struct tnd_build_opts {
 	const char *image_path;
+	const char *base_path; /* set: a delta bundle from this image to image_path */
 	const char *out_path;
 	const char *key_paths[16];
 	unsigned nkeys;

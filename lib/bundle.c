@@ -234,7 +234,7 @@ static int check_record(const struct tnd_bundle_reader *r, const struct tnd_reco
 
 	if (rec->index != r->next_index || rec->out_offset != r->next_out)
 		return tnd_err_set(TND_E_FORMAT, "chunk %u is out of order", rec->index);
-	if (rec->out_len == 0 || end > m->image_size || end < rec->out_offset)
+	if (rec->out_len == 0 || end > m->stream_size || end < rec->out_offset)
 		return tnd_err_set(TND_E_FORMAT, "chunk %u lies outside the image", rec->index);
 	switch (rec->type) {
 	case TND_REC_STORED:
@@ -255,7 +255,7 @@ static int check_record(const struct tnd_bundle_reader *r, const struct tnd_reco
 		return tnd_err_set(TND_E_UNSUPPORTED, "chunk %u has unknown type %u", rec->index,
 				   rec->type);
 	}
-	if (last != tnd_is_zero(rec->next, TND_SHA256_LEN) || (last && end != m->image_size))
+	if (last != tnd_is_zero(rec->next, TND_SHA256_LEN) || (last && end != m->stream_size))
 		return tnd_err_set(TND_E_FORMAT, "the chunk chain ends at the wrong place");
 	return 0;
 }

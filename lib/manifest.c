@@ -163,9 +163,15 @@ static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 		m->compression = TND_COMP_ZLIB;
 	else
 		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown compression \"%s\"", comp);
-	if ((m->chunks == 0) != (m->image_size == 0 && m->payload_type == TND_PAYLOAD_FULL))
+	if (m->payload_type == TND_PAYLOAD_DELTA) {
+		if (get_uint(payload, "stream_size", (uint64_t)JSON_INT_MAX, true, &m->stream_size))
+			return TND_E_FORMAT;
+	} else {
+		m->stream_size = m->image_size;
+	}
+	if ((m->chunks == 0) != (m->stream_size == 0))
 		return tnd_err_set(TND_E_FORMAT,
-				   "manifest: chunk count does not fit the image size");
+				   "manifest: chunk count does not fit the payload size");
 
 	base = get_obj(root, "base", false);
 	if (!base && cJSON_GetObjectItemCaseSensitive(root, "base"))
@@ -252,6 +258,9 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 		bad |= !cJSON_AddNumberToObject(payload, "chunks", (double)m->chunks);
 		bad |= !cJSON_AddNumberToObject(payload, "size", (double)m->payload_size);
 		bad |= add_hash(payload, "first_chunk_sha256", m->first_chunk);
+		if (m->payload_type == TND_PAYLOAD_DELTA)
+			bad |= !cJSON_AddNumberToObject(payload, "stream_size",
+							(double)m->stream_size);
 		if (base) {
 			bad |= !cJSON_AddNumberToObject(base, "size", (double)m->base_size);
 			bad |= add_hash(base, "sha256", m->base_sha256);

@@ -38,8 +38,11 @@ struct tnd_manifest {
 
 	enum tnd_payload_type payload_type;
 	enum tnd_compression compression;
-	uint32_t chunk_size;		     /* largest out_len of a data chunk */
-	uint64_t chunks;		     /* number of records */
+	uint32_t chunk_size; /* largest out_len of a data chunk */
+	uint64_t chunks;     /* number of records */
+	/* Bytes the records decode to: the image for a full payload, the
+	 * delta op stream (docs/delta-format.md) for a delta. */
+	uint64_t stream_size;
 	uint64_t payload_size;		     /* bytes of all records */
 	uint8_t first_chunk[TND_SHA256_LEN]; /* hash of record 0 (chain head) */
 

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "install.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bootloader.h"
 #include "bundle.h"
@@ -25,12 +29,13 @@ static int same_device(const char *a, const char *b)
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static int choose_slot(const struct tnd_config *cfg, int requested, int *target)
+static int choose_slot(const struct tnd_config *cfg, int requested, int *target, int *booted_out)
 {
 	int booted, ret;
 
 	if ((ret = tnd_booted_slot(cfg, &booted)))
 		return ret;
+	*booted_out = booted;
 	*target = requested >= 0 ? requested : 1 - booted;
 	if (*target == booted)
 		return tnd_err_set(
@@ -67,13 +72,77 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st
 				   "%llu (a release with known vulnerabilities)",
 				   (unsigned long long)m->security_version,
 				   (unsigned long long)st->security_floor);
+#ifndef CONFIG_DELTA
 	if (m->payload_type != TND_PAYLOAD_FULL)
 		return tnd_err_set(TND_E_UNSUPPORTED,
-				   "delta bundles need a build with delta support");
+				   "delta bundles need a build with delta support (CONFIG_DELTA)");
+#endif
 	if (m->chunk_size > (uint32_t)CONFIG_MAX_CHUNK_SIZE_KIB * 1024)
 		return tnd_err_set(TND_E_UNSUPPORTED,
 				   "bundle chunk size %u exceeds this device's limit of %u KiB",
 				   m->chunk_size, CONFIG_MAX_CHUNK_SIZE_KIB);
+	return 0;
+}
+
+/*
+ * A delta rebuilds the image from the booted slot: it must hold exactly
+ * the base the delta was made from. Checked by hashing it before anything
+ * is written; the descriptor stays open for the decoder. The booted slot
+ * is only ever opened read-only.
+ */
+static int open_base(const struct tnd_config *cfg, int booted, const struct tnd_manifest *m,
+		     int *fd_out)
+{
+	char want[TND_SHA256_HEX_LEN], got_hex[TND_SHA256_HEX_LEN];
+	const char *dev = cfg->slot_dev[booted];
+	uint8_t *buf, got[TND_SHA256_LEN];
+	size_t bufsize = 256 * 1024;
+	struct tnd_sha256 h;
+	uint64_t size, pos = 0;
+	int fd, ret;
+
+	if ((ret = tnd_slot_dev_size(dev, &size)))
+		return ret;
+	if (size < m->base_size)
+		return tnd_err_set(
+		    TND_E_INCOMPATIBLE,
+		    "delta needs a %llu-byte base, booted slot %s (%s) has %llu bytes",
+		    (unsigned long long)m->base_size, tnd_slot_name(booted), dev,
+		    (unsigned long long)size);
+	fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tnd_err_errno(TND_E_SLOT, errno, "cannot open booted slot %s", dev);
+	if (!(buf = malloc(bufsize))) {
+		close(fd);
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	}
+	posix_fadvise(fd, 0, (off_t)m->base_size, POSIX_FADV_SEQUENTIAL);
+	tnd_sha256_init(&h);
+	while (pos < m->base_size) {
+		size_t n = m->base_size - pos < bufsize ? (size_t)(m->base_size - pos) : bufsize;
+
+		if ((ret = tnd_pread_full(fd, buf, n, (off_t)pos))) {
+			tnd_sha256_final(&h, got);
+			free(buf);
+			close(fd);
+			return tnd_err_errno(TND_E_SLOT, -ret, "cannot read booted slot %s", dev);
+		}
+		tnd_sha256_update(&h, buf, n);
+		pos += n;
+	}
+	tnd_sha256_final(&h, got);
+	free(buf);
+	if (!tnd_memeq_ct(got, m->base_sha256, TND_SHA256_LEN)) {
+		close(fd);
+		tnd_hex_encode(want, m->base_sha256, TND_SHA256_LEN);
+		tnd_hex_encode(got_hex, got, TND_SHA256_LEN);
+		return tnd_err_set(
+		    TND_E_INCOMPATIBLE,
+		    "delta is for a base with SHA-256 %s, but booted slot %s holds %s: "
+		    "install a full bundle",
+		    want, tnd_slot_name(booted), got_hex);
+	}
+	*fd_out = fd;
 	return 0;
 }
 
@@ -106,7 +175,7 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	double t0 = tnd_now_mono();
 	bool state_loaded = false;
 	char detail[256];
-	int ret, target;
+	int ret, target, booted, base_fd = -1;
 
 	memset(res, 0, sizeof(*res));
 	tnd_progress_phase(o->progress, "prepare", NULL);
@@ -114,7 +183,7 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	if ((ret = tnd_state_load(&st, cfg->state_dir)))
 		goto out;
 	state_loaded = true;
-	if ((ret = choose_slot(cfg, o->slot, &target)) ||
+	if ((ret = choose_slot(cfg, o->slot, &target, &booted)) ||
 	    (ret = tnd_keyring_load_dir(&kr, cfg->keyring)))
 		goto out;
 	if ((ret = tnd_source_open_file(&src, o->source)))
@@ -123,6 +192,11 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	tnd_progress_phase(o->progress, "authenticate", NULL);
 	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &st, &r.manifest)))
 		goto out;
+	if (r.manifest.payload_type == TND_PAYLOAD_DELTA) {
+		tnd_progress_phase(o->progress, "check-base", NULL);
+		if ((ret = open_base(cfg, booted, &r.manifest, &base_fd)))
+			goto out;
+	}
 	if ((ret =
 		 tnd_slot_open(&w, cfg->slot_dev[target], r.manifest.image_size,
 			       r.manifest.chunk_size, (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
@@ -146,6 +220,7 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	ret = tnd_pipeline_run(&r, &w,
 			       &(struct tnd_pipeline_opts){
 				   .threads = CONFIG_INSTALL_THREADS,
+				   .base_fd = base_fd,
 				   .progress = tnd_progress_update,
 				   .progress_ctx = o->progress,
 				   .cancel = o->cancel,
@@ -186,6 +261,8 @@ out:
 	if (ret && state_loaded)
 		record_failure(cfg, &st, ret);
 	tnd_slot_close(&w);
+	if (base_fd >= 0)
+		close(base_fd);
 	tnd_bl_close(bl);
 	tnd_source_close(src);
 	tnd_keyring_free(&kr);

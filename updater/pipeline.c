@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "chunk.h"
+#include "delta.h"
 #include "log.h"
 #include "util.h"
 
@@ -42,7 +43,93 @@ struct pipe {
 	char errmsg[TND_ERR_MSG_MAX];
 	uint64_t written;
 	struct tnd_slot_writer *w;
+	struct tnd_delta_out *delta; /* NULL for full images */
 };
+
+/* Delta payloads: the writer thread feeds the op stream to the decoder and
+ * collects what it emits into whole chunks for the slot writer, hashing the
+ * image on the way. */
+struct tnd_delta_out {
+	struct tnd_delta_dec *dec;
+	struct tnd_slot_writer *w;
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t off;
+	struct tnd_sha256 hash;
+	bool hashing; /* hash initialised and not yet finalised */
+};
+
+static int delta_flush(struct tnd_delta_out *d)
+{
+	int ret;
+
+	if (!d->len)
+		return 0;
+	/* Zero runs are common in filesystem images: they cost no writes. */
+	if (tnd_is_zero(d->buf, d->len))
+		ret = tnd_slot_zero(d->w, d->off, d->len);
+	else
+		ret = tnd_slot_write(d->w, d->off, d->buf, d->len, tnd_crc32(d->buf, d->len));
+	d->off += d->len;
+	d->len = 0;
+	return ret;
+}
+
+static int delta_emit(void *ctx, const uint8_t *data, size_t len)
+{
+	struct tnd_delta_out *d = ctx;
+	int ret;
+
+	tnd_sha256_update(&d->hash, data, len);
+	while (len) {
+		size_t n = d->cap - d->len < len ? d->cap - d->len : len;
+
+		memcpy(d->buf + d->len, data, n);
+		d->len += n;
+		data += n;
+		len -= n;
+		if (d->len == d->cap && (ret = delta_flush(d)))
+			return ret;
+	}
+	return 0;
+}
+
+static int delta_feed(struct tnd_delta_out *d, const struct tnd_record *rec, const uint8_t *data)
+{
+	static const uint8_t zeros[4096];
+
+	if (rec->type != TND_REC_ZERO)
+		return tnd_delta_dec_feed(d->dec, data, rec->out_len, delta_emit, d);
+	for (uint64_t left = rec->out_len; left;) {
+		size_t n = left > sizeof(zeros) ? sizeof(zeros) : (size_t)left;
+		int ret = tnd_delta_dec_feed(d->dec, zeros, n, delta_emit, d);
+
+		if (ret)
+			return ret;
+		left -= n;
+	}
+	return 0;
+}
+
+static int delta_end(struct tnd_delta_out *d, const struct tnd_manifest *m)
+{
+	uint8_t got[TND_SHA256_LEN];
+	char want_hex[TND_SHA256_HEX_LEN], got_hex[TND_SHA256_HEX_LEN];
+	int ret;
+
+	if ((ret = tnd_delta_dec_finish(d->dec)) || (ret = delta_flush(d)))
+		return ret;
+	tnd_sha256_final(&d->hash, got);
+	d->hashing = false;
+	if (!tnd_memeq_ct(got, m->image_sha256, TND_SHA256_LEN)) {
+		tnd_hex_encode(want_hex, m->image_sha256, TND_SHA256_LEN);
+		tnd_hex_encode(got_hex, got, TND_SHA256_LEN);
+		return tnd_err_set(TND_E_INTEGRITY,
+				   "delta produced an image with SHA-256 %s, the manifest says %s",
+				   got_hex, want_hex);
+	}
+	return 0;
+}
 
 /* Records the first failure (with this thread's message) and wakes all. */
 static void pipe_fail(struct pipe *p, int code)
@@ -163,7 +250,9 @@ static void *writer_main(void *arg)
 		if (p->err || (p->eof && p->wseq == p->rseq))
 			break;
 		pthread_mutex_unlock(&p->mu);
-		if (j->raw.rec.type == TND_REC_ZERO)
+		if (p->delta)
+			ret = delta_feed(p->delta, &j->raw.rec, j->data);
+		else if (j->raw.rec.type == TND_REC_ZERO)
 			ret = tnd_slot_zero(p->w, j->raw.rec.out_offset, j->raw.rec.out_len);
 		else
 			ret = tnd_slot_write(p->w, j->raw.rec.out_offset, j->data,
@@ -175,8 +264,17 @@ static void *writer_main(void *arg)
 		}
 		j->state = JOB_FREE;
 		p->wseq++;
-		p->written += j->raw.rec.out_len;
+		p->written = p->delta ? p->delta->off : p->written + j->raw.rec.out_len;
 		pthread_cond_broadcast(&p->cv);
+	}
+	if (p->delta && !p->err) {
+		pthread_mutex_unlock(&p->mu);
+		ret = delta_end(p->delta, &p->r->manifest);
+		pthread_mutex_lock(&p->mu);
+		if (ret)
+			pipe_fail(p, ret);
+		else
+			p->written = p->delta->off;
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -254,12 +352,34 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	struct pipe p;
 	int ret = 0;
 
+	struct tnd_delta_out delta = {0};
+
 	memset(&p, 0, sizeof(p));
 	p.w = w;
 	p.r = r;
 	p.njobs = 2 * threads + 2;
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
+	if (r->manifest.payload_type == TND_PAYLOAD_DELTA) {
+		if (o->base_fd < 0) {
+			ret = tnd_err_set(TND_E_INTERNAL, "delta without a base");
+			goto out;
+		}
+		ret = tnd_delta_dec_new(&delta.dec, o->base_fd, r->manifest.base_size,
+					r->manifest.image_size);
+		if (ret)
+			goto out;
+		delta.w = w;
+		delta.cap = chunk;
+		delta.buf = malloc(chunk);
+		if (!delta.buf) {
+			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
+			goto out;
+		}
+		tnd_sha256_init(&delta.hash);
+		delta.hashing = true;
+		p.delta = &delta;
+	}
 	p.jobs = calloc(p.njobs, sizeof(*p.jobs));
 	for (unsigned i = 0; p.jobs && i < p.njobs; i++) {
 		p.jobs[i].in = malloc(chunk);
@@ -309,6 +429,13 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	if (!ret)
 		report(&p, r, o);
 out:
+	if (delta.hashing) {
+		uint8_t unused[TND_SHA256_LEN];
+
+		tnd_sha256_final(&delta.hash, unused);
+	}
+	tnd_delta_dec_free(delta.dec);
+	free(delta.buf);
 	for (unsigned i = 0; p.jobs && i < p.njobs; i++) {
 		free(p.jobs[i].in);
 		free(p.jobs[i].out);

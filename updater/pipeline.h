@@ -27,12 +27,17 @@ struct tnd_pipeline_stats {
 
 struct tnd_pipeline_opts {
 	unsigned threads;
+	/* Delta payloads: the base image (the booted slot, read only), whose
+	 * hash the caller has checked; -1 for full images. */
+	int base_fd;
 	void (*progress)(void *ctx, const struct tnd_pipeline_stats *st);
 	void *progress_ctx;
 	volatile sig_atomic_t *cancel; /* set by a signal handler; may be NULL */
 };
 
-/* Streams every record of r into w, then tnd_slot_finish(w). */
+/* Streams every record of r into w, then tnd_slot_finish(w). For a delta,
+ * the writer decodes the op stream and the image it writes must hash to
+ * the manifest's image SHA-256 (TND_E_INTEGRITY otherwise). */
 int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		     const struct tnd_pipeline_opts *o) TND_MUST_CHECK;
 

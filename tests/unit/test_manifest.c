@@ -120,13 +120,18 @@ static void delta_needs_base(void **state)
 	char *a = substitute(GOOD, "\"type\":\"full\"", "\"type\":\"delta\"");
 	char *b =
 	    substitute(a, "\"image\":", "\"base\":{\"size\":5,\"sha256\":\"" H64 "\"},\"image\":");
+	char *c = substitute(b, "\"chunks\":4", "\"chunks\":4,\"stream_size\":777");
 
 	(void)state;
-	assert_int_equal(tnd_manifest_parse(&m, b, strlen(b)), 0);
+	/* a delta needs the size of its op stream */
+	assert_int_equal(tnd_manifest_parse(&m, b, strlen(b)), TND_E_FORMAT);
+	assert_int_equal(tnd_manifest_parse(&m, c, strlen(c)), 0);
 	assert_true(m.has_base);
 	assert_int_equal(m.base_size, 5);
+	assert_int_equal(m.stream_size, 777);
 	free(a);
 	free(b);
+	free(c);
 }
 
 static void times(void **state)
