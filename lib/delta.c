@@ -45,7 +45,8 @@ struct tnd_delta_dec {
 	/* header and frame-header assembly */
 	uint8_t hdr[TND_DELTA_HDR_LEN];
 	uint32_t hdr_len;
-	uint8_t ftag;
+	uint8_t ftag;	     /* stream index + 1 of the current frame */
+	bool fstored;	     /* current frame is stored (tag bit 0x80) */
 	uint32_t fvar_idx;   /* 0: raw_len, 1: comp_len */
 	uint32_t fvar_shift; /* bits of the varint being read so far */
 	uint64_t fvar_val;
@@ -60,7 +61,7 @@ struct tnd_delta_dec {
 	uint64_t op_rem; /* target bytes still to produce */
 	uint64_t op_bpos;
 	uint8_t op_fill;
-	uint64_t base_cursor; /* end of the previous COPY/ADD base range */
+	uint64_t base_cursor; /* base position aligned with the target position */
 
 	/* output: out[0..out_len) not yet emitted; out_pos counts them too */
 	uint8_t *out;
@@ -268,11 +269,11 @@ static int next_op(struct tnd_delta_dec *d)
 				goto bad_base;
 			bpos = d->base_cursor - mag;
 		} else {
-			if (mag > d->base_size - d->base_cursor)
+			if (d->base_cursor > d->base_size || mag > d->base_size - d->base_cursor)
 				goto bad_base;
 			bpos = d->base_cursor + mag;
 		}
-		if (len > d->base_size - bpos)
+		if (bpos > d->base_size || len > d->base_size - bpos)
 			goto bad_base;
 		d->op_bpos = bpos;
 		d->base_cursor = bpos + len;
@@ -281,6 +282,11 @@ static int next_op(struct tnd_delta_dec *d)
 			return 0;
 		d->op_fill = p[used++];
 	}
+	/* EXTRA and FILL move the cursor too, so an unchanged alignment
+	 * (target and base advancing together) costs a zero delta. It stays
+	 * below base_size + target_size: no overflow. */
+	if (p[0] == TND_DELTA_OP_EXTRA || p[0] == TND_DELTA_OP_FILL)
+		d->base_cursor += len;
 	d->op = p[0];
 	d->op_rem = len;
 	c->rd += used;
@@ -372,7 +378,7 @@ static int start_frame(struct tnd_delta_dec *d)
 
 	if (d->f_raw == 0 || d->f_raw > TND_DELTA_FRAME_MAX || d->f_comp == 0 ||
 	    d->f_comp > TND_DELTA_FRAME_CMAX ||
-	    (s->codec == TND_DELTA_CODEC_NONE && d->f_comp != d->f_raw))
+	    ((s->codec == TND_DELTA_CODEC_NONE || d->fstored) && d->f_comp != d->f_raw))
 		return tnd_err_set(TND_E_FORMAT, "delta: frame lengths %u/%u out of bounds",
 				   d->f_raw, d->f_comp);
 	/* Unread bytes move to the front; the encoder only sends a frame when
@@ -396,7 +402,7 @@ static int frame_data(struct tnd_delta_dec *d, const uint8_t *p, uint32_t n)
 	struct dec_stream *s = &d->s[d->ftag - 1];
 	int zr;
 
-	if (s->codec == TND_DELTA_CODEC_NONE) {
+	if (s->codec == TND_DELTA_CODEC_NONE || d->fstored) {
 		memcpy(s->buf + s->wr + d->f_made, p, n);
 		d->f_made += n;
 		d->f_got += n;
@@ -445,9 +451,10 @@ static int frame_hdr_byte(struct tnd_delta_dec *d, uint8_t b, emit_fn emit, void
 	if (d->fvar_idx == 0 && d->fvar_shift == 0 && d->ftag == 0xff) {
 		if (b == TND_DELTA_TAG_END)
 			return end_stream(d, emit, ctx);
-		if (b > TND_DELTA_NSTREAMS)
+		if ((b & 0x7f) == 0 || (b & 0x7f) > TND_DELTA_NSTREAMS)
 			return tnd_err_set(TND_E_FORMAT, "delta: unknown frame tag %u", b);
-		d->ftag = b;
+		d->ftag = b & 0x7f;
+		d->fstored = (b & TND_DELTA_TAG_STORED) != 0;
 		d->fvar_val = 0;
 		return 0;
 	}
@@ -531,6 +538,14 @@ int tnd_delta_dec_feed(struct tnd_delta_dec *d, const uint8_t *data, size_t len,
 							"delta: frame of stream %d inflates to %u "
 							"bytes, %u declared",
 							d->ftag - 1, d->f_made, d->f_raw));
+			/* A stored frame of a deflate stream still belongs to
+			 * its window: later frames may refer back into it. */
+			if (d->fstored && d->s[d->ftag - 1].zready &&
+			    inflateSetDictionary(&d->s[d->ftag - 1].zs,
+						 d->s[d->ftag - 1].buf + d->s[d->ftag - 1].wr,
+						 d->f_raw) != Z_OK)
+				return fail(d, tnd_err_set(TND_E_FORMAT,
+							   "delta: stored frame out of place"));
 			d->s[d->ftag - 1].wr += d->f_raw;
 			reset_frame_hdr(d);
 			d->st = ST_FRAME_HDR;

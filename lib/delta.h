@@ -44,6 +44,9 @@ enum tnd_delta_stream {
 };
 
 #define TND_DELTA_TAG_END 0
+/* Tag bit: the frame's payload is its raw bytes, even in a deflate stream
+ * (which still takes them into its window, see docs/delta-format.md). */
+#define TND_DELTA_TAG_STORED 0x80
 
 /* Per-stream codecs, one byte each in the header. */
 enum tnd_delta_codec {

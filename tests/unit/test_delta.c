@@ -228,6 +228,45 @@ static void test_blocks_moved(void **state)
 	free(t);
 }
 
+/* A filesystem-like image: half its blocks zero (left out of the suffix
+ * array), files moved and edited between zero blocks. */
+static void test_sparse_image(void **state)
+{
+	size_t bs = 4096, nb = 96, i;
+	uint8_t *b = calloc(nb, bs), *t = calloc(nb, bs), *c = code_buf(nb * bs / 2);
+
+	assert_non_null(b);
+	assert_non_null(t);
+	for (i = 0; i < nb; i += 2)
+		memcpy(b + i * bs, c + (i / 2) * bs, bs);
+	for (i = 1; i < nb; i += 2)
+		memcpy(t + i * bs, c + (i / 2) * bs, bs);
+	for (i = 5 * bs + 17; i < 40 * bs; i += 333)
+		t[i] = (uint8_t)(t[i] ^ 0x20);
+	memcpy(t + 50 * bs + 100, c + 7 * bs, 3 * bs); /* unaligned */
+	roundtrip(*state, b, nb * bs, t, nb * bs, 65536);
+	roundtrip(*state, t, nb * bs, b, nb * bs, 65536);
+	free(b);
+	free(t);
+	free(c);
+}
+
+/* Incompressible extra frames are stored, and the deflated frame after
+ * them refers back into their bytes through the window. */
+static void test_stored_frames(void **state)
+{
+	size_t n = 65536 + 25536 + 40000;
+	uint8_t *b = rnd_buf(1000), *t = rnd_buf(n), *c = code_buf(40000);
+
+	memcpy(t + 65536, t + 40000, 25536);
+	memcpy(t + 65536 + 25536, c, 40000);
+	roundtrip(*state, b, 1000, t, n, 65536);
+	roundtrip(*state, b, 1000, t, n, 1);
+	free(b);
+	free(t);
+	free(c);
+}
+
 static void test_sizes_differ(void **state)
 {
 	uint8_t *b = code_buf(300000);
@@ -571,6 +610,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tiny, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_shifted_inserted, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_blocks_moved, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_sparse_image, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_stored_frames, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_sizes_differ, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_byte_at_a_time, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_truncated, setup_dir, teardown_dir),
