@@ -22,6 +22,7 @@ After each cut:
 """
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -36,6 +37,13 @@ MODES = ("kill", "tear", "lost", "lostrand", "timed", "timedlost")
 # output; they count as neither passed nor failed.
 KNOWN_BUGS = [
     # (name, scenarios, modes, symptom substring)
+    # install step 2 saves X as "installing" (record, hash and pending mark
+    # gone) before the environment store that stops X from booting: a cut
+    # between the two leaves X first in BOOT_ORDER with its tries, holding
+    # its old, complete image that state.json no longer knows. Reported
+    # with the reproduction; updater/install.c is not ours to change.
+    ("install-record-cleared-before-env-disable", ("install_pending",), MODES,
+     "but state.json says 'installing' (the slot holds v1)"),
 ]
 
 
@@ -49,17 +57,23 @@ def sha(path, size=None):
 
 
 class Runner:
-    def __init__(self, work, tandem, shim, restore, build_rel):
+    def __init__(self, work, tandem, shim, restore, build_rel, dev):
         self.work, self.tandem, self.shim, self.restore = work, tandem, shim, restore
         self.build_rel = build_rel
-        self.dev = f"{work}/dev"
+        self.dev = dev
         self.conf = f"{self.dev}/tandem.conf"
         self.scen = json.load(open(f"{work}/scenarios.json"))
         self.images = {v: open(f"{work}/{v}.img", "rb").read() for v in ("v1", "v2")}
 
     def load_tpl(self, name):
+        # A copy in this process (a cp would be one more process per cut
+        # point), with the device's own path written into its configuration.
         shutil.rmtree(self.dev, ignore_errors=True)
-        subprocess.run(["cp", "-a", "--sparse=always", f"{self.work}/tpl/{name}", self.dev], check=True)
+        shutil.copytree(f"{self.work}/tpl/{name}", self.dev, symlinks=True)
+        for f in ("tandem.conf", "fw_env.config"):
+            p = f"{self.dev}/{f}"
+            t = open(p).read().replace(f"{self.work}/dev/", f"{self.dev}/")
+            open(p, "w").write(t)
         return json.load(open(f"{self.work}/tpl/{name}.json"))
 
     def cmd(self, s):
@@ -124,6 +138,21 @@ class Runner:
             elif sha(f"{self.dev}/slot{n}.img") != tpl["slots"][n]:
                 raise Broken(f"invariant 2 ({when}): slot {n} boots next ({envs}), has no recorded "
                              f"hash and changed; it holds {what}")
+        # Stronger than "next": any other slot with tries left is reachable
+        # by a fallback, so it must not be partly written either.
+        for o in "AB":
+            if o in (booted, n) or int(e.get(f"BOOT_{o}_LEFT", "3")) == 0:
+                continue
+            si = st.get("slots", {}).get(o, {})
+            whole = sha(f"{self.dev}/slot{o}.img")
+            if whole == tpl["slots"][o] or (si.get("sha256") and sha(
+                    f"{self.dev}/slot{o}.img", si["size"]) == si["sha256"]):
+                continue
+            if any(open(f"{self.dev}/slot{o}.img", "rb").read(len(v)) == v
+                   for v in self.images.values()):
+                continue
+            raise Broken(f"invariant 2 ({when}): slot {o} can boot after a fallback ({envs}) "
+                         f"and holds no complete image")
         leftovers = [f for f in os.listdir(f"{self.dev}/state") if "cutshim" in f]
         if leftovers:
             raise Broken(f"harness: shim leftovers {leftovers}")
@@ -178,7 +207,7 @@ class Runner:
     def cut(self, name, mode, n, delay=None):
         s = self.scen[name]
         tpl = self.load_tpl(s["tpl"])
-        j = f"{self.work}/journal"
+        j = f"{self.dev}.journal"
         if os.path.exists(j):
             os.unlink(j)
         env = dict(os.environ, CUTSHIM_DIR=self.dev, LD_PRELOAD=self.shim)
@@ -213,19 +242,39 @@ class Runner:
         return None, rc, "", restored
 
 
+_runner = None
+
+
+def _init(args):
+    global _runner
+    work = args[0]
+    # Each worker process has a device directory of its own.
+    _runner = Runner(*args, f"{work}/dev-{os.getpid()}")
+
+
+def _cut(line):
+    f = line.split()
+    name, mode, n = f[0], f[1], int(f[2])
+    delay = float(f[3]) if len(f) > 3 else None
+    return name, mode, n, delay, _runner.cut(name, mode, n, delay)
+
+
 def main():
-    work, tandem, shim, restore, build_rel, plan = sys.argv[1:7]
-    r = Runner(work, tandem, shim, restore, build_rel)
+    work, tandem, shim, restore, build_rel, plan, jobs = sys.argv[1:8]
+    args = (work, tandem, shim, restore, build_rel)
+    scen = json.load(open(f"{work}/scenarios.json"))
+    lines = [l for l in open(plan) if l.split()]
     passed = failed = xfailed = 0
     per_mode = dict.fromkeys(MODES, 0)
-    for line in open(plan):
-        f = line.split()
-        if not f:
-            continue
-        name, mode, n = f[0], f[1], int(f[2])
-        delay = float(f[3]) if len(f) > 3 else None
+    if int(jobs) > 1:
+        pool = multiprocessing.Pool(int(jobs), _init, (args,))
+        results = pool.imap(_cut, lines)
+    else:
+        global _runner
+        _runner = Runner(*args, f"{work}/dev")
+        results = map(_cut, lines)
+    for name, mode, n, delay, (problem, rc, err, restored) in results:
         per_mode[mode] += 1
-        problem, rc, err, restored = r.cut(name, mode, n, delay)
         if not problem:
             passed += 1
             continue
@@ -242,7 +291,7 @@ def main():
                     what = " ".join(t.split()[1:])
         except OSError:
             pass
-        cmd = r.scen[name]["cmd"].replace("WORK/", "")
+        cmd = scen[name]["cmd"].replace("WORK/", "")
         print(f"FAIL  {name}: mode {mode}, cut point N={n}"
               + (f" (SIGKILL after {delay:.3f} s)" if delay is not None else "")
               + (f", before write-path call \"{what}\" of a complete run" if what and delay is None else ""))
@@ -255,9 +304,9 @@ def main():
               flush=True)
     took = int(time.time()) - int(os.environ.get("TORTURE_START", int(time.time())))
     print("cut points per mode: " + ", ".join(f"{m} {c}" for m, c in per_mode.items())
-          + f"; {took} s in all")
+          + f"; {took} s in all, {jobs} jobs")
     if xfailed:
-        print(f"{xfailed} cut points failed on known bugs (XFAIL, listed above)")
+        print(f"{xfailed} cut points failed on known bugs (XFAIL, listed above; not counted below)")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

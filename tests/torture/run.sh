@@ -80,6 +80,13 @@ cleanup() { [ "$keep" = 1 ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 # The device always lives at one path: simdev writes absolute paths into
 # tandem.conf and fw_env.config, so templates are copied back to it.
+# Test a snapshot of the binaries: the build directory may be rebuilt by
+# someone else during the minutes this runs.
+mkdir -p "$WORK/bin"
+cp "$TANDEM" "$TANDEM_IMAGE" "$SHIM" "$RESTORE" "$WORK/bin/"
+TANDEM=$WORK/bin/tandem TANDEM_IMAGE=$WORK/bin/${TANDEM_IMAGE##*/}
+SHIM=$WORK/bin/cutshim.so RESTORE=$WORK/bin/cutrestore
+export TANDEM_IMAGE
 DEV=$WORK/dev
 TPL=$WORK/tpl
 CONF=$DEV/tandem.conf
@@ -137,7 +144,7 @@ image() {
 
 # ---------------------------------------------------------------- templates
 make_templates() {
-	"$top/tests/lib/simdev.sh" "$DEV" 4M
+	"$top/tests/lib/simdev.sh" "$DEV" 2M
 	# The factory image: the booted slot is never written, so its content
 	# is what invariant 2 compares with.
 	head -c 1048576 /dev/urandom | dd of="$DEV/slotA.img" conv=notrunc status=none
@@ -262,8 +269,12 @@ else
 	echo "  $(wc -l <"$plan") cut points"
 fi
 
+# Cut points run in parallel, each worker on a device of its own; a
+# single one (--one) on $WORK/dev.
+jobs=$(nproc)
+[ -z "$one" ] || jobs=1
 rc=0
 python3 "$top/tests/torture/cutpoints.py" "$WORK" "$TANDEM" "$SHIM" "$RESTORE" \
-	"${build#"$top"/}" "$plan" || rc=$?
+	"${build#"$top"/}" "$plan" "$jobs" || rc=$?
 [ -z "$one" ] || echo "device after the cut and the rerun: $DEV; complete run's calls: $WORK/trace.$scen"
 exit "$rc"
