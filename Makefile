@@ -96,6 +96,10 @@ endif
 ifeq ($(CONFIG_INFLATE_LIBDEFLATE),y)
 LIB_LDLIBS += -ldeflate
 endif
+ifeq ($(CONFIG_SHA256_OPENSSL),y)
+LIB_CFLAGS += $(shell $(PKG_CONFIG_RUN) --cflags libcrypto 2>/dev/null)
+LIB_LDLIBS += $(shell $(PKG_CONFIG_RUN) --libs libcrypto 2>/dev/null)
+endif
 CFLAGS += $(LIB_CFLAGS)
 
 # ---------------------------------------------------------------- sources

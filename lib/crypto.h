@@ -1,18 +1,27 @@
 /* SPDX-License-Identifier: MIT */
-/* SHA-256, the one hash of the formats. Wraps mbedtls (see sign.h). */
+/* SHA-256, the one hash of the formats: mbedtls, or OpenSSL's libcrypto
+ * where CONFIG_SHA256_OPENSSL asks for CPU-accelerated hashing. */
 #ifndef TANDEM_CRYPTO_H
 #define TANDEM_CRYPTO_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef CONFIG_SHA256_OPENSSL
+#include <openssl/evp.h>
+#else
 #include <mbedtls/sha256.h>
+#endif
 
 #define TND_SHA256_LEN	   32
 #define TND_SHA256_HEX_LEN 65
 
 struct tnd_sha256 {
+#ifdef CONFIG_SHA256_OPENSSL
+	EVP_MD_CTX *ctx;
+#else
 	mbedtls_sha256_context ctx;
+#endif
 };
 
 void tnd_sha256_init(struct tnd_sha256 *h);
