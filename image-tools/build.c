@@ -499,9 +499,7 @@ int cmd_build(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			return tnd_err_set(TND_E_USAGE,
-					   "unknown option or missing value '%s' (see --help)",
-					   argv[optind - 1]);
+			return tnd_err_bad_option(argv[optind - 1]);
 		}
 	}
 	if (optind != argc || !o.nkeys || !o.image_path || !o.version || !o.compatible ||

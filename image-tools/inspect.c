@@ -108,9 +108,7 @@ int cmd_inspect(int argc, char **argv)
 			inspect_usage(stdout);
 			return 0;
 		default:
-			return tnd_err_set(TND_E_USAGE,
-					   "unknown option or missing value '%s' (see --help)",
-					   argv[optind - 1]);
+			return tnd_err_bad_option(argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc) {
@@ -278,9 +276,7 @@ int cmd_verify(int argc, char **argv)
 			verify_usage(stdout);
 			goto out;
 		default:
-			ret = tnd_err_set(TND_E_USAGE,
-					  "unknown option or missing value '%s' (see --help)",
-					  argv[optind - 1]);
+			ret = tnd_err_bad_option(argv[optind - 1]);
 			goto out;
 		}
 	}

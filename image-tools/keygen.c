@@ -38,9 +38,7 @@ int cmd_keygen(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			return tnd_err_set(TND_E_USAGE,
-					   "unknown option or missing value '%s' (see --help)",
-					   argv[optind - 1]);
+			return tnd_err_bad_option(argv[optind - 1]);
 		}
 	}
 	if (!out || !pub || optind != argc) {

@@ -109,6 +109,11 @@ int tnd_err_prefix(int code, const char *fmt, ...)
 	return code;
 }
 
+int tnd_err_bad_option(const char *arg)
+{
+	return tnd_err_set(TND_E_USAGE, "unknown option or missing value '%s' (see --help)", arg);
+}
+
 const char *tnd_err_msg(void)
 {
 	return err_msg[0] ? err_msg : "unknown error";

@@ -58,6 +58,8 @@ int tnd_err_set(int code, const char *fmt, ...) TND_PRINTF(2, 3);
 int tnd_err_errno(int code, int errnum, const char *fmt, ...) TND_PRINTF(3, 4);
 /* Prepends "context: " to the current message; returns code unchanged. */
 int tnd_err_prefix(int code, const char *fmt, ...) TND_PRINTF(2, 3);
+/* The usage error for a getopt_long() '?' result: `arg` is argv[optind - 1]. */
+int tnd_err_bad_option(const char *arg);
 /* The current message (borrowed, valid until the next tnd_err_* call). */
 const char *tnd_err_msg(void);
 /* The code recorded with the current message, TND_OK if none. */

@@ -87,9 +87,7 @@ static int cmd_install(const struct global *g, int argc, char **argv)
 			install_usage(stdout);
 			return 0;
 		default:
-			return tnd_err_set(TND_E_USAGE,
-					   "unknown option or missing value '%s' (see --help)",
-					   argv[optind - 1]);
+			return tnd_err_bad_option(argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc) {
@@ -150,9 +148,7 @@ static int cmd_status(const struct global *g, int argc, char **argv)
 			status_usage(stdout);
 			return 0;
 		default:
-			return tnd_err_set(TND_E_USAGE,
-					   "unknown option or missing value '%s' (see --help)",
-					   argv[optind - 1]);
+			return tnd_err_bad_option(argv[optind - 1]);
 		}
 	}
 	if (optind != argc) {
@@ -184,9 +180,7 @@ static int simple_opts(int argc, char **argv, const char *help, int *json)
 			fputs(help, stdout);
 			return 1;
 		default:
-			return tnd_err_set(TND_E_USAGE,
-					   "unknown option or missing value '%s' (see --help)",
-					   argv[optind - 1]);
+			return tnd_err_bad_option(argv[optind - 1]);
 		}
 	}
 	return 0;
@@ -248,9 +242,7 @@ static int cmd_confirm(const struct global *g, int argc, char **argv)
 			fputs(help, stdout);
 			return 0;
 		default:
-			return tnd_err_set(TND_E_USAGE,
-					   "unknown option or missing value '%s' (see --help)",
-					   argv[optind - 1]);
+			return tnd_err_bad_option(argv[optind - 1]);
 		}
 	}
 	if (optind != argc)
