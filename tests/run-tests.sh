@@ -43,6 +43,7 @@ if [ -x "$top/tests/e2e/run.sh" ]; then
 	echo "== end-to-end (short form; make check-e2e runs them all)"
 	run "e2e/short" "$top/tests/e2e/run.sh" --short
 fi
+[ ! -x "$top/tests/torture/run.sh" ] || run "torture/short" "$top/tests/torture/run.sh" --short --build "$build" # power cuts (make check-torture: all); ASan tandem, non-ASan shim
 
 echo
 [ -z "$failures" ] || echo "failed:$failures"

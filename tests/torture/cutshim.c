@@ -100,7 +100,7 @@ enum { R_WRITE = 1, R_SYNC, R_RANGE_SYNC, R_DIR_SYNC, R_CREATE, R_RENAME };
 
 struct jrec {
 	uint32_t magic, type;
-	uint64_t dev, ino;   /* file written or synced; for R_RENAME/R_CREATE unused */
+	uint64_t dev, ino;   /* file written or synced; R_RENAME: the file renamed */
 	uint64_t pdev, pino; /* parent directory (R_CREATE, R_RENAME: of the new name) */
 	uint64_t off, len;   /* R_WRITE: range written; R_RANGE_SYNC: range (len 0: to EOF) */
 	uint64_t oldsize;    /* R_WRITE: file size before */
@@ -489,12 +489,19 @@ static int do_rename(int olddir, const char *oldp, int newdir, const char *newp,
 		die_now();
 	if (jfd >= 0) {
 		struct jrec r = {.magic = JMAGIC, .type = R_RENAME};
-		struct stat pst;
+		struct stat pst, sst;
 
 		/* Keep the file about to be replaced, as the same inode, so an
 		 * undone rename can put it back with its journaled writes. */
 		snprintf(bak, sizeof(bak), "%s.cutshim-bak-%lu", b, ++nbackup);
 		r.oldlen = link(b, bak) == 0;
+		/* The file being renamed: cutrestore undoes the rename only if
+		 * this inode is at the new name (a kill from outside can come
+		 * between this record and the rename). */
+		if (stat(a, &sst) == 0) {
+			r.dev = sst.st_dev;
+			r.ino = sst.st_ino;
+		}
 		parent_of(b, &pst);
 		r.pdev = pst.st_dev;
 		r.pino = pst.st_ino;
@@ -734,8 +741,12 @@ int main(int argc, char **argv)
 
 			snprintf(bak, sizeof(bak), "%s.cutshim-bak-%lu", r[i].p2,
 				 (unsigned long)h->off);
-			if (r[i].lost) {
-				if (rename(r[i].p2, r[i].p1) < 0 && errno != ENOENT)
+			struct stat st;
+			int done = stat(r[i].p2, &st) == 0 && st.st_dev == h->dev &&
+				   st.st_ino == h->ino;
+
+			if (r[i].lost && done) {
+				if (rename(r[i].p2, r[i].p1) < 0)
 					perror(r[i].p2);
 				if (h->oldlen && rename(bak, r[i].p2) < 0)
 					perror(bak);
@@ -786,6 +797,14 @@ int main(int argc, char **argv)
 		}
 		close(fd);
 	}
+	/* A kill from outside between a backup link() and its journal record
+	 * leaves a backup no record names: remove every one left. */
+	ninodes = 0;
+	if (nftw(argv[2], walk, 16, FTW_PHYS))
+		return 1;
+	for (size_t i = 0; i < ninodes; i++)
+		if (strstr(inodes[i].path, ".cutshim-bak-"))
+			unlink(inodes[i].path);
 	printf("%zu records, %lu lost, %lu unsynced kept\n", n, lost, kept);
 	fclose(j);
 	return 0;
