@@ -55,16 +55,23 @@ int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mo
 		tnd_err_errno(TND_E_IO, errno, "cannot sync %s", tmp);
 		goto fail;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		tnd_err_errno(TND_E_IO, errno, "cannot close %s", tmp);
-		goto fail;
-	}
-	fd = -1;
 	if (rename(tmp, path) < 0) {
 		tnd_err_errno(TND_E_IO, errno, "cannot rename %s to %s", tmp, path);
 		goto fail;
 	}
+	/* Again after the rename: on vfat the directory entry of a renamed
+	 * file is written with the file's inode, not by an fsync of the
+	 * directory, so without this a power cut can lose a rename that was
+	 * reported done (found by tests/e2e on a FAT data partition). On
+	 * other file systems it costs nothing: the data is already synced. */
+	if (fsync(fd) < 0) {
+		int e = errno;
+
+		close(fd);
+		return tnd_err_errno(TND_E_IO, e, "cannot sync %s", path);
+	}
+	if (close(fd) < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot close %s", path);
 	return tnd_fsync_dir(dir);
 fail:
 	if (fd >= 0)

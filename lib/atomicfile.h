@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Crash-safe replacement of a small file: write PATH.tmp, fsync it,
- * rename over PATH, fsync the directory. After a power cut PATH holds
+ * rename over PATH, fsync it again (vfat), fsync the directory. After a power cut PATH holds
  * either the old or the new content, never a mix; a leftover PATH.tmp is
  * ignored and overwritten by the next write.
  */

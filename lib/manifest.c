@@ -11,8 +11,9 @@
 #include "timeutil.h"
 #include "util.h"
 
-/* JSON numbers are doubles: integers are exact up to 2^53. */
-#define JSON_INT_MAX 9007199254740992.0
+/* JSON numbers are doubles here: integers below 2^53 are exact, and
+ * larger ones would mean different numbers to different readers. */
+#define JSON_INT_MAX 9007199254740991.0
 
 static int get_uint(const cJSON *obj, const char *key, uint64_t max, bool required, uint64_t *out)
 {
@@ -210,6 +211,17 @@ int tnd_manifest_parse(struct tnd_manifest *m, const char *json, size_t len)
 	return r;
 }
 
+/* Integers as exact decimal text: cJSON prints numbers with %.15g, which
+ * rounds large ones (9007199254740991 came out as 9.00719925474099e+15,
+ * found by fuzz_manifest). */
+static int add_uint(cJSON *obj, const char *key, uint64_t v)
+{
+	char text[24];
+
+	snprintf(text, sizeof(text), "%llu", (unsigned long long)v);
+	return cJSON_AddRawToObject(obj, key, text) ? 0 : -1;
+}
+
 static int add_hash(cJSON *obj, const char *key, const uint8_t h[TND_SHA256_LEN])
 {
 	char hex[TND_SHA256_HEX_LEN];
@@ -237,8 +249,7 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 		bad |= !cJSON_AddStringToObject(root, "version", m->version);
 		if (m->description[0])
 			bad |= !cJSON_AddStringToObject(root, "description", m->description);
-		bad |=
-		    !cJSON_AddNumberToObject(root, "security_version", (double)m->security_version);
+		bad |= add_uint(root, "security_version", m->security_version);
 		bad |= add_time(root, "created", m->created);
 		if (m->expires)
 			bad |= add_time(root, "expires", m->expires);
@@ -249,20 +260,19 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 		bad |= !image || !payload;
 	}
 	if (!bad) {
-		bad |= !cJSON_AddNumberToObject(image, "size", (double)m->image_size);
+		bad |= add_uint(image, "size", m->image_size);
 		bad |= add_hash(image, "sha256", m->image_sha256);
 		bad |= !cJSON_AddStringToObject(
 		    payload, "type", m->payload_type == TND_PAYLOAD_DELTA ? "delta" : "full");
 		bad |= !cJSON_AddStringToObject(payload, "compression", "zlib");
-		bad |= !cJSON_AddNumberToObject(payload, "chunk_size", m->chunk_size);
-		bad |= !cJSON_AddNumberToObject(payload, "chunks", (double)m->chunks);
-		bad |= !cJSON_AddNumberToObject(payload, "size", (double)m->payload_size);
+		bad |= add_uint(payload, "chunk_size", m->chunk_size);
+		bad |= add_uint(payload, "chunks", m->chunks);
+		bad |= add_uint(payload, "size", m->payload_size);
 		bad |= add_hash(payload, "first_chunk_sha256", m->first_chunk);
 		if (m->payload_type == TND_PAYLOAD_DELTA)
-			bad |= !cJSON_AddNumberToObject(payload, "stream_size",
-							(double)m->stream_size);
+			bad |= add_uint(payload, "stream_size", m->stream_size);
 		if (base) {
-			bad |= !cJSON_AddNumberToObject(base, "size", (double)m->base_size);
+			bad |= add_uint(base, "size", m->base_size);
 			bad |= add_hash(base, "sha256", m->base_sha256);
 		}
 	}

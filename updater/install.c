@@ -204,14 +204,30 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	if ((ret = tnd_bl_open(&bl, cfg)))
 		goto out;
 
-	/* From here the slot changes: first make that visible and harmless. */
+	/*
+	 * From here the slot changes: first make that harmless, then visible.
+	 * Each prefix of these three writes leaves state and environment
+	 * agreeing about a slot whose content has not changed yet:
+	 *  1. an activated, not yet booted target stops being pending (its
+	 *     record still describes its content), so the next confirm will
+	 *     not call its being disabled a failed update;
+	 *  2. the target leaves the boot order's reach (no tries, last);
+	 *  3. only then its record says "installing".
+	 * (Found by tests/torture: with 3 before 2, a cut between them let the
+	 * device boot a slot its state no longer described.)
+	 */
 	si = &st.slot[target];
+	if (st.pending_slot == target) {
+		if ((ret = tnd_state_set_pending(&st, cfg, -1)) ||
+		    (ret = tnd_state_save(&st, cfg->state_dir)))
+			goto out;
+	}
+	if ((ret = tnd_bl_disable(bl, target)))
+		goto out;
 	memset(si, 0, sizeof(*si));
-	if (st.pending_slot == target)
-		st.pending_slot = -1;
 	si->state = TND_SLOT_INSTALLING;
 	si->updated = tnd_time_now();
-	if ((ret = tnd_state_save(&st, cfg->state_dir)) || (ret = tnd_bl_disable(bl, target)))
+	if ((ret = tnd_state_save(&st, cfg->state_dir)))
 		goto out;
 
 	snprintf(detail, sizeof(detail), "%s %s into slot %s (%s)", r.manifest.compatible,

@@ -2,6 +2,7 @@
 #include "state.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,22 @@ static void copy_str(const cJSON *obj, const char *key, char *out, size_t size)
 		snprintf(out, size, "%s", v->valuestring);
 }
 
-static uint64_t get_u64(const cJSON *obj, const char *key)
+/* A non-negative integer below 2^53 (exact in a double), or 0 when
+ * absent. Anything else marks the file corrupt (*bad): converting an
+ * out-of-range double is undefined, and a damaged anti-rollback floor
+ * must fail closed, never read as 0. */
+static uint64_t get_u64(const cJSON *obj, const char *key, bool *bad)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
-	return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t)v->valuedouble : 0;
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0) ||
+	    v->valuedouble != (double)(uint64_t)v->valuedouble) {
+		*bad = true;
+		return 0;
+	}
+	return (uint64_t)v->valuedouble;
 }
 
 static int64_t get_time(const cJSON *obj, const char *key)
@@ -45,7 +57,7 @@ static int64_t get_time(const cJSON *obj, const char *key)
 	return cJSON_IsString(v) && tnd_time_parse(v->valuestring, &t) == 0 ? t : 0;
 }
 
-static void parse_slot(struct tnd_slot_info *si, const cJSON *o)
+static void parse_slot(struct tnd_slot_info *si, const cJSON *o, bool *bad)
 {
 	char state[16] = "", hex[TND_SHA256_HEX_LEN] = "";
 
@@ -57,8 +69,8 @@ static void parse_slot(struct tnd_slot_info *si, const cJSON *o)
 	copy_str(o, "compatible", si->compatible, sizeof(si->compatible));
 	copy_str(o, "sha256", hex, sizeof(hex));
 	si->has_sha256 = hex[0] && tnd_hex_decode(si->sha256, TND_SHA256_LEN, hex) == 0;
-	si->size = get_u64(o, "size");
-	si->security_version = get_u64(o, "security_version");
+	si->size = get_u64(o, "size", bad);
+	si->security_version = get_u64(o, "security_version", bad);
 	si->updated = get_time(o, "updated");
 }
 
@@ -95,6 +107,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 {
 	char path[PATH_MAX], *text = NULL;
 	const cJSON *slots, *last;
+	bool bad = false;
 	cJSON *root;
 	int ret;
 
@@ -121,7 +134,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		const cJSON *o = cJSON_GetObjectItemCaseSensitive(slots, tnd_slot_name(i));
 
 		if (cJSON_IsObject(o))
-			parse_slot(&st->slot[i], o);
+			parse_slot(&st->slot[i], o, &bad);
 	}
 	{
 		char pending[4] = "";
@@ -130,7 +143,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		st->pending_slot = pending[0] ? tnd_slot_from_name(pending) : -1;
 		st->pending_since = get_time(root, "pending_since");
 		copy_str(root, "pending_boot_id", st->pending_boot_id, sizeof(st->pending_boot_id));
-		st->security_floor = get_u64(root, "security_floor");
+		st->security_floor = get_u64(root, "security_floor", &bad);
 		parse_outcome(&st->last_boot, cJSON_GetObjectItemCaseSensitive(root, "last_boot"));
 		parse_outcome(&st->last_update,
 			      cJSON_GetObjectItemCaseSensitive(root, "last_update"));
@@ -143,6 +156,8 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		copy_str(last, "error", st->last_error, sizeof(st->last_error));
 	}
 	cJSON_Delete(root);
+	if (bad)
+		return tnd_err_set(TND_E_STATE, "%s is corrupt (a number out of range)", path);
 	return 0;
 }
 

@@ -106,6 +106,17 @@ static void state_round_trip(void **state)
 	assert_int_equal(access(p, F_OK), 0);
 	tu_write_file(p, "{garbage", 8);
 	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
+	/* a damaged anti-rollback floor fails closed (fuzz finding: 1e300 was
+	 * an undefined conversion, read as 0 on x86-64) */
+	tu_write_file(p, "{\"security_floor\":1e300}", 24);
+	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
+	tu_write_file(p, "{\"security_floor\":-1}", 21);
+	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
+	tu_write_file(p, "{\"security_floor\":2.5}", 22);
+	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
+	tu_write_file(p, "{\"security_floor\":7}", 20);
+	assert_int_equal(tnd_state_load(&got, dir), 0);
+	assert_int_equal(got.security_floor, 7);
 	free(p);
 	tu_rmdir(dir);
 }

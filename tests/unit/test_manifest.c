@@ -134,6 +134,32 @@ static void delta_needs_base(void **state)
 	free(c);
 }
 
+/* Large sizes must be written exactly, or the signed manifest would name
+ * another number than the one the builder meant (fuzz finding). */
+static void large_sizes_round_trip_exactly(void **state)
+{
+	static const uint64_t sizes[] = {4503599627370497ull, 9007199254740991ull};
+	struct tnd_manifest m, g;
+	char *json;
+
+	(void)state;
+	assert_int_equal(tnd_manifest_parse(&m, GOOD, strlen(GOOD)), 0);
+	for (size_t i = 0; i < TND_ARRAY_SIZE(sizes); i++) {
+		m.image_size = sizes[i];
+		assert_int_equal(tnd_manifest_to_json(&m, &json), 0);
+		assert_non_null(strstr(json, "\"size\":9007199254740991") ||
+				strstr(json, "\"size\":4503599627370497"));
+		assert_int_equal(tnd_manifest_parse(&g, json, strlen(json)), 0);
+		assert_true(g.image_size == sizes[i]);
+		free(json);
+	}
+	/* 2^53 and above: refused, it would not be one number to every reader */
+	char *big = substitute(GOOD, "\"size\":1048576", "\"size\":9007199254740992");
+
+	assert_int_equal(tnd_manifest_parse(&g, big, strlen(big)), TND_E_FORMAT);
+	free(big);
+}
+
 static void times(void **state)
 {
 	char s[TND_TIME_STR_LEN];
@@ -161,6 +187,7 @@ int main(void)
 	    cmocka_unit_test(round_trips),
 	    cmocka_unit_test(refuses_bad_fields),
 	    cmocka_unit_test(delta_needs_base),
+	    cmocka_unit_test(large_sizes_round_trip_exactly),
 	    cmocka_unit_test(times),
 	};
 	return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
