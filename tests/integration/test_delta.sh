@@ -80,4 +80,18 @@ test_delta_corrupted_refused() {
 	same_prefix "$D/target.img" "$D/slotB.img" || fail "retry did not install"
 }
 
+test_delta_identical_and_tiny() {
+	new_device dev 1M
+	head -c 100000 /dev/urandom >"$D/base.img"
+	dd if="$D/base.img" of="$D/slotA.img" conv=notrunc 2>/dev/null
+	build_bundle "$D/same.tnd" "$D/base.img" --base "$D/base.img"
+	[ "$(stat -c %s "$D/same.tnd")" -lt 4096 ] || fail "identical images make a large delta"
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/same.tnd"
+	same_prefix "$D/base.img" "$D/slotB.img"
+	printf 'a' >"$D/one.img"
+	build_bundle "$D/one.tnd" "$D/one.img" --base "$D/base.img"
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/one.tnd"
+	same_prefix "$D/one.img" "$D/slotB.img"
+}
+
 run_tests
