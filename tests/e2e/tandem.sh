@@ -92,17 +92,13 @@ t_prepare() {
 	extra="$extra $w/tandem.conf:/etc/tandem/tandem.conf"
 	extra="$extra $w/tandem-keys/test.pem:/etc/tandem/keys/test.pem"
 	extra="$extra $w/health-ok:/etc/tandem/health.d/10-data-mounted"
-	# WORKAROUND (tandem bug, see docs/boot-protocol.md "End-to-end
-	# tests"): on vfat, tandem's state store (temp file, fsync, rename,
-	# fsync of the directory) is not durable: vfat writes the renamed
-	# file's directory entry only when that file's inode is written back,
-	# which an fsync of the directory does not do. After a power cut,
-	# state.json points to clusters already freed, the state reverts and
-	# the FAT is inconsistent (the kernel remounts /data read-only at the
-	# next write, and the retried install fails with E_STATE). `dirsync`
-	# makes vfat write that entry inside rename(). Run with
-	# E2E_DATA_MOUNT_OPTS= (empty) to see the bug in scenario 5.
-	printf '%s\n' "${E2E_DATA_MOUNT_OPTS-dirsync}" >"$w/data-mount-opts"
+	# /data is mounted with no special options: tandem's state store
+	# must be durable on plain vfat. (Before 7c796a5 it was not: vfat
+	# writes a renamed file's directory entry with the file's inode, not
+	# on an fsync of the directory, so after a cut state.json pointed to
+	# freed clusters; scenario 5 caught it. E2E_DATA_MOUNT_OPTS=dirsync
+	# was the workaround.)
+	printf '%s\n' "${E2E_DATA_MOUNT_OPTS:-}" >"$w/data-mount-opts"
 	extra="$extra $w/data-mount-opts:/etc/e2e-data-mount-opts"
 	T_INITRD_EXTRA=$extra
 	E2E_INITRD_EXTRA=$extra e2e_build_disk "$w/tandem-template.img" slot-a-v1 slot-b-v1 || return 1
