@@ -224,6 +224,16 @@ ifeq ($(CONFIG_IMAGE_TOOLS),y)
 endif
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+ifeq ($(CONFIG_UPDATER),y)
+	# tandem confirm at boot: the systemd unit; BusyBox/SysV systems take
+	# bootloader-hooks/init.d/S99tandem-confirm instead (INIT=sysv).
+ifeq ($(INIT),sysv)
+	install -D -m 0755 bootloader-hooks/init.d/S99tandem-confirm $(DESTDIR)/etc/init.d/S99tandem-confirm
+else
+	install -D -m 0644 bootloader-hooks/systemd/tandem-confirm.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/tandem-confirm.service
+endif
+endif
 
 .PHONY: clean distclean help
 clean:
