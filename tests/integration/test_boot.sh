@@ -9,27 +9,7 @@
 
 env_get() { fw_printenv -c "$D/fw_env.config" -n "$1"; }
 
-# sim_boot: one power-on. Prints the slot that boots.
-sim_boot() {
-	local s left chosen=""
-	for s in $(env_get BOOT_ORDER); do
-		left=$(env_get "BOOT_${s}_LEFT")
-		if [ "$left" -gt 0 ]; then
-			chosen=$s
-			fw_setenv -c "$D/fw_env.config" "BOOT_${s}_LEFT" $((left - 1))
-			break
-		fi
-	done
-	if [ -z "$chosen" ]; then # all exhausted: reset and boot the first (as the script does)
-		fw_setenv -c "$D/fw_env.config" BOOT_A_LEFT 3
-		fw_setenv -c "$D/fw_env.config" BOOT_B_LEFT 3
-		chosen=$(env_get BOOT_ORDER | cut -d' ' -f1)
-		fw_setenv -c "$D/fw_env.config" "BOOT_${chosen}_LEFT" 2
-	fi
-	echo "console=ttyS0 tandem.slot=$chosen" >"$D/cmdline"
-	cat /proc/sys/kernel/random/uuid >"$D/boot_id"
-	echo "$chosen"
-}
+. "$(dirname "$0")/../lib/simboot.sh"
 
 health() { # health NAME SCRIPT: adds a health check
 	mkdir -p "$D/health.d"
@@ -46,7 +26,7 @@ json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
 	make_image "$D/v1.img" 1
 	build_bundle "$D/u.tnd" "$D/v1.img" --security-version 2
-	[ "$(sim_boot)" = A ]
+	[ "$(sim_boot "$D")" = A ]
 	"$TANDEM" -c "$CONF" -q confirm # factory image on A proves itself
 }
 
@@ -57,7 +37,7 @@ test_update_confirmed_on_new_slot() {
 	health ok 'test "$TANDEM_SLOT" = B'
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
 	grep -q '"pending_slot":.*"B"' "$D/state/state.json" || fail "no pending slot"
-	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot "$D")" = B ]
 	[ "$(env_get BOOT_B_LEFT)" = 2 ]
 	"$TANDEM" -c "$CONF" confirm --json | grep -q '"healthy":true' || fail "not healthy"
 	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "B tries not reset"
@@ -66,7 +46,7 @@ test_update_confirmed_on_new_slot() {
 assert s["last_update"]["result"]=="success" and s["pending_slot"] is None, s'
 	grep -q '"security_floor":.*2' "$D/state/state.json" || fail "floor not raised on confirm"
 	# rebooting a good system never runs out of tries
-	for _ in 1 2 3 4 5; do [ "$(sim_boot)" = B ]; "$TANDEM" -c "$CONF" -q confirm; done
+	for _ in 1 2 3 4 5; do [ "$(sim_boot "$D")" = B ]; "$TANDEM" -c "$CONF" -q confirm; done
 }
 
 test_failed_health_check_rolls_back() {
@@ -74,13 +54,13 @@ test_failed_health_check_rolls_back() {
 	health 10-net 'exit 0'
 	health 20-app 'echo app down >&2; exit 3'
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
-	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot "$D")" = B ]
 	expect_refusal 24 "20-app failed (exit status 3): app down" "$TANDEM" -c "$CONF" confirm
 	[ "$(env_get BOOT_ORDER)" = "A B" ] || fail "A not first after failed health"
 	[ "$(env_get BOOT_B_LEFT)" = 0 ] || fail "B still bootable"
 	status_py 'assert s["slots"]["B"]["state"]=="bad", s'
 	status_py 'assert s["last_update"]["result"]=="failed" and "app down" in s["last_update"]["reason"], s'
-	[ "$(sim_boot)" = A ]
+	[ "$(sim_boot "$D")" = A ]
 	rm "$D/health.d/20-app"
 	"$TANDEM" -c "$CONF" -q confirm
 }
@@ -89,7 +69,7 @@ test_health_check_timeout() {
 	setup_device
 	health slow 'sleep 30'
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
-	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot "$D")" = B ]
 	SECONDS=0
 	expect_refusal 24 "did not finish within 2 s" "$TANDEM" -c "$CONF" confirm
 	[ "$SECONDS" -lt 10 ] || fail "timeout not enforced"
@@ -99,10 +79,10 @@ test_new_slot_never_confirmed_falls_back() {
 	setup_device
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
 	# B hangs three times (nothing runs confirm); the fourth power-on boots A
-	[ "$(sim_boot)" = B ]
-	[ "$(sim_boot)" = B ]
-	[ "$(sim_boot)" = B ]
-	[ "$(sim_boot)" = A ]
+	[ "$(sim_boot "$D")" = B ]
+	[ "$(sim_boot "$D")" = B ]
+	[ "$(sim_boot "$D")" = B ]
+	[ "$(sim_boot "$D")" = A ]
 	"$TANDEM" -c "$CONF" status | grep -q "booted slot: A"
 	"$TANDEM" -c "$CONF" -q confirm
 	status_py '
@@ -123,7 +103,7 @@ test_confirm_before_reboot_keeps_pending_update() {
 	[ "$(env_get BOOT_ORDER)" = "B A" ] && [ "$(env_get BOOT_B_LEFT)" = 3 ] ||
 		fail "pending update cancelled: $(fw_printenv -c "$D/fw_env.config")"
 	status_py 'assert s["pending_slot"]=="B" and s["slots"]["B"]["state"]=="installed", s'
-	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot "$D")" = B ]
 	"$TANDEM" -c "$CONF" -q confirm
 	status_py 'assert s["last_update"]["result"]=="success", s'
 }
@@ -138,7 +118,7 @@ test_security_floor() {
 	# not confirmed yet: the floor is still 0, an older one may still go in
 	"$TANDEM" -c "$CONF" -q install --progress=none --no-activate "$D/old.tnd"
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
-	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot "$D")" = B ]
 	"$TANDEM" -c "$CONF" -q confirm
 	status_py 'assert s["security_floor"]==2, s'
 	snapshot
@@ -154,11 +134,11 @@ test_rollback_and_activate() {
 	expect_refusal 25 "holds no known-good image" "$TANDEM" -c "$CONF" rollback
 	"$TANDEM" -c "$CONF" -q activate B
 	[ "$(env_get BOOT_ORDER)" = "B A" ] && [ "$(env_get BOOT_B_LEFT)" = 3 ]
-	[ "$(sim_boot)" = B ]
+	[ "$(sim_boot "$D")" = B ]
 	"$TANDEM" -c "$CONF" -q confirm
 	"$TANDEM" -c "$CONF" -q rollback
 	[ "$(env_get BOOT_ORDER)" = "A B" ] && [ "$(env_get BOOT_A_LEFT)" = 3 ]
-	[ "$(sim_boot)" = A ]
+	[ "$(sim_boot "$D")" = A ]
 	"$TANDEM" -c "$CONF" -q confirm
 	status_py 'assert s["booted_slot"]=="A" and s["slots"]["A"]["state"]=="good", s'
 	# activating a slot with nothing verified in it is refused

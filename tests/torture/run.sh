@@ -96,28 +96,8 @@ mkdir -p "$TPL"
 tandem() { "$TANDEM" -c "$CONF" -q "$@"; }
 env_get() { fw_printenv -c "$DEV/fw_env.config" -n "$1"; }
 
-# sim_boot: one power-on, as bootloader-hooks/uboot does it (and as
-# tests/integration/test_boot.sh models it): first slot of BOOT_ORDER
-# with tries left, decremented before booting; all spent: reset, first.
-sim_boot() {
-	local s left chosen=""
-	for s in $(env_get BOOT_ORDER); do
-		left=$(env_get "BOOT_${s}_LEFT")
-		if [ "$left" -gt 0 ]; then
-			chosen=$s
-			fw_setenv -c "$DEV/fw_env.config" "BOOT_${s}_LEFT" $((left - 1))
-			break
-		fi
-	done
-	if [ -z "$chosen" ]; then
-		chosen=$(env_get BOOT_ORDER | cut -d' ' -f1)
-		fw_setenv -c "$DEV/fw_env.config" BOOT_A_LEFT 3
-		fw_setenv -c "$DEV/fw_env.config" BOOT_B_LEFT 3
-		fw_setenv -c "$DEV/fw_env.config" "BOOT_${chosen}_LEFT" 2
-	fi
-	echo "console=ttyS0 tandem.slot=$chosen" >"$DEV/cmdline"
-	cat /proc/sys/kernel/random/uuid >"$DEV/boot_id"
-}
+# sim_boot: one power-on, as the U-Boot script does it (tests/lib/simboot.sh).
+. "$(dirname "$0")/../lib/simboot.sh"
 
 save_tpl() { # NAME: the device as it is now becomes template NAME
 	rm -rf "${TPL:?}/$1"
@@ -155,7 +135,7 @@ make_templates() {
 		"$TANDEM_IMAGE" -q build --key "$DEV/signing/key.pem" --image "$WORK/v$v.img" \
 			--version "$v.0" --compatible sim --chunk-size 64K --out "$WORK/v$v.tnd"
 	done
-	sim_boot
+	sim_boot "$DEV" >/dev/null
 	save_tpl fresh # A booted, no state.json yet
 	tandem confirm
 	save_tpl a_good
@@ -164,7 +144,7 @@ make_templates() {
 	load_tpl a_good
 	tandem install --progress=none "$WORK/v1.tnd"
 	save_tpl b_pending
-	sim_boot
+	sim_boot "$DEV" >/dev/null
 	save_tpl b_booted
 	printf '#!/bin/sh\necho app down >&2\nexit 3\n' >"$DEV/health.d/app"
 	chmod +x "$DEV/health.d/app"
@@ -173,7 +153,8 @@ make_templates() {
 	tandem confirm
 	save_tpl b_good
 	load_tpl b_pending
-	sim_boot && sim_boot && sim_boot && sim_boot # B three times, then A
+	sim_boot "$DEV" >/dev/null && sim_boot "$DEV" >/dev/null && sim_boot "$DEV" >/dev/null &&
+		sim_boot "$DEV" >/dev/null # B three times, then A
 	[ "$(sed 's/.*tandem.slot=//' "$DEV/cmdline")" = A ]
 	save_tpl b_fellback
 }
