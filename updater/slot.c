@@ -88,12 +88,12 @@ int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_si
 	w->window = window < w->rbuf_size ? w->rbuf_size : window;
 	w->win_cap = (size_t)(w->window / chunk_size) + 2;
 	if (posix_memalign((void **)&w->rbuf, ALIGN, w->rbuf_size) ||
-	    !(w->win[0].e = calloc(w->win_cap, sizeof(struct tnd_rb_entry))) ||
-	    !(w->win[1].e = calloc(w->win_cap, sizeof(struct tnd_rb_entry)))) {
+	    !(w->win[0].e = calloc(TND_RB_WINDOWS * w->win_cap, sizeof(struct tnd_rb_entry)))) {
 		ret = tnd_err_set(TND_E_NOMEM, "out of memory");
 		goto fail;
 	}
-	w->queued = -1;
+	for (int i = 1; i < TND_RB_WINDOWS; i++)
+		w->win[i].e = w->win[0].e + i * w->win_cap;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	if (pthread_create(&w->verifier, NULL, verifier_main, w)) {
@@ -202,15 +202,13 @@ static void *verifier_main(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (w->queued < 0 && !w->stop)
+		while (!w->nqueued && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->queued < 0)
+		if (!w->nqueued)
 			break;
-		struct tnd_rb_window *win = &w->win[w->queued];
+		struct tnd_rb_window *win = &w->win[w->head];
 		int ret;
 
-		w->queued = -1;
-		w->busy = true;
 		pthread_mutex_unlock(&w->mu);
 		ret = w->err ? 0 : verify_window(w, win);
 		pthread_mutex_lock(&w->mu);
@@ -219,47 +217,49 @@ static void *verifier_main(void *arg)
 			snprintf(w->errmsg, sizeof(w->errmsg), "%s", tnd_err_msg());
 		}
 		win->n = 0;
-		w->busy = false;
+		w->head = (w->head + 1) % TND_RB_WINDOWS;
+		w->nqueued--;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-/* Waits until the verifier is idle; returns its error, if any, in the
- * calling thread's error message. */
-static int wait_verifier(struct tnd_slot_writer *w)
+/* Waits until at most `max` windows wait for the verifier; returns its
+ * error, if any, in the calling thread's error message. */
+static int wait_verifier(struct tnd_slot_writer *w, int max)
 {
 	int ret;
 
 	pthread_mutex_lock(&w->mu);
-	while (w->busy || w->queued >= 0)
+	while (w->nqueued > max && !w->err)
 		pthread_cond_wait(&w->cv, &w->mu);
 	ret = w->err;
 	pthread_mutex_unlock(&w->mu);
 	return ret ? tnd_err_set(ret, "%s", w->errmsg) : 0;
 }
 
-/* Hands the current window to the verifier and starts a new one. */
+/* Hands the current window to the verifier and starts the next one. */
 static int submit_window(struct tnd_slot_writer *w, bool final)
 {
 	struct tnd_rb_window *win = &w->win[w->cur];
-	int ret;
+	int ret, next = (w->cur + 1) % TND_RB_WINDOWS;
 
 	/* Start write-back now, without waiting: the verifier waits for it. */
 	if (!final && win->end > win->start)
 		sync_file_range(w->fd, (off_t)win->start, (off_t)(win->end - win->start),
 				SYNC_FILE_RANGE_WRITE);
-	if ((ret = wait_verifier(w)))
+	/* The next window must be free: at most TND_RB_WINDOWS - 2 others queued. */
+	if ((ret = wait_verifier(w, TND_RB_WINDOWS - 2)))
 		return ret;
 	win->final = final;
 	pthread_mutex_lock(&w->mu);
-	w->queued = w->cur;
+	w->nqueued++;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
-	w->cur ^= 1;
-	w->win[w->cur].n = 0;
-	w->win[w->cur].start = w->win[w->cur].end = win->end;
+	w->win[next].n = 0;
+	w->win[next].start = w->win[next].end = win->end;
+	w->cur = next;
 	return 0;
 }
 
@@ -329,7 +329,7 @@ int tnd_slot_finish(struct tnd_slot_writer *w)
 {
 	int ret = submit_window(w, true);
 
-	return ret ? ret : wait_verifier(w);
+	return ret ? ret : wait_verifier(w, 0);
 }
 
 void tnd_slot_close(struct tnd_slot_writer *w)
@@ -352,8 +352,8 @@ void tnd_slot_close(struct tnd_slot_writer *w)
 		close(w->rfd);
 	free(w->rbuf);
 	free(w->win[0].e);
-	free(w->win[1].e);
 	w->fd = w->rfd = -1;
 	w->rbuf = NULL;
-	w->win[0].e = w->win[1].e = NULL;
+	for (int i = 0; i < TND_RB_WINDOWS; i++)
+		w->win[i].e = NULL;
 }

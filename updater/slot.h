@@ -8,11 +8,12 @@
  * to a verifier thread, which waits for the range to reach the device,
  * drops it from the cache and reads it back (O_DIRECT where the device
  * allows it) to compare with the CRC-32 the signed record carries; zero
- * ranges must read as zeros. The writer meanwhile fills the next window,
- * so device latency overlaps with decompression instead of stalling it.
+ * ranges must read as zeros. The writer meanwhile fills the next windows
+ * (up to three may wait), so device latency overlaps with decompression
+ * and with the write-out of later windows instead of stalling them.
  * tnd_slot_finish() fsyncs and checks the last window, so a write the
  * device lost or corrupted is found before the slot can be activated.
- * Memory: one chunk-sized read buffer and two small tables, whatever the
+ * Memory: one chunk-sized read buffer and four small tables, whatever the
  * image size.
  */
 #ifndef TANDEM_SLOT_H
@@ -33,6 +34,8 @@ struct tnd_rb_entry {
 	bool zero;
 };
 
+#define TND_RB_WINDOWS 4
+
 struct tnd_rb_window {
 	struct tnd_rb_entry *e;
 	size_t n;
@@ -49,15 +52,16 @@ struct tnd_slot_writer {
 	uint64_t dev_size;
 	uint8_t *rbuf; /* the verifier's */
 	size_t rbuf_size;
-	struct tnd_rb_window win[2]; /* one filled by the writer, one verified */
-	int cur;
+	/* A ring: the writer fills win[cur]; up to TND_RB_WINDOWS - 1 full
+	 * windows wait for (or are in) verification from win[head] on, so the
+	 * device writes some windows out while others are read back. */
+	struct tnd_rb_window win[TND_RB_WINDOWS];
+	int cur, head, nqueued;
 	size_t win_cap;
 	uint64_t window;
-	/* Verifier thread and its hand-off; `queued` is the window index
-	 * waiting for it, or -1. */
+	/* Verifier thread; nqueued counts full windows not yet verified. */
 	pthread_t verifier;
-	bool started, busy, stop;
-	int queued;
+	bool started, stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int err;
