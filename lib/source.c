@@ -21,6 +21,13 @@ static ssize_t fd_read(struct tnd_source *src, void *buf, size_t len)
 	}
 }
 
+static int fd_skip_to(struct tnd_source *src, uint64_t pos)
+{
+	if (lseek(src->fd, (off_t)pos, SEEK_SET) < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot seek in %s", src->name);
+	return 0;
+}
+
 static void fd_close(struct tnd_source *src)
 {
 	if (src->fd > STDERR_FILENO)
@@ -53,6 +60,7 @@ int tnd_source_open_file(struct tnd_source **out, const char *path)
 	}
 	if (fstat(src->fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		src->size = (uint64_t)st.st_size;
+		src->skip_to = fd_skip_to;
 		/* The bundle is read once, front to back: tell the kernel, and
 		 * do not let it crowd the page cache on a small device. */
 		posix_fadvise(src->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -75,6 +83,28 @@ int tnd_source_read_exact(struct tnd_source *src, void *buf, size_t len, const c
 					   "bundle is truncated: it ends inside %s", what);
 		done += (size_t)n;
 		src->pos += (uint64_t)n;
+	}
+	return 0;
+}
+
+int tnd_source_skip_to(struct tnd_source *src, uint64_t pos)
+{
+	uint8_t buf[4096];
+	int ret;
+
+	if (pos < src->pos)
+		return tnd_err_set(TND_E_INTERNAL, "cannot move back in %s", src->name);
+	if (src->skip_to) {
+		if ((ret = src->skip_to(src, pos)))
+			return ret;
+		src->pos = pos;
+		return 0;
+	}
+	while (src->pos < pos) {
+		size_t n = pos - src->pos < sizeof(buf) ? (size_t)(pos - src->pos) : sizeof(buf);
+
+		if ((ret = tnd_source_read_exact(src, buf, n, "the part skipped to resume")))
+			return ret;
 	}
 	return 0;
 }

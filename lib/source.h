@@ -18,6 +18,11 @@ struct tnd_source {
 	 * negative TND_E_* code with the error message set. */
 	ssize_t (*read)(struct tnd_source *src, void *buf, size_t len);
 	void (*close)(struct tnd_source *src);
+	/* Optional: positions the source so that the next read returns the
+	 * byte at absolute offset pos (pos >= this->pos). A file seeks, HTTP
+	 * sends a Range request; NULL means read and discard (standard input,
+	 * serial). Used to resume an interrupted install at a checkpoint. */
+	int (*skip_to)(struct tnd_source *src, uint64_t pos);
 	uint64_t size;	/* total bytes when known (regular file), else 0 */
 	uint64_t pos;	/* bytes handed out so far */
 	char name[256]; /* for messages */
@@ -29,6 +34,9 @@ int tnd_source_open_file(struct tnd_source **out, const char *path) TND_MUST_CHE
 /* Reads exactly len bytes; TND_E_TRUNCATED (message set) at an early end. */
 int tnd_source_read_exact(struct tnd_source *src, void *buf, size_t len,
 			  const char *what) TND_MUST_CHECK;
+/* Moves to absolute offset pos (>= src->pos) through src->skip_to, or by
+ * reading and discarding; src->pos is pos afterwards. */
+int tnd_source_skip_to(struct tnd_source *src, uint64_t pos) TND_MUST_CHECK;
 /* Closes and frees; accepts NULL. */
 void tnd_source_close(struct tnd_source *src);
 

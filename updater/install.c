@@ -186,7 +186,9 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	if ((ret = choose_slot(cfg, o->slot, &target, &booted)) ||
 	    (ret = tnd_keyring_load_dir(&kr, cfg->keyring)))
 		goto out;
-	if ((ret = tnd_source_open_file(&src, o->source)))
+	if (o->src)
+		src = o->src;
+	else if ((ret = tnd_source_open_file(&src, o->source)))
 		goto out;
 
 	tnd_progress_phase(o->progress, "authenticate", NULL);
@@ -280,7 +282,8 @@ out:
 	if (base_fd >= 0)
 		close(base_fd);
 	tnd_bl_close(bl);
-	tnd_source_close(src);
+	if (src != o->src)
+		tnd_source_close(src);
 	tnd_keyring_free(&kr);
 	return ret;
 }

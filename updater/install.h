@@ -20,9 +20,13 @@
 #include "config.h"
 #include "crypto.h"
 #include "progress.h"
+#include "source.h"
 
 struct tnd_install_opts {
-	const char *source; /* path or "-" */
+	const char *source; /* path or "-"; only named in messages when src is set */
+	/* Optional, borrowed: an already open source (HTTP, serial link).
+	 * NULL: tnd_install opens `source` as a file or standard input. */
+	struct tnd_source *src;
 	int slot;	    /* -1: the one not booted */
 	bool no_activate;
 	struct tnd_progress *progress;
