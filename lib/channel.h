@@ -37,12 +37,12 @@
 #include "error.h"
 #include "manifest.h"
 
-#define TND_CHANNEL_FORMAT	  1
-#define TND_CHANNEL_SIG_CONTEXT	  "TANDEM-CHANNEL-1\n"
-#define TND_CHANNEL_MAX		  (1024u * 1024) /* largest index file accepted */
-#define TND_CHANNEL_MAX_RELEASES  256
-#define TND_CHANNEL_MAX_DELTAS	  32
-#define TND_CHANNEL_URL_MAX	  1024
+#define TND_CHANNEL_FORMAT	 1
+#define TND_CHANNEL_SIG_CONTEXT	 "TANDEM-CHANNEL-1\n"
+#define TND_CHANNEL_MAX		 (1024u * 1024) /* largest index file accepted */
+#define TND_CHANNEL_MAX_RELEASES 256
+#define TND_CHANNEL_MAX_DELTAS	 32
+#define TND_CHANNEL_URL_MAX	 1024
 
 struct tnd_channel_file {
 	char url[TND_CHANNEL_URL_MAX]; /* as written: relative or absolute */
@@ -70,11 +70,11 @@ struct tnd_channel_release {
 };
 
 struct tnd_channel {
-	bool verified;	   /* signatures met the threshold (parse with a keyring) */
+	bool verified; /* signatures met the threshold (parse with a keyring) */
 	unsigned valid_sigs;
 	uint64_t sequence; /* grows with every publish; devices refuse to go back */
 	int64_t created;
-	int64_t expires;   /* required: a device refuses a stale index */
+	int64_t expires; /* required: a device refuses a stale index */
 	size_t nreleases;
 	struct tnd_channel_release *releases; /* malloc'd array */
 };

@@ -27,7 +27,7 @@ struct tnd_install_opts {
 	/* Optional, borrowed: an already open source (HTTP, serial link).
 	 * NULL: tnd_install opens `source` as a file or standard input. */
 	struct tnd_source *src;
-	int slot;	    /* -1: the one not booted */
+	int slot; /* -1: the one not booted */
 	bool no_activate;
 	struct tnd_progress *progress;
 	volatile sig_atomic_t *cancel;
