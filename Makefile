@@ -120,6 +120,7 @@ upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
 img-y += image-tools/delta_encode.c
+img-y += image-tools/publish.c
 
 obj = $(patsubst %.c,$(O)/obj/%.o,$(1))
 
