@@ -46,4 +46,12 @@ struct tnd_bundle_reader;
 int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int out_fd,
 		      bool *image_checked) TND_MUST_CHECK;
 
+/* A file that starts with '{' is a channel index (a bundle starts with
+ * its magic); inspect and verify take both. */
+bool tnd_is_channel_file(const char *path);
+/* Prints a channel index (docs/channel-format.md): with vo, its signatures
+ * and expiry are checked first, as a device would. */
+struct tnd_verify_opts;
+int tnd_channel_show(const char *path, const struct tnd_verify_opts *vo, bool json) TND_MUST_CHECK;
+
 #endif

@@ -81,10 +81,10 @@ static int print_manifest_json(const struct tnd_bundle_reader *r, const char *st
 
 static void inspect_usage(FILE *f)
 {
-	fputs("Usage: tandem-image inspect [--json] UPDATE.tnd\n"
+	fputs("Usage: tandem-image inspect [--json] (UPDATE.tnd | index.json)\n"
 	      "\n"
-	      "Shows a bundle's manifest and who signed it. Signatures are NOT checked:\n"
-	      "use `tandem-image verify` for that.\n",
+	      "Shows a bundle's manifest, or a channel index's releases, and who signed\n"
+	      "it. Signatures are NOT checked: use `tandem-image verify` for that.\n",
 	      f);
 }
 
@@ -114,6 +114,8 @@ int cmd_inspect(int argc, char **argv)
 	if (optind + 1 != argc) {
 		return tnd_err_set(TND_E_USAGE, "inspect takes one bundle");
 	}
+	if (tnd_is_channel_file(argv[optind]))
+		return tnd_channel_show(argv[optind], NULL, json);
 	if ((ret = tnd_source_open_file(&src, argv[optind])))
 		return ret;
 	ret = tnd_bundle_open(&r, src, NULL);
@@ -237,7 +239,8 @@ static void verify_usage(FILE *f)
 	      "Checks a bundle as a device would: signatures from trusted keys, every\n"
 	      "chunk against the signed chain, and the image hash. Prints OK and exits 0\n"
 	      "only if everything holds. A delta's image is rebuilt and checked when its\n"
-	      "base image is given with --base.\n",
+	      "base image is given with --base. Given a channel index (index.json), it\n"
+	      "checks its signatures and that it has not expired.\n",
 	      f);
 }
 
@@ -293,6 +296,10 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	if (optind + 1 != argc || kr.n == 0) {
 		ret = tnd_err_set(TND_E_USAGE, "verify needs --pub or --keyring and one bundle");
+		goto out;
+	}
+	if (tnd_is_channel_file(argv[optind])) {
+		ret = tnd_channel_show(argv[optind], &vo, json);
 		goto out;
 	}
 	if ((ret = tnd_source_open_file(&src, argv[optind])))
