@@ -619,6 +619,8 @@ static void rollout_is_stable_and_monotone(void **state)
 	strcpy(rel.version, "v");
 	tnd_sha256("d\nc\nv", 5, h);
 	assert_int_equal(tnd_rollout_position("d", &rel), tnd_get_be64(h) % 10000);
+	/* The worked example of docs/channel-format.md. */
+	assert_int_equal(tnd_rollout_position("d", &rel), 6376);
 }
 
 int main(void)
