@@ -983,15 +983,16 @@ static void show_text(const struct tnd_channel *c, const cJSON *env, const char 
 static int show_json(const struct tnd_channel *c, const cJSON *env, const char *status)
 {
 	const cJSON *s, *sigs = cJSON_GetObjectItemCaseSensitive(env, "signatures");
-	cJSON *root = cJSON_CreateObject(), *doc, *arr;
+	const char *doc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(env, "signed"));
+	cJSON *root = cJSON_CreateObject(), *arr;
 	char *out = NULL;
 
-	doc = cJSON_Parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(env, "signed")));
+	/* The signed document as signed, not re-printed: cJSON would print
+	 * integers near 2^53 in floating point. */
 	if (root && doc) {
 		cJSON_AddStringToObject(root, "signature", status);
 		cJSON_AddNumberToObject(root, "valid_signatures", c->valid_sigs);
-		cJSON_AddItemToObject(root, "index", doc);
-		doc = NULL;
+		cJSON_AddRawToObject(root, "index", doc);
 		arr = cJSON_AddArrayToObject(root, "signatures");
 		cJSON_ArrayForEach(s, sigs)
 		{
@@ -1004,7 +1005,6 @@ static int show_json(const struct tnd_channel *c, const cJSON *env, const char *
 		}
 		out = cJSON_Print(root);
 	}
-	cJSON_Delete(doc);
 	cJSON_Delete(root);
 	if (!out)
 		return tnd_err_set(TND_E_NOMEM, "out of memory");
