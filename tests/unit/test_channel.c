@@ -206,6 +206,18 @@ static void threshold_counts_distinct_keys(void **state)
 	text = encode(f, &c, k2, 1);
 	assert_int_equal(tnd_channel_parse(&p, text, strlen(text), &o), TND_E_UNKNOWN_KEY);
 	assert_null(p.releases);
+	/* A keyring made from the signing key itself (publish checks
+	 * bundles this way) trusts it, once however often it is added. */
+	struct tnd_keyring own = {0};
+
+	assert_int_equal(tnd_keyring_add_signer(&own, f->signer[2]), 0);
+	assert_int_equal(tnd_keyring_add_signer(&own, f->signer[2]), 0);
+	assert_int_equal(own.n, 1);
+	o.keyring = &own;
+	assert_int_equal(tnd_channel_parse(&p, text, strlen(text), &o), 0);
+	assert_true(p.verified);
+	tnd_channel_free(&p);
+	tnd_keyring_free(&own);
 	free(text);
 	tnd_channel_free(&c);
 }
