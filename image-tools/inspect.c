@@ -164,6 +164,7 @@ int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int ou
 	bool delta = m->payload_type == TND_PAYLOAD_DELTA;
 	struct tnd_delta_dec *dec = NULL;
 	struct sink sink = {.fd = out_fd};
+	bool emit; /* whether decoded bytes make up the image */
 	uint8_t got[TND_SHA256_LEN];
 	struct tnd_inflater inf;
 	struct tnd_record rec;
@@ -184,11 +185,10 @@ int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int ou
 		}
 		if ((ret = tnd_delta_dec_new(&dec, base_fd, m->base_size, m->image_size)))
 			goto out;
-	} else if (delta) {
-		/* Without its base a delta yields no image: only the chain and
-		 * the records are checked, and nothing is written. */
-		sink.fd = -1;
 	}
+	/* Without its base a delta yields no image: only the chain and the
+	 * records are checked, and nothing is written. */
+	emit = !delta || dec;
 	while ((ret = tnd_bundle_next(r, &rec, in, m->chunk_size)) == 1) {
 		if (rec.type == TND_REC_ZERO) {
 			memset(out, 0, m->chunk_size);
@@ -196,7 +196,7 @@ int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int ou
 			for (uint64_t left = rec.out_len; left && !ret;) {
 				size_t n = left > m->chunk_size ? m->chunk_size : (size_t)left;
 
-				ret = delta && !dec ? 0 : consume(&sink, dec, out, n);
+				ret = emit ? consume(&sink, dec, out, n) : 0;
 				left -= n;
 			}
 			if (ret)
@@ -213,7 +213,7 @@ int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int ou
 			ret = tnd_err_set(TND_E_FORMAT, "chunk %u: CRC-32 mismatch", rec.index);
 			break;
 		}
-		if (!(delta && !dec) && (ret = consume(&sink, dec, out, rec.out_len)))
+		if (emit && (ret = consume(&sink, dec, out, rec.out_len)))
 			break;
 	}
 	if (!ret && dec)

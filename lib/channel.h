@@ -20,6 +20,9 @@
  *                  "full": {"url", "size", "sha256"},
  *                  "deltas": [{"base_sha256", "base_size", "base_version",
  *                              "url", "size", "sha256"}, ...]}, ...]}
+ * Times (created, expires) are RFC 3339 UTC strings "YYYY-MM-DDTHH:MM:SSZ"
+ * as in manifests; rollout_percent and deltas are optional; unknown and
+ * repeated keys are errors; docs/channel-format.md has every bound.
  * URLs are relative to the index's own URL (or absolute). "size" and
  * "sha256" describe the bundle file; the device still authenticates the
  * bundle by its own signed manifest, and uses them to refuse a bundle
