@@ -110,6 +110,7 @@ lib-y := lib/error.c lib/log.c lib/util.c lib/crypto.c lib/sign.c \
          lib/manifest.c lib/bundle.c lib/chunk.c lib/atomicfile.c lib/timeutil.c \
          lib/source.c
 lib-y += lib/delta.c
+lib-y += lib/channel.c
 
 # updater/: device side; main.c is kept out of the library so tests link it.
 upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
@@ -119,6 +120,7 @@ upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
 img-y += image-tools/delta_encode.c
+img-y += image-tools/publish.c
 
 obj = $(patsubst %.c,$(O)/obj/%.o,$(1))
 

@@ -3,6 +3,7 @@
 #ifndef TANDEM_IMAGE_TOOLS_H
 #define TANDEM_IMAGE_TOOLS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -11,6 +12,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
 
 /* Options for tnd_build_bundle(), also used by tests. */
 struct tnd_build_opts {
@@ -31,5 +33,25 @@ struct tnd_build_opts {
 
 /* Builds a signed full-image bundle. The output appears atomically. */
 int tnd_build_bundle(const struct tnd_build_opts *o) TND_MUST_CHECK;
+
+struct tnd_bundle_reader;
+/*
+ * Reads every record of an opened bundle, inflates it, checks its CRC-32
+ * and, for a delta with its base image at base_path, applies it; then
+ * checks the image hash: the checks a device makes, without a slot. With
+ * out_fd >= 0 the image is also written there (sequentially). A delta
+ * without base_path is checked as far as it can be (chain, records) and
+ * writes nothing; *image_checked says whether the image hash was checked.
+ */
+int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int out_fd,
+		      bool *image_checked) TND_MUST_CHECK;
+
+/* A file that starts with '{' is a channel index (a bundle starts with
+ * its magic); inspect and verify take both. */
+bool tnd_is_channel_file(const char *path);
+/* Prints a channel index (docs/channel-format.md): with vo, its signatures
+ * and expiry are checked first, as a device would. */
+struct tnd_verify_opts;
+int tnd_channel_show(const char *path, const struct tnd_verify_opts *vo, bool json) TND_MUST_CHECK;
 
 #endif

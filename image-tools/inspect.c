@@ -81,10 +81,10 @@ static int print_manifest_json(const struct tnd_bundle_reader *r, const char *st
 
 static void inspect_usage(FILE *f)
 {
-	fputs("Usage: tandem-image inspect [--json] UPDATE.tnd\n"
+	fputs("Usage: tandem-image inspect [--json] (UPDATE.tnd | index.json)\n"
 	      "\n"
-	      "Shows a bundle's manifest and who signed it. Signatures are NOT checked:\n"
-	      "use `tandem-image verify` for that.\n",
+	      "Shows a bundle's manifest, or a channel index's releases, and who signed\n"
+	      "it. Signatures are NOT checked: use `tandem-image verify` for that.\n",
 	      f);
 }
 
@@ -114,6 +114,8 @@ int cmd_inspect(int argc, char **argv)
 	if (optind + 1 != argc) {
 		return tnd_err_set(TND_E_USAGE, "inspect takes one bundle");
 	}
+	if (tnd_is_channel_file(argv[optind]))
+		return tnd_channel_show(argv[optind], NULL, json);
 	if ((ret = tnd_source_open_file(&src, argv[optind])))
 		return ret;
 	ret = tnd_bundle_open(&r, src, NULL);
@@ -127,39 +129,45 @@ int cmd_inspect(int argc, char **argv)
 	return ret;
 }
 
-static int hash_emit(void *ctx, const uint8_t *buf, size_t len)
+/* Where decoded image bytes go: into the image hash, and to a file when
+ * the caller wants the image (publish extracting a release). */
+struct sink {
+	struct tnd_sha256 h;
+	int fd;
+};
+
+static int sink_emit(void *ctx, const uint8_t *buf, size_t len)
 {
-	tnd_sha256_update(ctx, buf, len);
+	struct sink *s = ctx;
+	int r;
+
+	tnd_sha256_update(&s->h, buf, len);
+	if (s->fd >= 0 && (r = tnd_write_full(s->fd, buf, len)))
+		return tnd_err_errno(TND_E_IO, -r, "cannot write the image");
 	return 0;
 }
 
-/* Hands decoded stream bytes on: into the image hash for a full payload,
- * through the delta decoder (whose output is hashed) for a delta. */
-static int consume(struct tnd_sha256 *h, struct tnd_delta_dec *dec, const uint8_t *buf, size_t len)
+/* Hands decoded stream bytes on: to the sink for a full payload, through
+ * the delta decoder (whose output goes to the sink) for a delta. */
+static int consume(struct sink *s, struct tnd_delta_dec *dec, const uint8_t *buf, size_t len)
 {
 	if (dec)
-		return tnd_delta_dec_feed(dec, buf, len, hash_emit, h);
-	if (h)
-		tnd_sha256_update(h, buf, len);
-	return 0;
+		return tnd_delta_dec_feed(dec, buf, len, sink_emit, s);
+	return sink_emit(s, buf, len);
 }
 
-/*
- * Reads every record, inflates it and checks its CRC-32, then the image
- * hash: the checks a device makes, without a slot. A delta's image can
- * only be rebuilt with its base (base_path); without it the chain and the
- * records are still checked.
- */
-static int verify_payload(struct tnd_bundle_reader *r, const char *base_path, bool *image_checked)
+int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int out_fd,
+		      bool *image_checked)
 {
 	const struct tnd_manifest *m = &r->manifest;
 	uint8_t *in = malloc(m->chunk_size), *out = calloc(1, m->chunk_size);
 	bool delta = m->payload_type == TND_PAYLOAD_DELTA;
 	struct tnd_delta_dec *dec = NULL;
+	struct sink sink = {.fd = out_fd};
+	bool emit; /* whether decoded bytes make up the image */
 	uint8_t got[TND_SHA256_LEN];
 	struct tnd_inflater inf;
 	struct tnd_record rec;
-	struct tnd_sha256 h;
 	int ret, base_fd = -1;
 
 	*image_checked = !delta || base_path;
@@ -168,7 +176,7 @@ static int verify_payload(struct tnd_bundle_reader *r, const char *base_path, bo
 		free(out);
 		return tnd_err_set(TND_E_NOMEM, "out of memory");
 	}
-	tnd_sha256_init(&h);
+	tnd_sha256_init(&sink.h);
 	if (delta && base_path) {
 		base_fd = open(base_path, O_RDONLY | O_CLOEXEC);
 		if (base_fd < 0) {
@@ -178,6 +186,9 @@ static int verify_payload(struct tnd_bundle_reader *r, const char *base_path, bo
 		if ((ret = tnd_delta_dec_new(&dec, base_fd, m->base_size, m->image_size)))
 			goto out;
 	}
+	/* Without its base a delta yields no image: only the chain and the
+	 * records are checked, and nothing is written. */
+	emit = !delta || dec;
 	while ((ret = tnd_bundle_next(r, &rec, in, m->chunk_size)) == 1) {
 		if (rec.type == TND_REC_ZERO) {
 			memset(out, 0, m->chunk_size);
@@ -185,7 +196,7 @@ static int verify_payload(struct tnd_bundle_reader *r, const char *base_path, bo
 			for (uint64_t left = rec.out_len; left && !ret;) {
 				size_t n = left > m->chunk_size ? m->chunk_size : (size_t)left;
 
-				ret = consume(&h, dec, out, n);
+				ret = emit ? consume(&sink, dec, out, n) : 0;
 				left -= n;
 			}
 			if (ret)
@@ -202,12 +213,12 @@ static int verify_payload(struct tnd_bundle_reader *r, const char *base_path, bo
 			ret = tnd_err_set(TND_E_FORMAT, "chunk %u: CRC-32 mismatch", rec.index);
 			break;
 		}
-		if ((ret = consume(&h, dec, out, rec.out_len)))
+		if (emit && (ret = consume(&sink, dec, out, rec.out_len)))
 			break;
 	}
 	if (!ret && dec)
 		ret = tnd_delta_dec_finish(dec);
-	tnd_sha256_final(&h, got);
+	tnd_sha256_final(&sink.h, got);
 	if (!ret && *image_checked && memcmp(got, m->image_sha256, TND_SHA256_LEN) != 0)
 		ret = tnd_err_set(TND_E_FORMAT, "image SHA-256 differs from the manifest");
 out:
@@ -228,7 +239,8 @@ static void verify_usage(FILE *f)
 	      "Checks a bundle as a device would: signatures from trusted keys, every\n"
 	      "chunk against the signed chain, and the image hash. Prints OK and exits 0\n"
 	      "only if everything holds. A delta's image is rebuilt and checked when its\n"
-	      "base image is given with --base.\n",
+	      "base image is given with --base. Given a channel index (index.json), it\n"
+	      "checks its signatures and that it has not expired.\n",
 	      f);
 }
 
@@ -286,11 +298,15 @@ int cmd_verify(int argc, char **argv)
 		ret = tnd_err_set(TND_E_USAGE, "verify needs --pub or --keyring and one bundle");
 		goto out;
 	}
+	if (tnd_is_channel_file(argv[optind])) {
+		ret = tnd_channel_show(argv[optind], &vo, json);
+		goto out;
+	}
 	if ((ret = tnd_source_open_file(&src, argv[optind])))
 		goto out;
 	ret = tnd_bundle_open(&r, src, &vo);
 	if (!ret)
-		ret = verify_payload(&r, base_path, &image_checked);
+		ret = tnd_bundle_decode(&r, base_path, -1, &image_checked);
 	if (!ret) {
 		if (json)
 			printf("{\"result\":\"ok\",\"valid_signatures\":%u,\"image_checked\":%s}\n",

@@ -16,6 +16,7 @@ static const struct {
     {"build", cmd_build, "build a signed bundle from an image"},
     {"inspect", cmd_inspect, "show a bundle's manifest (no signature check)"},
     {"verify", cmd_verify, "check a bundle's signatures and every chunk"},
+    {"publish", cmd_publish, "add bundles to a channel directory and sign its index"},
 };
 
 static void usage(FILE *f)

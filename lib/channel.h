@@ -20,6 +20,9 @@
  *                  "full": {"url", "size", "sha256"},
  *                  "deltas": [{"base_sha256", "base_size", "base_version",
  *                              "url", "size", "sha256"}, ...]}, ...]}
+ * Times (created, expires) are RFC 3339 UTC strings "YYYY-MM-DDTHH:MM:SSZ"
+ * as in manifests; rollout_percent and deltas are optional; unknown and
+ * repeated keys are errors; docs/channel-format.md has every bound.
  * URLs are relative to the index's own URL (or absolute). "size" and
  * "sha256" describe the bundle file; the device still authenticates the
  * bundle by its own signed manifest, and uses them to refuse a bundle
@@ -43,6 +46,7 @@
 #define TND_CHANNEL_MAX_RELEASES 256
 #define TND_CHANNEL_MAX_DELTAS	 32
 #define TND_CHANNEL_URL_MAX	 1024
+#define TND_CHANNEL_MAX_SIGS	 16
 
 struct tnd_channel_file {
 	char url[TND_CHANNEL_URL_MAX]; /* as written: relative or absolute */
@@ -110,5 +114,33 @@ const struct tnd_channel_delta *tnd_channel_find_delta(const struct tnd_channel_
 bool tnd_rollout_selected(const char *device_id, const struct tnd_channel_release *rel);
 /* The position itself, for tests and `tandem status`. */
 unsigned tnd_rollout_position(const char *device_id, const struct tnd_channel_release *rel);
+
+/*
+ * Checks one URL as the parser does: 1..TND_CHANNEL_URL_MAX-1 bytes of
+ * printable ASCII without space or backslash, no "..", and either
+ * http(s):// or a relative path (no leading '/', no scheme).
+ */
+int tnd_channel_check_url(const char *url) TND_MUST_CHECK;
+/*
+ * Resolves a release's url against the URL the index was fetched from:
+ * absolute URLs stay as they are; relative ones replace everything after
+ * the last '/' of index_url (query and fragment dropped first).
+ */
+int tnd_channel_resolve_url(const char *index_url, const char *url, char *out,
+			    size_t size) TND_MUST_CHECK;
+
+/* The hash each index signature covers: SHA-256(context || signed). */
+void tnd_channel_digest(const char *signed_doc, size_t len, uint8_t out[TND_SHA256_LEN]);
+
+struct tnd_signer;
+/*
+ * Host side (publish, tests): serialises c (sequence, created, expires,
+ * releases; rollout_percent 100 is omitted) as the signed document, signs
+ * it with each signer and returns the whole index file in *out (malloc'd,
+ * NUL-terminated, *out_len bytes). The result is parsed back before it is
+ * returned, so it is never something a device would refuse.
+ */
+int tnd_channel_encode(const struct tnd_channel *c, struct tnd_signer *const *signers,
+		       size_t nsigners, char **out, size_t *out_len) TND_MUST_CHECK;
 
 #endif

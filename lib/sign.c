@@ -93,6 +93,39 @@ fail:
 	return r;
 }
 
+int tnd_keyring_add_signer(struct tnd_keyring *kr, const struct tnd_signer *s)
+{
+	struct tnd_pubkey *key, **keys;
+	unsigned char der[512];
+	int n;
+
+	if (tnd_keyring_find(kr, s->id))
+		return 0;
+	/* The public half, through its DER encoding: mbedtls has no copy. */
+	n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&s->pk, der, sizeof(der));
+	if (n <= 0)
+		return tnd_err_set(TND_E_CRYPTO, "cannot encode public key (mbedtls -0x%04x)", -n);
+	key = calloc(1, sizeof(*key));
+	keys = realloc(kr->keys, (kr->n + 1) * sizeof(*keys));
+	if (keys)
+		kr->keys = keys;
+	if (!key || !keys) {
+		free(key);
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	}
+	mbedtls_pk_init(&key->pk);
+	if (mbedtls_pk_parse_public_key(&key->pk, der + sizeof(der) - n, (size_t)n)) {
+		mbedtls_pk_free(&key->pk);
+		free(key);
+		return tnd_err_set(TND_E_CRYPTO, "cannot load a signing key's public half");
+	}
+	memcpy(key->id, s->id, TND_KEYID_LEN);
+	snprintf(key->name, sizeof(key->name), "signing key %02x%02x%02x%02x...", s->id[0],
+		 s->id[1], s->id[2], s->id[3]);
+	kr->keys[kr->n++] = key;
+	return 0;
+}
+
 static int pem_name(const struct dirent *d)
 {
 	size_t n = strlen(d->d_name);

@@ -58,6 +58,10 @@ const uint8_t *tnd_signer_id(const struct tnd_signer *s);
 int tnd_signer_sign(struct tnd_signer *s, const uint8_t hash[TND_SHA256_LEN], uint8_t *sig,
 		    size_t *sig_len) TND_MUST_CHECK;
 
+/* Adds the public half of a signing key to a keyring (host side: check
+ * bundles against the keys that will sign the channel). */
+int tnd_keyring_add_signer(struct tnd_keyring *kr, const struct tnd_signer *s) TND_MUST_CHECK;
+
 /* Generates a P-256 key pair: private PEM (mode 0600) and public PEM. */
 int tnd_keygen(const char *priv_path, const char *pub_path) TND_MUST_CHECK;
 

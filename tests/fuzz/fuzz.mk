@@ -11,7 +11,7 @@
 #       $(O)/fuzz-replay/; tests/fuzz/replay.sh runs them over the corpus
 #       (make check does, through tests/run-tests.sh).
 
-FUZZ_TARGETS ?= manifest bundle delta config state
+FUZZ_TARGETS ?= manifest bundle delta config state channel
 FUZZ_SECONDS ?= 120
 FUZZ_CC      ?= clang
 FUZZ_DIR     := $(O)/fuzz

@@ -4,6 +4,7 @@
 made with this script; inputs the fuzzers found are kept beside the seeds).
 
     tests/fuzz/mkcorpus.py BUILD_DIR      (needs BUILD_DIR/tandem-image, tdelta)
+    tests/fuzz/mkcorpus.py BUILD_DIR channel     (the channel index seeds only)
 
 Real bundles and deltas are made with the project's own tools, so the
 seeds start the fuzzers where real data lives; a signing key is made in a
@@ -150,8 +151,56 @@ def deltas(tmp):
     put("delta", "header-only", b"\x00" + raw_delta(n, 5, b"", b"", b"")[:-1])
 
 
+def channels(tmp):
+    """Channel indexes: one published by tandem-image (three releases, two
+    deltas) and hand-written documents at and past the format's limits."""
+    ti = os.path.join(build, "tandem-image")
+    key, pub, ch = (os.path.join(tmp, n) for n in ("ck.key", "ck.pem", "channel"))
+    subprocess.run([ti, "keygen", "--out", key, "--pub", pub], check=True,
+                   stdout=subprocess.DEVNULL)
+    env = dict(os.environ, TANDEM_NOW="2026-01-01T00:00:00Z")
+    img = bytearray(bytes(rng.getrandbits(8) for _ in range(8192)) + b"\0" * 8192)
+    for i, v in enumerate(("1.0", "1.1", "1.2")):
+        img[100 * i:100 * i + 4] = b"EDIT"
+        ip, bp = os.path.join(tmp, v + ".img"), os.path.join(tmp, v + ".tnd")
+        open(ip, "wb").write(img)
+        subprocess.run([ti, "-q", "build", "--key", key, "--image", ip, "--version", v,
+                        "--compatible", "fuzz-board", "--out", bp, "--chunk-size", "4K",
+                        "--created", "2026-01-01T00:00:00Z"], check=True)
+        subprocess.run([ti, "-q", "publish", "--channel", ch, "--key", key, bp], check=True,
+                       env=env, stdout=subprocess.DEVNULL)
+    index = open(os.path.join(ch, "index.json"), "rb").read()
+    doc = json.loads(index)["signed"].encode()
+    put("channel", "raw-published", b"\x00" + index)
+    put("channel", "wrapped-published", b"\x01" + doc)
+    put("channel", "signed-published", b"\x02" + doc)
+    h = "ab" * 32
+    rel = {"compatible": "acme,board-a", "version": "2.0", "security_version": 1,
+           "image_size": 4096, "image_sha256": h, "rollout_percent": 30,
+           "full": {"url": "https://cdn.example.org/a/2.0.tnd?sig=x", "size": 5000, "sha256": h},
+           "deltas": [{"base_sha256": "cd" * 32, "base_size": 4096, "base_version": "1.0",
+                       "url": "acme,board-a/2.0-from-1.0.tnd", "size": 300, "sha256": h}]}
+    d = {"sequence": 5, "created": "2027-01-01T00:00:00Z", "expires": "2027-01-08T00:00:00Z",
+         "releases": [rel, dict(rel, compatible="acme,board-b", deltas=[])]}
+    enc = lambda o: json.dumps(o, separators=(",", ":"))
+    put("channel", "wrapped-two-boards", b"\x01" + enc(d).encode())
+    put("channel", "wrapped-empty", b"\x01" + enc(dict(d, releases=[])).encode())
+    edge = dict(d, sequence=9007199254740991,
+                releases=[dict(rel, security_version=4294967295, image_size=9007199254740991,
+                               rollout_percent=0, full=dict(rel["full"], url="u" * 1023))])
+    put("channel", "wrapped-limits", b"\x01" + enc(edge).encode())
+    put("channel", "wrapped-past-limits", b"\x01" + enc(dict(d, sequence=9007199254740992)).encode())
+    put("channel", "wrapped-unknown-key", b"\x01" + enc(dict(d, mirror="x")).encode())
+    put("channel", "wrapped-dotdot", b"\x01" + enc(dict(d, releases=[dict(
+        rel, full=dict(rel["full"], url="a/../../b"))])).encode())
+    put("channel", "wrapped-nul", b"\x01" + enc(d).encode().replace(b"2.0.tnd", b"2.0\\u0000.tnd"))
+    put("channel", "raw-not-object", b"\x00[]")
+    put("channel", "raw-deep", b"\x00" + b"[" * 1200 + b"]" * 1200)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
+        channels(tmp)
         made = bundles(tmp)
         for name, b in made.items():
             man, sig, recs = split_bundle(b)
@@ -213,4 +262,8 @@ def main():
     put("state", "not-object", "[]")
 
 
-main()
+if sys.argv[2:] == ["channel"]:  # only the channel seeds (a new target's first corpus)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        channels(tmpdir)
+else:
+    main()

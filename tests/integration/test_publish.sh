@@ -1,0 +1,206 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# tandem-image publish: a channel directory made from three releases of
+# small synthetic images, read back with inspect/verify as a device would;
+# deltas made, verified and left out when useless; the sequence; re-signing
+# before expiry; refusals that leave the published index untouched; a cut
+# publish finished by running it again.
+. "$(dirname "$0")/lib.sh"
+
+TI() { "$TANDEM_IMAGE" -q "$@"; }
+
+# images DIR: v1..v3 are successive releases (a few edits each), vx is
+# unrelated random data of the same size (a "major upgrade").
+images() {
+	python3 - "$1" <<'PY'
+import os, random, sys
+d = sys.argv[1]; r = random.Random(11)
+v1 = bytearray(r.randbytes(1 << 20)) + bytes(512 << 10) + b"release config line\n" * 30000
+v2 = bytearray(v1); v2[4096:4200] = r.randbytes(104); v2[700000:700000] = b"inserted" * 100
+v3 = bytearray(v2); v3[200000:200064] = r.randbytes(64); v3 += r.randbytes(3000)
+for name, data in (("v1", v1), ("v2", v2), ("v3", v3), ("vx", r.randbytes(len(v1)))):
+    open(os.path.join(d, name + ".img"), "wb").write(data)
+PY
+}
+
+setup() {
+	D=$WORK/pub
+	rm -rf "$D"
+	mkdir -p "$D"
+	TI keygen --out "$D/key.pem" --pub "$D/pub.pem"
+	TI keygen --out "$D/other.pem" --pub "$D/other.pub.pem"
+	images "$D"
+	CH=$D/channel
+}
+
+# bundle VERSION IMAGE [KEY]: a full bundle signed with KEY (default key.pem).
+bundle() {
+	TI build --key "$D/${3:-key.pem}" --image "$D/$2.img" --version "$1" --compatible sim \
+		--chunk-size 64K --out "$D/$1.tnd"
+}
+
+# field EXPR: a Python expression over the index as `tandem-image inspect --json` shows it.
+field() {
+	TI inspect --json "$CH/index.json" >"$WORK/index.out" || return 1
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+		"$WORK/index.out" "$1"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+test_publish_three_releases() {
+	setup
+	bundle 1.0 v1 && bundle 1.1 v2 && bundle 1.2 v3
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
+	[ "$(field 'j["index"]["sequence"]')" = 1 ] || fail "first sequence is not 1"
+	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 0 ] || fail "deltas with no earlier release"
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.1.tnd"
+	[ "$(field 'j["index"]["sequence"]')" = 2 ] || fail "sequence did not grow"
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.2.tnd"
+	[ "$(field 'j["index"]["sequence"]')" = 3 ] || fail "sequence did not grow"
+	"$TANDEM_IMAGE" verify --pub "$D/pub.pem" "$CH/index.json" | grep -q "OK (1 valid signature(s), sequence 3" ||
+		fail "index does not verify"
+
+	local rel='j["index"]["releases"][0]'
+	[ "$(field "$rel[\"version\"]")" = 1.2 ] || fail "latest release is not 1.2"
+	[ "$(field "$rel[\"image_sha256\"]")" = "$(sha "$D/v3.img")" ] || fail "image hash"
+	[ "$(field "$rel[\"full\"][\"url\"]")" = sim/1.2.tnd ] || fail "full URL"
+	cmp -s "$D/1.2.tnd" "$CH/sim/1.2.tnd" || fail "full bundle is not the one given"
+	[ "$(field "$rel[\"full\"][\"sha256\"]")" = "$(sha "$CH/sim/1.2.tnd")" ] || fail "full sha256"
+	[ "$(field "$rel[\"full\"][\"size\"]")" = "$(stat -c %s "$CH/sim/1.2.tnd")" ] || fail "full size"
+	[ "$(field "$rel.get(\"rollout_percent\", 100)")" = 100 ] || fail "default rollout"
+	# Two deltas, newest base first, each a file that matches the index and
+	# rebuilds the new image from its base.
+	[ "$(field "len($rel[\"deltas\"])")" = 2 ] || fail "expected two deltas"
+	local i base img url
+	for i in 0 1; do
+		base=$(field "$rel[\"deltas\"][$i][\"base_version\"]")
+		img=$([ "$base" = 1.1 ] && echo v2 || echo v1)
+		[ "$base" = "$([ $i = 0 ] && echo 1.1 || echo 1.0)" ] || fail "delta $i base $base"
+		url=$(field "$rel[\"deltas\"][$i][\"url\"]")
+		[ "$url" = "sim/1.2-from-$base.tnd" ] || fail "delta URL $url"
+		[ "$(field "$rel[\"deltas\"][$i][\"base_sha256\"]")" = "$(sha "$D/$img.img")" ] ||
+			fail "delta $i base hash"
+		[ "$(field "$rel[\"deltas\"][$i][\"sha256\"]")" = "$(sha "$CH/$url")" ] || fail "delta sha256"
+		[ "$(field "$rel[\"deltas\"][$i][\"size\"]")" = "$(stat -c %s "$CH/$url")" ] || fail "delta size"
+		[ "$(stat -c %s "$CH/$url")" -lt $(($(stat -c %s "$CH/sim/1.2.tnd") / 10)) ] ||
+			fail "delta $url is not small"
+		"$TANDEM_IMAGE" verify --pub "$D/pub.pem" --base "$D/$img.img" "$CH/$url" | grep -q "OK" ||
+			fail "delta $url does not verify"
+		"$TANDEM_IMAGE" verify --pub "$D/pub.pem" --base "$D/$img.img" --json "$CH/$url" |
+			grep -q '"image_checked":true' || fail "delta image not rebuilt"
+	done
+	# --deltas 1 keeps only the newest base.
+	bundle 1.3 v1
+	TI publish --channel "$CH" --key "$D/key.pem" --deltas 1 "$D/1.3.tnd"
+	[ "$(field "len($rel[\"deltas\"])")" = 1 ] || fail "--deltas 1 made more"
+	[ ! -e "$CH/.publish-tmp" ] || fail "scratch directory left behind"
+}
+
+test_publish_useless_delta_left_out() {
+	setup
+	bundle 1.0 v1 && bundle 2.0 vx
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
+	TI publish --channel "$CH" --key "$D/key.pem" --json "$D/2.0.tnd" >"$WORK/pub.json"
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); d=j["bundles"][0]["deltas"]; assert len(d)==1 and d[0]["kept"] is False, j' \
+		"$WORK/pub.json" || fail "publish did not report the delta left out"
+	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 0 ] || fail "useless delta listed"
+	[ ! -e "$CH/sim/2.0-from-1.0.tnd" ] || fail "useless delta file kept"
+	# A stricter ratio drops even a good delta; a looser one keeps it.
+	bundle 2.1 vx
+	cp "$D/vx.img" "$D/vy.img" && printf 'edit' | dd of="$D/vy.img" bs=1 seek=1000 conv=notrunc 2>/dev/null
+	TI build --key "$D/key.pem" --image "$D/vy.img" --version 2.1 --compatible sim --chunk-size 64K --out "$D/2.1.tnd"
+	TI publish --channel "$CH" --key "$D/key.pem" --delta-max-ratio 0.0001 "$D/2.1.tnd"
+	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 0 ] || fail "ratio not applied"
+}
+
+test_publish_resign_refreshes_expiry() {
+	setup
+	bundle 1.0 v1
+	TANDEM_NOW=2030-01-01T00:00:00Z TI publish --channel "$CH" --key "$D/key.pem" --expires-in 1d "$D/1.0.tnd"
+	[ "$(field 'j["index"]["expires"]')" = 2030-01-02T00:00:00Z ] || fail "expiry not now + 1d"
+	local before
+	before=$(sha "$CH/index.json")
+	TANDEM_NOW=2030-01-01T12:00:00Z "$TANDEM_IMAGE" verify --pub "$D/pub.pem" "$CH/index.json" >/dev/null ||
+		fail "fresh index refused"
+	expect_refusal 13 "expired at 2030-01-02T00:00:00Z" \
+		env TANDEM_NOW=2030-01-03T00:00:00Z "$TANDEM_IMAGE" verify --pub "$D/pub.pem" "$CH/index.json"
+	# No bundles: re-sign only. Fresh expiry, sequence + 1, same releases.
+	TANDEM_NOW=2030-01-03T00:00:00Z TI publish --channel "$CH" --key "$D/key.pem" --expires-in 7d
+	[ "$(sha "$CH/index.json")" != "$before" ] || fail "index not rewritten"
+	[ "$(field 'j["index"]["sequence"]')" = 2 ] || fail "re-sign did not raise the sequence"
+	[ "$(field 'j["index"]["expires"]')" = 2030-01-10T00:00:00Z ] || fail "expiry not refreshed"
+	[ "$(field 'j["index"]["releases"][0]["version"]')" = 1.0 ] || fail "releases lost"
+	TANDEM_NOW=2030-01-03T00:00:00Z "$TANDEM_IMAGE" verify --pub "$D/pub.pem" "$CH/index.json" >/dev/null ||
+		fail "re-signed index refused"
+	# Rollout changes go the same way, for one board.
+	TI publish --channel "$CH" --key "$D/key.pem" --compatible sim --rollout 30
+	[ "$(field 'j["index"]["releases"][0]["rollout_percent"]')" = 30 ] || fail "rollout not set"
+	[ "$(field 'j["index"]["sequence"]')" = 3 ] || fail "sequence"
+	expect_refusal 5 'no release for "other"' \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" --compatible other --rollout 50
+	expect_refusal 5 "has no index.json yet" \
+		"$TANDEM_IMAGE" publish --channel "$D/empty" --key "$D/key.pem"
+}
+
+test_publish_refusals() {
+	setup
+	bundle 1.0 v1 && bundle 1.1 v2
+	TI publish --channel "$CH" --key "$D/key.pem" --rollout 20 "$D/1.0.tnd"
+	[ "$(field 'j["index"]["releases"][0]["rollout_percent"]')" = 20 ] || fail "--rollout not applied"
+	local idx
+	idx=$(sha "$CH/index.json")
+	ls -R "$CH" >"$WORK/files.before"
+
+	# Signed by a key the channel does not publish with.
+	TI build --key "$D/other.pem" --image "$D/v2.img" --version 1.1 --compatible sim --out "$D/bad.tnd"
+	expect_refusal 11 "signed by no key in the keyring" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" "$D/bad.tnd"
+	# Same version, other content.
+	TI build --key "$D/key.pem" --image "$D/v2.img" --version 1.0 --compatible sim --out "$D/dup.tnd"
+	expect_refusal 2 "already published with different content" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" "$D/dup.tnd"
+	# Older than the latest.
+	TI build --key "$D/key.pem" --image "$D/v2.img" --version 0.9 --compatible sim --out "$D/old.tnd"
+	expect_refusal 13 "not newer than the published 1.0" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" "$D/old.tnd"
+	# A delta bundle, a damaged bundle, a name that cannot be a file name.
+	TI build --key "$D/key.pem" --image "$D/v2.img" --base "$D/v1.img" --version 1.1 --compatible sim --out "$D/d.tnd"
+	expect_refusal 2 "publish takes full bundles" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" "$D/d.tnd"
+	cp "$D/1.1.tnd" "$D/corrupt.tnd"
+	printf 'X' | dd of="$D/corrupt.tnd" bs=1 seek=$(($(stat -c %s "$D/corrupt.tnd") - 100)) conv=notrunc 2>/dev/null
+	expect_refusal 12 "" "$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" "$D/corrupt.tnd"
+	TI build --key "$D/key.pem" --image "$D/v2.img" --version '1.1/x' --compatible sim --out "$D/slash.tnd"
+	expect_refusal 2 "may hold only letters" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" "$D/slash.tnd"
+	# Usage errors.
+	expect_refusal 2 "needs --channel and --key" "$TANDEM_IMAGE" publish --channel "$CH" "$D/1.1.tnd"
+	expect_refusal 2 "--expires-in" "$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" --expires-in 5x
+	expect_refusal 2 "--rollout must be 0 to 100" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" --rollout 101 "$D/1.1.tnd"
+
+	[ "$(sha "$CH/index.json")" = "$idx" ] || fail "a refused publish changed the index"
+	ls -R "$CH" >"$WORK/files.after"
+	diff "$WORK/files.before" "$WORK/files.after" || fail "a refused publish left files"
+	# The same bundle again is not an error, and publishing goes on.
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd" "$D/1.1.tnd"
+	[ "$(field 'j["index"]["releases"][0]["version"]')" = 1.1 ] || fail "1.1 not published"
+}
+
+test_publish_cut_before_index_is_finished_by_rerun() {
+	setup
+	bundle 1.0 v1 && bundle 1.1 v2
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
+	# A publish killed after its bundle was in place, before the index:
+	# the bundle is there, the index still names 1.0, a scratch file lies about.
+	cp "$D/1.1.tnd" "$CH/sim/1.1.tnd"
+	mkdir -p "$CH/.publish-tmp" && echo junk >"$CH/.publish-tmp/image.img"
+	[ "$(field 'j["index"]["releases"][0]["version"]')" = 1.0 ]
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.1.tnd"
+	[ "$(field 'j["index"]["releases"][0]["version"]')" = 1.1 ] || fail "rerun did not finish the publish"
+	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 1 ] || fail "rerun made no delta"
+	[ ! -e "$CH/.publish-tmp" ] || fail "scratch left"
+}
+
+run_tests
