@@ -1,0 +1,241 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# bench.sh [BUILD_DIR]: the delta table of `make bench` (issue 4, issue 8
+# item 2), printed as Markdown on stdout; a CSV copy goes to
+# BUILD_DIR/bench/delta.csv.
+#
+# For each real image pair from ../shared/bench/make-image-pair.sh (ext4
+# and squashfs, v1 -> v2 after a round of security updates), in one run:
+# patch size, encode time and peak RSS, apply time and peak RSS, for
+# Tandem, bsdiff/bspatch, xdelta3 -9 and zstd --patch-from -19 --long.
+# Tandem's "apply" is the device side: `tandem install` of the signed delta
+# bundle into a simulated device whose booted slot holds v1 (base hash
+# check, authenticated chunks, write, fsync, read-back, target hash); its
+# patch size is the whole bundle (manifest and signature included). The
+# full-image install of the same target is measured beside it, for the
+# "delta install <= 1.25 x full install" target. Every applied output is
+# compared with the target byte for byte: a wrong output fails the bench.
+#
+# Encoding runs once per tool (it is deterministic; the slow ones would
+# not fit otherwise); applying runs DELTA_RUNS times (median).
+#
+# Env:
+#   IMGPAIR=DIR          an existing pair (default: build it, cached, under
+#                        BUILD_DIR/bench/imgpair, or use /work/imgpair-like
+#                        directories named here)
+#   DELTA_RUNS=3         apply runs per tool
+#   DELTA_TMO=300        seconds before one encode is stopped (bsdiff on the
+#                        ext4 pair needs far longer: its row then says so)
+#   DELTA_PAIRS="ext4 squashfs"
+set -euo pipefail
+export LC_ALL=C TZ=UTC
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+O=$(cd "$TOP" && realpath -m "${1:-build}")
+B=$O/bench/delta
+RUNS=${DELTA_RUNS:-3}
+TMO=${DELTA_TMO:-300}
+PAIRS=${DELTA_PAIRS:-ext4 squashfs}
+SNAP=$O/bench/bin
+TANDEM=$SNAP/tandem
+TIMG=$SNAP/tandem-image
+CSV=$O/bench/delta.csv
+
+log() { echo "delta-bench: $*" >&2; }
+die() { echo "delta-bench: error: $*" >&2; exit 1; }
+
+mkdir -p "$B" "$SNAP"
+# Own copies of the binaries, like tests/bench/run.sh, so that a rebuild
+# during the run cannot mix two versions into one table.
+cp "$O/tandem" "$O/tandem-image" "$SNAP/" 2>/dev/null || die "build $O first"
+
+IMG=${IMGPAIR:-$O/bench/imgpair}
+if [ ! -f "$IMG/v2.squashfs" ]; then
+	log "building the image pair in $IMG (once; cached)"
+	"$TOP/../shared/bench/make-image-pair.sh" "$IMG" >&2 ||
+		die "make-image-pair.sh failed"
+fi
+
+# timed OUT CMD...: runs CMD under /usr/bin/time and timeout; OUT gets
+# "exit_s maxrss_kib rc timed_out". (GNU time, not a Python wrapper: a
+# wrapper that forks itself would count its own resident memory as the
+# child's peak.)
+timed() {
+	local out=$1 rc=0
+	shift
+	/usr/bin/time -f '%e %M' -o "$out.t" timeout "$TMO" "$@" >/dev/null 2>"$out.err" || rc=$?
+	# timeout exits 124; time then notes the signal instead of the figures.
+	if [ $rc -eq 124 ]; then
+		echo "0 0 124 True" >"$out"
+	else
+		echo "$(tail -1 "$out.t") $rc False" >"$out"
+	fi
+	[ $rc -eq 0 ]
+}
+field() {
+	local i
+	case $2 in exit_s) i=1 ;; maxrss_kib) i=2 ;; rc) i=3 ;; timed_out) i=4 ;; esac
+	awk -v i="$i" '{print $i}' "$1"
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+K=$B/keys
+[ -f "$K/key.pem" ] || { mkdir -p "$K/pub" && "$TIMG" keygen --out "$K/key.pem" --pub "$K/pub/release.pem" >/dev/null; }
+
+echo "tool,pair,patch_bytes,encode_s,encode_rss_kib,apply_s,apply_rss_kib,status" >"$CSV"
+rows=""
+
+# row TOOL PAIR SIZE ENC_S ENC_RSS APPLY_S APPLY_RSS STATUS
+row() {
+	echo "$1,$2,$3,$4,$5,$6,$7,$8" >>"$CSV"
+}
+
+# apply_runs JSONPREFIX CMD...: RUNS runs, medians into APPLY_S / APPLY_RSS.
+apply_runs() {
+	local p=$1 i
+	shift
+	for i in $(seq 1 "$RUNS"); do
+		timed "$p.$i.json" "$@" || return 1
+		[ "$(field "$p.$i.json" rc)" = 0 ] || return 1
+	done
+	APPLY_S=$(for i in $(seq 1 "$RUNS"); do field "$p.$i.json" exit_s; done | median)
+	APPLY_RSS=$(for i in $(seq 1 "$RUNS"); do field "$p.$i.json" maxrss_kib; done | median)
+}
+
+# encode_one TOOL JSON CMD...: sets ENC_S ENC_RSS, or returns 1 on timeout/failure.
+encode_one() {
+	local json=$2
+	shift 2
+	timed "$json" "$@" || true
+	if [ "$(field "$json" timed_out)" = True ]; then
+		ENC_STATUS="did not finish in $TMO s"
+		return 1
+	fi
+	[ "$(field "$json" rc)" = 0 ] || { ENC_STATUS="failed (exit $(field "$json" rc))"; return 1; }
+	ENC_S=$(field "$json" exit_s)
+	ENC_RSS=$(field "$json" maxrss_kib)
+}
+
+check() { cmp -s "$1" "$2" || die "$3: applied output differs from the target"; }
+
+for pair in $PAIRS; do
+	base=$IMG/v1.$pair target=$IMG/v2.$pair
+	[ -f "$base" ] && [ -f "$target" ] || die "missing $base or $target"
+	W=$B/$pair
+	rm -rf "$W" && mkdir -p "$W"
+	tsize=$(stat -c %s "$target")
+	log "$pair: $(stat -c %s "$base") -> $tsize bytes"
+
+	# ---- Tandem: encode (host), then install on a simulated device.
+	ENC_S="" ENC_RSS="" APPLY_S="" APPLY_RSS=""
+	encode_one tandem "$W/t.enc.json" "$TIMG" build --key "$K/key.pem" --base "$base" \
+		--image "$target" --version 2.0 --compatible sim --out "$W/t.tnd" ||
+		die "tandem encode: $ENC_STATUS"
+	"$TIMG" build --key "$K/key.pem" --image "$target" --version 2.0 --compatible sim \
+		--out "$W/full.tnd" >/dev/null
+	slot=$(( ($(stat -c %s "$base") > tsize ? $(stat -c %s "$base") : tsize) ))
+	TANDEM_IMAGE=$TIMG "$TOP/tests/lib/simdev.sh" "$W/dev" "$slot" >/dev/null
+	cp "$K/pub/release.pem" "$W/dev/keys/"
+	dd if="$base" of="$W/dev/slotA.img" conv=notrunc,fsync status=none
+	for kind in delta full; do
+		f=$W/t.tnd
+		[ $kind = full ] && f=$W/full.tnd
+		for i in $(seq 1 "$RUNS"); do
+			sync
+			[ "$(id -u)" -ne 0 ] || echo 3 >/proc/sys/vm/drop_caches
+			timed "$W/t.$kind.$i.json" "$TANDEM" -c "$W/dev/tandem.conf" install \
+				--progress=none --no-activate "$f" || die "tandem $kind install failed"
+			[ "$(field "$W/t.$kind.$i.json" rc)" = 0 ] || die "tandem $kind install failed"
+			cmp -s -n "$tsize" "$W/dev/slotB.img" "$target" ||
+				die "tandem $kind: slot B differs from the target"
+		done
+	done
+	APPLY_S=$(for i in $(seq 1 "$RUNS"); do field "$W/t.delta.$i.json" exit_s; done | median)
+	APPLY_RSS=$(for i in $(seq 1 "$RUNS"); do field "$W/t.delta.$i.json" maxrss_kib; done | median)
+	FULL_S=$(for i in $(seq 1 "$RUNS"); do field "$W/t.full.$i.json" exit_s; done | median)
+	FULL_RSS=$(for i in $(seq 1 "$RUNS"); do field "$W/t.full.$i.json" maxrss_kib; done | median)
+	row tandem "$pair" "$(stat -c %s "$W/t.tnd")" "$ENC_S" "$ENC_RSS" "$APPLY_S" "$APPLY_RSS" ok
+	row tandem-full-install "$pair" "$(stat -c %s "$W/full.tnd")" "" "" "$FULL_S" "$FULL_RSS" ok
+
+	# ---- xdelta3 -9
+	if encode_one xdelta3 "$W/x.enc.json" xdelta3 -9 -f -e -s "$base" "$target" "$W/x.patch"; then
+		apply_runs "$W/x.app" xdelta3 -f -d -s "$base" "$W/x.patch" "$W/x.out" ||
+			die "xdelta3 apply failed"
+		check "$W/x.out" "$target" xdelta3
+		row xdelta3 "$pair" "$(stat -c %s "$W/x.patch")" "$ENC_S" "$ENC_RSS" "$APPLY_S" "$APPLY_RSS" ok
+	else
+		row xdelta3 "$pair" "" "" "" "" "" "$ENC_STATUS"
+	fi
+	rm -f "$W/x.out"
+
+	# ---- zstd --patch-from, window large enough for the whole image.
+	wl=$(/usr/bin/python3 -c "import math,sys; print(max(27, math.ceil(math.log2(int(sys.argv[1])))+1))" "$tsize")
+	if encode_one zstd "$W/z.enc.json" zstd -q -f -19 --long="$wl" --patch-from="$base" \
+		"$target" -o "$W/z.patch"; then
+		apply_runs "$W/z.app" zstd -q -f -d --long="$wl" --memory=2048MB --patch-from="$base" \
+			"$W/z.patch" -o "$W/z.out" || die "zstd apply failed"
+		check "$W/z.out" "$target" zstd
+		row "zstd-19-long" "$pair" "$(stat -c %s "$W/z.patch")" "$ENC_S" "$ENC_RSS" "$APPLY_S" "$APPLY_RSS" ok
+	else
+		row "zstd-19-long" "$pair" "" "" "" "" "" "$ENC_STATUS"
+	fi
+	rm -f "$W/z.out"
+
+	# ---- bsdiff / bspatch (suffix sort of the whole base: slow on big images)
+	if encode_one bsdiff "$W/b.enc.json" bsdiff "$base" "$target" "$W/b.patch"; then
+		apply_runs "$W/b.app" bspatch "$base" "$W/b.out" "$W/b.patch" || die "bspatch failed"
+		check "$W/b.out" "$target" bsdiff
+		row bsdiff "$pair" "$(stat -c %s "$W/b.patch")" "$ENC_S" "$ENC_RSS" "$APPLY_S" "$APPLY_RSS" ok
+	else
+		row bsdiff "$pair" "" "" "" "" "" "$ENC_STATUS"
+	fi
+	rm -f "$W/b.out"
+	rm -rf "$W/dev"
+done
+
+# ---- the table
+/usr/bin/python3 - "$CSV" "$RUNS" "$TMO" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+runs, tmo = sys.argv[2], sys.argv[3]
+print("### Delta: real root filesystem pairs (v1 -> v2 after security updates)\n")
+print(f"Encode runs once per tool (limit {tmo} s); apply is the median of {runs} runs. "
+      "Tandem's size is the whole signed bundle; its apply is a device install "
+      "(base hash check, authenticated chunks, fsync, read-back, target hash). "
+      "Every output was compared with the target byte for byte.\n")
+for pair in dict.fromkeys(r["pair"] for r in rows):
+    rs = [r for r in rows if r["pair"] == pair]
+    anchors = [int(r["patch_bytes"]) for r in rs
+               if r["tool"] not in ("tandem", "tandem-full-install") and r["patch_bytes"]]
+    best = min(anchors) if anchors else None
+    bs = next((r for r in rs if r["tool"] == "bsdiff"), None)
+    print(f"#### {pair}\n")
+    print("| tool | patch bytes | vs smallest anchor | encode s | encode peak RSS MiB "
+          "| apply s | apply peak RSS MiB | status |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in rs:
+        size = int(r["patch_bytes"]) if r["patch_bytes"] else None
+        rel = f"{size / best:.3f}" if size and best and r["tool"] != "tandem-full-install" else ""
+        f = lambda k, d=1: f"{float(r[k]):.{d}f}" if r[k] else ""
+        mib = lambda k: f"{int(float(r[k])) / 1024:.1f}" if r[k] else ""
+        print(f"| {r['tool']} | {size if size is not None else ''} | {rel} | {f('encode_s')} "
+              f"| {mib('encode_rss_kib')} | {f('apply_s', 2)} | {mib('apply_rss_kib')} | {r['status']} |")
+    t = next(r for r in rs if r["tool"] == "tandem")
+    full = next(r for r in rs if r["tool"] == "tandem-full-install")
+    print()
+    if best:
+        print(f"- size: Tandem / smallest anchor = {int(t['patch_bytes']) / best:.3f} "
+              "(target <= 0.90)")
+    print(f"- delta install / full install of the same target = "
+          f"{float(t['apply_s']) / float(full['apply_s']):.2f} (target <= 1.25)")
+    print(f"- Tandem apply peak RSS = {int(t['apply_rss_kib']) / 1024:.1f} MiB (target <= 8)")
+    if bs and bs["encode_s"]:
+        print(f"- encode time vs bsdiff = {float(t['encode_s']) / float(bs['encode_s']):.2f} "
+              f"(target <= 0.25), peak RSS vs bsdiff = "
+              f"{int(t['encode_rss_kib']) / int(bs['encode_rss_kib']):.2f} (target <= 1)")
+    elif bs:
+        print(f"- bsdiff {bs['status']}: Tandem's encode ({float(t['encode_s']):.0f} s) is "
+              f"at most {float(t['encode_s']) / float(tmo):.2f} of bsdiff's time (target <= 0.25)")
+    print()
+PY
