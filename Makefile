@@ -97,6 +97,9 @@ endif
 ifeq ($(CONFIG_INFLATE_LIBDEFLATE),y)
 LIB_LDLIBS += -ldeflate
 endif
+ifeq ($(CONFIG_DELTA_XZ),y)
+LIB_LDLIBS += -llzma
+endif
 ifeq ($(CONFIG_SHA256_OPENSSL),y)
 LIB_CFLAGS += $(shell $(PKG_CONFIG_RUN) --cflags libcrypto 2>/dev/null)
 LIB_LDLIBS += $(shell $(PKG_CONFIG_RUN) --libs libcrypto 2>/dev/null)
@@ -111,6 +114,7 @@ lib-y := lib/error.c lib/log.c lib/util.c lib/crypto.c lib/sign.c \
          lib/source.c
 lib-y += lib/delta.c
 lib-y += lib/channel.c
+lib-$(CONFIG_DELTA_XZ) += lib/delta_xz.c
 
 # updater/: device side; main.c is kept out of the library so tests link it.
 upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
@@ -119,7 +123,7 @@ upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
-img-y += image-tools/delta_encode.c
+img-y += image-tools/delta_encode.c image-tools/delta_xzmap.c
 img-y += image-tools/publish.c
 
 obj = $(patsubst %.c,$(O)/obj/%.o,$(1))

@@ -16,6 +16,7 @@
  *    and the frames are interleaved in the order a decoder needs them.
  */
 #include "delta_encode.h"
+#include "delta_xzmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -904,11 +905,202 @@ static int compress_streams(const struct enc *e, struct cstream cs[TND_DELTA_NST
 	return 0;
 }
 
-/* Serialises the ops into the raw control, diff and extra streams. */
-static int build_streams(const struct enc *e, struct bytevec raw[TND_DELTA_NSTREAMS],
-			 struct tnd_delta_stats *st)
+/*
+ * Serialises the ops into the raw control, diff and extra streams. Ops are
+ * in expanded coordinates (delta_xzmap.h); each is cut where a piece of
+ * the expanded target or base ends and written as the record that reads
+ * that piece: COPY/ADD for raw base bytes, XCOPY/XADD for the content of
+ * a base xz stream, and an XZ record opens each expanded target stream.
+ * With plain maps (one raw piece each) nothing is cut: version 1 records.
+ * The cursors follow the decoder's rules exactly (docs/delta-format.md).
+ */
+struct serial {
+	const struct enc *e;
+	const struct xz_map *bm, *tm;
+	struct bytevec *raw;
+	struct tnd_delta_stats *st;
+	uint64_t t;	 /* expanded target position */
+	size_t tp;	 /* target piece holding t */
+	uint64_t cursor; /* base cursor */
+	uint64_t xsrc, xcur;
+	bool v2; /* a version 2 record was written */
+	/* the decoder's cache of decoded base streams, replayed */
+	uint64_t slot_off[TND_DELTA_XZ_SLOTS], slot_used[TND_DELTA_XZ_SLOTS], clock;
+	bool slot_valid[TND_DELTA_XZ_SLOTS];
+};
+
+/*
+ * Reading a base stream's content that the decoder does not hold costs it
+ * a whole decode (1 ms for 128 KiB); the matcher, which knows nothing of
+ * this, takes short matches anywhere. A read shorter than this that would
+ * miss the decoder's cache becomes an EXTRA: on the squashfs test pair
+ * that removed 9 of 10 decodes for a slightly larger delta (measured in
+ * docs/performance.md).
+ */
+#define XZ_MISS_MIN 256
+
+/* Replays the decoder's choice (lib/delta.c, xz_load): true if the stream
+ * at off is cached; when it is not and load is set, it is loaded into the
+ * least recently used slot. */
+static bool slot_use(struct serial *z, uint64_t off, bool load)
 {
-	uint64_t t = 0, cursor = 0;
+	int i, v = 0;
+
+	for (i = 0; i < TND_DELTA_XZ_SLOTS; i++) {
+		if (z->slot_valid[i] && z->slot_off[i] == off) {
+			z->slot_used[i] = ++z->clock;
+			return true;
+		}
+		if (!z->slot_valid[i] || z->slot_used[i] < z->slot_used[v])
+			v = i;
+		if (!z->slot_valid[v])
+			break;
+	}
+	if (load) {
+		z->slot_valid[v] = true;
+		z->slot_off[v] = off;
+		z->slot_used[v] = ++z->clock;
+	}
+	return false;
+}
+
+static int put_rec(struct serial *z, const uint8_t *rec, size_t rl)
+{
+	z->st->n_ops++;
+	return bv_put(&z->raw[TND_DELTA_S_CTRL], rec, rl);
+}
+
+static int put_diff(struct serial *z, uint64_t bpos, uint64_t n)
+{
+	const struct enc *e = z->e;
+	uint8_t *d;
+	uint64_t i;
+	int r = bv_reserve(&z->raw[TND_DELTA_S_DIFF], n);
+
+	if (r)
+		return r;
+	d = z->raw[TND_DELTA_S_DIFF].p + z->raw[TND_DELTA_S_DIFF].n;
+	for (i = 0; i < n; i++)
+		d[i] = (uint8_t)(e->tgt[z->t + i] - e->base[bpos + i]);
+	z->raw[TND_DELTA_S_DIFF].n += n;
+	return 0;
+}
+
+#ifdef CONFIG_DELTA_XZ
+/* XZ record for the target piece starting at z->t. */
+static int put_xz(struct serial *z, const struct xz_piece *p)
+{
+	uint8_t rec[TND_DELTA_OP_MAX_XZ];
+	size_t rl = 0;
+
+	rec[rl++] = TND_DELTA_OP_XZ;
+	rl += tnd_delta_put_varint(rec + rl, p->clen);
+	rl += tnd_delta_put_varint(rec + rl, p->len);
+	tnd_put_be32(rec + rl, p->crc);
+	rl += 4;
+	rec[rl++] = p->set.check;
+	rec[rl++] = p->set.preset;
+	rec[rl++] = p->set.dict;
+	rec[rl++] = p->set.bcj;
+	z->v2 = true;
+	z->st->xz_streams++;
+	return put_rec(z, rec, rl);
+}
+#endif
+
+/* One op, cut at piece boundaries. */
+static int put_op(struct serial *z, const struct enc_op *op)
+{
+	uint64_t len = op->len, bpos = op->bpos;
+	int r;
+
+	while (len) {
+		const struct xz_piece *tp = &z->tm->p[z->tp], *bp = NULL;
+		uint64_t n = tp->x0 + tp->len - z->t, in = 0;
+		uint8_t rec[TND_DELTA_OP_MAX_XZ], kind;
+		size_t rl = 0;
+
+#ifdef CONFIG_DELTA_XZ
+		if (tp->content && z->t == tp->x0 && (r = put_xz(z, tp)))
+			return r;
+#endif
+		if (n > len)
+			n = len;
+		kind = op->kind;
+		if (kind == TND_DELTA_OP_COPY || kind == TND_DELTA_OP_ADD) {
+			bp = &z->bm->p[tnd_xzmap_find(z->bm, bpos)];
+			in = bpos - bp->x0;
+			if (n > bp->len - in)
+				n = bp->len - in;
+			if (bp->content && !slot_use(z, bp->off, n >= XZ_MISS_MIN)) {
+				if (n < XZ_MISS_MIN)
+					kind = TND_DELTA_OP_EXTRA;
+				else
+					z->st->xz_loads++;
+			}
+		}
+		rec[rl++] = kind;
+		if (kind == TND_DELTA_OP_COPY || kind == TND_DELTA_OP_ADD) {
+			if (!bp->content) {
+				uint64_t b = bp->off + in;
+
+				rl += tnd_delta_put_varint(rec + rl, n);
+				rl += tnd_delta_put_varint(
+				    rec + rl, tnd_delta_zigzag((int64_t)b - (int64_t)z->cursor));
+				z->cursor = b + n;
+			} else {
+				/* the content of the base stream at bp->off, from in */
+				uint64_t qbase = bp->off == z->xsrc ? z->xcur : 0;
+
+				rec[0] = kind == TND_DELTA_OP_COPY ? TND_DELTA_OP_XCOPY
+								   : TND_DELTA_OP_XADD;
+				rl += tnd_delta_put_varint(rec + rl, n);
+				rl += tnd_delta_put_varint(
+				    rec + rl,
+				    tnd_delta_zigzag((int64_t)bp->off - (int64_t)z->xsrc));
+				rl += tnd_delta_put_varint(
+				    rec + rl, tnd_delta_zigzag((int64_t)in - (int64_t)qbase));
+				z->xsrc = bp->off;
+				z->xcur = in + n;
+				z->v2 = true;
+			}
+			if (kind == TND_DELTA_OP_COPY) {
+				z->st->copy_bytes += n;
+			} else {
+				z->st->add_bytes += n;
+				if ((r = put_diff(z, bpos, n)))
+					return r;
+			}
+		} else {
+			rl += tnd_delta_put_varint(rec + rl, n);
+			if (kind == TND_DELTA_OP_EXTRA) {
+				z->st->extra_bytes += n;
+				r = bv_put(&z->raw[TND_DELTA_S_EXTRA], z->e->tgt + z->t, n);
+				if (r)
+					return r;
+			} else {
+				z->st->fill_bytes += n;
+				rec[rl++] = (uint8_t)op->bpos;
+			}
+			z->cursor += n;
+			z->xcur += n;
+		}
+		if ((r = put_rec(z, rec, rl)))
+			return r;
+		z->t += n;
+		bpos += n;
+		len -= n;
+		if (z->t == tp->x0 + tp->len && z->tp + 1 < z->tm->n)
+			z->tp++;
+	}
+	return 0;
+}
+
+static int build_streams(const struct enc *e, const struct xz_map *bm, const struct xz_map *tm,
+			 struct bytevec raw[TND_DELTA_NSTREAMS], struct tnd_delta_stats *st,
+			 bool *v2)
+{
+	struct serial z = {.e = e, .bm = bm, .tm = tm, .raw = raw, .st = st};
 	size_t si, k;
 	int r;
 
@@ -918,61 +1110,14 @@ static int build_streams(const struct enc *e, struct bytevec raw[TND_DELTA_NSTRE
 		const struct enc_op *ops = sg->copy ? &one : sg->ops.v;
 		size_t nops = sg->copy ? 1 : sg->ops.n;
 
-		for (k = 0; k < nops; k++) {
-			const struct enc_op *op = &ops[k];
-			uint8_t rec[TND_DELTA_OP_MAX];
-			size_t rl = 0;
-
-			rec[rl++] = op->kind;
-			rl += tnd_delta_put_varint(rec + rl, op->len);
-			switch (op->kind) {
-			case TND_DELTA_OP_COPY:
-			case TND_DELTA_OP_ADD:
-				rl += tnd_delta_put_varint(
-				    rec + rl,
-				    tnd_delta_zigzag((int64_t)op->bpos - (int64_t)cursor));
-				cursor = op->bpos;
-				if (op->kind == TND_DELTA_OP_COPY) {
-					st->copy_bytes += op->len;
-					break;
-				}
-				st->add_bytes += op->len;
-				r = bv_reserve(&raw[TND_DELTA_S_DIFF], op->len);
-				if (r)
-					return r;
-				{
-					uint8_t *d =
-					    raw[TND_DELTA_S_DIFF].p + raw[TND_DELTA_S_DIFF].n;
-					uint64_t i;
-
-					for (i = 0; i < op->len; i++)
-						d[i] = (uint8_t)(e->tgt[t + i] -
-								 e->base[op->bpos + i]);
-					raw[TND_DELTA_S_DIFF].n += op->len;
-				}
-				break;
-			case TND_DELTA_OP_EXTRA:
-				st->extra_bytes += op->len;
-				r = bv_put(&raw[TND_DELTA_S_EXTRA], e->tgt + t, op->len);
-				if (r)
-					return r;
-				break;
-			default:
-				st->fill_bytes += op->len;
-				rec[rl++] = (uint8_t)op->bpos;
-				break;
-			}
-			r = bv_put(&raw[TND_DELTA_S_CTRL], rec, rl);
-			if (r)
+		for (k = 0; k < nops; k++)
+			if ((r = put_op(&z, &ops[k])))
 				return r;
-			t += op->len;
-			cursor += op->len; /* every op advances it (format doc) */
-			st->n_ops++;
-		}
 	}
-	if (t != (uint64_t)e->tsz)
+	if (z.t != (uint64_t)e->tsz)
 		return tnd_err_set(TND_E_INTERNAL, "delta encoder: ops cover %llu of %llu bytes",
-				   (unsigned long long)t, (unsigned long long)e->tsz);
+				   (unsigned long long)z.t, (unsigned long long)e->tsz);
+	*v2 = z.v2;
 	return 0;
 }
 
@@ -1039,15 +1184,26 @@ static int send_frame(struct writer *w, struct frame_cursor *fc, int tag)
 	return r;
 }
 
-/* Replays the ops as the decoder will and sends each stream's next frame
- * exactly when the decoder runs dry on that stream, so it never holds
- * more than one frame (plus a partial op record) per stream. */
-static int interleave(const struct enc *e, struct writer *w, const struct cstream cs[3],
-		      const struct bytevec raw[3])
+/* Length of the varint at p. */
+static size_t varint_len(const uint8_t *p)
+{
+	size_t n = 1;
+
+	while (p[n - 1] & 0x80)
+		n++;
+	return n;
+}
+
+/*
+ * Replays the control stream as the decoder will and sends each stream's
+ * next frame exactly when the decoder runs dry on that stream, so it never
+ * holds more than one frame (plus a partial op record) per stream.
+ */
+static int interleave(struct writer *w, const struct cstream cs[3], const struct bytevec raw[3])
 {
 	struct frame_cursor fc[TND_DELTA_NSTREAMS];
 	const uint8_t *ctrl = raw[TND_DELTA_S_CTRL].p;
-	size_t cpos = 0, si, k;
+	size_t cpos = 0;
 	int i, r;
 
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++) {
@@ -1055,51 +1211,58 @@ static int interleave(const struct enc *e, struct writer *w, const struct cstrea
 		fc[i].c = &cs[i];
 		fc[i].raw_left = raw[i].n;
 	}
-	for (si = 0; si < e->nsegs; si++) {
-		const struct seg *sg = &e->segs[si];
-		size_t nops = sg->copy ? 1 : sg->ops.n;
+	while (cpos < raw[TND_DELTA_S_CTRL].n) {
+		uint8_t kind = ctrl[cpos];
+		uint64_t len = 0, need;
+		size_t rl = 1, vl;
+		int src = -1;
 
-		for (k = 0; k < nops; k++) {
-			uint8_t kind = ctrl[cpos];
-			uint64_t len, need;
-			size_t rl = 1;
-			int src = -1;
+		/* re-read the record we wrote: its length and op length */
+		vl = varint_len(ctrl + cpos + rl);
+		for (i = (int)vl - 1; i >= 0; i--)
+			len = len << 7 | (ctrl[cpos + rl + i] & 0x7f);
+		rl += vl;
+		switch (kind) {
+		case TND_DELTA_OP_COPY:
+		case TND_DELTA_OP_ADD:
+			rl += varint_len(ctrl + cpos + rl);
+			break;
+		case TND_DELTA_OP_FILL:
+			rl++;
+			break;
+		case TND_DELTA_OP_XZ:
+			rl += varint_len(ctrl + cpos + rl) + 8;
+			break;
+		case TND_DELTA_OP_XCOPY:
+		case TND_DELTA_OP_XADD:
+			rl += varint_len(ctrl + cpos + rl);
+			rl += varint_len(ctrl + cpos + rl);
+			break;
+		default:
+			break;
+		}
+		while (fc[TND_DELTA_S_CTRL].avail < rl) {
+			r = send_frame(w, &fc[TND_DELTA_S_CTRL], 1 + TND_DELTA_S_CTRL);
+			if (r)
+				return r;
+		}
+		fc[TND_DELTA_S_CTRL].avail -= rl;
+		cpos += rl;
+		if (kind == TND_DELTA_OP_ADD || kind == TND_DELTA_OP_XADD)
+			src = TND_DELTA_S_DIFF;
+		else if (kind == TND_DELTA_OP_EXTRA)
+			src = TND_DELTA_S_EXTRA;
+		for (need = src < 0 ? 0 : len; need;) {
+			uint64_t take;
 
-			/* re-read the record we wrote: its length and op length */
-			len = 0;
-			for (i = 0;; i++) {
-				len |= (uint64_t)(ctrl[cpos + rl] & 0x7f) << (7 * i);
-				if (!(ctrl[cpos + rl++] & 0x80))
-					break;
-			}
-			if (kind == TND_DELTA_OP_COPY || kind == TND_DELTA_OP_ADD)
-				while (ctrl[cpos + rl++] & 0x80)
-					;
-			else if (kind == TND_DELTA_OP_FILL)
-				rl++;
-			while (fc[TND_DELTA_S_CTRL].avail < rl) {
-				r = send_frame(w, &fc[TND_DELTA_S_CTRL], 1 + TND_DELTA_S_CTRL);
+			if (!fc[src].avail) {
+				r = send_frame(w, &fc[src], 1 + src);
 				if (r)
 					return r;
 			}
-			fc[TND_DELTA_S_CTRL].avail -= rl;
-			cpos += rl;
-			if (kind == TND_DELTA_OP_ADD)
-				src = TND_DELTA_S_DIFF;
-			else if (kind == TND_DELTA_OP_EXTRA)
-				src = TND_DELTA_S_EXTRA;
-			for (need = src < 0 ? 0 : len; need;) {
-				uint64_t take;
-
-				if (!fc[src].avail) {
-					r = send_frame(w, &fc[src], 1 + src);
-					if (r)
-						return r;
-				}
-				take = need < fc[src].avail ? need : fc[src].avail;
-				fc[src].avail -= take;
-				need -= take;
-			}
+			take = need < fc[src].avail ? need : fc[src].avail;
+			fc[src].avail -= take;
+			need -= take;
 		}
 	}
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
@@ -1145,6 +1308,10 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 {
 	struct tnd_delta_stats st;
 	struct enc e;
+	struct xz_map bm = {0}, tm = {0};
+	const uint8_t *base_img = NULL, *tgt_img = NULL;
+	int64_t base_len = 0, tgt_len = 0;
+	bool v2 = false;
 	struct blk_table bt = {0};
 	struct bytevec raw[TND_DELTA_NSTREAMS];
 	struct cstream cs[TND_DELTA_NSTREAMS];
@@ -1168,16 +1335,47 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	if (e.bs % 8 || e.level < 1 || e.level > 9)
 		return tnd_err_set(TND_E_USAGE, "delta encoder: bad block size or level");
 
-	ret = map_file(base_path, &e.base, &e.bsz);
+	ret = map_file(base_path, &base_img, &base_len);
 	if (ret)
 		goto out;
-	ret = map_file(target_path, &e.tgt, &e.tsz);
+	ret = map_file(target_path, &tgt_img, &tgt_len);
 	if (ret)
 		goto out;
-	st.base_size = (uint64_t)e.bsz;
-	st.target_size = (uint64_t)e.tsz;
-	madvise((void *)e.base, (size_t)e.bsz, MADV_WILLNEED);
-	madvise((void *)e.tgt, (size_t)e.tsz, MADV_WILLNEED);
+	st.base_size = (uint64_t)base_len;
+	st.target_size = (uint64_t)tgt_len;
+	madvise((void *)base_img, (size_t)base_len, MADV_WILLNEED);
+	madvise((void *)tgt_img, (size_t)tgt_len, MADV_WILLNEED);
+
+	/* 0. the images as the matcher sees them: xz streams expanded */
+#ifdef CONFIG_DELTA_XZ
+	if (!(o && o->no_xz)) {
+		ret = tnd_xzmap_base(base_img, (uint64_t)base_len, e.threads, &bm);
+		if (!ret)
+			ret = tnd_xzmap_target(tgt_img, (uint64_t)tgt_len, base_img, &bm, e.threads,
+					       o && o->verbose, &tm);
+	} else
+#endif
+	{
+		ret = tnd_xzmap_plain(base_img, (uint64_t)base_len, &bm);
+		if (!ret)
+			ret = tnd_xzmap_plain(tgt_img, (uint64_t)tgt_len, &tm);
+	}
+	if (ret)
+		goto out;
+	st.xz_base_streams = bm.streams;
+	st.xz_target_streams = tm.streams;
+	st.xz_clen = tm.expanded_clen;
+	st.xz_ulen = tm.expanded_ulen;
+	e.base = bm.data;
+	e.bsz = (int64_t)bm.size;
+	e.tgt = tm.data;
+	e.tsz = (int64_t)tm.size;
+	st.t_xz = tnd_now_mono() - t0;
+	if (o && o->verbose && (bm.streams || tm.streams))
+		fprintf(stderr,
+			"delta: xz streams scanned in %.1f s; expanded base %lld, target %lld "
+			"bytes\n",
+			st.t_xz, (long long)e.bsz, (long long)e.tsz);
 
 	/* 1. suffix array on its own thread while the block pass runs here */
 	e.gain = match_gain(&e);
@@ -1240,7 +1438,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	e.text_own = NULL;
 
 	/* 3. sub-streams, compressed in parallel */
-	ret = build_streams(&e, raw, &st);
+	ret = build_streams(&e, &bm, &tm, raw, &st, &v2);
 	if (ret)
 		goto out;
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
@@ -1265,15 +1463,23 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	w->total = 0;
 	memset(hdr, 0, sizeof(hdr));
 	memcpy(hdr, TND_DELTA_MAGIC, 4);
-	hdr[4] = TND_DELTA_VERSION;
+	hdr[4] = v2 ? TND_DELTA_VERSION_XZ : TND_DELTA_VERSION;
 	hdr[5] = TND_DELTA_FRAME_LOG2;
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
 		hdr[6 + i] = (uint8_t)cs[i].codec;
-	tnd_put_be64(hdr + 12, (uint64_t)e.bsz);
-	tnd_put_be64(hdr + 20, (uint64_t)e.tsz);
+	if (v2) {
+		uint32_t m = bm.max_content > tm.max_content ? bm.max_content : tm.max_content;
+
+		hdr[9] = TND_DELTA_XZ_LOG2_MIN;
+		while (((uint32_t)1 << hdr[9]) < m)
+			hdr[9]++;
+	}
+	st.version = hdr[4];
+	tnd_put_be64(hdr + 12, (uint64_t)base_len);
+	tnd_put_be64(hdr + 20, (uint64_t)tgt_len);
 	ret = w_put(w, hdr, sizeof(hdr));
 	if (!ret)
-		ret = interleave(&e, w, cs, raw);
+		ret = interleave(w, cs, raw);
 	if (!ret) {
 		uint8_t end = TND_DELTA_TAG_END;
 
@@ -1310,9 +1516,11 @@ out:
 	free(e.runs);
 	free(e.sa32);
 	free(e.sa64);
-	if (e.base)
-		munmap((void *)e.base, (size_t)e.bsz);
-	if (e.tgt)
-		munmap((void *)e.tgt, (size_t)e.tsz);
+	tnd_xzmap_free(&bm);
+	tnd_xzmap_free(&tm);
+	if (base_img)
+		munmap((void *)base_img, (size_t)base_len);
+	if (tgt_img)
+		munmap((void *)tgt_img, (size_t)tgt_len);
 	return ret;
 }

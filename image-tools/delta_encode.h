@@ -20,6 +20,9 @@ struct tnd_delta_enc_opts {
 	unsigned threads;    /* worker threads; 0: online CPUs */
 	unsigned block_size; /* whole-block reuse granule, a multiple of 8; 0: 4096 */
 	int verbose;	     /* progress and timing on stderr */
+	/* Never use format version 2 (xz streams rebuilt on the device), for
+	 * devices built without CONFIG_DELTA_XZ. Builds without it never do. */
+	int no_xz;
 };
 
 struct tnd_delta_stats {
@@ -31,6 +34,14 @@ struct tnd_delta_stats {
 	uint64_t block_bytes; /* of copy_bytes: found by whole-block reuse */
 	uint64_t raw[TND_DELTA_NSTREAMS], comp[TND_DELTA_NSTREAMS];
 	double t_index, t_match, t_compress, t_total; /* seconds */
+	/* format version 2 */
+	int version;		    /* of the op stream written: 1 or 2 */
+	uint64_t xz_base_streams;   /* xz streams found in the base */
+	uint64_t xz_target_streams; /* ... in the target */
+	uint64_t xz_streams;	    /* target streams rebuilt (XZ ops) */
+	uint64_t xz_clen, xz_ulen;  /* their bytes, compressed and content */
+	uint64_t xz_loads;	    /* base streams the decoder will decode */
+	double t_xz;		    /* seconds spent finding and checking them */
 };
 
 /*

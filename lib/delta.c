@@ -16,10 +16,25 @@
 #include <zlib.h>
 
 #include "util.h"
+#ifdef CONFIG_DELTA_XZ
+#include "delta_xz.h"
+#endif
 
 #define OUT_CAP	  65536u
 #define CACHE_CAP 65536u
-#define SBUF_CAP  (TND_DELTA_FRAME_MAX + TND_DELTA_OP_MAX)
+#ifdef CONFIG_DELTA_XZ
+#define SBUF_CAP (TND_DELTA_FRAME_MAX + TND_DELTA_OP_MAX_XZ)
+/* Internal op: emits a rebuilt xz stream (never in a stream). */
+#define OP_EMIT_XZ 0x80
+#define XZ_SLOTS   TND_DELTA_XZ_SLOTS
+#else
+#define SBUF_CAP (TND_DELTA_FRAME_MAX + TND_DELTA_OP_MAX)
+#endif
+#ifdef CONFIG_DELTA_XZ
+#define HAVE_XZ 1
+#else
+#define HAVE_XZ 0
+#endif
 
 enum dec_state {
 	ST_HEADER,     /* collecting the fixed header */
@@ -37,10 +52,43 @@ struct dec_stream {
 	uint32_t rd, wr;
 };
 
+#ifdef CONFIG_DELTA_XZ
+/* One decoded xz stream of the base: buf[0..len) is the content of the
+ * stream at base offset off. */
+struct xz_slot {
+	uint8_t *buf;
+	uint32_t len;
+	bool valid;
+	uint64_t off, used;
+};
+
+/* Version 2 state (docs/delta-format.md, "xz streams"). */
+struct xz_state {
+	uint32_t cap; /* largest stream content, 2^header[9] */
+	/* XZ op in progress: ops write its content to in[0..in_len) */
+	bool open;
+	uint8_t *in;
+	uint32_t in_len, in_want;
+	uint64_t clen, toff; /* declared stream length, its target offset */
+	uint32_t crc;
+	struct tnd_dxz_settings set;
+	uint8_t *out; /* the rebuilt stream, emitted by OP_EMIT_XZ */
+	size_t out_cap;
+	struct xz_slot slot[XZ_SLOTS];
+	uint64_t clock;
+	int op_slot;	   /* slot an XCOPY/XADD reads */
+	uint64_t src, cur; /* base stream of the last XCOPY/XADD, offset after it */
+	uint64_t read_pos; /* base_input(): next base offset */
+	struct tnd_delta_dec *dec;
+};
+#endif
+
 struct tnd_delta_dec {
 	int base_fd;
 	uint64_t base_size, target_size;
 	enum dec_state st;
+	uint8_t version;
+	uint32_t op_max; /* longest op record of this version */
 
 	/* header and frame-header assembly */
 	uint8_t hdr[TND_DELTA_HDR_LEN];
@@ -72,6 +120,9 @@ struct tnd_delta_dec {
 	uint8_t *cache;
 	uint32_t cache_len;
 	uint64_t cache_off;
+#ifdef CONFIG_DELTA_XZ
+	struct xz_state xz;
+#endif
 };
 
 typedef int (*emit_fn)(void *ctx, const uint8_t *buf, size_t len);
@@ -116,6 +167,12 @@ void tnd_delta_dec_free(struct tnd_delta_dec *d)
 	}
 	free(d->out);
 	free(d->cache);
+#ifdef CONFIG_DELTA_XZ
+	free(d->xz.in);
+	free(d->xz.out);
+	for (i = 0; i < XZ_SLOTS; i++)
+		free(d->xz.slot[i].buf);
+#endif
 	free(d);
 }
 
@@ -125,6 +182,221 @@ static int fail(struct tnd_delta_dec *d, int code)
 	return code;
 }
 
+static int get_varint(const uint8_t *p, uint32_t len, uint64_t *v);
+
+#ifdef CONFIG_DELTA_XZ
+/* Version 2 buffers, allocated once the header names their size. */
+static int xz_setup(struct tnd_delta_dec *d, unsigned log2)
+{
+	struct xz_state *x = &d->xz;
+	int i;
+
+	x->cap = (uint32_t)1 << log2;
+	x->out_cap = tnd_dxz_bound(x->cap);
+	x->in = malloc(x->cap);
+	x->out = malloc(x->out_cap);
+	if (!x->in || !x->out)
+		return tnd_err_set(TND_E_NOMEM, "delta: out of memory");
+	for (i = 0; i < XZ_SLOTS; i++)
+		if (!(x->slot[i].buf = malloc(x->cap)))
+			return tnd_err_set(TND_E_NOMEM, "delta: out of memory");
+	x->dec = d;
+	return 0;
+}
+
+/* tnd_dxz_decode input: the base from read_pos on, through the read
+ * cache (which then holds those bytes for COPY and ADD too). */
+static int base_input(void *ctx, const uint8_t **p, size_t *n)
+{
+	struct tnd_delta_dec *d = ((struct xz_state *)ctx)->dec;
+	uint64_t pos = d->xz.read_pos, left = d->base_size - pos;
+	uint32_t want = left < CACHE_CAP ? (uint32_t)left : CACHE_CAP;
+	int r;
+
+	*p = d->cache;
+	*n = 0;
+	d->cache_len = 0;
+	if (!want)
+		return 0;
+	r = tnd_pread_full(d->base_fd, d->cache, want, (off_t)pos);
+	if (r)
+		return tnd_err_errno(TND_E_IO, -r, "delta: cannot read base at offset %llu",
+				     (unsigned long long)pos);
+	d->cache_off = pos;
+	d->cache_len = want;
+	d->xz.read_pos += want;
+	*n = want;
+	return 0;
+}
+
+/* Makes the content of the base's xz stream at off available in a slot;
+ * returns the slot index or an error. The least recently used slot goes. */
+static int xz_load(struct tnd_delta_dec *d, uint64_t off)
+{
+	struct xz_state *x = &d->xz;
+	struct xz_slot *s;
+	int i, v = 0, r;
+
+	for (i = 0; i < XZ_SLOTS; i++) {
+		if (x->slot[i].valid && x->slot[i].off == off) {
+			x->slot[i].used = ++x->clock;
+			return i;
+		}
+		if (!x->slot[i].valid || x->slot[i].used < x->slot[v].used)
+			v = i;
+		if (!x->slot[v].valid)
+			break;
+	}
+	s = &x->slot[v];
+	s->valid = false;
+	x->read_pos = off;
+	r = tnd_dxz_decode(base_input, x, s->buf, x->cap, &s->len, NULL);
+	if (r)
+		return tnd_err_prefix(r, "at base offset %llu", (unsigned long long)off);
+	s->off = off;
+	s->valid = true;
+	s->used = ++x->clock;
+	return v;
+}
+
+/* Zigzag-coded step from `from`, as an offset that must stay below lim.
+ * Returns false when it leaves [0, lim). */
+static bool zz_step(uint64_t from, uint64_t zz, uint64_t lim, uint64_t *to)
+{
+	uint64_t mag = (zz >> 1) + (zz & 1);
+
+	if (zz & 1) {
+		if (mag > from)
+			return false;
+		*to = from - mag;
+	} else {
+		if (from > lim || mag > lim - from)
+			return false;
+		*to = from + mag;
+	}
+	return *to < lim;
+}
+
+/* XZ record after its clen: ulen, crc32, four settings bytes. Returns the
+ * record length, 0 when incomplete, or an error. */
+static int parse_xz(struct tnd_delta_dec *d, const uint8_t *p, uint32_t avail, uint32_t used,
+		    uint64_t clen)
+{
+	struct xz_state *x = &d->xz;
+	struct tnd_dxz_settings set;
+	uint64_t ulen;
+	int n, r;
+
+	n = get_varint(p + used, avail - used, &ulen);
+	if (n <= 0)
+		return n == 0 ? 0
+			      : tnd_err_set(TND_E_FORMAT,
+					    "delta: malformed varint in op at target offset %llu",
+					    (unsigned long long)d->out_pos);
+	used += (uint32_t)n;
+	if (avail - used < 8)
+		return 0;
+	set.check = p[used + 4];
+	set.preset = p[used + 5];
+	set.dict = p[used + 6];
+	set.bcj = p[used + 7];
+	if (x->open)
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: xz op inside an xz stream at target "
+				   "offset %llu",
+				   (unsigned long long)d->out_pos);
+	if (clen > x->out_cap || ulen == 0 || ulen > x->cap)
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: xz stream of %llu bytes from %llu out of bounds at "
+				   "target offset %llu",
+				   (unsigned long long)clen, (unsigned long long)ulen,
+				   (unsigned long long)d->out_pos);
+	r = tnd_dxz_check(&set);
+	if (r)
+		return tnd_err_prefix(r, "at target offset %llu", (unsigned long long)d->out_pos);
+	x->crc = tnd_get_be32(p + used);
+	x->set = set;
+	x->clen = clen;
+	x->toff = d->out_pos;
+	x->in_len = 0;
+	x->in_want = (uint32_t)ulen;
+	x->open = true;
+	return (int)used + 8;
+}
+
+/* XCOPY/XADD record after its len: the base stream's offset and the
+ * offset in its content, both as zigzag steps. Returns the record length,
+ * 0 when incomplete, or an error. */
+static int parse_xop(struct tnd_delta_dec *d, const uint8_t *p, uint32_t avail, uint32_t used,
+		     uint64_t len)
+{
+	struct xz_state *x = &d->xz;
+	uint64_t zs, zq, src, q, qbase;
+	int n, m = 0, slot;
+
+	n = get_varint(p + used, avail - used, &zs);
+	if (n > 0)
+		m = get_varint(p + used + n, avail - used - (uint32_t)n, &zq);
+	if (n < 0 || (n > 0 && m < 0))
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: malformed varint in op at target offset %llu",
+				   (unsigned long long)d->out_pos);
+	if (n == 0 || m == 0)
+		return 0;
+	if (!zz_step(x->src, zs, d->base_size, &src))
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: op at target offset %llu names an xz stream outside "
+				   "the %llu-byte base",
+				   (unsigned long long)d->out_pos,
+				   (unsigned long long)d->base_size);
+	/* in the same stream the offset continues from the last op */
+	qbase = src == x->src ? x->cur : 0;
+	if (!zz_step(qbase, zq, (uint64_t)x->cap + 1, &q))
+		goto outside;
+	slot = xz_load(d, src);
+	if (slot < 0)
+		return slot;
+	if (q > x->slot[slot].len || len > x->slot[slot].len - q)
+		goto outside;
+	x->op_slot = slot;
+	x->src = src;
+	x->cur = q + len;
+	d->op_bpos = q;
+	return (int)used + n + m;
+outside:
+	return tnd_err_set(TND_E_FORMAT,
+			   "delta: op at target offset %llu reads outside the content of the "
+			   "xz stream at base offset %llu",
+			   (unsigned long long)d->out_pos, (unsigned long long)src);
+}
+
+/* The XZ op's content is complete: compress it, check it is the stream the
+ * encoder saw, and emit it next. */
+static int xz_close(struct tnd_delta_dec *d)
+{
+	struct xz_state *x = &d->xz;
+	size_t got;
+	int r;
+
+	x->open = false;
+	r = tnd_dxz_encode(&x->set, x->in, x->in_want, x->out, x->out_cap, &got);
+	if (r)
+		return tnd_err_prefix(r, "xz stream at target offset %llu",
+				      (unsigned long long)x->toff);
+	if (got != x->clen || (uint32_t)crc32(0, x->out, (uInt)got) != x->crc)
+		return tnd_err_set(TND_E_FORMAT,
+				   "delta: xz stream at target offset %llu recompressed to "
+				   "%zu bytes that differ from the original %llu (a corrupt "
+				   "delta, or a liblzma that compresses differently from the "
+				   "encoder's)",
+				   (unsigned long long)x->toff, got, (unsigned long long)x->clen);
+	d->op = OP_EMIT_XZ;
+	d->op_rem = x->clen;
+	d->op_bpos = 0;
+	return 0;
+}
+#endif
+
 static int parse_header(struct tnd_delta_dec *d)
 {
 	const uint8_t *h = d->hdr;
@@ -133,15 +405,26 @@ static int parse_header(struct tnd_delta_dec *d)
 
 	if (memcmp(h, TND_DELTA_MAGIC, 4) != 0)
 		return tnd_err_set(TND_E_FORMAT, "delta: bad magic (not a Tandem delta)");
-	if (h[4] != TND_DELTA_VERSION)
+#ifndef CONFIG_DELTA_XZ
+	if (h[4] == TND_DELTA_VERSION_XZ)
 		return tnd_err_set(TND_E_UNSUPPORTED,
-				   "delta: format version %u, this build reads %u", h[4],
-				   TND_DELTA_VERSION);
+				   "delta: format version 2 (rebuilt xz streams) needs a build "
+				   "with CONFIG_DELTA_XZ; this build reads version 1");
+#endif
+	if (h[4] != TND_DELTA_VERSION && !(HAVE_XZ && h[4] == TND_DELTA_VERSION_XZ))
+		return tnd_err_set(
+		    TND_E_UNSUPPORTED, "delta: format version %u, this build reads %u to %u", h[4],
+		    TND_DELTA_VERSION, HAVE_XZ ? TND_DELTA_VERSION_XZ : TND_DELTA_VERSION);
+	d->version = h[4];
+	d->op_max = d->version == TND_DELTA_VERSION ? TND_DELTA_OP_MAX : TND_DELTA_OP_MAX_XZ;
 	if (h[5] != TND_DELTA_FRAME_LOG2)
 		return tnd_err_set(TND_E_FORMAT, "delta: frame size 2^%u, expected 2^%u", h[5],
 				   TND_DELTA_FRAME_LOG2);
-	if (h[9] || h[10] || h[11])
+	if ((d->version == TND_DELTA_VERSION && h[9]) || h[10] || h[11])
 		return tnd_err_set(TND_E_FORMAT, "delta: reserved header bytes are not zero");
+	if (d->version == TND_DELTA_VERSION_XZ &&
+	    (h[9] < TND_DELTA_XZ_LOG2_MIN || h[9] > TND_DELTA_XZ_LOG2_MAX))
+		return tnd_err_set(TND_E_FORMAT, "delta: xz stream size 2^%u out of bounds", h[9]);
 	bsz = tnd_get_be64(h + 12);
 	tsz = tnd_get_be64(h + 20);
 	if (bsz != d->base_size || tsz != d->target_size)
@@ -164,6 +447,10 @@ static int parse_header(struct tnd_delta_dec *d)
 					   "delta: unknown codec %u for stream %d", s->codec, i);
 		}
 	}
+#ifdef CONFIG_DELTA_XZ
+	if (d->version == TND_DELTA_VERSION_XZ)
+		return xz_setup(d, h[9]);
+#endif
 	return 0;
 }
 
@@ -236,17 +523,23 @@ static int next_op(struct tnd_delta_dec *d)
 	const uint8_t *p = c->buf + c->rd;
 	uint32_t avail = c->wr - c->rd, used = 1;
 	uint64_t len, zz, mag, left = d->target_size - d->out_pos;
+	uint8_t last = d->version == TND_DELTA_VERSION ? TND_DELTA_OP_FILL : TND_DELTA_OP_XADD;
 	int n;
 
 	if (!avail)
 		return 0;
-	if (p[0] < TND_DELTA_OP_COPY || p[0] > TND_DELTA_OP_FILL)
+	if (p[0] < TND_DELTA_OP_COPY || p[0] > last)
 		return tnd_err_set(TND_E_FORMAT, "delta: unknown op %u at target offset %llu", p[0],
 				   (unsigned long long)d->out_pos);
 	n = get_varint(p + used, avail - used, &len);
 	if (n <= 0)
 		goto short_or_bad;
 	used += (uint32_t)n;
+#ifdef CONFIG_DELTA_XZ
+	/* inside an XZ op, ops make the stream's content, not target bytes */
+	if (d->xz.open)
+		left = d->xz.in_want - d->xz.in_len;
+#endif
 	if (len == 0 || len > left)
 		return tnd_err_set(TND_E_FORMAT,
 				   "delta: op of %llu bytes at target offset %llu overruns the "
@@ -254,6 +547,20 @@ static int next_op(struct tnd_delta_dec *d)
 				   (unsigned long long)len, (unsigned long long)d->out_pos,
 				   (unsigned long long)d->target_size);
 	d->op_fill = 0;
+#ifdef CONFIG_DELTA_XZ
+	if (p[0] >= TND_DELTA_OP_XZ) {
+		n = p[0] == TND_DELTA_OP_XZ ? parse_xz(d, p, avail, used, len)
+					    : parse_xop(d, p, avail, used, len);
+		if (n <= 0)
+			return n;
+		c->rd += (uint32_t)n;
+		if (p[0] == TND_DELTA_OP_XZ)
+			return 1; /* no op to run: the next ops make its content */
+		d->op = p[0];
+		d->op_rem = len;
+		return 1;
+	}
+#endif
 	if (p[0] == TND_DELTA_OP_COPY || p[0] == TND_DELTA_OP_ADD) {
 		uint64_t bpos;
 
@@ -285,8 +592,12 @@ static int next_op(struct tnd_delta_dec *d)
 	/* EXTRA and FILL move the cursor too, so an unchanged alignment
 	 * (target and base advancing together) costs a zero delta. It stays
 	 * below base_size + target_size: no overflow. */
-	if (p[0] == TND_DELTA_OP_EXTRA || p[0] == TND_DELTA_OP_FILL)
+	if (p[0] == TND_DELTA_OP_EXTRA || p[0] == TND_DELTA_OP_FILL) {
 		d->base_cursor += len;
+#ifdef CONFIG_DELTA_XZ
+		d->xz.cur += len; /* the same for the xz stream offset */
+#endif
+	}
 	d->op = p[0];
 	d->op_rem = len;
 	c->rd += used;
@@ -313,23 +624,37 @@ static int run_ops(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 		uint32_t n, room, i;
 		uint8_t *o;
 
+		bool to_xz = false;
+
 		if (!d->op) {
 			if (d->out_pos == d->target_size)
 				return 0;
 			r = next_op(d);
 			if (r <= 0)
 				return r;
+			if (!d->op)
+				continue; /* an XZ record */
 		}
-		if (d->out_len == OUT_CAP) {
-			r = flush_out(d, emit, ctx);
-			if (r)
-				return r;
+#ifdef CONFIG_DELTA_XZ
+		to_xz = d->xz.open;
+#endif
+		if (to_xz) {
+#ifdef CONFIG_DELTA_XZ
+			room = d->xz.in_want - d->xz.in_len;
+			o = d->xz.in + d->xz.in_len;
+#endif
+		} else {
+			if (d->out_len == OUT_CAP) {
+				r = flush_out(d, emit, ctx);
+				if (r)
+					return r;
+			}
+			room = OUT_CAP - d->out_len;
+			o = d->out + d->out_len;
 		}
-		room = OUT_CAP - d->out_len;
 		n = d->op_rem < room ? (uint32_t)d->op_rem : room;
-		o = d->out + d->out_len;
 		src = NULL;
-		if (d->op == TND_DELTA_OP_ADD)
+		if (d->op == TND_DELTA_OP_ADD || d->op == TND_DELTA_OP_XADD)
 			src = &d->s[TND_DELTA_S_DIFF];
 		else if (d->op == TND_DELTA_OP_EXTRA)
 			src = &d->s[TND_DELTA_S_EXTRA];
@@ -355,6 +680,18 @@ static int run_ops(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 		case TND_DELTA_OP_EXTRA:
 			memcpy(o, src->buf + src->rd, n);
 			break;
+#ifdef CONFIG_DELTA_XZ
+		case TND_DELTA_OP_XCOPY:
+		case TND_DELTA_OP_XADD:
+			memcpy(o, d->xz.slot[d->xz.op_slot].buf + d->op_bpos, n);
+			if (src)
+				for (i = 0; i < n; i++)
+					o[i] = (uint8_t)(o[i] + src->buf[src->rd + i]);
+			break;
+		case OP_EMIT_XZ:
+			memcpy(o, d->xz.out + d->op_bpos, n);
+			break;
+#endif
 		default:
 			memset(o, d->op_fill, n);
 			break;
@@ -363,10 +700,24 @@ static int run_ops(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 			src->rd += n;
 		d->op_bpos += n;
 		d->op_rem -= n;
-		d->out_len += n;
-		d->out_pos += n;
-		if (!d->op_rem)
+		if (to_xz) {
+#ifdef CONFIG_DELTA_XZ
+			d->xz.in_len += n;
+#endif
+		} else {
+			d->out_len += n;
+			d->out_pos += n;
+		}
+		if (!d->op_rem) {
 			d->op = 0;
+#ifdef CONFIG_DELTA_XZ
+			if (to_xz && d->xz.in_len == d->xz.in_want) {
+				r = xz_close(d);
+				if (r)
+					return r;
+			}
+#endif
+		}
 	}
 }
 
@@ -383,7 +734,7 @@ static int start_frame(struct tnd_delta_dec *d)
 				   d->f_raw, d->f_comp);
 	/* Unread bytes move to the front; the encoder only sends a frame when
 	 * at most one partial op record is left, so this always fits. */
-	if (left + d->f_raw > SBUF_CAP)
+	if (left + d->f_raw > TND_DELTA_FRAME_MAX + d->op_max)
 		return tnd_err_set(TND_E_FORMAT,
 				   "delta: frame for stream %d arrived while %u bytes are still "
 				   "unread",

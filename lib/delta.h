@@ -35,6 +35,21 @@
 /* Longest op record in the control stream: tag + two 10-byte varints. */
 #define TND_DELTA_OP_MAX 21
 
+/*
+ * Format version 2: version 1 plus ops that rebuild xz streams (squashfs
+ * blocks) from their decompressed contents, which are diffed instead of
+ * the compressed bytes. Read by builds with CONFIG_DELTA_XZ only; the
+ * encoder writes version 1 whenever it uses none of the new ops. Header
+ * byte 9 is then the log2 of the largest stream content an op may name.
+ */
+#define TND_DELTA_VERSION_XZ  2
+#define TND_DELTA_OP_MAX_XZ   31 /* tag + three 10-byte varints (XCOPY, XADD) */
+#define TND_DELTA_XZ_LOG2_MIN 12
+#define TND_DELTA_XZ_LOG2_MAX 20 /* 1 MiB: squashfs's largest block */
+/* Decoded base streams a decoder keeps (least recently used goes); the
+ * encoder replays this to avoid ops that would make it decode often. */
+#define TND_DELTA_XZ_SLOTS 2
+
 /* Sub-streams; a frame's tag is the stream index + 1, tag 0 ends the stream. */
 enum tnd_delta_stream {
 	TND_DELTA_S_CTRL = 0,
@@ -60,11 +75,22 @@ enum tnd_delta_op {
 	TND_DELTA_OP_ADD = 2,	/* len, base delta: target = base + diff (mod 256) */
 	TND_DELTA_OP_EXTRA = 3, /* len: target = extra bytes */
 	TND_DELTA_OP_FILL = 4,	/* len, byte: target = byte repeated */
+	/* version 2 */
+	TND_DELTA_OP_XZ = 5,	/* clen, ulen, crc32, settings: the next ulen bytes
+				   made by ops are the content of an xz stream of
+				   clen target bytes */
+	TND_DELTA_OP_XCOPY = 6, /* len, stream delta, offset delta: target = the
+				   content of an xz stream in the base */
+	TND_DELTA_OP_XADD = 7,	/* as XCOPY, plus diff bytes (mod 256) */
 };
 
 /* Upper bound of the decoder's own heap use (buffers + zlib state), for
  * docs and tests: 3 stream buffers, output and base cache, 3 inflaters. */
 #define TND_DELTA_DEC_MEM (5 * 65536 + 3 * 48 * 1024 + 4096)
+/* Version 2 adds, for 2^log2-byte stream contents: the content being
+ * collected, its recompressed form, two decoded base streams; plus
+ * liblzma's encoder or decoder (TND_DXZ_ENC_MEM, mapped only while used). */
+#define TND_DELTA_XZ_MEM(log2) (4 * ((size_t)1 << (log2)) + 65536)
 
 /* Zigzag + LEB128 varints, shared with the encoder. */
 static inline uint64_t tnd_delta_zigzag(int64_t v)

@@ -2,8 +2,10 @@
 /*
  * tdelta: measures the delta codec outside the product CLI.
  *
- *   tdelta diff [-l LEVEL] [-j THREADS] BASE TARGET OUT
+ *   tdelta diff [-l LEVEL] [-j THREADS] [-X] BASE TARGET OUT
  *   tdelta patch [-n] BASE PATCH OUT
+ *
+ * -X: never format version 2 (no xz streams rebuilt from their contents).
  *
  * patch streams the op stream from the file in 64 KiB pieces (as the
  * device gets it from the bundle reader) and then, unless -n, reports the
@@ -29,7 +31,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: tdelta diff [-l LEVEL] [-j THREADS] BASE TARGET OUT\n"
+	fprintf(stderr, "usage: tdelta diff [-l LEVEL] [-j THREADS] [-X] BASE TARGET OUT\n"
 			"       tdelta patch [-n] BASE PATCH OUT\n");
 	return 2;
 }
@@ -40,8 +42,10 @@ static int cmd_diff(int argc, char **argv)
 	struct tnd_delta_stats st;
 	int opt, fd, r;
 
-	while ((opt = getopt(argc, argv, "l:j:")) != -1) {
-		if (opt == 'l')
+	while ((opt = getopt(argc, argv, "l:j:X")) != -1) {
+		if (opt == 'X')
+			o.no_xz = 1;
+		else if (opt == 'l')
 			o.level = atoi(optarg);
 		else if (opt == 'j')
 			o.threads = (unsigned)atoi(optarg);
@@ -73,8 +77,14 @@ static int cmd_diff(int argc, char **argv)
 	       (unsigned long long)st.raw[0], (unsigned long long)st.comp[0],
 	       (unsigned long long)st.raw[1], (unsigned long long)st.comp[1],
 	       (unsigned long long)st.raw[2], (unsigned long long)st.comp[2]);
-	printf("time: index %.2f s, match %.2f s, compress %.2f s, total %.2f s\n", st.t_index,
-	       st.t_match, st.t_compress, st.t_total);
+	printf("format version %d; xz streams: base %llu, target %llu, rebuilt %llu "
+	       "(%llu -> %llu bytes), %llu base stream decodes\n",
+	       st.version, (unsigned long long)st.xz_base_streams,
+	       (unsigned long long)st.xz_target_streams, (unsigned long long)st.xz_streams,
+	       (unsigned long long)st.xz_clen, (unsigned long long)st.xz_ulen,
+	       (unsigned long long)st.xz_loads);
+	printf("time: xz scan %.2f s, index %.2f s, match %.2f s, compress %.2f s, total %.2f s\n",
+	       st.t_xz, st.t_index, st.t_match, st.t_compress, st.t_total);
 	return 0;
 }
 
