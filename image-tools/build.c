@@ -252,6 +252,7 @@ static int hash_file(const char *path, uint64_t *size, uint8_t hash[TND_SHA256_L
 static int make_delta(const struct tnd_build_opts *o, struct tnd_manifest *m, int *fd_out)
 {
 	char path[PATH_MAX];
+	struct tnd_delta_enc_opts eo = {.no_xz = o->no_delta_xz};
 	struct tnd_delta_stats st;
 	int fd, ret;
 
@@ -265,16 +266,20 @@ static int make_delta(const struct tnd_build_opts *o, struct tnd_manifest *m, in
 		return tnd_err_errno(TND_E_IO, errno, "cannot create a temporary file next to %s",
 				     o->out_path);
 	unlink(path);
-	ret = tnd_delta_encode(o->base_path, o->image_path, fd, NULL, &st);
+	ret = tnd_delta_encode(o->base_path, o->image_path, fd, &eo, &st);
 	if (!ret && lseek(fd, 0, SEEK_SET) < 0)
 		ret = tnd_err_errno(TND_E_IO, errno, "cannot rewind the delta");
 	if (ret) {
 		close(fd);
 		return tnd_err_prefix(ret, "delta");
 	}
-	tnd_info("delta: %llu -> %llu bytes image, op stream %llu bytes",
+	tnd_info("delta: %llu -> %llu bytes image, op stream %llu bytes (format %d)",
 		 (unsigned long long)st.base_size, (unsigned long long)st.target_size,
-		 (unsigned long long)st.out_size);
+		 (unsigned long long)st.out_size, st.version);
+	if (st.xz_streams)
+		tnd_info("delta: %llu xz streams rebuilt on the device from %llu bytes of content",
+			 (unsigned long long)st.xz_streams, (unsigned long long)st.xz_ulen);
+	m->delta_format = (uint8_t)st.version;
 	*fd_out = fd;
 	return 0;
 }
@@ -408,6 +413,8 @@ static void usage(FILE *f)
 	      "  --image FILE             the image to install into a slot\n"
 	      "  --base FILE              make a delta bundle that turns FILE (the image\n"
 	      "                           in the device's active slot) into --image\n"
+	      "  --no-delta-xz            never rebuild xz streams on the device (delta\n"
+	      "                           format 1, for devices without CONFIG_DELTA_XZ)\n"
 	      "  --version STRING         release version, e.g. 1.2.0\n"
 	      "  --compatible STRING      board name the device's configuration must match\n"
 	      "  --security-version N     anti-rollback counter (default 0)\n"
@@ -435,6 +442,7 @@ int cmd_build(int argc, char **argv)
 	    {"level", required_argument, NULL, 'l'},
 	    {"out", required_argument, NULL, 'o'},
 	    {"base", required_argument, NULL, 'b'},
+	    {"no-delta-xz", no_argument, NULL, 'X'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -467,6 +475,9 @@ int cmd_build(int argc, char **argv)
 			break;
 		case 'b':
 			o.base_path = optarg;
+			break;
+		case 'X':
+			o.no_delta_xz = 1;
 			break;
 		case 's':
 			if (tnd_parse_u64(optarg, &v) || v > UINT32_MAX)

@@ -29,6 +29,8 @@ struct tnd_build_opts {
 	int64_t expires; /* 0: never */
 	uint32_t chunk_size;
 	int level; /* zlib level 1..9 */
+	/* delta: format version 1 only, for devices without CONFIG_DELTA_XZ */
+	int no_delta_xz;
 };
 
 /* Builds a signed full-image bundle. The output appears atomically. */

@@ -42,6 +42,11 @@ static void print_manifest_text(const struct tnd_bundle_reader *r, const char *s
 	printf("payload:          %s, zlib, %llu chunks of up to %u bytes, %llu bytes\n",
 	       m->payload_type == TND_PAYLOAD_DELTA ? "delta" : "full",
 	       (unsigned long long)m->chunks, m->chunk_size, (unsigned long long)m->payload_size);
+	if (m->payload_type == TND_PAYLOAD_DELTA)
+		printf("delta format:     %u%s\n", m->delta_format,
+		       m->delta_format == TND_DELTA_VERSION_XZ
+			   ? " (xz streams rebuilt on the device)"
+			   : "");
 	for (size_t i = 0; i < r->nsigs; i++) {
 		tnd_hex_encode(hex, r->sigs[i].keyid, TND_KEYID_LEN);
 		printf("signed by key:    %s\n", hex);

@@ -42,8 +42,13 @@
  * encoder writes version 1 whenever it uses none of the new ops. Header
  * byte 9 is then the log2 of the largest stream content an op may name.
  */
-#define TND_DELTA_VERSION_XZ  2
-#define TND_DELTA_OP_MAX_XZ   31 /* tag + three 10-byte varints (XCOPY, XADD) */
+#define TND_DELTA_VERSION_XZ 2
+#define TND_DELTA_OP_MAX_XZ  31 /* tag + three 10-byte varints (XCOPY, XADD) */
+#ifdef CONFIG_DELTA_XZ
+#define TND_DELTA_VERSION_MAX TND_DELTA_VERSION_XZ /* newest this build reads */
+#else
+#define TND_DELTA_VERSION_MAX TND_DELTA_VERSION
+#endif
 #define TND_DELTA_XZ_LOG2_MIN 12
 #define TND_DELTA_XZ_LOG2_MAX 20 /* 1 MiB: squashfs's largest block */
 /* Decoded base streams a decoder keeps (least recently used goes); the

@@ -165,8 +165,13 @@ static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 	else
 		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown compression \"%s\"", comp);
 	if (m->payload_type == TND_PAYLOAD_DELTA) {
-		if (get_uint(payload, "stream_size", (uint64_t)JSON_INT_MAX, true, &m->stream_size))
+		if (get_uint(payload, "stream_size", (uint64_t)JSON_INT_MAX, true,
+			     &m->stream_size) ||
+		    get_uint(payload, "delta_format", 255, false, &v))
 			return TND_E_FORMAT;
+		if (!v && cJSON_GetObjectItemCaseSensitive(payload, "delta_format"))
+			return tnd_err_set(TND_E_FORMAT, "manifest: delta_format 0 does not exist");
+		m->delta_format = v ? (uint8_t)v : 1;
 	} else {
 		m->stream_size = m->image_size;
 	}
@@ -271,6 +276,10 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 		bad |= add_hash(payload, "first_chunk_sha256", m->first_chunk);
 		if (m->payload_type == TND_PAYLOAD_DELTA)
 			bad |= add_uint(payload, "stream_size", m->stream_size);
+		/* written only when it is not the default, so a version 1 delta's
+		 * manifest is what it always was */
+		if (m->payload_type == TND_PAYLOAD_DELTA && m->delta_format > 1)
+			bad |= add_uint(payload, "delta_format", m->delta_format);
 		if (base) {
 			bad |= add_uint(base, "size", m->base_size);
 			bad |= add_hash(base, "sha256", m->base_sha256);

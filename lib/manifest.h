@@ -46,6 +46,9 @@ struct tnd_manifest {
 	uint64_t payload_size;		     /* bytes of all records */
 	uint8_t first_chunk[TND_SHA256_LEN]; /* hash of record 0 (chain head) */
 
+	/* delta: op stream format version (payload.delta_format, absent: 1),
+	 * so that a device without its decoder refuses before anything */
+	uint8_t delta_format;
 	bool has_base; /* delta: the image it applies to */
 	uint64_t base_size;
 	uint8_t base_sha256[TND_SHA256_LEN];

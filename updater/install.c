@@ -11,6 +11,7 @@
 
 #include "bootloader.h"
 #include "bundle.h"
+#include "delta.h"
 #include "log.h"
 #include "pipeline.h"
 #include "slot.h"
@@ -76,6 +77,17 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st
 	if (m->payload_type != TND_PAYLOAD_FULL)
 		return tnd_err_set(TND_E_UNSUPPORTED,
 				   "delta bundles need a build with delta support (CONFIG_DELTA)");
+#endif
+#ifdef CONFIG_DELTA
+	if (m->payload_type == TND_PAYLOAD_DELTA && m->delta_format > TND_DELTA_VERSION_MAX)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "delta format %u%s is not supported by this build (it reads up "
+				   "to %u)",
+				   m->delta_format,
+				   m->delta_format == TND_DELTA_VERSION_XZ
+				       ? " (xz streams rebuilt on the device, CONFIG_DELTA_XZ)"
+				       : "",
+				   TND_DELTA_VERSION_MAX);
 #endif
 	if (m->chunk_size > (uint32_t)CONFIG_MAX_CHUNK_SIZE_KIB * 1024)
 		return tnd_err_set(TND_E_UNSUPPORTED,
