@@ -11,7 +11,7 @@ seeds start the fuzzers where real data lives; a signing key is made in a
 temporary directory and thrown away (the fuzz targets make their own).
 Each seed is prefixed with the target's mode/flag byte (see the comment at
 the top of each fuzz_*.c)."""
-import json, os, random, struct, subprocess, sys, tempfile, zlib
+import json, os, random, shutil, struct, subprocess, sys, tempfile, zlib
 
 top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
@@ -107,6 +107,25 @@ def raw_delta(bsz, tsz, ctrl_ops, extra, diff, codec=0):
     return hdr + body + b"\0"
 
 
+def xz_squashfs(tmp):
+    """A 12 KiB xz squashfs of text (4 KiB blocks), or None without
+    mksquashfs. Only mksquashfs's one-shot encoder writes the streams the
+    delta encoder can rebuild (sizes in the block header)."""
+    if not shutil.which("mksquashfs"):
+        return None
+    r = random.Random(3)  # its own, so the other seeds stay as they were
+    tree = os.path.join(tmp, "sqtree")
+    os.makedirs(tree, exist_ok=True)
+    words = [bytes(r.choice(b"abcdefgh") for _ in range(r.randint(2, 7))) for _ in range(200)]
+    open(os.path.join(tree, "f"), "wb").write(b" ".join(r.choice(words) for _ in range(6000))[:24000])
+    img = os.path.join(tmp, "sq.img")
+    if subprocess.run(["mksquashfs", tree, img, "-comp", "xz", "-noappend", "-quiet", "-all-root",
+                       "-mkfs-time", "0", "-all-time", "0", "-b", "4096"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
+        return None
+    return open(img, "rb").read()
+
+
 def deltas(tmp):
     n = 80 * 1024
     base = bytes(base_byte(i) for i in range(n))
@@ -121,6 +140,12 @@ def deltas(tmp):
         "grow": base + base[:70000],
         "empty": b"",
     }
+    # Format version 2: xz streams (a tiny xz squashfs spliced into the
+    # base) that the decoder rebuilds with liblzma (XZ ops).
+    sq = xz_squashfs(tmp)
+    if sq:
+        targets["xz-insert"] = base[:20000] + sq + base[20000:60000]
+        targets["xz-replace"] = base[:8192] + sq + base[8192 + len(sq):]
     tdelta = os.path.join(build, "tdelta")
     for name, t in targets.items():
         tp, dp = os.path.join(tmp, "t-" + name), os.path.join(tmp, "d-" + name)
