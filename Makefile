@@ -115,16 +115,19 @@ lib-y := lib/error.c lib/log.c lib/util.c lib/crypto.c lib/sign.c \
 lib-y += lib/delta.c
 lib-y += lib/channel.c
 lib-$(CONFIG_DELTA_XZ) += lib/delta_xz.c
+lib-y += lib/link.c
 
 # updater/: device side; main.c is kept out of the library so tests link it.
 upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
          updater/install.c updater/progress.c updater/status.c \
          updater/bootloader.c updater/bootctl.c updater/health.c updater/doctor.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
+upd-$(CONFIG_SERIAL) += updater/receive.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
 img-y += image-tools/delta_encode.c image-tools/delta_xzmap.c
 img-y += image-tools/publish.c
+img-y += image-tools/send.c
 
 obj = $(patsubst %.c,$(O)/obj/%.o,$(1))
 

@@ -13,6 +13,7 @@ int cmd_build(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 /* Options for tnd_build_bundle(), also used by tests. */
 struct tnd_build_opts {

@@ -17,6 +17,7 @@ static const struct {
     {"inspect", cmd_inspect, "show a bundle's manifest (no signature check)"},
     {"verify", cmd_verify, "check a bundle's signatures and every chunk"},
     {"publish", cmd_publish, "add bundles to a channel directory and sign its index"},
+    {"send", cmd_send, "send a bundle over a serial line to `tandem receive`"},
 };
 
 static void usage(FILE *f)

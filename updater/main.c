@@ -12,6 +12,9 @@
 #include "doctor.h"
 #include "install.h"
 #include "log.h"
+#ifdef CONFIG_SERIAL
+#include "receive.h"
+#endif
 #include "status.h"
 #include "util.h"
 
@@ -314,6 +317,13 @@ static int cmd_doctor(const struct global *g, int argc, char **argv)
 	return tnd_doctor(&cfg, json);
 }
 
+#ifdef CONFIG_SERIAL
+static int cmd_receive(const struct global *g, int argc, char **argv)
+{
+	return tnd_cmd_receive(g->config, &cancelled, argc, argv);
+}
+#endif
+
 static const struct {
 	const char *name;
 	int (*fn)(const struct global *, int, char **);
@@ -325,6 +335,9 @@ static const struct {
     {"confirm", cmd_confirm, "after boot: run health checks, mark the slot good or bad"},
     {"rollback", cmd_rollback, "make the other, known-good slot boot next"},
     {"doctor", cmd_doctor, "check the device's setup and explain what is wrong"},
+#ifdef CONFIG_SERIAL
+    {"receive", cmd_receive, "install a bundle sent over a serial line"},
+#endif
 };
 
 static void usage(FILE *f)
