@@ -19,7 +19,7 @@
 #
 # Env:
 #   BENCH_RUNS=5        runs per contender (medians are printed)
-#   BENCH_SECTIONS="full scaling anchors footprint delta"   what to run
+#   BENCH_SECTIONS="full scaling anchors footprint delta serial"   what to run
 #   BENCH_TIMEOUT=600   seconds before any single command is stopped
 set -euo pipefail
 export LC_ALL=C TZ=UTC
@@ -29,7 +29,7 @@ O=$(cd "$TOP" && realpath -m "${1:-build}")
 HERE=$TOP/tests/bench
 B=$O/bench
 RUNS=${BENCH_RUNS:-5}
-SECTIONS=${BENCH_SECTIONS:-full scaling anchors footprint delta}
+SECTIONS=${BENCH_SECTIONS:-full scaling anchors footprint delta serial}
 TMO=${BENCH_TIMEOUT:-600}
 # The binaries under test are copied (below) before anything runs: the
 # build directory may be rebuilt by someone else during a long run, and a
@@ -689,6 +689,16 @@ section_delta() {
 	fi
 }
 
+# ------------------------------------------------------------ 6. serial (hook)
+# tests/serial/bench.sh: link efficiency at several rates and the time to
+# push the delta the delta section just made (issue 7).
+section_serial() {
+	log "serial: running tests/serial/bench.sh"
+	IMGPAIR=${IMGPAIR:-} timeout "$TMO" "$TOP/tests/serial/bench.sh" "$O" >"$B/serial.md" \
+		2>"$B/tmp/serial.err" ||
+		wrong "tests/serial/bench.sh failed: $(tail -1 "$B/tmp/serial.err")"
+}
+
 # ------------------------------------------------------------ main
 facts
 t_start=$(date +%s)
@@ -696,10 +706,12 @@ has full && section_full
 has scaling && section_scaling
 has footprint && section_footprint
 has delta && section_delta
+has serial && section_serial
 meta duration_s "$(($(date +%s) - t_start))"
 {
 	python3 "$HERE/report.py" "$RAW" "$META" "$B"
 	if has delta; then cat "$B/delta.md"; fi
+	if has serial; then cat "$B/serial.md"; fi
 } | tee "$B/results.md"
 log "tables in $B/results.md, JSON in $B/*.json"
 if [ "$FAILED" != 0 ]; then
