@@ -104,6 +104,12 @@ ifeq ($(CONFIG_SHA256_OPENSSL),y)
 LIB_CFLAGS += $(shell $(PKG_CONFIG_RUN) --cflags libcrypto 2>/dev/null)
 LIB_LDLIBS += $(shell $(PKG_CONFIG_RUN) --libs libcrypto 2>/dev/null)
 endif
+# Device-only libraries: tandem-image does not link them.
+UPD_LDLIBS :=
+ifeq ($(CONFIG_HTTP),y)
+CFLAGS     += $(shell $(PKG_CONFIG_RUN) --cflags libcurl 2>/dev/null)
+UPD_LDLIBS += $(shell $(PKG_CONFIG_RUN) --libs libcurl 2>/dev/null || echo -lcurl)
+endif
 CFLAGS += $(LIB_CFLAGS)
 
 # ---------------------------------------------------------------- sources
@@ -123,6 +129,7 @@ upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
          updater/bootloader.c updater/bootctl.c updater/health.c updater/doctor.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
 upd-$(CONFIG_SERIAL) += updater/receive.c
+upd-$(CONFIG_HTTP) += updater/http.c updater/fleet.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
 img-y += image-tools/delta_encode.c image-tools/delta_xzmap.c
@@ -159,7 +166,7 @@ $(LIBIMAGE): $(call obj,$(img-y))
 
 $(O)/tandem: $(call obj,updater/main.c) $(LIBUPDATER) $(LIBTANDEM)
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS) $(UPD_LDLIBS)
 $(O)/tandem-image: $(call obj,image-tools/main.c) $(LIBIMAGE) $(LIBTANDEM)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
@@ -174,7 +181,7 @@ $(O)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBUPDATER) $(LIBIMAGE) $(L
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(LIBUPDATER) $(LIBIMAGE) $(LIBTANDEM) \
-		$(LDFLAGS) $(LIB_LDLIBS) -lcmocka
+		$(LDFLAGS) $(LIB_LDLIBS) $(UPD_LDLIBS) -lcmocka
 
 .PHONY: unit-tests
 unit-tests: $(UNIT_BINS)

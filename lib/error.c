@@ -37,6 +37,7 @@ static const struct {
     {TND_E_NOT_FOUND, "E_NOT_FOUND", 5},
     {TND_E_HEALTH, "E_HEALTH", 24},
     {TND_E_NOT_READY, "E_NOT_READY", 25},
+    {TND_E_NETWORK, "E_NETWORK", 6},
     {TND_E_CANCELLED, "E_CANCELLED", 130},
     {TND_E_INTERNAL, "E_INTERNAL", 70},
 };

@@ -43,6 +43,7 @@ enum tnd_err {
 	TND_E_NOT_FOUND = -23,	  /* a named thing does not exist */
 	TND_E_HEALTH = -24,	  /* a health check failed: the booted slot is bad */
 	TND_E_NOT_READY = -25,	  /* the request does not fit the device's state */
+	TND_E_NETWORK = -26,	  /* connection, TLS or HTTP failure talking to a server */
 };
 
 #define TND_ERR_MSG_MAX 512

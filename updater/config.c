@@ -114,12 +114,68 @@ static int parse_slots(struct tnd_config *cfg, const cJSON *slots, const char *w
 	return 0;
 }
 
+static int parse_server(struct tnd_config *cfg, const cJSON *sv, const char *where)
+{
+	static const char *const keys[] = {"url",
+					   "ca",
+					   "client_cert",
+					   "client_key",
+					   "proxy",
+					   "report_url",
+					   "device_id_file",
+					   "poll_interval",
+					   "poll_jitter",
+					   "connect_timeout",
+					   "stall_timeout",
+					   "retries",
+					   NULL};
+	struct tnd_server_config *s = &cfg->server;
+
+	if (!cJSON_IsObject(sv))
+		return tnd_err_set(TND_E_CONFIG, "%s: \"server\" must be an object", where);
+	if (check_keys(sv, keys, where) || get_string(sv, "url", s->url, sizeof(s->url), where) ||
+	    get_string(sv, "ca", s->ca, sizeof(s->ca), where) ||
+	    get_string(sv, "client_cert", s->client_cert, sizeof(s->client_cert), where) ||
+	    get_string(sv, "client_key", s->client_key, sizeof(s->client_key), where) ||
+	    get_string(sv, "proxy", s->proxy, sizeof(s->proxy), where) ||
+	    get_string(sv, "report_url", s->report_url, sizeof(s->report_url), where) ||
+	    get_string(sv, "device_id_file", s->device_id_file, sizeof(s->device_id_file), where) ||
+	    get_unsigned(sv, "poll_interval", 1, 30 * 86400, &s->poll_interval, where) ||
+	    get_unsigned(sv, "poll_jitter", 0, 86400, &s->poll_jitter, where) ||
+	    get_unsigned(sv, "connect_timeout", 1, 600, &s->connect_timeout, where) ||
+	    get_unsigned(sv, "stall_timeout", 1, 3600, &s->stall_timeout, where) ||
+	    get_unsigned(sv, "retries", 0, 100, &s->retries, where))
+		return TND_E_CONFIG;
+	if (!s->url[0])
+		return tnd_err_set(TND_E_CONFIG, "%s: \"server\" needs a \"url\"", where);
+	if (strncmp(s->url, "http://", 7) && strncmp(s->url, "https://", 8))
+		return tnd_err_set(TND_E_CONFIG,
+				   "%s: server url must start with http:// or https://", where);
+	if (!s->client_cert[0] != !s->client_key[0])
+		return tnd_err_set(TND_E_CONFIG,
+				   "%s: \"client_cert\" and \"client_key\" go together", where);
+	if (!cJSON_GetObjectItemCaseSensitive(sv, "poll_jitter"))
+		s->poll_jitter = s->poll_interval / 10;
+	if (s->poll_jitter > s->poll_interval / 2)
+		return tnd_err_set(TND_E_CONFIG,
+				   "%s: \"poll_jitter\" must be at most half of \"poll_interval\"",
+				   where);
+#ifndef CONFIG_HTTP
+	return tnd_err_set(TND_E_UNSUPPORTED,
+			   "%s: this build has no HTTP support (CONFIG_HTTP) for \"server\"",
+			   where);
+#else
+	return 0;
+#endif
+}
+
 int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origin)
 {
 	static const char *const keys[] = {"compatible", "keyring",	   "signature_threshold",
 					   "state_dir",	 "cmdline",	   "boot_id",
 					   "bootloader", "slots",	   "boot_tries",
-					   "health_dir", "health_timeout", NULL};
+					   "health_dir", "health_timeout", "server",
+					   NULL};
 	const cJSON *v;
 	cJSON *root;
 	int ret = TND_E_CONFIG;
@@ -136,6 +192,11 @@ int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origi
 	cfg->boot_tries = 3;
 	cfg->health_timeout = 60;
 	cfg->bootloader = TND_BL_UBOOT;
+	strcpy(cfg->server.device_id_file, "/etc/machine-id");
+	cfg->server.poll_interval = 3600;
+	cfg->server.connect_timeout = 30;
+	cfg->server.stall_timeout = 60;
+	cfg->server.retries = 5;
 
 	root = cJSON_Parse(json);
 	if (!root || !cJSON_IsObject(root)) {
@@ -166,6 +227,9 @@ int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origi
 		goto out;
 	v = cJSON_GetObjectItemCaseSensitive(root, "bootloader");
 	if (v && (ret = parse_bootloader(cfg, v, origin)))
+		goto out;
+	v = cJSON_GetObjectItemCaseSensitive(root, "server");
+	if (v && (ret = parse_server(cfg, v, origin)))
 		goto out;
 	ret = 0;
 out:

@@ -33,6 +33,22 @@ struct tnd_config {
 	unsigned boot_tries;
 	char health_dir[PATH_MAX];
 	unsigned health_timeout; /* seconds per health check */
+	struct tnd_server_config {
+		/* "server": the fleet channel this device polls (docs/fleet.md).
+		 * url empty: no server configured. */
+		char url[1024];		       /* the channel's index.json */
+		char ca[PATH_MAX];	       /* CA bundle for HTTPS; empty: the system's */
+		char client_cert[PATH_MAX];    /* mutual TLS: the device's certificate */
+		char client_key[PATH_MAX];     /* ... and its private key */
+		char proxy[1024];	       /* empty: libcurl's default (environment) */
+		char report_url[1024];	       /* empty: no status reports */
+		char device_id_file[PATH_MAX]; /* the device's ID (first line) */
+		unsigned poll_interval;	       /* seconds between polls */
+		unsigned poll_jitter;	       /* +- seconds of random jitter */
+		unsigned connect_timeout;      /* seconds */
+		unsigned stall_timeout;	       /* seconds without a byte: reconnect */
+		unsigned retries;	       /* reconnects per download without progress */
+	} server;
 };
 
 int tnd_config_load(struct tnd_config *cfg, const char *path) TND_MUST_CHECK;

@@ -10,6 +10,10 @@
 #include "bootctl.h"
 #include "config.h"
 #include "doctor.h"
+#ifdef CONFIG_HTTP
+#include "fleet.h"
+#include "http.h"
+#endif
 #include "install.h"
 #include "log.h"
 #ifdef CONFIG_SERIAL
@@ -41,7 +45,9 @@ static void install_usage(FILE *f)
 	    "Usage: tandem [-c CONF] install [OPTIONS] SOURCE\n"
 	    "\n"
 	    "Installs a signed bundle into the inactive slot and makes it boot next.\n"
-	    "SOURCE is a bundle file or - for standard input. The manifest's signatures\n"
+	    "SOURCE is a bundle file, - for standard input, or an http:// or https:// URL\n"
+	    "(streamed, resumed with Range requests after a dropped connection; TLS\n"
+	    "settings from the configuration's \"server\"). The manifest's signatures\n"
 	    "are checked before any payload is read, every chunk is authenticated before\n"
 	    "it is written, and the slot is read back from the device at the end.\n"
 	    "\n"
@@ -100,8 +106,24 @@ static int cmd_install(const struct global *g, int argc, char **argv)
 	tnd_progress_init(&prog, mode);
 	o.progress = &prog;
 	ret = load_config(g, &cfg);
+#ifdef CONFIG_HTTP
+	struct tnd_source *net = NULL;
+	struct tnd_http_opts ho = {.server = &cfg.server, .cancel = &cancelled};
+
+	if (!ret && tnd_is_url(o.source)) {
+		ret = tnd_http_source_open(&net, o.source, &ho);
+		o.src = net;
+	}
+#else
+	if (!ret && (!strncmp(o.source, "http://", 7) || !strncmp(o.source, "https://", 8)))
+		ret = tnd_err_set(TND_E_UNSUPPORTED,
+				  "installing from a URL needs a build with CONFIG_HTTP");
+#endif
 	if (!ret)
 		ret = tnd_install(&cfg, &o, &res);
+#ifdef CONFIG_HTTP
+	tnd_source_close(net);
+#endif
 	if (ret) {
 		tnd_progress_error(&prog, ret, tnd_err_msg());
 		return ret;
@@ -317,6 +339,18 @@ static int cmd_doctor(const struct global *g, int argc, char **argv)
 	return tnd_doctor(&cfg, json);
 }
 
+#ifdef CONFIG_HTTP
+static int cmd_poll(const struct global *g, int argc, char **argv)
+{
+	return tnd_cmd_poll(g->config, &cancelled, argc, argv);
+}
+
+static int cmd_daemon(const struct global *g, int argc, char **argv)
+{
+	return tnd_cmd_daemon(g->config, &cancelled, argc, argv);
+}
+#endif
+
 #ifdef CONFIG_SERIAL
 static int cmd_receive(const struct global *g, int argc, char **argv)
 {
@@ -337,6 +371,10 @@ static const struct {
     {"doctor", cmd_doctor, "check the device's setup and explain what is wrong"},
 #ifdef CONFIG_SERIAL
     {"receive", cmd_receive, "install a bundle sent over a serial line"},
+#endif
+#ifdef CONFIG_HTTP
+    {"poll", cmd_poll, "check the update server once and install what it offers"},
+    {"daemon", cmd_daemon, "poll the update server on a schedule"},
 #endif
 };
 

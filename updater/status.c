@@ -7,6 +7,9 @@
 #include <cjson/cJSON.h>
 
 #include "bootloader.h"
+#ifdef CONFIG_HTTP
+#include "fleet.h"
+#endif
 #include "state.h"
 #include "timeutil.h"
 #include "util.h"
@@ -18,6 +21,10 @@ struct status {
 	bool have_bs;
 	struct tnd_boot_state bs;
 	char bl_err[TND_ERR_MSG_MAX];
+#ifdef CONFIG_HTTP
+	bool have_poll; /* a server is configured */
+	struct tnd_poll_state poll;
+#endif
 };
 
 static int gather(const struct tnd_config *cfg, struct status *s)
@@ -40,8 +47,72 @@ static int gather(const struct tnd_config *cfg, struct status *s)
 		snprintf(s->bl_err, sizeof(s->bl_err), "%s", tnd_err_msg());
 	}
 	tnd_bl_close(bl);
+#ifdef CONFIG_HTTP
+	s->have_poll = cfg->server.url[0] && !tnd_poll_state_load(&s->poll, cfg->state_dir);
+#endif
 	return 0;
 }
+
+#ifdef CONFIG_HTTP
+static void add_time(cJSON *o, const char *k, int64_t t)
+{
+	char buf[TND_TIME_STR_LEN];
+
+	if (t) {
+		tnd_time_format(buf, t);
+		cJSON_AddStringToObject(o, k, buf);
+	}
+}
+
+/* "poll": the fleet poll's last outcome and schedule (docs/status.md). */
+static void add_poll(cJSON *root, const struct tnd_config *cfg, const struct status *s)
+{
+	const struct tnd_poll_state *p = &s->poll;
+	cJSON *o;
+
+	if (!s->have_poll || !(o = cJSON_AddObjectToObject(root, "poll")))
+		return;
+	cJSON_AddStringToObject(o, "server", cfg->server.url);
+	add_time(o, "last_poll", p->last_poll);
+	if (p->result[0])
+		cJSON_AddStringToObject(o, "result", p->result);
+	if (p->version[0])
+		cJSON_AddStringToObject(o, "version", p->version);
+	if (p->error_code[0]) {
+		cJSON_AddStringToObject(o, "error_code", p->error_code);
+		cJSON_AddStringToObject(o, "error", p->error);
+	}
+	add_time(o, "next_poll", p->next_poll);
+	cJSON_AddNumberToObject(o, "failures", p->failures);
+	cJSON_AddNumberToObject(o, "index_sequence", (double)p->sequence);
+	cJSON_AddNumberToObject(o, "requests", p->requests);
+	cJSON_AddNumberToObject(o, "bytes", (double)p->bytes);
+}
+
+static void print_poll(const struct tnd_config *cfg, const struct status *s)
+{
+	const struct tnd_poll_state *p = &s->poll;
+	char t[TND_TIME_STR_LEN];
+
+	if (!s->have_poll)
+		return;
+	printf("\nserver:       %s\n", cfg->server.url);
+	if (!p->last_poll) {
+		printf("last poll:    never\n");
+		return;
+	}
+	tnd_time_format(t, p->last_poll);
+	printf("last poll:    %s %s%s%s", t, p->result, p->version[0] ? ", release " : "",
+	       p->version);
+	if (p->error[0])
+		printf(" (%s: %s)", p->error_code, p->error);
+	printf("\n");
+	if (p->next_poll) {
+		tnd_time_format(t, p->next_poll);
+		printf("next poll:    %s\n", t);
+	}
+}
+#endif
 
 static int order_pos(const struct tnd_boot_state *bs, int slot)
 {
@@ -124,6 +195,9 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 			cJSON_AddStringToObject(last, "error", s->st.last_error);
 		}
 	}
+#ifdef CONFIG_HTTP
+	add_poll(root, cfg, s);
+#endif
 	text = cJSON_Print(root);
 	cJSON_Delete(root);
 	if (!text)
@@ -183,6 +257,9 @@ static void print_text(const struct tnd_config *cfg, const struct status *s)
 			printf(" (%s: %s)", s->st.last_error_code, s->st.last_error);
 		printf("\n");
 	}
+#ifdef CONFIG_HTTP
+	print_poll(cfg, s);
+#endif
 }
 
 int tnd_status_print(const struct tnd_config *cfg, bool json)

@@ -1,0 +1,258 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Fleet updates against real nginx on loopback (tests/lib/nginx.sh): a
+# channel made by `tandem-image publish`, served over HTTP and HTTPS with
+# a test CA; `tandem poll` on a simulated device finds and installs
+# releases (full, then a delta after a reboot), a poll with nothing new is
+# one 304, a dropped download continues with a Range request, server
+# errors are retried, a wrong certificate, a stale index and a badly
+# signed one are refused with nothing written, reports reach the server or
+# wait in a queue, and the daemon polls on its schedule.
+. "$(dirname "$0")/lib.sh"
+. "$TOP/tests/lib/nginx.sh"
+. "$TOP/tests/lib/simboot.sh"
+
+command -v nginx >/dev/null || { echo "${0##*/}: nginx is missing (make deps)" >&2; exit 1; }
+
+PROXY_PID=""
+cleanup() {
+	nginx_down
+	[ -z "$PROXY_PID" ] || kill "$PROXY_PID" 2>/dev/null || true
+}
+
+# server KEY=JSON ...: sets keys of the configuration's "server" object.
+server() {
+	python3 - "$CONF" "$@" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+s = c.setdefault("server", {})
+for kv in sys.argv[2:]:
+    k, v = kv.split("=", 1)
+    if v == "null":
+        s.pop(k, None)
+    else:
+        s[k] = json.loads(v)
+json.dump(c, open(p, "w"), indent=1)
+PY
+}
+
+# setup: a device, release 1.0 published, nginx serving the channel, and
+# the device pointed at it over HTTPS.
+setup() {
+	new_device dev 8M
+	trap cleanup EXIT
+	make_pki "$D/pki"
+	make_image "$D/v1.img" 2
+	cp "$D/v1.img" "$D/v2.img"
+	printf 'release 2.0 changed this' | dd of="$D/v2.img" bs=1 seek=300000 conv=notrunc 2>/dev/null
+	build_bundle "$D/b1.tnd" "$D/v1.img" --version 1.0
+	build_bundle "$D/b2.tnd" "$D/v2.img" --version 2.0
+	publish "$D/b1.tnd"
+	nginx_up "$D/nginx" "$D/www" "$D/pki"
+	echo "device-0001" >"$D/device-id"
+	server url="\"$NGINX_HTTPS/ch/index.json\"" ca="\"$D/pki/ca.pem\"" \
+		device_id_file="\"$D/device-id\"" retries=3 connect_timeout=5 stall_timeout=3
+}
+
+publish() {
+	mkdir -p "$D/www"
+	"$TANDEM_IMAGE" -q publish --channel "$D/www/ch" --key "$D/signing/key.pem" "$@" >/dev/null
+}
+
+poll() { # poll [args]: tandem poll --json, output in $D/poll.json
+	timeout 120 "$TANDEM" -c "$CONF" poll --once --json "$@" >"$D/poll.json"
+}
+
+result() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$D/poll.json" "$1"; }
+
+slot_holds() { cmp -s -n "$(stat -c %s "$1")" "$1" "$2"; }
+
+test_fleet_update_found_and_installed_then_304() {
+	setup
+	poll
+	[ "$(result result)" = installed ] || fail "first poll: $(cat "$D/poll.json")"
+	slot_holds "$D/v1.img" "$D/slotB.img" || fail "slot B does not hold release 1.0"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "B A" ] || fail "not activated"
+	grep -q '^200 GET /ch/sim/1.0.tnd ' "$D/nginx/access.log" || fail "bundle not fetched: $(cat "$D/nginx/access.log")"
+	# Nothing new: one conditional request, answered 304, nothing parsed.
+	: >"$D/nginx/access.log"
+	poll
+	[ "$(result result)" = not-modified ] || fail "second poll: $(cat "$D/poll.json")"
+	[ "$(wc -l <"$D/nginx/access.log")" -eq 1 ] || fail "more than one request: $(cat "$D/nginx/access.log")"
+	grep -q '^304 GET /ch/index.json ' "$D/nginx/access.log" || fail "not a 304: $(cat "$D/nginx/access.log")"
+	[ "$(result requests)" -eq 1 ] && [ "$(result bytes)" -lt 1024 ] ||
+		fail "a no-update poll cost $(result requests) requests, $(result bytes) bytes"
+}
+
+test_fleet_delta_after_reboot_and_up_to_date() {
+	setup
+	poll
+	[ "$(sim_boot "$D")" = B ] || fail "did not boot B"
+	"$TANDEM" -c "$CONF" -q confirm
+	publish "$D/b2.tnd"
+	[ -f "$D/www/ch/sim/2.0-from-1.0.tnd" ] || fail "publish made no delta"
+	poll
+	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	grep -q '^200 GET /ch/sim/2.0-from-1.0.tnd ' "$D/nginx/access.log" ||
+		fail "the delta was not used: $(cat "$D/nginx/access.log")"
+	! grep -q 'GET /ch/sim/2.0.tnd ' "$D/nginx/access.log" || fail "the full bundle was fetched too"
+	slot_holds "$D/v2.img" "$D/slotA.img" || fail "slot A does not hold release 2.0"
+	[ "$(sim_boot "$D")" = A ] || fail "did not boot A"
+	"$TANDEM" -c "$CONF" -q confirm
+	rm -f "$D/state/poll.json" # forget the ETag: the index is parsed again
+	poll
+	[ "$(result result)" = up-to-date ] || fail "poll on 2.0: $(cat "$D/poll.json")"
+	"$TANDEM" -c "$CONF" status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+p = s["poll"]
+assert p["result"] == "up-to-date" and p["version"] == "2.0" and "last_poll" in p, p'
+}
+
+# proxy FAULTS...: the fault relay in front of nginx's HTTP port; the
+# device is pointed at it.
+proxy() {
+	local port up
+	port=$(free_port)
+	up=${NGINX_HTTP##*:}
+	rm -f "$D/proxy.ready"
+	python3 "$TOP/tests/lib/faultproxy.py" --listen "$port" --upstream "$up" \
+		--log "$D/proxy.log" --ready "$D/proxy.ready" "$@" 2>"$D/proxy.err" &
+	PROXY_PID=$!
+	for _ in $(seq 50); do [ -e "$D/proxy.ready" ] && break; sleep 0.1; done
+	server url="\"http://127.0.0.1:$port/ch/index.json\""
+}
+
+test_fleet_dropped_download_resumes_with_range() {
+	setup
+	local size cut=300000
+	size=$(stat -c %s "$D/b1.tnd")
+	proxy --cut "1:$cut"
+	poll
+	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	slot_holds "$D/v1.img" "$D/slotB.img" || fail "slot B does not hold release 1.0"
+	python3 - "$D/proxy.log" "$size" "$cut" <<'PY'
+import json, sys
+log, size, cut = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+reqs = [json.loads(l) for l in open(log) if ".tnd" in l]
+assert len(reqs) == 2, reqs
+assert reqs[0]["fault"].startswith("cut") and reqs[0]["range"] == "", reqs
+start = int(reqs[1]["range"].split("=")[1].rstrip("-"))
+# it continues near where it was cut: what it had not handed out yet
+# (its 32 KiB buffer, the response headers) is all it asks for again
+assert cut - 40000 <= start <= cut, (start, cut)
+body = sum(r["bytes"] for r in reqs)
+assert body <= size + 65536 + 2 * 1024, (body, size)
+PY
+}
+
+test_fleet_server_errors_retried_then_permanent_refused() {
+	setup
+	proxy --status 2:503
+	poll
+	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	[ "$(grep -c '"fault": "status 503"' "$D/proxy.log")" -eq 2 ] || fail "no 503s: $(cat "$D/proxy.log")"
+	# A 404 is not retried: one request for the bundle, exit status 5.
+	rm -f "$D/www/ch/sim/1.0.tnd" "$D/state/poll.json" "$D/state/state.json"
+	: >"$D/proxy.log"
+	local rc=0
+	"$TANDEM" -c "$CONF" poll --once >/dev/null 2>"$D/err" || rc=$?
+	[ "$rc" -eq 5 ] || fail "404: exit $rc: $(cat "$D/err")"
+	grep -q "HTTP 404" "$D/err" || fail "404 not named: $(cat "$D/err")"
+	[ "$(grep -c '1.0.tnd' "$D/proxy.log")" -eq 1 ] || fail "404 retried: $(cat "$D/proxy.log")"
+}
+
+test_fleet_wrong_certificate_refused() {
+	setup
+	server ca="\"$D/pki/other-ca.pem\""
+	snapshot
+	expect_refusal 6 "certificate" "$TANDEM" -c "$CONF" poll --once
+	assert_untouched
+	[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"])' "$D/state/poll.json")" = error ]
+}
+
+test_fleet_stale_or_badly_signed_index_refused() {
+	setup
+	snapshot
+	# the index expires in 7 days: a device whose clock says 30 days later
+	TANDEM_NOW=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ) \
+		expect_refusal 13 "expired" "$TANDEM" -c "$CONF" poll --once
+	assert_untouched
+	"$TANDEM_IMAGE" keygen --out "$D/other.key" --pub "$D/other.pem" >/dev/null
+	rm "$D/keys/"*.pem
+	cp "$D/other.pem" "$D/keys/"
+	expect_refusal 11 "channel index" "$TANDEM" -c "$CONF" poll --once
+	assert_untouched
+	[ "$(tr -d '\0' <"$D/slotB.img" | wc -c)" -eq 0 ] || fail "slot B was written"
+}
+
+test_fleet_rollout_outside_waits() {
+	setup
+	rm -rf "$D/www/ch"
+	"$TANDEM_IMAGE" -q publish --channel "$D/www/ch" --key "$D/signing/key.pem" --rollout 0 \
+		"$D/b1.tnd" >/dev/null
+	poll
+	[ "$(result result)" = not-selected ] || fail "poll: $(cat "$D/poll.json")"
+	! grep -q '\.tnd' "$D/nginx/access.log" || fail "a bundle was fetched"
+	"$TANDEM_IMAGE" -q publish --channel "$D/www/ch" --key "$D/signing/key.pem" --rollout 100 \
+		--compatible sim >/dev/null
+	poll
+	[ "$(result result)" = installed ] || fail "after 100%: $(cat "$D/poll.json")"
+}
+
+test_fleet_reports_sent_or_queued() {
+	setup
+	server report_url="\"http://127.0.0.1:$(free_port)/report\""
+	poll
+	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	[ "$(ls "$D/state/reports/"*.json | wc -l)" -eq 1 ] || fail "report not queued"
+	server report_url="\"$NGINX_HTTP/report\""
+	poll
+	[ "$(result result)" = not-modified ] || fail "poll: $(cat "$D/poll.json")"
+	[ -z "$(ls "$D/state/reports/")" ] || fail "queue not emptied"
+	python3 - "$D/nginx/reports.log" <<'PY'
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert len(r) == 1, r
+r = r[0]
+assert r["event"] == "installed" and r["version"] == "1.0" and r["device_id"] == "device-0001", r
+assert r["compatible"] == "sim" and r["slot"] == "B", r
+PY
+}
+
+test_fleet_install_url_and_mutual_tls() {
+	setup
+	"$TANDEM" -c "$CONF" -q install --progress=none --no-activate "$NGINX_HTTPS/ch/sim/1.0.tnd"
+	slot_holds "$D/v1.img" "$D/slotB.img" || fail "slot B does not hold the bundle's image"
+	# the mTLS port wants a client certificate from the test CA
+	expect_refusal 6 "" "$TANDEM" -c "$CONF" install --progress=none --no-activate \
+		"$NGINX_MTLS/ch/sim/1.0.tnd"
+	server client_cert="\"$D/pki/client.pem\"" client_key="\"$D/pki/client.key\""
+	"$TANDEM" -c "$CONF" -q install --progress=none --no-activate "$NGINX_MTLS/ch/sim/1.0.tnd"
+	expect_refusal 5 "HTTP 404" "$TANDEM" -c "$CONF" install --progress=none \
+		"$NGINX_HTTPS/ch/sim/nothing.tnd"
+}
+
+test_fleet_daemon_polls_and_stops_on_sigterm() {
+	setup
+	server poll_interval=2 poll_jitter=0
+	timeout 60 "$TANDEM" -c "$CONF" daemon 2>"$D/daemon.err" &
+	local pid=$! i
+	for i in $(seq 100); do
+		[ "$(grep -c 'GET /ch/index.json' "$D/nginx/access.log")" -ge 3 ] && break
+		sleep 0.1
+	done
+	kill -TERM "$pid"
+	wait "$pid" || fail "daemon exit status $?: $(cat "$D/daemon.err")"
+	[ "$(grep -c 'GET /ch/index.json' "$D/nginx/access.log")" -ge 3 ] || fail "fewer than 3 polls"
+	[ "$(grep -c '^304 GET /ch/index.json' "$D/nginx/access.log")" -ge 2 ] || fail "later polls not 304"
+	slot_holds "$D/v1.img" "$D/slotB.img" || fail "the daemon did not install 1.0"
+	grep -q "next poll in" "$D/daemon.err" || fail "no schedule logged: $(cat "$D/daemon.err")"
+	"$TANDEM" -c "$CONF" status --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["poll"]
+assert p["result"] == "not-modified" and "next_poll" in p, p'
+}
+
+run_tests
