@@ -108,7 +108,8 @@ endif
 UPD_LDLIBS :=
 ifeq ($(CONFIG_HTTP),y)
 CFLAGS     += $(shell $(PKG_CONFIG_RUN) --cflags libcurl 2>/dev/null)
-UPD_LDLIBS += $(shell $(PKG_CONFIG_RUN) --libs libcurl 2>/dev/null || echo -lcurl)
+# loaded at run time by updater/http.c (dlopen): not linked
+UPD_LDLIBS += -ldl
 endif
 CFLAGS += $(LIB_CFLAGS)
 

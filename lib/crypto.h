@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 #ifdef CONFIG_SHA256_OPENSSL
-#include <openssl/evp.h>
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: see crypto.c */
+#include <openssl/sha.h>
 #else
 #include <mbedtls/sha256.h>
 #endif
@@ -18,7 +19,7 @@
 
 struct tnd_sha256 {
 #ifdef CONFIG_SHA256_OPENSSL
-	EVP_MD_CTX *ctx;
+	SHA256_CTX ctx;
 #else
 	mbedtls_sha256_context ctx;
 #endif

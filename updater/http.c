@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,10 @@
 #include <strings.h>
 #include <time.h>
 
+/* Calls go through the table below: no compile-time type checks. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include "log.h"
 #include "util.h"
@@ -30,14 +34,85 @@ int tnd_is_url(const char *s)
 	return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
 }
 
+/*
+ * libcurl is loaded when a command first needs HTTP, not linked: a
+ * distribution's libcurl brings its TLS library and, in Debian's build,
+ * 30 more (LDAP, Kerberos, SSH, RTMP, IDN ...). Linked, they cost every
+ * command, `tandem install FILE` and `tandem confirm` at boot included,
+ * about 3 MiB of resident memory and their load time; loaded, only the
+ * commands that talk to a server pay. The soname libcurl.so.4 has been
+ * stable since 2006.
+ */
+static struct {
+	CURLcode (*global_init)(long);
+	CURL *(*easy_init)(void);
+	void (*easy_cleanup)(CURL *);
+	void (*easy_reset)(CURL *);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_pause)(CURL *, int);
+	const char *(*easy_strerror)(CURLcode);
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_cleanup)(CURLM *);
+	CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_perform)(CURLM *, int *);
+	CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned int, int, int *);
+	CURLMsg *(*multi_info_read)(CURLM *, int *);
+	const char *(*multi_strerror)(CURLMcode);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+} cu;
+
+static int load_curl(void)
+{
+	static const char *const sonames[] = {"libcurl.so.4", "libcurl-gnutls.so.4",
+					      "libcurl-nss.so.4"};
+	static const struct {
+		const char *name;
+		size_t off;
+	} syms[] = {
+#define SYM(f) {"curl_" #f, offsetof(__typeof__(cu), f)}
+	    SYM(global_init),	      SYM(easy_init),	   SYM(easy_cleanup),
+	    SYM(easy_reset),	      SYM(easy_setopt),	   SYM(easy_getinfo),
+	    SYM(easy_perform),	      SYM(easy_pause),	   SYM(easy_strerror),
+	    SYM(multi_init),	      SYM(multi_cleanup),  SYM(multi_add_handle),
+	    SYM(multi_remove_handle), SYM(multi_perform),  SYM(multi_poll),
+	    SYM(multi_info_read),     SYM(multi_strerror), SYM(slist_append),
+	    SYM(slist_free_all),
+#undef SYM
+	};
+	void *lib = NULL;
+
+	for (size_t i = 0; !lib && i < sizeof(sonames) / sizeof(sonames[0]); i++)
+		lib = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		return tnd_err_set(TND_E_UNSUPPORTED, "HTTP needs libcurl (libcurl.so.4): %s",
+				   dlerror());
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		void *f = dlsym(lib, syms[i].name);
+
+		if (!f)
+			return tnd_err_set(TND_E_UNSUPPORTED,
+					   "libcurl too old: no %s (7.66 or later)", syms[i].name);
+		memcpy((char *)&cu + syms[i].off, &f, sizeof(f));
+	}
+	return 0; /* never unloaded: the process is short or a daemon */
+}
+
 static int curl_ready(void)
 {
 	static int done;
+	int r;
 
 	/* Once, before any thread exists: curl_global_init is not thread-safe
 	 * in every libcurl build. */
 	if (!done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		r = load_curl();
+		if (r)
+			return r;
+		if (cu.global_init(CURL_GLOBAL_DEFAULT))
 			return tnd_err_set(TND_E_NETWORK, "cannot initialise libcurl");
 		done = 1;
 	}
@@ -53,7 +128,7 @@ static int setup_easy(CURL *c, const char *url, const struct tnd_http_opts *o, c
 #define SET(opt, val)                                                                              \
 	do {                                                                                       \
 		if (r == CURLE_OK)                                                                 \
-			r = curl_easy_setopt(c, opt, val);                                         \
+			r = cu.easy_setopt(c, opt, val);                                           \
 	} while (0)
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
@@ -85,7 +160,7 @@ static int setup_easy(CURL *c, const char *url, const struct tnd_http_opts *o, c
 	SET(CURLOPT_LOW_SPEED_TIME, (long)(s ? s->stall_timeout : 60));
 #undef SET
 	if (r != CURLE_OK)
-		return tnd_err_set(TND_E_NETWORK, "libcurl: %s", curl_easy_strerror(r));
+		return tnd_err_set(TND_E_NETWORK, "libcurl: %s", cu.easy_strerror(r));
 	return 0;
 }
 
@@ -99,7 +174,7 @@ static int net_error(const char *what, const char *url, CURLcode cc, long status
 	if (cc == CURLE_OK)
 		return tnd_err_set(TND_E_NETWORK, "%s %s: HTTP %ld", what, url, status);
 	return tnd_err_set(TND_E_NETWORK, "%s %s: %s", what, url,
-			   errbuf && errbuf[0] ? errbuf : curl_easy_strerror(cc));
+			   errbuf && errbuf[0] ? errbuf : cu.easy_strerror(cc));
 }
 
 /* Waits s seconds unless cancelled; returns TND_E_CANCELLED then. */
@@ -247,7 +322,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 static void stop_request(struct http_src *h)
 {
 	if (h->active) {
-		curl_multi_remove_handle(h->multi, h->easy);
+		cu.multi_remove_handle(h->multi, h->easy);
 		h->active = false;
 	}
 	h->paused = false;
@@ -260,11 +335,11 @@ static int start_request(struct http_src *h)
 	int r;
 
 	stop_request(h);
-	curl_easy_reset(h->easy);
+	cu.easy_reset(h->easy);
 	r = setup_easy(h->easy, h->url, &h->o, h->errbuf);
 	if (r)
 		return r;
-	curl_slist_free_all(h->hdrs);
+	cu.slist_free_all(h->hdrs);
 	h->hdrs = NULL;
 	h->req_from = h->off;
 	h->skip = 0;
@@ -274,27 +349,27 @@ static int start_request(struct http_src *h)
 	h->status = 0;
 	h->cb_err = 0;
 	h->errbuf[0] = '\0';
-	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	cu.easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
+	cu.easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
+	cu.easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_body);
+	cu.easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
 	if (h->req_from) {
 		snprintf(h->range_hdr, sizeof(h->range_hdr), "%" PRIu64 "-", h->req_from);
-		curl_easy_setopt(h->easy, CURLOPT_RANGE, h->range_hdr);
+		cu.easy_setopt(h->easy, CURLOPT_RANGE, h->range_hdr);
 		/* Only the same file may continue; another one comes whole. */
 		if (h->etag[0]) {
 			char line[300];
 
 			snprintf(line, sizeof(line), "If-Range: %s", h->etag);
-			h->hdrs = curl_slist_append(NULL, line);
+			h->hdrs = cu.slist_append(NULL, line);
 			if (!h->hdrs)
 				return tnd_err_set(TND_E_NOMEM, "out of memory");
-			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+			cu.easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		}
 	}
-	mc = curl_multi_add_handle(h->multi, h->easy);
+	mc = cu.multi_add_handle(h->multi, h->easy);
 	if (mc != CURLM_OK)
-		return tnd_err_set(TND_E_NETWORK, "libcurl: %s", curl_multi_strerror(mc));
+		return tnd_err_set(TND_E_NETWORK, "libcurl: %s", cu.multi_strerror(mc));
 	h->active = true;
 	h->st.requests++;
 	if (h->req_from)
@@ -336,20 +411,20 @@ static int pump(struct http_src *h)
 
 	if (h->paused) {
 		h->paused = false;
-		curl_easy_pause(h->easy, CURLPAUSE_CONT);
+		cu.easy_pause(h->easy, CURLPAUSE_CONT);
 	}
-	mc = curl_multi_perform(h->multi, &running);
+	mc = cu.multi_perform(h->multi, &running);
 	if (mc != CURLM_OK)
-		return tnd_err_set(TND_E_NETWORK, "libcurl: %s", curl_multi_strerror(mc));
-	while ((m = curl_multi_info_read(h->multi, &nmsg)))
+		return tnd_err_set(TND_E_NETWORK, "libcurl: %s", cu.multi_strerror(mc));
+	while ((m = cu.multi_info_read(h->multi, &nmsg)))
 		if (m->msg == CURLMSG_DONE && m->easy_handle == h->easy) {
 			h->finished = true;
 			h->result = m->data.result;
 		}
 	if (!h->finished && !h->len && !h->paused) {
-		mc = curl_multi_poll(h->multi, NULL, 0, 200, NULL);
+		mc = cu.multi_poll(h->multi, NULL, 0, 200, NULL);
 		if (mc != CURLM_OK)
-			return tnd_err_set(TND_E_NETWORK, "libcurl: %s", curl_multi_strerror(mc));
+			return tnd_err_set(TND_E_NETWORK, "libcurl: %s", cu.multi_strerror(mc));
 	}
 	return 0;
 }
@@ -381,7 +456,7 @@ static int request_ended(struct http_src *h)
 	if (wait > BACKOFF_MAX)
 		wait = BACKOFF_MAX;
 	tnd_warn("%s: %s at byte %" PRIu64 "; retrying in %.0f s (%u of %u)", h->url,
-		 cc != CURLE_OK ? (h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc))
+		 cc != CURLE_OK ? (h->errbuf[0] ? h->errbuf : cu.easy_strerror(cc))
 		 : status == 200 || status == 206 ? "connection closed early"
 						  : "server error",
 		 h->off, wait, h->fails, h->o.server->retries);
@@ -448,12 +523,12 @@ static void http_close(struct tnd_source *src)
 	struct http_src *h = (struct http_src *)src;
 
 	stop_request(h);
-	curl_slist_free_all(h->hdrs);
+	cu.slist_free_all(h->hdrs);
 	h->hdrs = NULL;
 	if (h->easy)
-		curl_easy_cleanup(h->easy);
+		cu.easy_cleanup(h->easy);
 	if (h->multi)
-		curl_multi_cleanup(h->multi);
+		cu.multi_cleanup(h->multi);
 	h->easy = NULL;
 	h->multi = NULL;
 }
@@ -479,8 +554,8 @@ int tnd_http_source_open(struct tnd_source **out, const char *url, const struct 
 	h->src.skip_to = http_skip_to;
 	h->src.close = http_close;
 	h->src.fd = -1;
-	h->multi = curl_multi_init();
-	h->easy = curl_easy_init();
+	h->multi = cu.multi_init();
+	h->easy = cu.easy_init();
 	if (!h->multi || !h->easy) {
 		tnd_source_close(&h->src);
 		return tnd_err_set(TND_E_NOMEM, "cannot initialise libcurl");
@@ -559,7 +634,7 @@ int tnd_http_get(const char *url, const char *etag, size_t max, const struct tnd
 	ret = curl_ready();
 	if (ret)
 		return ret;
-	c = curl_easy_init();
+	c = cu.easy_init();
 	if (!c)
 		return tnd_err_set(TND_E_NOMEM, "cannot initialise libcurl");
 	ret = setup_easy(c, url, o, errbuf);
@@ -569,24 +644,24 @@ int tnd_http_get(const char *url, const char *etag, size_t max, const struct tnd
 		char line[300];
 
 		snprintf(line, sizeof(line), "If-None-Match: %s", etag);
-		hdrs = curl_slist_append(NULL, line);
+		hdrs = cu.slist_append(NULL, line);
 		if (!hdrs) {
 			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
 			goto out;
 		}
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+		cu.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	}
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, mem_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &m);
+	cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_body);
+	cu.easy_setopt(c, CURLOPT_WRITEDATA, &m);
+	cu.easy_setopt(c, CURLOPT_HEADERFUNCTION, mem_header);
+	cu.easy_setopt(c, CURLOPT_HEADERDATA, &m);
 	/* a whole small document: a stall is a failure, not a long wait */
-	curl_easy_setopt(c, CURLOPT_TIMEOUT,
-			 (long)(o->server->connect_timeout + o->server->stall_timeout));
-	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &hb);
-	curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &bb);
+	cu.easy_setopt(c, CURLOPT_TIMEOUT,
+		       (long)(o->server->connect_timeout + o->server->stall_timeout));
+	cc = cu.easy_perform(c);
+	cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	cu.easy_getinfo(c, CURLINFO_HEADER_SIZE, &hb);
+	cu.easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &bb);
 	r->header_bytes = (uint64_t)hb;
 	r->body_bytes = (uint64_t)bb;
 	if (m.too_big) {
@@ -606,8 +681,8 @@ int tnd_http_get(const char *url, const char *etag, size_t max, const struct tnd
 	}
 out:
 	free(m.p);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	cu.slist_free_all(hdrs);
+	cu.easy_cleanup(c);
 	return ret;
 }
 
@@ -636,26 +711,26 @@ int tnd_http_post_json(const char *url, const char *json, const struct tnd_http_
 	ret = curl_ready();
 	if (ret)
 		return ret;
-	c = curl_easy_init();
+	c = cu.easy_init();
 	if (!c)
 		return tnd_err_set(TND_E_NOMEM, "cannot initialise libcurl");
-	hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	hdrs = cu.slist_append(NULL, "Content-Type: application/json");
 	ret = setup_easy(c, url, o, errbuf);
 	if (ret || !hdrs) {
 		ret = ret ? ret : tnd_err_set(TND_E_NOMEM, "out of memory");
 		goto out;
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT,
-			 (long)(o->server->connect_timeout + o->server->stall_timeout));
-	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	cu.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	cu.easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	cu.easy_setopt(c, CURLOPT_TIMEOUT,
+		       (long)(o->server->connect_timeout + o->server->stall_timeout));
+	cc = cu.easy_perform(c);
+	cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK || status < 200 || status > 299)
 		ret = net_error("report to", url, cc, status, errbuf);
 out:
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	cu.slist_free_all(hdrs);
+	cu.easy_cleanup(c);
 	return ret;
 }
