@@ -19,7 +19,7 @@
 #
 # Env:
 #   BENCH_RUNS=5        runs per contender (medians are printed)
-#   BENCH_SECTIONS="full scaling anchors footprint delta serial"   what to run
+#   BENCH_SECTIONS="full scaling anchors footprint delta serial net"   what to run
 #   BENCH_TIMEOUT=600   seconds before any single command is stopped
 set -euo pipefail
 export LC_ALL=C TZ=UTC
@@ -29,7 +29,7 @@ O=$(cd "$TOP" && realpath -m "${1:-build}")
 HERE=$TOP/tests/bench
 B=$O/bench
 RUNS=${BENCH_RUNS:-5}
-SECTIONS=${BENCH_SECTIONS:-full scaling anchors footprint delta serial}
+SECTIONS=${BENCH_SECTIONS:-full scaling anchors footprint delta serial net}
 TMO=${BENCH_TIMEOUT:-600}
 # The binaries under test are copied (below) before anything runs: the
 # build directory may be rebuilt by someone else during a long run, and a
@@ -699,6 +699,16 @@ section_serial() {
 		wrong "tests/serial/bench.sh failed: $(tail -1 "$B/tmp/serial.err")"
 }
 
+# ------------------------------------------------------------ 7. network (hook)
+# tests/bench/net.sh: HTTPS install from a loopback nginx beside curl into
+# dd, and what a poll costs (issue 5). Uses the full section's image.
+section_net() {
+	log "net: running tests/bench/net.sh"
+	NET_RUNS=$RUNS timeout "$TMO" "$TOP/tests/bench/net.sh" "$O" >"$B/net.md" \
+		2>"$B/tmp/net.err" ||
+		wrong "tests/bench/net.sh failed: $(tail -1 "$B/tmp/net.err")"
+}
+
 # ------------------------------------------------------------ main
 facts
 t_start=$(date +%s)
@@ -707,11 +717,13 @@ has scaling && section_scaling
 has footprint && section_footprint
 has delta && section_delta
 has serial && section_serial
+has net && section_net
 meta duration_s "$(($(date +%s) - t_start))"
 {
 	python3 "$HERE/report.py" "$RAW" "$META" "$B"
 	if has delta; then cat "$B/delta.md"; fi
 	if has serial; then cat "$B/serial.md"; fi
+	if has net; then cat "$B/net.md"; fi
 } | tee "$B/results.md"
 log "tables in $B/results.md, JSON in $B/*.json"
 if [ "$FAILED" != 0 ]; then
