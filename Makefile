@@ -249,6 +249,10 @@ ifeq ($(INIT),sysv)
 else
 	install -D -m 0644 bootloader-hooks/systemd/tandem-confirm.service \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system/tandem-confirm.service
+ifeq ($(CONFIG_HTTP),y)
+	install -D -m 0644 bootloader-hooks/systemd/tandem-daemon.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/tandem-daemon.service
+endif
 endif
 endif
 
