@@ -16,7 +16,10 @@
 
 #define ALIGN 4096u
 
-static const uint8_t zeros[64 * 1024];
+/* Not const: a const array of zeros lands in .rodata and adds 64 KiB to
+ * the binary (a quarter of its size budget); in .bss it costs nothing on
+ * flash. Never written. */
+static uint8_t zeros[64 * 1024];
 
 static void *verifier_main(void *arg);
 
