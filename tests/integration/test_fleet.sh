@@ -255,4 +255,37 @@ p = json.load(sys.stdin)["poll"]
 assert p["result"] == "not-modified" and "next_poll" in p, p'
 }
 
+test_fleet_replayed_old_index_refused() {
+	setup
+	poll
+	cp "$D/www/ch/index.json" "$D/old-index.json"
+	"$TANDEM_IMAGE" -q publish --channel "$D/www/ch" --key "$D/signing/key.pem" >/dev/null # re-sign: sequence 2
+	poll
+	[ "$(result sequence)" -eq 2 ] || fail "sequence not taken: $(cat "$D/poll.json")"
+	cp "$D/old-index.json" "$D/www/ch/index.json"
+	touch -d '-1 hour' "$D/www/ch/index.json" # another ETag
+	snapshot
+	expect_refusal 13 "sequence 1, below 2" "$TANDEM" -c "$CONF" poll --once
+	assert_untouched
+}
+
+test_fleet_release_that_failed_here_is_not_retried() {
+	setup
+	poll
+	# 1.0 never comes up: U-Boot spends slot B's tries, then boots A,
+	# where confirm records the update as failed and B as bad
+	local i s=""
+	for i in 1 2 3 4; do
+		s=$(sim_boot "$D")
+		[ "$s" = A ] && break
+	done
+	[ "$s" = A ] || fail "U-Boot did not fall back to A"
+	"$TANDEM" -c "$CONF" -q confirm
+	rm -f "$D/state/poll.json"
+	: >"$D/nginx/access.log"
+	poll
+	[ "$(result result)" = failed-before ] || fail "poll: $(cat "$D/poll.json")"
+	! grep -q '\.tnd' "$D/nginx/access.log" || fail "the failed release was fetched again"
+}
+
 run_tests
