@@ -50,8 +50,8 @@ static int choose_slot(const struct tnd_config *cfg, int requested, int *target,
 }
 
 /* Policy on an authenticated manifest: the device's rules, not the format's. */
-static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st,
-			const struct tnd_manifest *m)
+static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st, int booted,
+			bool allow_downgrade, const struct tnd_manifest *m)
 {
 	char t[TND_TIME_STR_LEN];
 
@@ -73,6 +73,15 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st
 				   "%llu (a release with known vulnerabilities)",
 				   (unsigned long long)m->security_version,
 				   (unsigned long long)st->security_floor);
+	/* Plain downgrades are usually a mistake (an old bundle picked up by
+	 * a script); deliberate ones say so. Versions compare as strverscmp
+	 * does: digit runs by value, so 1.10 > 1.9 (docs/install.md). */
+	if (!allow_downgrade && booted >= 0 && st->slot[booted].version[0] &&
+	    strverscmp(m->version, st->slot[booted].version) < 0)
+		return tnd_err_set(TND_E_DOWNGRADE,
+				   "bundle version %s is older than %s in booted slot %s "
+				   "(--allow-downgrade to install it anyway)",
+				   m->version, st->slot[booted].version, tnd_slot_name(booted));
 #ifndef CONFIG_DELTA
 	if (m->payload_type != TND_PAYLOAD_FULL)
 		return tnd_err_set(TND_E_UNSUPPORTED,
@@ -204,7 +213,8 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 		goto out;
 
 	tnd_progress_phase(o->progress, "authenticate", NULL);
-	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &st, &r.manifest)))
+	if ((ret = tnd_bundle_open(&r, src, &vo)) ||
+	    (ret = check_policy(cfg, &st, booted, o->allow_downgrade, &r.manifest)))
 		goto out;
 	if (r.manifest.payload_type == TND_PAYLOAD_DELTA) {
 		tnd_progress_phase(o->progress, "check-base", NULL);

@@ -29,6 +29,9 @@ struct tnd_install_opts {
 	struct tnd_source *src;
 	int slot; /* -1: the one not booted */
 	bool no_activate;
+	/* Install a version older than the booted slot's (same or higher
+	 * security version only: the floor still holds). */
+	bool allow_downgrade;
 	struct tnd_progress *progress;
 	volatile sig_atomic_t *cancel;
 };

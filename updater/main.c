@@ -56,16 +56,22 @@ static void install_usage(FILE *f)
 	    "  --json            print the result as one JSON object on stdout\n"
 	    "  --slot A|B        target slot (default: the one not booted; never the booted one)\n"
 	    "  --no-activate     install and verify, but leave the boot order alone\n"
-	    "                    (the slot stays unbootable until `tandem activate`)\n",
+	    "                    (the slot stays unbootable until `tandem activate`)\n"
+	    "  --allow-downgrade install a version older than the booted slot's (the\n"
+	    "                    security-version floor still applies)\n",
 	    f);
 }
 
 static int cmd_install(const struct global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"progress", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-	    {"slot", required_argument, NULL, 's'},	{"no-activate", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},		{0},
+	    {"progress", required_argument, NULL, 'p'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"slot", required_argument, NULL, 's'},
+	    {"no-activate", no_argument, NULL, 'n'},
+	    {"allow-downgrade", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	enum tnd_progress_mode mode = TND_PROGRESS_AUTO;
 	struct tnd_install_opts o = {.slot = -1, .cancel = &cancelled};
@@ -86,6 +92,9 @@ static int cmd_install(const struct global *g, int argc, char **argv)
 			break;
 		case 'n':
 			o.no_activate = true;
+			break;
+		case 'D':
+			o.allow_downgrade = true;
 			break;
 		case 's':
 			o.slot = tnd_slot_from_name(optarg);

@@ -107,6 +107,26 @@ test_refuse_other_board() {
 	assert_untouched
 }
 
+test_refuse_plain_downgrade_unless_allowed() {
+	. "$TOP/tests/lib/simboot.sh"
+	new_device dev
+	make_image "$D/v.img" 1
+	build_bundle "$D/v1.10.tnd" "$D/v.img" --version 1.10
+	build_bundle "$D/v1.9.tnd" "$D/v.img" --version 1.9
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/v1.10.tnd"
+	[ "$(sim_boot "$D")" = B ]
+	"$TANDEM" -c "$CONF" -q confirm
+	# 1.9 < 1.10 (digit runs compare by value, not as text)
+	snapshot
+	expect_refusal 13 "version 1.9 is older than 1.10 in booted slot B (--allow-downgrade" \
+		"$TANDEM" -c "$CONF" install --progress=none "$D/v1.9.tnd"
+	assert_untouched # slot A (the target) and the environment
+	# the same version again is a reinstall, not a downgrade
+	"$TANDEM" -c "$CONF" -q install --progress=none --no-activate "$D/v1.10.tnd"
+	"$TANDEM" -c "$CONF" -q install --progress=none --allow-downgrade "$D/v1.9.tnd"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "A B" ] || fail "1.9 not activated"
+}
+
 test_refuse_expired() {
 	new_device dev
 	make_image "$D/v1.img" 1
