@@ -528,12 +528,18 @@ static void print_json(const struct tnd_poll_state *ps)
 	cJSON_Delete(o);
 }
 
-static int need_server(const struct tnd_config *cfg)
+/* What poll and daemon need before their first poll: the configuration,
+ * a server in it, and the last poll's state. */
+static int fleet_load(const char *config_path, struct tnd_config *cfg, struct tnd_poll_state *ps)
 {
+	int r = tnd_config_load(cfg, config_path);
+
+	if (r)
+		return r;
 	if (!cfg->server.url[0])
 		return tnd_err_set(TND_E_CONFIG, "%s: no \"server\" with a \"url\" to poll",
 				   cfg->path);
-	return 0;
+	return tnd_poll_state_load(ps, cfg->state_dir);
 }
 
 static void reboot_now(void)
@@ -596,11 +602,7 @@ int tnd_cmd_poll(const char *config_path, volatile sig_atomic_t *cancel, int arg
 	}
 	if (optind != argc)
 		return tnd_err_set(TND_E_USAGE, "poll takes no arguments");
-	r = tnd_config_load(&cfg, config_path);
-	if (!r)
-		r = need_server(&cfg);
-	if (!r)
-		r = tnd_poll_state_load(&ps, cfg.state_dir);
+	r = fleet_load(config_path, &cfg, &ps);
 	if (r)
 		return r;
 	ps.next_poll = 0;
@@ -689,11 +691,7 @@ int tnd_cmd_daemon(const char *config_path, volatile sig_atomic_t *cancel, int a
 	}
 	if (optind != argc)
 		return tnd_err_set(TND_E_USAGE, "daemon takes no arguments");
-	r = tnd_config_load(&cfg, config_path);
-	if (!r)
-		r = need_server(&cfg);
-	if (!r)
-		r = tnd_poll_state_load(&ps, cfg.state_dir);
+	r = fleet_load(config_path, &cfg, &ps);
 	if (r)
 		return r;
 	if (use_syslog)

@@ -571,6 +571,25 @@ void tnd_http_source_stats(const struct tnd_source *src, struct tnd_http_stats *
 
 /* ------------------------------------------------------------ small requests */
 
+/* A handle for one small request to url, set up as setup_easy does. */
+static int new_easy(CURL **out, const char *url, const struct tnd_http_opts *o, char *errbuf)
+{
+	int ret = curl_ready();
+
+	*out = NULL;
+	if (ret)
+		return ret;
+	*out = cu.easy_init();
+	if (!*out)
+		return tnd_err_set(TND_E_NOMEM, "cannot initialise libcurl");
+	ret = setup_easy(*out, url, o, errbuf);
+	if (!ret)
+		/* a whole small document: a stall is a failure, not a long wait */
+		cu.easy_setopt(*out, CURLOPT_TIMEOUT,
+			       (long)(o->server->connect_timeout + o->server->stall_timeout));
+	return ret;
+}
+
 struct mem {
 	char *p;
 	size_t len, max;
@@ -631,13 +650,7 @@ int tnd_http_get(const char *url, const char *etag, size_t max, const struct tnd
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	ret = curl_ready();
-	if (ret)
-		return ret;
-	c = cu.easy_init();
-	if (!c)
-		return tnd_err_set(TND_E_NOMEM, "cannot initialise libcurl");
-	ret = setup_easy(c, url, o, errbuf);
+	ret = new_easy(&c, url, o, errbuf);
 	if (ret)
 		goto out;
 	if (etag && etag[0]) {
@@ -656,8 +669,6 @@ int tnd_http_get(const char *url, const char *etag, size_t max, const struct tnd
 	cu.easy_setopt(c, CURLOPT_HEADERFUNCTION, mem_header);
 	cu.easy_setopt(c, CURLOPT_HEADERDATA, &m);
 	/* a whole small document: a stall is a failure, not a long wait */
-	cu.easy_setopt(c, CURLOPT_TIMEOUT,
-		       (long)(o->server->connect_timeout + o->server->stall_timeout));
 	cc = cu.easy_perform(c);
 	cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	cu.easy_getinfo(c, CURLINFO_HEADER_SIZE, &hb);
@@ -681,8 +692,10 @@ int tnd_http_get(const char *url, const char *etag, size_t max, const struct tnd
 	}
 out:
 	free(m.p);
-	cu.slist_free_all(hdrs);
-	cu.easy_cleanup(c);
+	if (hdrs)
+		cu.slist_free_all(hdrs);
+	if (c)
+		cu.easy_cleanup(c);
 	return ret;
 }
 
@@ -702,20 +715,15 @@ static size_t sink(char *p, size_t size, size_t n, void *ctx)
 int tnd_http_post_json(const char *url, const char *json, const struct tnd_http_opts *o)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdrs;
+	struct curl_slist *hdrs = NULL;
 	long status = 0;
 	CURLcode cc;
 	CURL *c;
 	int ret;
 
-	ret = curl_ready();
-	if (ret)
-		return ret;
-	c = cu.easy_init();
-	if (!c)
-		return tnd_err_set(TND_E_NOMEM, "cannot initialise libcurl");
-	hdrs = cu.slist_append(NULL, "Content-Type: application/json");
-	ret = setup_easy(c, url, o, errbuf);
+	ret = new_easy(&c, url, o, errbuf);
+	if (!ret)
+		hdrs = cu.slist_append(NULL, "Content-Type: application/json");
 	if (ret || !hdrs) {
 		ret = ret ? ret : tnd_err_set(TND_E_NOMEM, "out of memory");
 		goto out;
@@ -723,14 +731,14 @@ int tnd_http_post_json(const char *url, const char *json, const struct tnd_http_
 	cu.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	cu.easy_setopt(c, CURLOPT_POSTFIELDS, json);
 	cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	cu.easy_setopt(c, CURLOPT_TIMEOUT,
-		       (long)(o->server->connect_timeout + o->server->stall_timeout));
 	cc = cu.easy_perform(c);
 	cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK || status < 200 || status > 299)
 		ret = net_error("report to", url, cc, status, errbuf);
 out:
-	cu.slist_free_all(hdrs);
-	cu.easy_cleanup(c);
+	if (hdrs)
+		cu.slist_free_all(hdrs);
+	if (c)
+		cu.easy_cleanup(c);
 	return ret;
 }
