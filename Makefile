@@ -264,3 +264,10 @@ distclean: clean
 help:
 	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "boards: $(BOARDS)"
+
+.PHONY: disk
+# make disk BOARD=qemu-x86_64 ROOTFS=slot.ext4: the factory disk image
+# (genimage; docs/factory.md) in $(O)/disk-$(BOARD).img.
+disk:
+	@test -n "$(BOARD)" -a -n "$(ROOTFS)" || { echo "usage: make disk BOARD=<board> ROOTFS=<slot image>" >&2; exit 1; }
+	@scripts/mkdisk.sh $(BOARD) $(ROOTFS) $(O)/disk-$(BOARD).img

@@ -126,6 +126,25 @@ sc_first_boot_and_switch() {
 	expect "B confirmed by guest" "$(e2e_env_get BOOT_B_LEFT)" 3
 }
 
+# The factory disk made by genimage (make disk, scripts/mkdisk.sh) from
+# only a slot A image: U-Boot finds the boot script and the initialised
+# env on it and boots A; the empty slot B is never tried.
+sc_genimage_disk() {
+	scenario=genimage-disk
+	e2e_build_slot "$E2E_WORK/factory-a.ext4" factory-a-v1 "$E2E_WORK/initrd.img"
+	if ! "$E2E_TOP/scripts/mkdisk.sh" "$(basename "$E2E_BOARD")" "$E2E_WORK/factory-a.ext4" \
+		"$E2E_WORK/genimage-disk.img" >/dev/null; then
+		bad "scripts/mkdisk.sh failed"
+		return
+	fi
+	e2e_use_disk "$E2E_WORK/genimage-disk.img"
+	boot 1
+	expect "genimage disk boots slot" "$booted" A
+	expect "genimage disk release" "$(e2e_booted_release "$cur_log")" factory-a-v1
+	expect_log "U-Boot read the factory env" 'Tandem: slot=A BOOT_ORDER=A B BOOT_A_LEFT=2 BOOT_B_LEFT=3'
+	expect "env after first boot" "$(e2e_env_get BOOT_A_LEFT)" 2
+}
+
 # C: B never confirms (the guest powers off without touching the env):
 # three boots on B, then U-Boot falls back to A.
 sc_never_confirms() {
@@ -292,7 +311,7 @@ for arch in $arches; do
 	e2e_build_disk "$E2E_WORK/template.img"
 	echo "        ready in $((SECONDS - t0))s (kernel $E2E_KVER)"
 	scs="sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
-	[ $short = 1 ] || scs="$scs sc_panic"
+	[ $short = 1 ] || scs="$scs sc_panic sc_genimage_disk"
 	# The updater in the guest (tandem.sh): 1 and 2 fit the short form.
 	scs="$scs sc_tandem_first_boot sc_tandem_update"
 	[ $short = 1 ] || scs="$scs sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
