@@ -303,6 +303,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	if (h->skip)
 		drop = h->skip < len ? (size_t)h->skip : len;
 	keep = len - drop;
+	if (keep > BUF_CAP) { /* never: curl hands over at most 16 KiB at once */
+		h->cb_err =
+		    tnd_err_set(TND_E_INTERNAL, "libcurl delivered %zu bytes at once", keep);
+		return 0;
+	}
 	if (keep > BUF_CAP - h->len) {
 		h->paused = true;
 		return CURL_WRITEFUNC_PAUSE; /* nothing taken; curl calls again */
