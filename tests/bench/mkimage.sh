@@ -42,8 +42,11 @@ rm -rf "$work" "$out.tmp"
 mkdir -p "$work/tree"
 
 # Candidate files: regular, readable, no names that debugfs could not quote,
-# at most 32 MiB each so that no single file dominates a small image.
-(cd "$src" && find bin sbin lib share -xdev -type f -readable -size -32M \
+# at most 32 MiB each, and at most an eighth of the image, so that no
+# single file dominates a small image (or no longer fits in it once /usr
+# grew: a 64 MiB image failed on a 30 MiB Mesa driver).
+max_mib=$((size_mib / 8 < 32 ? size_mib / 8 : 32))
+(cd "$src" && find bin sbin lib share -xdev -type f -readable -size "-${max_mib}M" \
 	-printf '%s %p\n' 2>/dev/null) | grep -v '[[:cntrl:]"\\]' | sort -k2 >"$work/all.txt" || true
 [ -s "$work/all.txt" ] || die "no files found under $src"
 
