@@ -5,6 +5,7 @@
  * the inactive copy of a redundant environment and flips the flag last,
  * so each libuboot_env_store() is one atomic change of all three variables.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@ struct uboot_bl {
 	struct uboot_ctx *ctx;
 };
 
-static int uboot_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
+static int uboot_open_any(struct tnd_bootloader **out, const struct tnd_config *cfg, bool init,
+			  const char *defaults, bool *blank)
 {
 	struct uboot_bl *u = calloc(1, sizeof(*u));
 	int r;
@@ -38,7 +40,19 @@ static int uboot_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
 		goto fail;
 	}
 	r = libuboot_open(u->ctx);
-	if (r < 0) {
+	/* -ENODATA: the devices opened, but no copy has a valid CRC (a new
+	 * board). libubootenv keeps the context usable: a default set loaded
+	 * now is what its first store writes, as fw_setenv -f does. */
+	if (r == -ENODATA && init) {
+		*blank = true;
+		r = libuboot_load_file(u->ctx, defaults ? defaults : "/dev/null");
+		if (r < 0) {
+			r = tnd_err_errno(TND_E_BOOTLOADER, -r,
+					  "cannot read the default environment %s",
+					  defaults ? defaults : "/dev/null");
+			goto fail;
+		}
+	} else if (r < 0) {
 		r = tnd_err_errno(TND_E_BOOTLOADER, -r,
 				  "no valid U-Boot environment at the places %s names",
 				  cfg->env_config);
@@ -50,6 +64,17 @@ fail:
 	libuboot_exit(u->ctx);
 	free(u);
 	return r;
+}
+
+static int uboot_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
+{
+	return uboot_open_any(out, cfg, false, NULL, NULL);
+}
+
+static int uboot_open_init(struct tnd_bootloader **out, const struct tnd_config *cfg,
+			   const char *defaults, bool *blank)
+{
+	return uboot_open_any(out, cfg, true, defaults, blank);
 }
 
 static void uboot_close(struct tnd_bootloader *bl)
@@ -125,6 +150,7 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 const struct tnd_bootloader_ops tnd_bl_uboot_ops = {
     .name = "uboot",
     .open = uboot_open,
+    .open_init = uboot_open_init,
     .close = uboot_close,
     .read = uboot_read,
     .write = uboot_write,

@@ -31,6 +31,22 @@ int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
 			   "this build has no backend for the configured bootloader");
 }
 
+int tnd_bl_open_init(struct tnd_bootloader **out, const struct tnd_config *cfg,
+		     const char *defaults, bool *blank)
+{
+	*out = NULL;
+	*blank = false;
+	for (size_t i = 0; i < TND_ARRAY_SIZE(backends); i++) {
+		if (backends[i].type != cfg->bootloader)
+			continue;
+		if (!backends[i].ops)
+			return 0;
+		return backends[i].ops->open_init(out, cfg, defaults, blank);
+	}
+	return tnd_err_set(TND_E_UNSUPPORTED,
+			   "this build has no backend for the configured bootloader");
+}
+
 void tnd_bl_close(struct tnd_bootloader *bl)
 {
 	if (bl)
@@ -54,6 +70,11 @@ static int bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 	tnd_boot_order_str(bs, order, sizeof(order));
 	tnd_debug("boot state: order \"%s\", tries A=%u B=%u", order, bs->tries[0], bs->tries[1]);
 	return 0;
+}
+
+int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
+{
+	return bl_write(bl, bs);
 }
 
 int tnd_bl_disable(struct tnd_bootloader *bl, int slot)

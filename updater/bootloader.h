@@ -26,6 +26,11 @@ struct tnd_bootloader;
 struct tnd_bootloader_ops {
 	const char *name;
 	int (*open)(struct tnd_bootloader **out, const struct tnd_config *cfg);
+	/* Provisioning: as open, but an environment with no valid copy is
+	 * started from `defaults` (NULL: empty) instead of refused; *blank
+	 * tells which. Nothing is written before the first write. */
+	int (*open_init)(struct tnd_bootloader **out, const struct tnd_config *cfg,
+			 const char *defaults, bool *blank);
 	void (*close)(struct tnd_bootloader *bl);
 	int (*read)(struct tnd_bootloader *bl, struct tnd_boot_state *bs);
 	/* Stores the whole state in one atomic write. */
@@ -39,6 +44,16 @@ struct tnd_bootloader {
 
 /* Opens the configured backend; *out is NULL for "none". */
 int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg) TND_MUST_CHECK;
+/*
+ * For `tandem provision`: opens the configured backend even when the
+ * environment has no valid copy yet (a new board), starting it from the
+ * file `defaults` of name=value lines (NULL: Tandem's variables only).
+ * *blank is true when there was no valid copy.
+ */
+int tnd_bl_open_init(struct tnd_bootloader **out, const struct tnd_config *cfg,
+		     const char *defaults, bool *blank) TND_MUST_CHECK;
+/* Writes the whole boot state (order and tries) in one atomic store. */
+int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs) TND_MUST_CHECK;
 void tnd_bl_close(struct tnd_bootloader *bl);
 int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs) TND_MUST_CHECK;
 
