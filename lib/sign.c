@@ -13,8 +13,10 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/x509_crt.h>
 
 #include "util.h"
 
@@ -343,4 +345,36 @@ out:
 	mbedtls_platform_zeroize(pem, sizeof(pem));
 	tnd_signer_free(s);
 	return r;
+}
+
+int tnd_tls_identity_check(const char *cert, const char *key)
+{
+	mbedtls_x509_crt crt;
+	mbedtls_pk_context pk;
+	char why[128];
+	int r, ret = 0;
+
+	mbedtls_x509_crt_init(&crt);
+	mbedtls_pk_init(&pk);
+	r = mbedtls_x509_crt_parse_file(&crt, cert);
+	if (r != 0) {
+		mbedtls_strerror(r, why, sizeof(why));
+		ret = tnd_err_set(TND_E_CRYPTO, "%s is not an X.509 certificate (%s)", cert, why);
+		goto out;
+	}
+	r = mbedtls_pk_parse_keyfile(&pk, key, NULL);
+	if (r != 0) {
+		mbedtls_strerror(r, why, sizeof(why));
+		ret = tnd_err_set(TND_E_CRYPTO, "%s is not an unencrypted private key (%s)", key,
+				  why);
+		goto out;
+	}
+	r = mbedtls_pk_check_pair(&crt.pk, &pk);
+	if (r != 0)
+		ret = tnd_err_set(TND_E_CRYPTO, "private key %s does not belong to certificate %s",
+				  key, cert);
+out:
+	mbedtls_pk_free(&pk);
+	mbedtls_x509_crt_free(&crt);
+	return ret;
 }

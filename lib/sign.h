@@ -62,6 +62,13 @@ int tnd_signer_sign(struct tnd_signer *s, const uint8_t hash[TND_SHA256_LEN], ui
  * bundles against the keys that will sign the channel). */
 int tnd_keyring_add_signer(struct tnd_keyring *kr, const struct tnd_signer *s) TND_MUST_CHECK;
 
+/*
+ * A device's TLS identity (factory provisioning): cert must be a PEM or
+ * DER X.509 certificate and key an unencrypted private key whose public
+ * half is the certificate's. TND_E_CRYPTO, naming the file, otherwise.
+ */
+int tnd_tls_identity_check(const char *cert, const char *key) TND_MUST_CHECK;
+
 /* Generates a P-256 key pair: private PEM (mode 0600) and public PEM. */
 int tnd_keygen(const char *priv_path, const char *pub_path) TND_MUST_CHECK;
 
