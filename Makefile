@@ -130,6 +130,7 @@ upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
          updater/bootloader.c updater/bootctl.c updater/health.c updater/doctor.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
 upd-$(CONFIG_SERIAL) += updater/receive.c
+upd-$(CONFIG_PROVISION) += updater/provision.c
 upd-$(CONFIG_HTTP) += updater/http.c updater/fleet.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c

@@ -16,6 +16,9 @@
 #endif
 #include "install.h"
 #include "log.h"
+#ifdef CONFIG_PROVISION
+#include "provision.h"
+#endif
 #ifdef CONFIG_SERIAL
 #include "receive.h"
 #endif
@@ -360,6 +363,13 @@ static int cmd_daemon(const struct global *g, int argc, char **argv)
 }
 #endif
 
+#ifdef CONFIG_PROVISION
+static int cmd_provision(const struct global *g, int argc, char **argv)
+{
+	return tnd_cmd_provision(g->config, &cancelled, argc, argv);
+}
+#endif
+
 #ifdef CONFIG_SERIAL
 static int cmd_receive(const struct global *g, int argc, char **argv)
 {
@@ -378,6 +388,9 @@ static const struct {
     {"confirm", cmd_confirm, "after boot: run health checks, mark the slot good or bad"},
     {"rollback", cmd_rollback, "make the other, known-good slot boot next"},
     {"doctor", cmd_doctor, "check the device's setup and explain what is wrong"},
+#ifdef CONFIG_PROVISION
+    {"provision", cmd_provision, "factory: write both slots, environment, keys, identity"},
+#endif
 #ifdef CONFIG_SERIAL
     {"receive", cmd_receive, "install a bundle sent over a serial line"},
 #endif

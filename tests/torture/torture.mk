@@ -24,5 +24,8 @@ $(CUTRESTORE): tests/torture/cutshim.c
 torture-shim: $(CUTSHIM) $(CUTRESTORE)
 
 # make check-torture: every cut point of every scenario, in every mode.
+# Provisioning has its own cut loop (tests/integration/test_provision.sh,
+# a sample of it in make check): every cut point here.
 check-torture: all torture-shim
 	@tests/torture/run.sh --build $(O)
+	@PROVISION_CUT_STRIDE=1 BUILD=$(O) tests/integration/test_provision.sh

@@ -1,0 +1,812 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tandem provision: a new board, or one sent back for repair, from one
+ * full bundle. The order of the writes is chosen so that a cut anywhere
+ * leaves something the next run repairs, and a board that had a working
+ * slot keeps booting one while the other is rewritten:
+ *
+ *   1. nothing is written before the manifest is authenticated, the
+ *      policy holds and the identity files have been checked;
+ *   2. each slot that does not already hold the image is first taken out
+ *      of the boot order (when the environment is valid), recorded as
+ *      "installing", written and read back, then recorded "installed";
+ *      A is written from the bundle, B is copied from A and read back;
+ *   3. keyring and identity files, each replaced atomically;
+ *   4. the environment last: order "A B", full tries on both.
+ *
+ * What already holds the wanted content (a slot's image hash, a file's
+ * bytes, the environment's variables) is left alone, so a second run
+ * writes nothing and reports every part "unchanged".
+ */
+#include "provision.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "atomicfile.h"
+#include "bootloader.h"
+#include "bundle.h"
+#include "chunk.h"
+#include "log.h"
+#include "pipeline.h"
+#include "sign.h"
+#include "slot.h"
+#include "source.h"
+#include "state.h"
+#include "timeutil.h"
+#include "util.h"
+
+#define KEY_FILE_MAX   (64 * 1024)
+#define IDENT_FILE_MAX (256 * 1024)
+#define DEVICE_ID_MAX  128
+
+const char *tnd_prov_action_name(enum tnd_prov_action a)
+{
+	switch (a) {
+	case TND_PROV_UNCHANGED:
+		return "unchanged";
+	case TND_PROV_WRITTEN:
+		return "written";
+	default:
+		return "none";
+	}
+}
+
+/* mkdir -p, for the state, keyring and identity directories. */
+static int make_dirs(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return tnd_err_set(TND_E_CONFIG, "bad directory name \"%s\"", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return tnd_err_errno(TND_E_IO, errno, "cannot create %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return tnd_err_errno(TND_E_IO, errno, "cannot create %s", buf);
+	return 0;
+}
+
+static int make_parent(const char *file)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	return make_dirs(dir, 0755);
+}
+
+/*
+ * Writes data to path unless it already holds exactly that (and has the
+ * mode), then reads it back. *act says which.
+ */
+static int put_file(const char *path, const void *data, size_t len, unsigned mode,
+		    enum tnd_prov_action *act)
+{
+	char *old = NULL;
+	size_t old_len = 0;
+	struct stat st;
+	int ret;
+
+	ret = tnd_read_small_file(path, len + 1, &old, &old_len);
+	if (ret == 0 && old_len == len && memcmp(old, data, len) == 0 && stat(path, &st) == 0 &&
+	    (st.st_mode & 07777) == mode) {
+		free(old);
+		*act = TND_PROV_UNCHANGED;
+		return 0;
+	}
+	free(old);
+	tnd_err_clear();
+	if ((ret = make_parent(path)) || (ret = tnd_atomic_write(path, data, len, mode)))
+		return ret;
+	if ((ret = tnd_read_small_file(path, len + 1, &old, &old_len)))
+		return tnd_err_prefix(TND_E_IO, "reading back %s", path);
+	ret =
+	    old_len == len && memcmp(old, data, len) == 0
+		? 0
+		: tnd_err_set(TND_E_VERIFY, "%s reads back different from what was written", path);
+	free(old);
+	*act = TND_PROV_WRITTEN;
+	return ret;
+}
+
+static int copy_file(const char *from, const char *to, unsigned mode, enum tnd_prov_action *act)
+{
+	char *data;
+	size_t len;
+	int ret;
+
+	if ((ret = tnd_read_small_file(from, IDENT_FILE_MAX, &data, &len)))
+		return ret;
+	ret = put_file(to, data, len, mode, act);
+	free(data);
+	return ret;
+}
+
+static int join_path(char out[PATH_MAX], const char *dir, const char *name)
+{
+	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
+
+	return n < 0 || n >= PATH_MAX ? tnd_err_set(TND_E_CONFIG, "path too long: %s/%s", dir, name)
+				      : 0;
+}
+
+static bool is_pem_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 4 && name[0] != '.' && strcmp(name + n - 4, ".pem") == 0;
+}
+
+/*
+ * The keyring directory becomes exactly the source's *.pem files: new and
+ * changed ones are replaced atomically, then the ones the source does not
+ * have are removed (a revoked key must not survive a re-provisioning).
+ */
+static int install_keyring(const char *src, const char *dst, struct tnd_provision_result *res)
+{
+	struct dirent *de;
+	bool changed = false;
+	DIR *d;
+	int ret = 0;
+
+	if ((ret = make_dirs(dst, 0755)))
+		return ret;
+	if (!(d = opendir(src)))
+		return tnd_err_errno(TND_E_IO, errno, "cannot read keyring %s", src);
+	while (!ret && (de = readdir(d))) {
+		char from[PATH_MAX], to[PATH_MAX];
+		enum tnd_prov_action act;
+
+		if (!is_pem_name(de->d_name))
+			continue;
+		if ((ret = join_path(from, src, de->d_name)) ||
+		    (ret = join_path(to, dst, de->d_name)) ||
+		    (ret = copy_file(from, to, 0644, &act)))
+			break;
+		changed |= act == TND_PROV_WRITTEN;
+		res->keys++;
+	}
+	closedir(d);
+	if (ret)
+		return ret;
+	if (!(d = opendir(dst)))
+		return tnd_err_errno(TND_E_IO, errno, "cannot read %s", dst);
+	while ((de = readdir(d))) {
+		char in_src[PATH_MAX], path[PATH_MAX];
+
+		if (!is_pem_name(de->d_name))
+			continue;
+		if ((ret = join_path(in_src, src, de->d_name)) ||
+		    (ret = join_path(path, dst, de->d_name)))
+			break;
+		if (access(in_src, F_OK) == 0)
+			continue;
+		if (unlink(path) < 0) {
+			ret = tnd_err_errno(TND_E_IO, errno, "cannot remove %s", path);
+			break;
+		}
+		tnd_info("keyring: removed %s (not in %s)", de->d_name, src);
+		changed = true;
+	}
+	closedir(d);
+	if (!ret && changed)
+		ret = tnd_fsync_dir(dst);
+	res->keyring = changed ? TND_PROV_WRITTEN : TND_PROV_UNCHANGED;
+	return ret;
+}
+
+/*
+ * SHA-256 of a slot's first `size` bytes as the device holds them: the
+ * page cache is dropped first, so a slot another tool wrote is read from
+ * the medium. A device shorter than size cannot hold the image: TND_E_SLOT.
+ */
+static int hash_slot(const char *dev, uint64_t size, uint8_t out[TND_SHA256_LEN])
+{
+	size_t bufsize = 1 << 20;
+	struct tnd_sha256 h;
+	uint64_t devsize, pos = 0;
+	uint8_t *buf;
+	int fd, ret = 0;
+
+	if ((ret = tnd_slot_dev_size(dev, &devsize)))
+		return ret;
+	if (devsize < size)
+		return tnd_err_set(TND_E_SLOT, "slot %s holds %llu bytes, the image needs %llu",
+				   dev, (unsigned long long)devsize, (unsigned long long)size);
+	if ((fd = open(dev, O_RDONLY | O_CLOEXEC)) < 0)
+		return tnd_err_errno(TND_E_SLOT, errno, "cannot open %s", dev);
+	if (!(buf = malloc(bufsize))) {
+		close(fd);
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	}
+	(void)fdatasync(fd);
+	posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_DONTNEED);
+	tnd_sha256_init(&h);
+	while (pos < size) {
+		size_t n = size - pos < bufsize ? (size_t)(size - pos) : bufsize;
+
+		if ((ret = tnd_pread_full(fd, buf, n, (off_t)pos))) {
+			ret = tnd_err_errno(TND_E_SLOT_IO, -ret, "cannot read %s", dev);
+			break;
+		}
+		tnd_sha256_update(&h, buf, n);
+		pos += n;
+	}
+	tnd_sha256_final(&h, out);
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+/*
+ * Copies the verified image from slot `from` to slot `to` through the
+ * same writer as an install (read-back of every window), hashing what it
+ * copies: it must still be the manifest's image.
+ */
+static int copy_slot(const struct tnd_config *cfg, const struct tnd_manifest *m, int from, int to,
+		     const struct tnd_provision_opts *o)
+{
+	struct tnd_slot_writer w = {.fd = -1, .rfd = -1};
+	struct tnd_pipeline_stats ps = {.image_size = m->image_size};
+	uint32_t chunk = m->chunk_size;
+	uint8_t got[TND_SHA256_LEN], *buf = NULL;
+	struct tnd_sha256 h;
+	uint64_t pos = 0;
+	int fd, ret;
+
+	if ((fd = open(cfg->slot_dev[from], O_RDONLY | O_CLOEXEC)) < 0)
+		return tnd_err_errno(TND_E_SLOT, errno, "cannot open %s", cfg->slot_dev[from]);
+	if ((ret = tnd_slot_open(&w, cfg->slot_dev[to], m->image_size, chunk,
+				 (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
+		goto out;
+	if (!(buf = malloc(chunk))) {
+		ret = tnd_err_set(TND_E_NOMEM, "out of memory");
+		goto out;
+	}
+	posix_fadvise(fd, 0, (off_t)m->image_size, POSIX_FADV_SEQUENTIAL);
+	tnd_sha256_init(&h);
+	while (pos < m->image_size) {
+		size_t n = m->image_size - pos < chunk ? (size_t)(m->image_size - pos) : chunk;
+
+		if (o->cancel && *o->cancel) {
+			ret = tnd_err_set(TND_E_CANCELLED, "interrupted");
+			goto out;
+		}
+		if ((ret = tnd_pread_full(fd, buf, n, (off_t)pos))) {
+			ret = tnd_err_errno(TND_E_SLOT_IO, -ret, "cannot read %s",
+					    cfg->slot_dev[from]);
+			goto out;
+		}
+		tnd_sha256_update(&h, buf, n);
+		ret = tnd_is_zero(buf, n) ? tnd_slot_zero(&w, pos, n)
+					  : tnd_slot_write(&w, pos, buf, n, tnd_crc32(buf, n));
+		if (ret)
+			goto out;
+		pos += n;
+		ps.written = ps.verified = ps.received = pos;
+		tnd_progress_update(o->progress, &ps);
+	}
+	tnd_sha256_final(&h, got);
+	if (!tnd_memeq_ct(got, m->image_sha256, TND_SHA256_LEN)) {
+		ret = tnd_err_set(TND_E_VERIFY, "slot %s (%s) changed while it was being copied",
+				  tnd_slot_name(from), cfg->slot_dev[from]);
+		goto out;
+	}
+	ret = tnd_slot_finish(&w);
+out:
+	free(buf);
+	tnd_slot_close(&w);
+	close(fd);
+	return ret;
+}
+
+static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st,
+			const struct tnd_manifest *m)
+{
+	char t[TND_TIME_STR_LEN];
+
+	if (!m->verified)
+		return tnd_err_set(TND_E_INTERNAL, "manifest was not verified");
+	if (strcmp(m->compatible, cfg->compatible) != 0)
+		return tnd_err_set(TND_E_INCOMPATIBLE,
+				   "bundle is for \"%s\", this device is \"%s\"", m->compatible,
+				   cfg->compatible);
+	if (m->payload_type != TND_PAYLOAD_FULL)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "provisioning needs a full bundle: a delta has no base on a new "
+				   "board");
+	if (m->expires && tnd_time_now() >= m->expires) {
+		tnd_time_format(t, m->expires);
+		return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s", t);
+	}
+	if (m->security_version < st->security_floor)
+		return tnd_err_set(TND_E_DOWNGRADE,
+				   "bundle has security version %llu, below this device's floor of "
+				   "%llu",
+				   (unsigned long long)m->security_version,
+				   (unsigned long long)st->security_floor);
+	if (m->chunk_size > (uint32_t)CONFIG_MAX_CHUNK_SIZE_KIB * 1024)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "bundle chunk size %u exceeds this device's limit of %u KiB",
+				   m->chunk_size, CONFIG_MAX_CHUNK_SIZE_KIB);
+	return 0;
+}
+
+/* Provisioning overwrites both slots: never from the system it runs on. */
+static int check_not_running(const struct tnd_config *cfg)
+{
+	struct stat a, b;
+	int booted;
+
+	if (tnd_booted_slot(cfg, &booted) == 0)
+		return tnd_err_set(TND_E_SLOT,
+				   "this system booted slot %s: provisioning rewrites both slots, "
+				   "run it from a provisioning host, installer or recovery system",
+				   tnd_slot_name(booted));
+	tnd_err_clear();
+	if (stat(cfg->slot_dev[0], &a) == 0 && stat(cfg->slot_dev[1], &b) == 0 &&
+	    (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode)
+		 ? a.st_rdev == b.st_rdev
+		 : a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+		return tnd_err_set(TND_E_CONFIG, "slots A and B are the same device (%s)",
+				   cfg->slot_dev[0]);
+	return 0;
+}
+
+/* Everything the identity options name is checked before anything is written. */
+static int check_identity(const struct tnd_config *cfg, const struct tnd_provision_opts *o)
+{
+	if (o->device_id) {
+		size_t n = strlen(o->device_id);
+
+		if (n == 0 || n > DEVICE_ID_MAX)
+			return tnd_err_set(TND_E_USAGE, "--device-id must be 1 to %d characters",
+					   DEVICE_ID_MAX);
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)o->device_id[i] <= ' ' ||
+			    (unsigned char)o->device_id[i] >= 0x7f)
+				return tnd_err_set(TND_E_USAGE,
+						   "--device-id: only printable ASCII without "
+						   "spaces");
+		/* The default, systemd's machine ID, is read, never written. */
+		if (!cfg->server.device_id_file[0] ||
+		    !strcmp(cfg->server.device_id_file, "/etc/machine-id"))
+			return tnd_err_set(TND_E_CONFIG,
+					   "--device-id given, but %s names no "
+					   "server.device_id_file of its own to write it to",
+					   cfg->path);
+	}
+	if (!o->client_cert != !o->client_key)
+		return tnd_err_set(TND_E_USAGE, "--client-cert and --client-key go together");
+	if (o->client_cert) {
+		if (!cfg->server.client_cert[0] || !cfg->server.client_key[0])
+			return tnd_err_set(TND_E_CONFIG,
+					   "--client-cert given, but %s does not name "
+					   "server.client_cert and server.client_key",
+					   cfg->path);
+		return tnd_tls_identity_check(o->client_cert, o->client_key);
+	}
+	return 0;
+}
+
+static int install_identity(const struct tnd_config *cfg, const struct tnd_provision_opts *o,
+			    struct tnd_provision_result *res)
+{
+	char line[DEVICE_ID_MAX + 2];
+	int ret;
+
+	if (o->device_id) {
+		snprintf(line, sizeof(line), "%s\n", o->device_id);
+		if ((ret = put_file(cfg->server.device_id_file, line, strlen(line), 0644,
+				    &res->device_id)))
+			return ret;
+	}
+	if (o->client_cert) {
+		/* The key first and private: a certificate without its key is
+		 * useless, a key readable by others is a leak. */
+		if ((ret = copy_file(o->client_key, cfg->server.client_key, 0600,
+				     &res->client_key)) ||
+		    (ret = copy_file(o->client_cert, cfg->server.client_cert, 0644,
+				     &res->client_cert)))
+			return ret;
+	}
+	return 0;
+}
+
+static bool slot_record_matches(const struct tnd_slot_info *si, const struct tnd_manifest *m)
+{
+	return (si->state == TND_SLOT_INSTALLED || si->state == TND_SLOT_GOOD) && si->has_sha256 &&
+	       memcmp(si->sha256, m->image_sha256, TND_SHA256_LEN) == 0 &&
+	       si->size == m->image_size && strcmp(si->version, m->version) == 0 &&
+	       strcmp(si->compatible, m->compatible) == 0 &&
+	       si->security_version == m->security_version;
+}
+
+static void slot_record_set(struct tnd_slot_info *si, const struct tnd_manifest *m)
+{
+	memset(si, 0, sizeof(*si));
+	si->state = TND_SLOT_INSTALLED;
+	snprintf(si->version, sizeof(si->version), "%s", m->version);
+	snprintf(si->compatible, sizeof(si->compatible), "%s", m->compatible);
+	memcpy(si->sha256, m->image_sha256, TND_SHA256_LEN);
+	si->has_sha256 = true;
+	si->size = m->image_size;
+	si->security_version = m->security_version;
+	si->updated = tnd_time_now();
+}
+
+/* The environment a provisioned board starts with: A first, full tries. */
+static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **blp, bool blank,
+			 struct tnd_provision_result *res)
+{
+	struct tnd_boot_state want = {.order = {0, 1}, .norder = 2}, got;
+	struct tnd_bootloader *bl = *blp;
+	int ret;
+
+	want.tries[0] = want.tries[1] = cfg->boot_tries;
+	res->tries = cfg->boot_tries;
+	res->env_was_blank = blank;
+	if (!blank && (ret = tnd_bl_read(bl, &got)) == 0 && got.norder == 2 && got.order[0] == 0 &&
+	    got.order[1] == 1 && got.tries[0] == want.tries[0] && got.tries[1] == want.tries[1]) {
+		res->env = TND_PROV_UNCHANGED;
+		return 0;
+	}
+	tnd_err_clear();
+	if ((ret = tnd_bl_write(bl, &want)))
+		return ret;
+	/* Read back through a fresh open, as the bootloader will see it
+	 * (libubootenv holds a lock per open context: close first). */
+	tnd_bl_close(bl);
+	*blp = NULL;
+	if ((ret = tnd_bl_open(blp, cfg)) || (ret = tnd_bl_read(*blp, &got)))
+		return ret;
+	if (got.norder != 2 || got.order[0] != 0 || got.order[1] != 1 ||
+	    got.tries[0] != want.tries[0] || got.tries[1] != want.tries[1])
+		return tnd_err_set(TND_E_VERIFY, "the environment at %s reads back different",
+				   cfg->env_config);
+	res->env = TND_PROV_WRITTEN;
+	return 0;
+}
+
+int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts *o,
+		  struct tnd_provision_result *res)
+{
+	struct tnd_keyring kr = {0};
+	struct tnd_verify_opts vo = {.keyring = &kr, .threshold = cfg->signature_threshold};
+	struct tnd_slot_writer w = {.fd = -1, .rfd = -1};
+	struct tnd_bootloader *bl = NULL;
+	struct tnd_source *src = NULL;
+	struct tnd_bundle_reader r;
+	const struct tnd_manifest *m = &r.manifest;
+	struct tnd_state st, before;
+	bool need[TND_NSLOTS], blank = false;
+	double t0 = tnd_now_mono();
+	char detail[256];
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	tnd_progress_phase(o->progress, "prepare", NULL);
+	if ((ret = check_not_running(cfg)) || (ret = check_identity(cfg, o)) ||
+	    (ret = tnd_state_load(&st, cfg->state_dir)) ||
+	    (ret = tnd_keyring_load_dir(&kr, o->keyring ? o->keyring : cfg->keyring)) ||
+	    (ret = tnd_source_open_file(&src, o->source)))
+		goto out;
+	before = st;
+
+	tnd_progress_phase(o->progress, "authenticate", NULL);
+	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &st, m)))
+		goto out;
+	snprintf(res->version, sizeof(res->version), "%s", m->version);
+	memcpy(res->sha256, m->image_sha256, TND_SHA256_LEN);
+	res->image_size = m->image_size;
+	if ((ret = tnd_bl_open_init(&bl, cfg, o->env_defaults, &blank)))
+		goto out;
+
+	tnd_progress_phase(o->progress, "check", NULL);
+	for (int i = 0; i < TND_NSLOTS; i++) {
+		uint8_t h[TND_SHA256_LEN];
+
+		if ((ret = hash_slot(cfg->slot_dev[i], m->image_size, h)))
+			goto out;
+		need[i] = !tnd_memeq_ct(h, m->image_sha256, TND_SHA256_LEN);
+		res->slot[i] = need[i] ? TND_PROV_WRITTEN : TND_PROV_UNCHANGED;
+		tnd_debug("slot %s (%s): %s", tnd_slot_name(i), cfg->slot_dev[i],
+			  need[i] ? "to be written" : "already holds the image");
+	}
+
+	for (int i = 0; i < TND_NSLOTS; i++) {
+		if (!need[i]) {
+			if (!slot_record_matches(&st.slot[i], m))
+				slot_record_set(&st.slot[i], m);
+			continue;
+		}
+		/* Out of the boot order's reach before its content changes. */
+		if (bl && !blank && (ret = tnd_bl_disable(bl, i)))
+			goto out;
+		if (st.pending_slot == i && (ret = tnd_state_set_pending(&st, cfg, -1)))
+			goto out;
+		memset(&st.slot[i], 0, sizeof(st.slot[i]));
+		st.slot[i].state = TND_SLOT_INSTALLING;
+		st.slot[i].updated = tnd_time_now();
+		if ((ret = make_dirs(cfg->state_dir, 0755)) ||
+		    (ret = tnd_state_save(&st, cfg->state_dir)))
+			goto out;
+		snprintf(detail, sizeof(detail), "%s %s into slot %s (%s)", m->compatible,
+			 m->version, tnd_slot_name(i), cfg->slot_dev[i]);
+		if (i == 0) {
+			/* Slot A from the bundle, through the install pipeline. */
+			tnd_progress_phase(o->progress, "install", detail);
+			if ((ret = tnd_slot_open(&w, cfg->slot_dev[i], m->image_size, m->chunk_size,
+						 (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
+				goto out;
+			ret = tnd_pipeline_run(&r, &w,
+					       &(struct tnd_pipeline_opts){
+						   .threads = CONFIG_INSTALL_THREADS,
+						   .base_fd = -1,
+						   .progress = tnd_progress_update,
+						   .progress_ctx = o->progress,
+						   .cancel = o->cancel,
+					       });
+			tnd_slot_close(&w);
+		} else {
+			/* Slot B from slot A, which holds the verified image. */
+			tnd_progress_phase(o->progress, "copy", detail);
+			ret = copy_slot(cfg, m, 0, i, o);
+		}
+		if (ret)
+			goto out;
+		slot_record_set(&st.slot[i], m);
+		if ((ret = tnd_state_save(&st, cfg->state_dir)))
+			goto out;
+	}
+
+	if (o->keyring) {
+		tnd_progress_phase(o->progress, "keyring", cfg->keyring);
+		if ((ret = install_keyring(o->keyring, cfg->keyring, res)))
+			goto out;
+	}
+	if ((ret = install_identity(cfg, o, res)))
+		goto out;
+
+	/* The state: both slots installed, nothing pending. Left alone when a
+	 * previous run already wrote it (its times are history worth keeping). */
+	if (st.pending_slot >= 0 && (ret = tnd_state_set_pending(&st, cfg, -1)))
+		goto out;
+	if (!need[0] && !need[1] && slot_record_matches(&before.slot[0], m) &&
+	    slot_record_matches(&before.slot[1], m) && before.pending_slot < 0 &&
+	    !strcmp(before.last_install_result, "success")) {
+		res->state = TND_PROV_UNCHANGED;
+	} else {
+		st.last_install_time = tnd_time_now();
+		snprintf(st.last_install_result, sizeof(st.last_install_result), "success");
+		st.last_error_code[0] = st.last_error[0] = '\0';
+		if ((ret = make_dirs(cfg->state_dir, 0755)) ||
+		    (ret = tnd_state_save(&st, cfg->state_dir)))
+			goto out;
+		struct tnd_state again;
+
+		if ((ret = tnd_state_load(&again, cfg->state_dir)))
+			goto out;
+		if (!slot_record_matches(&again.slot[0], m) ||
+		    !slot_record_matches(&again.slot[1], m)) {
+			ret = tnd_err_set(TND_E_VERIFY, "state in %s reads back different",
+					  cfg->state_dir);
+			goto out;
+		}
+		res->state = TND_PROV_WRITTEN;
+	}
+
+	if (bl) {
+		tnd_progress_phase(o->progress, "environment", cfg->env_config);
+		if ((ret = provision_env(cfg, &bl, blank, res)))
+			goto out;
+	}
+	res->seconds = tnd_now_mono() - t0;
+out:
+	tnd_bl_close(bl);
+	tnd_source_close(src);
+	tnd_keyring_free(&kr);
+	return ret;
+}
+
+static void usage(FILE *f)
+{
+	fputs("Usage: tandem [-c CONF] provision [OPTIONS] BUNDLE\n"
+	      "\n"
+	      "Factory provisioning: writes the full bundle's image into both slots (A from\n"
+	      "the bundle, B copied from A), initialises the boot environment (BOOT_ORDER\n"
+	      "\"A B\", full tries on both) and the state directory, and installs the keyring\n"
+	      "and the device's identity, checking each after writing it. BUNDLE is a file or\n"
+	      "- for standard input. Parts that already hold what they should are left\n"
+	      "alone, so running it again is safe and writes nothing. Refused on a system\n"
+	      "booted from one of the slots. See docs/factory.md.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --keyring DIR        install DIR's *.pem public keys as the device's keyring\n"
+	      "                       (exactly: other keys there are removed); the bundle is\n"
+	      "                       checked against them. Default: the configured keyring\n"
+	      "  --device-id ID       write ID to the configuration's server.device_id_file\n"
+	      "  --client-cert FILE   with --client-key: the device's TLS certificate and key,\n"
+	      "  --client-key FILE    copied to server.client_cert and server.client_key\n"
+	      "                       (mode 0600); they must be a matching pair\n"
+	      "  --env-defaults FILE  a blank environment (no valid copy) starts from FILE's\n"
+	      "                       name=value lines, e.g. U-Boot's u-boot-initial-env;\n"
+	      "                       default: Tandem's variables only\n"
+	      "  --progress=MODE      auto (bar on a terminal), tty, json (JSON lines), none\n"
+	      "  --json               print the result (or the error) as one JSON object\n",
+	      f);
+}
+
+static void result_json(const struct tnd_config *cfg, const struct tnd_provision_result *res)
+{
+	cJSON *root = cJSON_CreateObject(), *slots, *o;
+	char hex[TND_SHA256_HEX_LEN], *text;
+
+	if (!root)
+		return;
+	tnd_hex_encode(hex, res->sha256, TND_SHA256_LEN);
+	cJSON_AddStringToObject(root, "result", "success");
+	cJSON_AddStringToObject(root, "version", res->version);
+	cJSON_AddStringToObject(root, "sha256", hex);
+	cJSON_AddNumberToObject(root, "size", (double)res->image_size);
+	slots = cJSON_AddObjectToObject(root, "slots");
+	for (int i = 0; slots && i < TND_NSLOTS; i++) {
+		if (!(o = cJSON_AddObjectToObject(slots, tnd_slot_name(i))))
+			continue;
+		cJSON_AddStringToObject(o, "device", cfg->slot_dev[i]);
+		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->slot[i]));
+	}
+	if ((o = cJSON_AddObjectToObject(root, "environment"))) {
+		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->env));
+		cJSON_AddBoolToObject(o, "was_blank", res->env_was_blank);
+		if (res->env != TND_PROV_NONE) {
+			cJSON_AddStringToObject(o, "boot_order", "A B");
+			cJSON_AddNumberToObject(o, "tries", res->tries);
+		}
+	}
+	if ((o = cJSON_AddObjectToObject(root, "state"))) {
+		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->state));
+		cJSON_AddStringToObject(o, "dir", cfg->state_dir);
+	}
+	if ((o = cJSON_AddObjectToObject(root, "keyring"))) {
+		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->keyring));
+		cJSON_AddStringToObject(o, "dir", cfg->keyring);
+		if (res->keyring != TND_PROV_NONE)
+			cJSON_AddNumberToObject(o, "keys", res->keys);
+	}
+	if ((o = cJSON_AddObjectToObject(root, "identity"))) {
+		cJSON_AddStringToObject(o, "device_id", tnd_prov_action_name(res->device_id));
+		cJSON_AddStringToObject(o, "client_cert", tnd_prov_action_name(res->client_cert));
+		cJSON_AddStringToObject(o, "client_key", tnd_prov_action_name(res->client_key));
+	}
+	cJSON_AddNumberToObject(root, "seconds", (double)(int64_t)(res->seconds * 1000) / 1000);
+	if ((text = cJSON_PrintUnformatted(root))) {
+		puts(text);
+		free(text);
+	}
+	cJSON_Delete(root);
+}
+
+static void error_json(int code, const char *msg)
+{
+	cJSON *root = cJSON_CreateObject();
+	char *text;
+
+	if (!root)
+		return;
+	cJSON_AddStringToObject(root, "result", "error");
+	cJSON_AddStringToObject(root, "error", tnd_err_name(code));
+	cJSON_AddNumberToObject(root, "exit", tnd_err_exit_status(code));
+	cJSON_AddStringToObject(root, "message", msg);
+	if ((text = cJSON_PrintUnformatted(root))) {
+		puts(text);
+		free(text);
+	}
+	cJSON_Delete(root);
+}
+
+int tnd_cmd_provision(const char *config, volatile sig_atomic_t *cancel, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"keyring", required_argument, NULL, 'k'},
+	    {"device-id", required_argument, NULL, 'i'},
+	    {"client-cert", required_argument, NULL, 'C'},
+	    {"client-key", required_argument, NULL, 'K'},
+	    {"env-defaults", required_argument, NULL, 'e'},
+	    {"progress", required_argument, NULL, 'p'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	enum tnd_progress_mode mode = TND_PROGRESS_AUTO;
+	struct tnd_provision_opts o = {.cancel = cancel};
+	struct tnd_provision_result res;
+	struct tnd_progress prog;
+	struct tnd_config cfg;
+	char done[256];
+	int c, ret, json = 0;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			o.keyring = optarg;
+			break;
+		case 'i':
+			o.device_id = optarg;
+			break;
+		case 'C':
+			o.client_cert = optarg;
+			break;
+		case 'K':
+			o.client_key = optarg;
+			break;
+		case 'e':
+			o.env_defaults = optarg;
+			break;
+		case 'p':
+			if ((ret = tnd_progress_parse_mode(optarg, &mode)))
+				return ret;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			return tnd_err_bad_option(argv[optind - 1]);
+		}
+	}
+	if (optind + 1 != argc)
+		return tnd_err_set(TND_E_USAGE, "provision takes one BUNDLE");
+	o.source = argv[optind];
+	tnd_progress_init(&prog, mode);
+	o.progress = &prog;
+	ret = tnd_config_load(&cfg, config);
+	if (!ret)
+		ret = tnd_provision(&cfg, &o, &res);
+	if (ret) {
+		char msg[TND_ERR_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
+		tnd_progress_error(&prog, ret, msg);
+		if (json)
+			error_json(ret, msg);
+		tnd_err_set(ret, "%s", msg);
+		return ret;
+	}
+	snprintf(done, sizeof(done), "{\"slot_a\":\"%s\",\"slot_b\":\"%s\",\"seconds\":%.3f}",
+		 tnd_prov_action_name(res.slot[0]), tnd_prov_action_name(res.slot[1]), res.seconds);
+	tnd_progress_done(&prog, done);
+	if (json)
+		result_json(&cfg, &res);
+	else if (prog.mode != TND_PROGRESS_JSON)
+		tnd_info("provisioned %s: slot A %s, slot B %s, environment %s, state %s, "
+			 "keyring %s (%.2f s)",
+			 res.version, tnd_prov_action_name(res.slot[0]),
+			 tnd_prov_action_name(res.slot[1]), tnd_prov_action_name(res.env),
+			 tnd_prov_action_name(res.state), tnd_prov_action_name(res.keyring),
+			 res.seconds);
+	return 0;
+}
