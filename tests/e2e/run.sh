@@ -145,6 +145,80 @@ sc_genimage_disk() {
 	expect "env after first boot" "$(e2e_env_get BOOT_A_LEFT)" 2
 }
 
+# Factory provisioning from a host (docs/factory.md): the board's disk
+# as genimage makes it, but with both slots zero and both environment
+# copies zeroed (no valid CRC). The host's tandem provisions it through
+# loop devices over the two slot partitions and the environment files
+# copied off the boot partition; then the board must boot slot A, and
+# slot B (the copy) once it is put first.
+sc_provision_disk() {
+	scenario=provision-disk
+	local w=$E2E_WORK/provision compat host=$E2E_TOP/build/host la lb rc=0 i
+	compat=qemu-$([ "$E2E_ARCH" = x86 ] && echo x86_64 || echo arm64)
+	rm -rf "$w" && mkdir -p "$w/keys" "$w/env"
+	if ! make -C "$E2E_TOP" --no-print-directory O=build/host build/host/tandem \
+		build/host/tandem-image >"$w/make.log" 2>&1; then
+		bad "building the host's tandem failed (log: $w/make.log)"
+		return
+	fi
+	e2e_build_slot "$w/slot.ext4" provisioned-v1 "$E2E_WORK/initrd.img"
+	"$host/tandem-image" keygen --out "$w/key.pem" --pub "$w/keys/release.pem" >/dev/null
+	"$host/tandem-image" -q build --key "$w/key.pem" --image "$w/slot.ext4" --version 1.0 \
+		--compatible "$compat" --out "$w/v1.tnd"
+	head -c 1M /dev/zero >"$w/zero.img"
+	if ! "$E2E_TOP/scripts/mkdisk.sh" "$(basename "$E2E_BOARD")" "$w/zero.img" "$w/disk.img" >/dev/null; then
+		bad "scripts/mkdisk.sh failed"
+		return
+	fi
+	e2e_use_disk "$w/disk.img"
+	head -c $((E2E_ENV_SIZE)) /dev/zero >"$w/env/zero"
+	e2e_env_put uboot.env "$w/env/zero"
+	e2e_env_put uboot-redund.env "$w/env/zero"
+
+	# The provisioning host's side.
+	mcopy -o -i "$(_e2e_mt 1)" ::/uboot.env ::/uboot-redund.env "$w/env/"
+	printf '%s 0x0 %s\n' "$w/env/uboot.env" "$E2E_ENV_SIZE" "$w/env/uboot-redund.env" \
+		"$E2E_ENV_SIZE" >"$w/env/fw_env.config"
+	la=$(losetup -f --show -o $(($(_e2e_part_start 2) * 512)) \
+		--sizelimit $(($(_e2e_part_sectors 2) * 512)) "$w/disk.img") || { bad "losetup"; return; }
+	lb=$(losetup -f --show -o $(($(_e2e_part_start 3) * 512)) \
+		--sizelimit $(($(_e2e_part_sectors 3) * 512)) "$w/disk.img") || { losetup -d "$la"; bad "losetup"; return; }
+	echo "console=tty0" >"$w/cmdline"
+	cat >"$w/tandem.conf" <<-EOF
+	{
+		"compatible": "$compat",
+		"keyring": "$w/etc/keys",
+		"state_dir": "$w/state",
+		"cmdline": "$w/cmdline",
+		"bootloader": {"type": "uboot", "env_config": "$w/env/fw_env.config"},
+		"slots": {"A": "$la", "B": "$lb"},
+		"boot_tries": 3
+	}
+	EOF
+	for i in 1 2; do
+		"$host/tandem" -c "$w/tandem.conf" provision --progress=none --json --keyring "$w/keys" \
+			"$w/v1.tnd" >"$w/run$i.json" 2>"$w/run$i.err" || rc=$?
+	done
+	losetup -d "$la" "$lb"
+	expect "provision exit status" "$rc" 0
+	expect "first run wrote both slots and the environment" \
+		"$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["slots"]["A"]["action"], r["slots"]["B"]["action"], r["environment"]["action"], r["environment"]["was_blank"])' "$w/run1.json" 2>&1)" \
+		"written written written True"
+	expect "second run wrote nothing" \
+		"$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["slots"]["A"]["action"], r["slots"]["B"]["action"], r["environment"]["action"], r["state"]["action"])' "$w/run2.json" 2>&1)" \
+		"unchanged unchanged unchanged unchanged"
+	mcopy -o -i "$(_e2e_mt 1)" "$w/env/uboot.env" "$w/env/uboot-redund.env" ::/
+
+	boot 1
+	expect "provisioned board boots slot" "$booted" A
+	expect "provisioned slot A release" "$(e2e_booted_release "$cur_log")" provisioned-v1
+	expect_log "U-Boot read the provisioned env" 'Tandem: slot=A BOOT_ORDER=A B BOOT_A_LEFT=2 BOOT_B_LEFT=3'
+	e2e_env_set "BOOT_ORDER=B A"
+	boot 2
+	expect "with B first, the board boots slot" "$booted" B
+	expect "provisioned slot B release" "$(e2e_booted_release "$cur_log")" provisioned-v1
+}
+
 # C: B never confirms (the guest powers off without touching the env):
 # three boots on B, then U-Boot falls back to A.
 sc_never_confirms() {
@@ -312,6 +386,7 @@ for arch in $arches; do
 	echo "        ready in $((SECONDS - t0))s (kernel $E2E_KVER)"
 	scs="sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
 	[ $short = 1 ] || scs="$scs sc_panic sc_genimage_disk"
+	scs="$scs sc_provision_disk"
 	# The updater in the guest (tandem.sh): 1 and 2 fit the short form.
 	scs="$scs sc_tandem_first_boot sc_tandem_update"
 	[ $short = 1 ] || scs="$scs sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
