@@ -74,6 +74,10 @@ WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wundef -Wmissing-prototypes \
 OPT ?= -O2 -g
 TANDEM_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 CPPFLAGS += -DTANDEM_VERSION=\"$(TANDEM_VERSION)\"
+# The clock floor of docs/security.md ("Unset clock"): when the sources
+# were committed (reproducible: the same for every build of a commit), or
+# SOURCE_DATE_EPOCH. Only updater/state.c needs it.
+TANDEM_BUILD_TIME ?= $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
 CPPFLAGS += -I$(O)/include/generated -Ilib -Iupdater -Iimage-tools \
             -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -include $(AUTOCONF)
 CFLAGS   += -std=c11 $(OPT) $(WARN) -fstack-protector-strong -pthread $(SYSROOT_FLAGS)
@@ -155,6 +159,8 @@ $(O)/obj/%.o: %.c $(AUTOCONF)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(O)/obj/updater/state.o: CPPFLAGS += -DTANDEM_BUILD_TIME=$(TANDEM_BUILD_TIME)LL
 
 $(LIBTANDEM): $(call obj,$(lib-y))
 	@echo "  AR      $@"

@@ -378,16 +378,22 @@ static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 		tnd_http_response_free(&resp);
 		return tnd_err_prefix(r, "channel index %s", cfg->server.url);
 	}
-	if (ch.expires <= tnd_time_now()) {
+	bool unset;
+
+	if (ch.expires <= tnd_trusted_now(&st, &unset)) {
 		char t[TND_TIME_STR_LEN];
 
 		tnd_time_format(t, ch.expires);
 		r = tnd_err_set(TND_E_EXPIRED,
 				"channel index %s expired at %s (stale or replayed: the publisher "
-				"must re-sign it)",
-				cfg->server.url, t);
+				"must re-sign it)%s",
+				cfg->server.url, t,
+				unset ? "; the system clock is unset: checked against the build "
+					"time or the newest installed release"
+				      : "");
 		goto out;
 	}
+	tnd_warn_unset_clock(&st);
 	if (ch.sequence < ps->sequence) {
 		r = tnd_err_set(TND_E_DOWNGRADE,
 				"channel index %s has sequence %" PRIu64 ", below %" PRIu64

@@ -61,9 +61,17 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st
 		return tnd_err_set(TND_E_INCOMPATIBLE,
 				   "bundle is for \"%s\", this device is \"%s\"", m->compatible,
 				   cfg->compatible);
-	if (m->expires && tnd_time_now() >= m->expires) {
-		tnd_time_format(t, m->expires);
-		return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s", t);
+	if (m->expires) {
+		bool unset;
+
+		if (tnd_trusted_now(st, &unset) >= m->expires) {
+			tnd_time_format(t, m->expires);
+			return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s%s", t,
+					   unset ? " (system clock unset: checked against the "
+						   "build time or the newest installed release)"
+						 : "");
+		}
+		tnd_warn_unset_clock(st);
 	}
 	/* The floor rises only when a slot holding a higher security version
 	 * is confirmed healthy (tnd_confirm), never at install time. */
@@ -276,6 +284,9 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	si->size = r.manifest.image_size;
 	si->security_version = r.manifest.security_version;
 	si->updated = tnd_time_now();
+	/* A signed creation time is a lower bound for the clock from now on. */
+	if (r.manifest.created > st.time_floor)
+		st.time_floor = r.manifest.created;
 	st.last_install_time = si->updated;
 	snprintf(st.last_install_result, sizeof(st.last_install_result), "success");
 	st.last_error_code[0] = st.last_error[0] = '\0';

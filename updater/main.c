@@ -22,7 +22,9 @@
 #ifdef CONFIG_SERIAL
 #include "receive.h"
 #endif
+#include "state.h"
 #include "status.h"
+#include "timeutil.h"
 #include "util.h"
 
 static volatile sig_atomic_t cancelled;
@@ -448,9 +450,14 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		case 'V':
-			puts("tandem " TANDEM_VERSION);
+		case 'V': {
+			char t[TND_TIME_STR_LEN] = "unknown";
+
+			if (tnd_build_time())
+				tnd_time_format(t, tnd_build_time());
+			printf("tandem %s (sources of %s)\n", TANDEM_VERSION, t);
 			return 0;
+		}
 		default:
 			fprintf(
 			    stderr,

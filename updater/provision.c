@@ -336,9 +336,17 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st
 		return tnd_err_set(TND_E_UNSUPPORTED,
 				   "provisioning needs a full bundle: a delta has no base on a new "
 				   "board");
-	if (m->expires && tnd_time_now() >= m->expires) {
-		tnd_time_format(t, m->expires);
-		return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s", t);
+	if (m->expires) {
+		bool unset;
+
+		if (tnd_trusted_now(st, &unset) >= m->expires) {
+			tnd_time_format(t, m->expires);
+			return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s%s", t,
+					   unset ? " (system clock unset: checked against the "
+						   "build time)"
+						 : "");
+		}
+		tnd_warn_unset_clock(st);
 	}
 	if (m->security_version < st->security_floor)
 		return tnd_err_set(TND_E_DOWNGRADE,
@@ -454,6 +462,12 @@ static void slot_record_set(struct tnd_slot_info *si, const struct tnd_manifest 
 	si->size = m->image_size;
 	si->security_version = m->security_version;
 	si->updated = tnd_time_now();
+}
+
+static void raise_time_floor(struct tnd_state *st, const struct tnd_manifest *m)
+{
+	if (m->created > st->time_floor)
+		st->time_floor = m->created;
 }
 
 /* The environment a provisioned board starts with: A first, full tries. */
@@ -598,6 +612,7 @@ int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts 
 	    !strcmp(before.last_install_result, "success")) {
 		res->state = TND_PROV_UNCHANGED;
 	} else {
+		raise_time_floor(&st, m);
 		st.last_install_time = tnd_time_now();
 		snprintf(st.last_install_result, sizeof(st.last_install_result), "success");
 		st.last_error_code[0] = st.last_error[0] = '\0';

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "atomicfile.h"
+#include "log.h"
 #include "timeutil.h"
 #include "util.h"
 
@@ -144,6 +145,10 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		st->pending_since = get_time(root, "pending_since");
 		copy_str(root, "pending_boot_id", st->pending_boot_id, sizeof(st->pending_boot_id));
 		st->security_floor = get_u64(root, "security_floor", &bad);
+		/* Like the security floor, a damaged clock floor fails closed. */
+		if (cJSON_GetObjectItemCaseSensitive(root, "time_floor") &&
+		    !(st->time_floor = get_time(root, "time_floor")))
+			bad = true;
 		parse_outcome(&st->last_boot, cJSON_GetObjectItemCaseSensitive(root, "last_boot"));
 		parse_outcome(&st->last_update,
 			      cJSON_GetObjectItemCaseSensitive(root, "last_update"));
@@ -223,6 +228,7 @@ int tnd_state_save(const struct tnd_state *st, const char *state_dir)
 		cJSON_AddStringToObject(root, "pending_boot_id", st->pending_boot_id);
 	}
 	cJSON_AddNumberToObject(root, "security_floor", (double)st->security_floor);
+	add_time(root, "time_floor", st->time_floor);
 	tnd_outcome_to_json(root, "last_boot", &st->last_boot);
 	tnd_outcome_to_json(root, "last_update", &st->last_update);
 	if (st->last_install_result[0]) {
@@ -244,4 +250,38 @@ int tnd_state_save(const struct tnd_state *st, const char *state_dir)
 	ret = tnd_atomic_write(path, text, strlen(text), 0644);
 	free(text);
 	return ret ? tnd_err_prefix(TND_E_STATE, "cannot save state") : 0;
+}
+
+#ifndef TANDEM_BUILD_TIME
+#define TANDEM_BUILD_TIME 0
+#endif
+
+int64_t tnd_build_time(void)
+{
+	return TANDEM_BUILD_TIME;
+}
+
+int64_t tnd_trusted_now(const struct tnd_state *st, bool *unset)
+{
+	int64_t now = tnd_time_now(), floor = TANDEM_BUILD_TIME;
+
+	if (st && st->time_floor > floor)
+		floor = st->time_floor;
+	*unset = now < floor;
+	return *unset ? floor : now;
+}
+
+void tnd_warn_unset_clock(const struct tnd_state *st)
+{
+	char a[TND_TIME_STR_LEN], b[TND_TIME_STR_LEN];
+	bool unset;
+	int64_t floor = tnd_trusted_now(st, &unset);
+
+	if (!unset)
+		return;
+	tnd_time_format(a, tnd_time_now());
+	tnd_time_format(b, floor);
+	tnd_warn("the system clock (%s) is earlier than this build or the newest installed "
+		 "release: expiry was checked against %s",
+		 a, b);
 }

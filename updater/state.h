@@ -53,6 +53,9 @@ struct tnd_state {
 	/* Anti-rollback floor: raised only when a slot holding a higher
 	 * security version is confirmed healthy. */
 	uint64_t security_floor;
+	/* The newest `created` time of a manifest installed here: with the
+	 * build time, a floor for a clock that is obviously unset. */
+	int64_t time_floor;
 	/* The last boot verdict of confirm: "good" or "bad". */
 	struct tnd_outcome last_boot;
 	/* How the last activated update ended: "success" (confirmed) or
@@ -78,6 +81,20 @@ int tnd_state_set_pending(struct tnd_state *st, const struct tnd_config *cfg,
 			  int slot) TND_MUST_CHECK;
 
 /* Loads state_dir/state.json; a missing file gives an empty state. */
+/*
+ * The time expiry is checked against (docs/security.md, "Unset clock"):
+ * the system clock, but never earlier than this program was built or
+ * than the newest manifest this device installed. A clock behind that
+ * floor is unset (a board without an RTC battery boots in 1970): the
+ * floor is used instead, and *unset says so. st may be NULL. Silent.
+ */
+int64_t tnd_trusted_now(const struct tnd_state *st, bool *unset);
+/* One warning line when the clock is unset (after a check that passed:
+ * a refusal says so in its error instead). */
+void tnd_warn_unset_clock(const struct tnd_state *st);
+/* When the sources of this build were committed (0: unknown). */
+int64_t tnd_build_time(void);
+
 int tnd_state_load(struct tnd_state *st, const char *state_dir) TND_MUST_CHECK;
 /* Writes it atomically (temp file, fsync, rename, fsync directory). */
 int tnd_state_save(const struct tnd_state *st, const char *state_dir) TND_MUST_CHECK;

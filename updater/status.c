@@ -183,6 +183,12 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 	else
 		cJSON_AddNullToObject(root, "pending_slot");
 	cJSON_AddNumberToObject(root, "security_floor", (double)s->st.security_floor);
+	if (s->st.time_floor) {
+		char tf[TND_TIME_STR_LEN];
+
+		tnd_time_format(tf, s->st.time_floor);
+		cJSON_AddStringToObject(root, "time_floor", tf);
+	}
 	tnd_outcome_to_json(root, "last_boot", &s->st.last_boot);
 	tnd_outcome_to_json(root, "last_update", &s->st.last_update);
 	if (s->st.last_install_result[0]) {

@@ -130,12 +130,48 @@ test_refuse_plain_downgrade_unless_allowed() {
 test_refuse_expired() {
 	new_device dev
 	make_image "$D/v1.img" 1
-	build_bundle "$D/u.tnd" "$D/v1.img" --created 2020-01-01T00:00:00Z --expires 2021-01-01T00:00:00Z
+	# In the future of this run, so that the build time (the clock floor,
+	# test_unset_clock_*) is behind both.
+	build_bundle "$D/u.tnd" "$D/v1.img" --created "$(at_offset 864000)" --expires "$(at_offset 1728000)"
 	snapshot
-	expect_refusal 13 "expired" "$TANDEM" -c "$CONF" install --progress=none "$D/u.tnd"
+	TANDEM_NOW=$(at_offset 2592000) expect_refusal 13 "expired" "$TANDEM" -c "$CONF" install --progress=none "$D/u.tnd"
 	assert_untouched
 	# and the same bundle installs while the clock says it is still valid
-	TANDEM_NOW=2020-06-01T00:00:00Z "$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	TANDEM_NOW=$(at_offset 1296000) "$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+}
+
+at_offset() { date -u -d "@$(($(date +%s) + $1))" +%Y-%m-%dT%H:%M:%SZ; } # SECONDS from now
+build_offset() { # SECONDS from the build time tandem --version reports
+	local b
+	b=$("$TANDEM" --version | sed -n 's/.*sources of \([^)]*\)).*/\1/p')
+	[ -n "$b" ] && [ "$b" != unknown ] || { echo "tandem --version names no build time" >&2; return 1; }
+	date -u -d "@$(($(date -u -d "$b" +%s) + $1))" +%Y-%m-%dT%H:%M:%SZ
+}
+
+# A board without an RTC battery boots in 1970: every expiry would pass.
+# The clock is taken as no earlier than the build time, nor than the
+# newest manifest this device installed (docs/security.md, "Unset clock").
+test_unset_clock_uses_build_time_and_newest_release() {
+	new_device dev
+	make_image "$D/v1.img" 1
+	local epoch=1970-01-01T00:01:00Z
+	build_bundle "$D/old.tnd" "$D/v1.img" --created "$(build_offset -172800)" --expires "$(build_offset -86400)"
+	snapshot
+	TANDEM_NOW=$epoch expect_refusal 13 "expired.*clock unset" "$TANDEM" -c "$CONF" install --progress=none "$D/old.tnd"
+	assert_untouched
+
+	# Valid after the build time: installs, and its creation time becomes
+	# the floor.
+	build_bundle "$D/new.tnd" "$D/v1.img" --version 2.0 --created "$(build_offset 3600)" --expires "$(build_offset 2592000)"
+	TANDEM_NOW=$epoch "$TANDEM" -c "$CONF" -q install --progress=none "$D/new.tnd" 2>"$WORK/warn"
+	grep -q "warning: the system clock (1970-01-01T00:01:00Z) is earlier" "$WORK/warn" || fail "no warning: $(cat "$WORK/warn")"
+	[ "$("$TANDEM" -c "$CONF" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["time_floor"])')" = "$(build_offset 3600)" ] ||
+		fail "time_floor not the installed manifest's creation time"
+
+	# Expired before that release was made, though after the build time:
+	# still refused with the clock in 1970.
+	build_bundle "$D/mid.tnd" "$D/v1.img" --version 3.0 --created "$(build_offset 0)" --expires "$(build_offset 1800)"
+	TANDEM_NOW=$epoch expect_refusal 13 "expired" "$TANDEM" -c "$CONF" install --progress=none "$D/mid.tnd"
 }
 
 test_refuse_truncated() {

@@ -99,9 +99,11 @@ static void state_round_trip(void **state)
 	strcpy(st.last_error_code, "E_SIGNATURE");
 	strcpy(st.last_error, "bad \"signature\"\n");
 	st.last_install_time = 1700000001;
+	st.time_floor = 1700000002;
 	assert_int_equal(tnd_state_save(&st, dir), 0);
 	assert_int_equal(tnd_state_load(&got, dir), 0);
 	assert_memory_equal(&got.slot[1], &st.slot[1], sizeof(st.slot[1]));
+	assert_int_equal(got.time_floor, 1700000002);
 	assert_string_equal(got.last_error, st.last_error);
 	assert_int_equal(access(p, F_OK), 0);
 	tu_write_file(p, "{garbage", 8);
@@ -113,6 +115,8 @@ static void state_round_trip(void **state)
 	tu_write_file(p, "{\"security_floor\":-1}", 21);
 	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
 	tu_write_file(p, "{\"security_floor\":2.5}", 22);
+	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
+	tu_write_file(p, "{\"time_floor\":\"yesterday\"}", 26);
 	assert_int_equal(tnd_state_load(&got, dir), TND_E_STATE);
 	tu_write_file(p, "{\"security_floor\":7}", 20);
 	assert_int_equal(tnd_state_load(&got, dir), 0);
