@@ -70,6 +70,10 @@ static int get_time(const cJSON *obj, const char *key, bool required, int64_t *o
 	if (get_str(obj, key, required, s, sizeof(s)))
 		return TND_E_FORMAT;
 	if (!s[0]) {
+		/* Absent (optional) is no time; present but empty is not a time
+		 * (found by test_manifest: every_field_every_wrong_type). */
+		if (cJSON_GetObjectItemCaseSensitive(obj, key))
+			return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" is empty", key);
 		*out = 0;
 		return 0;
 	}

@@ -114,6 +114,93 @@ static void refuses_bad_fields(void **state)
 	}
 }
 
+/* The value of the nth (0-based) "key": in s replaced by to. */
+static char *replace_value(const char *s, const char *key, int nth, const char *to)
+{
+	char pat[64];
+	const char *p = s, *v, *e;
+	char *out;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	for (int i = 0; i <= nth; i++) {
+		p = strstr(i ? p + 1 : p, pat);
+		assert_non_null(p);
+	}
+	v = p + strlen(pat);
+	if (*v == '"') {
+		e = strchr(v + 1, '"') + 1;
+	} else if (*v == '{') {
+		int depth = 0;
+
+		for (e = v;; e++) {
+			depth += *e == '{';
+			depth -= *e == '}';
+			if (!depth)
+				break;
+		}
+		e++;
+	} else {
+		e = v + strspn(v, "0123456789");
+	}
+	out = malloc(strlen(s) + strlen(to) + 1);
+	assert_non_null(out);
+	memcpy(out, s, (size_t)(v - s));
+	strcpy(out + (v - s), to);
+	strcat(out, e);
+	return out;
+}
+
+/* Every field, every JSON type it must not have: refused, never parsed
+ * into something (the bad-input suite of issue 6). */
+static void every_field_every_wrong_type(void **state)
+{
+	static const struct {
+		const char *key;
+		int nth;
+		char type; /* n number, s string, o object */
+	} fields[] = {
+	    {"format", 0, 'n'},	    {"compatible", 0, 's'},
+	    {"version", 0, 's'},    {"security_version", 0, 'n'},
+	    {"created", 0, 's'},    {"expires", 0, 's'},
+	    {"image", 0, 'o'},	    {"size", 0, 'n'},
+	    {"sha256", 0, 's'},	    {"payload", 0, 'o'},
+	    {"type", 0, 's'},	    {"compression", 0, 's'},
+	    {"chunk_size", 0, 'n'}, {"chunks", 0, 'n'},
+	    {"size", 1, 'n'},	    {"first_chunk_sha256", 0, 's'},
+	};
+	static const char *const not_number[] = {"\"1\"", "null", "true",  "[]",  "{}",
+						 "-1",	  "1.5",  "1e300", "-0.5"};
+	static const char *const not_string[] = {"7", "null", "false", "[]", "{}", "\"\""};
+	static const char *const not_object[] = {"7", "null", "true", "[]", "\"x\"", "{}"};
+	struct tnd_manifest m;
+	unsigned cases = 0;
+
+	(void)state;
+	for (size_t i = 0; i < TND_ARRAY_SIZE(fields); i++) {
+		const char *const *vals = fields[i].type == 'n'	  ? not_number
+					  : fields[i].type == 's' ? not_string
+								  : not_object;
+		size_t n = fields[i].type == 'n'   ? TND_ARRAY_SIZE(not_number)
+			   : fields[i].type == 's' ? TND_ARRAY_SIZE(not_string)
+						   : TND_ARRAY_SIZE(not_object);
+
+		for (size_t j = 0; j < n; j++) {
+			char *json = replace_value(GOOD, fields[i].key, fields[i].nth, vals[j]);
+			int r = tnd_manifest_parse(&m, json, strlen(json));
+
+			if (r == 0)
+				fail_msg("\"%s\" (#%d) = %s was accepted", fields[i].key,
+					 fields[i].nth, vals[j]);
+			assert_string_not_equal(tnd_err_msg(), "");
+			free(json);
+			cases++;
+		}
+	}
+	/* and the unchanged document still parses: the cases tested the values */
+	assert_int_equal(tnd_manifest_parse(&m, GOOD, strlen(GOOD)), 0);
+	assert_true(cases > 100);
+}
+
 static void delta_needs_base(void **state)
 {
 	struct tnd_manifest m;
@@ -186,6 +273,7 @@ int main(void)
 	    cmocka_unit_test(parses_good),
 	    cmocka_unit_test(round_trips),
 	    cmocka_unit_test(refuses_bad_fields),
+	    cmocka_unit_test(every_field_every_wrong_type),
 	    cmocka_unit_test(delta_needs_base),
 	    cmocka_unit_test(large_sizes_round_trip_exactly),
 	    cmocka_unit_test(times),
