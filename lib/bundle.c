@@ -188,6 +188,7 @@ int tnd_bundle_open(struct tnd_bundle_reader *r, struct tnd_source *src,
 		return ret;
 	/* Signatures first: the manifest parser sees only signed bytes. */
 	tnd_manifest_digest(manifest, h.manifest_len, digest);
+	memcpy(r->manifest_digest, digest, TND_SHA256_LEN);
 	if (opts && opts->keyring && (ret = check_signatures(r, digest, opts)))
 		return ret;
 	ret = tnd_manifest_parse(&r->manifest, manifest, h.manifest_len);
@@ -346,4 +347,27 @@ int tnd_bundle_next(struct tnd_bundle_reader *r, struct tnd_record *rec, uint8_t
 		return ret;
 	*rec = raw.rec;
 	return 1;
+}
+
+int tnd_bundle_resume(struct tnd_bundle_reader *r, uint64_t index, uint64_t payload_read,
+		      uint64_t next_out, const uint8_t expect[TND_SHA256_LEN])
+{
+	const struct tnd_manifest *m = &r->manifest;
+
+	if (r->read_index || r->next_index)
+		return tnd_err_set(TND_E_INTERNAL, "resume after records were read");
+	/* Bounds first: later reads are sized from these. Each record before
+	 * `index` took at least a header, and one more must still fit. */
+	if (index == 0 || index >= m->chunks || payload_read > m->payload_size ||
+	    m->payload_size - payload_read < TND_RECORD_HDR_SIZE ||
+	    payload_read / TND_RECORD_HDR_SIZE < index || next_out >= m->stream_size)
+		return tnd_err_set(TND_E_FORMAT,
+				   "resume point (chunk %llu at payload offset %llu) lies outside "
+				   "the bundle",
+				   (unsigned long long)index, (unsigned long long)payload_read);
+	r->read_index = r->next_index = index;
+	r->read_bytes = r->payload_read = payload_read;
+	r->next_out = next_out;
+	memcpy(r->expect, expect, TND_SHA256_LEN);
+	return tnd_source_skip_to(r->src, r->payload_offset + payload_read);
 }

@@ -85,7 +85,10 @@ struct tnd_bundle_reader {
 	struct tnd_manifest manifest;
 	size_t nsigs;
 	struct tnd_signature sigs[TND_MAX_SIGS];
-	unsigned valid_sigs;	 /* distinct trusted keys whose signature verified */
+	unsigned valid_sigs; /* distinct trusted keys whose signature verified */
+	/* SHA-256(context || manifest): what the signatures sign; names this
+	 * very bundle (the install checkpoint of updater/resume.c). */
+	uint8_t manifest_digest[TND_SHA256_LEN];
 	uint64_t payload_offset; /* source position of record 0 */
 	/* Reading side (may run ahead of authentication). */
 	uint64_t read_index;
@@ -141,5 +144,17 @@ int tnd_bundle_authenticate(struct tnd_bundle_reader *r,
  */
 int tnd_bundle_next(struct tnd_bundle_reader *r, struct tnd_record *rec, uint8_t *buf,
 		    size_t cap) TND_MUST_CHECK;
+
+/*
+ * Resume: moves a freshly opened reader (no record read yet) to record
+ * `index`, which starts `payload_read` bytes into the payload and at
+ * image offset next_out, and must hash to `expect` (values a checkpoint
+ * captured right after the record before it was authenticated). The
+ * source skips there (tnd_source_skip_to). Nothing here is trusted: a
+ * record that does not hash to expect is refused as tampered, so a wrong
+ * checkpoint can make the install fail, never write unauthenticated bytes.
+ */
+int tnd_bundle_resume(struct tnd_bundle_reader *r, uint64_t index, uint64_t payload_read,
+		      uint64_t next_out, const uint8_t expect[TND_SHA256_LEN]) TND_MUST_CHECK;
 
 #endif

@@ -129,3 +129,22 @@ size_t tnd_deflate_chunk(struct tnd_deflater *def, const uint8_t *in, size_t in_
 		return 0;
 	return zs->total_out;
 }
+
+uint32_t tnd_crc32_combine(uint32_t a, uint32_t b, uint64_t len_b)
+{
+	return (uint32_t)crc32_combine(a, b, (z_off_t)len_b);
+}
+
+uint32_t tnd_crc32_zeros(uint64_t len)
+{
+	static const uint8_t zero = 0;
+	uint32_t acc = 0, blk = (uint32_t)crc32(0L, &zero, 1); /* 2^k zero bytes */
+
+	for (uint64_t n = 1; len; n <<= 1, len >>= 1) {
+		if (len & 1)
+			acc = tnd_crc32_combine(acc, blk, n);
+		if (len > 1)
+			blk = tnd_crc32_combine(blk, blk, n);
+	}
+	return acc;
+}

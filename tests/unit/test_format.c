@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include "bundle.h"
+#include "chunk.h"
 #include "util.h"
 
 static void header_round_trip(void **state)
@@ -115,12 +116,30 @@ static void digest_is_domain_separated(void **state)
 	assert_memory_not_equal(a, b, 32);
 }
 
+/* The prefix CRC of a resume checkpoint: combined record by record, zero
+ * runs without touching their bytes. */
+static void crc_combine_and_zeros(void **state)
+{
+	static uint8_t buf[300001];
+	static const uint64_t lens[] = {0, 1, 2, 3, 7, 64, 4095, 4096, 65537, 300001};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		assert_int_equal(tnd_crc32_zeros(lens[i]), tnd_crc32(buf, (size_t)lens[i]));
+	tu_fill_random(buf, sizeof(buf), 7);
+	for (size_t cut = 0; cut <= sizeof(buf); cut += 37501)
+		assert_int_equal(tnd_crc32_combine(tnd_crc32(buf, cut),
+						   tnd_crc32(buf + cut, sizeof(buf) - cut),
+						   sizeof(buf) - cut),
+				 tnd_crc32(buf, sizeof(buf)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(header_round_trip),	  cmocka_unit_test(header_refusals),
 	    cmocka_unit_test(record_round_trip),	  cmocka_unit_test(sigblock_round_trip),
-	    cmocka_unit_test(digest_is_domain_separated),
+	    cmocka_unit_test(digest_is_domain_separated), cmocka_unit_test(crc_combine_and_zeros),
 	};
 	return cmocka_run_group_tests_name("format", tests, NULL, NULL);
 }
