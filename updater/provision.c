@@ -217,49 +217,6 @@ static int install_keyring(const char *src, const char *dst, struct tnd_provisio
 }
 
 /*
- * SHA-256 of a slot's first `size` bytes as the device holds them: the
- * page cache is dropped first, so a slot another tool wrote is read from
- * the medium. A device shorter than size cannot hold the image: TND_E_SLOT.
- */
-static int hash_slot(const char *dev, uint64_t size, uint8_t out[TND_SHA256_LEN])
-{
-	size_t bufsize = 1 << 20;
-	struct tnd_sha256 h;
-	uint64_t devsize, pos = 0;
-	uint8_t *buf;
-	int fd, ret = 0;
-
-	if ((ret = tnd_slot_dev_size(dev, &devsize)))
-		return ret;
-	if (devsize < size)
-		return tnd_err_set(TND_E_SLOT, "slot %s holds %llu bytes, the image needs %llu",
-				   dev, (unsigned long long)devsize, (unsigned long long)size);
-	if ((fd = open(dev, O_RDONLY | O_CLOEXEC)) < 0)
-		return tnd_err_errno(TND_E_SLOT, errno, "cannot open %s", dev);
-	if (!(buf = malloc(bufsize))) {
-		close(fd);
-		return tnd_err_set(TND_E_NOMEM, "out of memory");
-	}
-	(void)fdatasync(fd);
-	posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_DONTNEED);
-	tnd_sha256_init(&h);
-	while (pos < size) {
-		size_t n = size - pos < bufsize ? (size_t)(size - pos) : bufsize;
-
-		if ((ret = tnd_pread_full(fd, buf, n, (off_t)pos))) {
-			ret = tnd_err_errno(TND_E_SLOT_IO, -ret, "cannot read %s", dev);
-			break;
-		}
-		tnd_sha256_update(&h, buf, n);
-		pos += n;
-	}
-	tnd_sha256_final(&h, out);
-	free(buf);
-	close(fd);
-	return ret;
-}
-
-/*
  * Copies the verified image from slot `from` to slot `to` through the
  * same writer as an install (read-back of every window), hashing what it
  * copies: it must still be the manifest's image.
@@ -514,7 +471,7 @@ int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts 
 	struct tnd_bundle_reader r;
 	const struct tnd_manifest *m = &r.manifest;
 	struct tnd_state st, before;
-	bool need[TND_NSLOTS], blank = false;
+	bool need[TND_NSLOTS], blank = false, have_bl = false;
 	double t0 = tnd_now_mono();
 	char detail[256];
 	int ret;
@@ -534,14 +491,19 @@ int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts 
 	snprintf(res->version, sizeof(res->version), "%s", m->version);
 	memcpy(res->sha256, m->image_sha256, TND_SHA256_LEN);
 	res->image_size = m->image_size;
+	/* Readable (or blank) before anything is written. libubootenv locks
+	 * the whole machine while a context is open: each use opens anew. */
 	if ((ret = tnd_bl_open_init(&bl, cfg, o->env_defaults, &blank)))
 		goto out;
+	have_bl = bl != NULL;
+	tnd_bl_close(bl);
+	bl = NULL;
 
 	tnd_progress_phase(o->progress, "check", NULL);
 	for (int i = 0; i < TND_NSLOTS; i++) {
 		uint8_t h[TND_SHA256_LEN];
 
-		if ((ret = hash_slot(cfg->slot_dev[i], m->image_size, h)))
+		if ((ret = tnd_slot_hash(cfg->slot_dev[i], m->image_size, h)))
 			goto out;
 		need[i] = !tnd_memeq_ct(h, m->image_sha256, TND_SHA256_LEN);
 		res->slot[i] = need[i] ? TND_PROV_WRITTEN : TND_PROV_UNCHANGED;
@@ -556,8 +518,12 @@ int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts 
 			continue;
 		}
 		/* Out of the boot order's reach before its content changes. */
-		if (bl && !blank && (ret = tnd_bl_disable(bl, i)))
-			goto out;
+		if (have_bl && !blank) {
+			if ((ret = tnd_bl_open(&bl, cfg)) || (ret = tnd_bl_disable(bl, i)))
+				goto out;
+			tnd_bl_close(bl);
+			bl = NULL;
+		}
 		if (st.pending_slot == i && (ret = tnd_state_set_pending(&st, cfg, -1)))
 			goto out;
 		memset(&st.slot[i], 0, sizeof(st.slot[i]));
@@ -632,9 +598,10 @@ int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts 
 		res->state = TND_PROV_WRITTEN;
 	}
 
-	if (bl) {
+	if (have_bl) {
 		tnd_progress_phase(o->progress, "environment", cfg->env_config);
-		if ((ret = provision_env(cfg, &bl, blank, res)))
+		if ((ret = tnd_bl_open_init(&bl, cfg, o->env_defaults, &blank)) ||
+		    (ret = provision_env(cfg, &bl, blank, res)))
 			goto out;
 	}
 	res->seconds = tnd_now_mono() - t0;

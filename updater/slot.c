@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "chunk.h"
+#include "crypto.h"
 #include "util.h"
 
 #define ALIGN 4096u
@@ -279,6 +280,11 @@ static int add_entry(struct tnd_slot_writer *w, uint64_t off, uint64_t len, uint
 	return 0;
 }
 
+void tnd_slot_start_at(struct tnd_slot_writer *w, uint64_t off)
+{
+	w->win[w->cur].start = w->win[w->cur].end = off;
+}
+
 int tnd_slot_write(struct tnd_slot_writer *w, uint64_t off, const uint8_t *data, size_t len,
 		   uint32_t crc)
 {
@@ -359,4 +365,59 @@ void tnd_slot_close(struct tnd_slot_writer *w)
 	w->rbuf = NULL;
 	for (int i = 0; i < TND_RB_WINDOWS; i++)
 		w->win[i].e = NULL;
+}
+
+static int read_slot(const char *dev, uint64_t size, struct tnd_sha256 *h, uint32_t *crc)
+{
+	size_t bufsize = 1 << 20;
+	uint64_t devsize, pos = 0;
+	uint8_t *buf;
+	int fd, ret;
+
+	if ((ret = tnd_slot_dev_size(dev, &devsize)))
+		return ret;
+	if (devsize < size)
+		return tnd_err_set(TND_E_SLOT, "slot %s holds %llu bytes, the image needs %llu",
+				   dev, (unsigned long long)devsize, (unsigned long long)size);
+	if ((fd = open(dev, O_RDONLY | O_CLOEXEC)) < 0)
+		return tnd_err_errno(TND_E_SLOT, errno, "cannot open %s", dev);
+	if (!(buf = malloc(bufsize))) {
+		close(fd);
+		return tnd_err_set(TND_E_NOMEM, "out of memory");
+	}
+	(void)fdatasync(fd);
+	posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_DONTNEED);
+	while (pos < size) {
+		size_t n = size - pos < bufsize ? (size_t)(size - pos) : bufsize;
+
+		if ((ret = tnd_pread_full(fd, buf, n, (off_t)pos))) {
+			ret = tnd_err_errno(TND_E_SLOT_IO, -ret, "cannot read %s", dev);
+			break;
+		}
+		if (h)
+			tnd_sha256_update(h, buf, n);
+		if (crc)
+			*crc = tnd_crc32_combine(*crc, tnd_crc32(buf, n), n);
+		pos += n;
+	}
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int tnd_slot_hash(const char *dev, uint64_t size, uint8_t out[32])
+{
+	struct tnd_sha256 h;
+	int ret;
+
+	tnd_sha256_init(&h);
+	ret = read_slot(dev, size, &h, NULL);
+	tnd_sha256_final(&h, out);
+	return ret;
+}
+
+int tnd_slot_crc(const char *dev, uint64_t size, uint32_t *crc)
+{
+	*crc = 0;
+	return read_slot(dev, size, NULL, crc);
 }

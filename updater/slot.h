@@ -72,12 +72,22 @@ struct tnd_slot_writer {
 /* Size of a block device or regular file. */
 int tnd_slot_dev_size(const char *path, uint64_t *size) TND_MUST_CHECK;
 
+/*
+ * The SHA-256 (tnd_slot_hash) or CRC-32 (tnd_slot_crc) of the first size
+ * bytes of a slot as the medium holds them: written pages are synced and
+ * dropped from the cache first. A device shorter than size: TND_E_SLOT.
+ */
+int tnd_slot_hash(const char *dev, uint64_t size, uint8_t out[32]) TND_MUST_CHECK;
+int tnd_slot_crc(const char *dev, uint64_t size, uint32_t *crc) TND_MUST_CHECK;
+
 /* Opens path for writing an image of image_size bytes made of chunks of
  * at most chunk_size. A block device is opened exclusively, so a mounted
  * one is refused. */
 int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_size,
 		  uint32_t chunk_size, uint64_t window) TND_MUST_CHECK;
 /* Writes len bytes at off; crc is the CRC-32 they must read back as. */
+/* A resumed install: the first write will be at off (before any write). */
+void tnd_slot_start_at(struct tnd_slot_writer *w, uint64_t off);
 int tnd_slot_write(struct tnd_slot_writer *w, uint64_t off, const uint8_t *data, size_t len,
 		   uint32_t crc) TND_MUST_CHECK;
 /* Makes [off, off+len) read as zeros (hole punching or BLKZEROOUT when the
