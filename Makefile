@@ -131,7 +131,8 @@ lib-y += lib/link.c
 # updater/: device side; main.c is kept out of the library so tests link it.
 upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
          updater/install.c updater/progress.c updater/status.c \
-         updater/bootloader.c updater/bootctl.c updater/health.c updater/doctor.c
+         updater/bootloader.c updater/bootctl.c updater/health.c updater/doctor.c \
+         updater/resume.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
 upd-$(CONFIG_SERIAL) += updater/receive.c
 upd-$(CONFIG_PROVISION) += updater/provision.c

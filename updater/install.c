@@ -14,6 +14,7 @@
 #include "delta.h"
 #include "log.h"
 #include "pipeline.h"
+#include "resume.h"
 #include "slot.h"
 #include "state.h"
 #include "timeutil.h"
@@ -201,6 +202,7 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	struct tnd_bundle_reader r;
 	struct tnd_state st;
 	struct tnd_slot_info *si;
+	struct tnd_resume rs = {.active = false};
 	double t0 = tnd_now_mono();
 	bool state_loaded = false;
 	char detail[256];
@@ -229,6 +231,14 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 		if ((ret = open_base(cfg, booted, &r.manifest, &base_fd)))
 			goto out;
 	}
+	/* Before the slot's record changes: a checkpoint applies only to a
+	 * slot still recorded "installing" (docs/install.md, "Resume"). */
+	tnd_resume_init(&rs, cfg->state_dir, target, cfg->slot_dev[target], r.manifest_digest);
+	tnd_resume_load(&rs, &st,
+			o->no_resume ? "--no-resume"
+			: r.manifest.payload_type != TND_PAYLOAD_FULL
+			    ? "a delta install starts over"
+			    : NULL);
 	if ((ret =
 		 tnd_slot_open(&w, cfg->slot_dev[target], r.manifest.image_size,
 			       r.manifest.chunk_size, (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
@@ -256,25 +266,62 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	}
 	if ((ret = tnd_bl_disable(bl, target)))
 		goto out;
+	/* libubootenv holds a machine-wide lock while a context is open: not
+	 * through the stream, or a `tandem status` or fw_printenv (a health
+	 * check) would wait for the whole download. Reopened to activate. */
+	tnd_bl_close(bl);
+	bl = NULL;
 	memset(si, 0, sizeof(*si));
 	si->state = TND_SLOT_INSTALLING;
 	si->updated = tnd_time_now();
 	if ((ret = tnd_state_save(&st, cfg->state_dir)))
 		goto out;
 
+	if (rs.active) {
+		if ((ret = tnd_bundle_resume(&r, rs.pt.index, rs.pt.payload_read, rs.pt.out,
+					     rs.pt.expect)))
+			goto out;
+		tnd_slot_start_at(&w, rs.pt.out);
+		res->resumed_from = rs.pt.out;
+		tnd_info("resuming at chunk %llu of %llu: %.1f MiB of the image are already on "
+			 "slot %s",
+			 (unsigned long long)rs.pt.index + 1, (unsigned long long)r.manifest.chunks,
+			 (double)rs.pt.out / 1048576.0, tnd_slot_name(target));
+	}
 	snprintf(detail, sizeof(detail), "%s %s into slot %s (%s)", r.manifest.compatible,
 		 r.manifest.version, tnd_slot_name(target), cfg->slot_dev[target]);
 	tnd_progress_phase(o->progress, "install", detail);
-	ret = tnd_pipeline_run(&r, &w,
-			       &(struct tnd_pipeline_opts){
-				   .threads = CONFIG_INSTALL_THREADS,
-				   .base_fd = base_fd,
-				   .progress = tnd_progress_update,
-				   .progress_ctx = o->progress,
-				   .cancel = o->cancel,
-			       });
+	ret = tnd_pipeline_run(
+	    &r, &w,
+	    &(struct tnd_pipeline_opts){
+		.threads = CONFIG_INSTALL_THREADS,
+		.base_fd = base_fd,
+		.progress = tnd_progress_update,
+		.progress_ctx = o->progress,
+		.cancel = o->cancel,
+		.checkpoint = r.manifest.payload_type == TND_PAYLOAD_FULL ? tnd_resume_save : NULL,
+		.checkpoint_ctx = &rs,
+		.start_out = rs.active ? rs.pt.out : 0,
+		.start_crc = rs.active ? rs.pt.prefix_crc : 0,
+	    });
 	if (ret)
 		goto out;
+	/* The records before the checkpoint were not authenticated by this
+	 * run: the whole image, as the slot holds it, must be the signed one. */
+	if (rs.active) {
+		uint8_t got[TND_SHA256_LEN];
+
+		tnd_progress_phase(o->progress, "verify", NULL);
+		if ((ret = tnd_slot_hash(cfg->slot_dev[target], r.manifest.image_size, got)))
+			goto out;
+		if (!tnd_memeq_ct(got, r.manifest.image_sha256, TND_SHA256_LEN)) {
+			ret = tnd_err_set(TND_E_VERIFY,
+					  "slot %s does not hold the signed image after resuming: "
+					  "installing again starts over",
+					  tnd_slot_name(target));
+			goto out;
+		}
+	}
 
 	si->state = TND_SLOT_INSTALLED;
 	snprintf(si->version, sizeof(si->version), "%s", r.manifest.version);
@@ -292,7 +339,10 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	st.last_error_code[0] = st.last_error[0] = '\0';
 	if ((ret = tnd_state_save(&st, cfg->state_dir)))
 		goto out;
+	tnd_resume_discard(&rs, NULL);
 
+	if (!o->no_activate && (ret = tnd_bl_open(&bl, cfg)))
+		goto out;
 	if (bl && !o->no_activate) {
 		tnd_progress_phase(o->progress, "activate", NULL);
 		/* Pending first: if the cut comes after the environment write,
@@ -309,6 +359,16 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	res->image_size = r.manifest.image_size;
 	res->seconds = tnd_now_mono() - t0;
 out:
+	/* A resumed run that meets a record or an image it cannot trust must
+	 * not lead the next one to the same place. */
+	if (ret && rs.active &&
+	    (ret == TND_E_INTEGRITY || ret == TND_E_FORMAT || ret == TND_E_VERIFY)) {
+		char msg[TND_ERR_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
+		tnd_resume_discard(&rs, NULL);
+		tnd_err_set(ret, "%s", msg);
+	}
 	if (ret && state_loaded)
 		record_failure(cfg, &st, ret);
 	tnd_slot_close(&w);

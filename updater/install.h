@@ -32,6 +32,8 @@ struct tnd_install_opts {
 	/* Install a version older than the booted slot's (same or higher
 	 * security version only: the floor still holds). */
 	bool allow_downgrade;
+	/* Start over even when a checkpoint of this install exists. */
+	bool no_resume;
 	struct tnd_progress *progress;
 	volatile sig_atomic_t *cancel;
 };
@@ -42,6 +44,7 @@ struct tnd_install_result {
 	char version[TND_NAME_MAX];
 	uint8_t sha256[TND_SHA256_LEN];
 	uint64_t image_size;
+	uint64_t resumed_from; /* image bytes a checkpoint let this run skip */
 	double seconds;
 };
 

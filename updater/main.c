@@ -63,7 +63,9 @@ static void install_usage(FILE *f)
 	    "  --no-activate     install and verify, but leave the boot order alone\n"
 	    "                    (the slot stays unbootable until `tandem activate`)\n"
 	    "  --allow-downgrade install a version older than the booted slot's (the\n"
-	    "                    security-version floor still applies)\n",
+	    "                    security-version floor still applies)\n"
+	    "  --no-resume       start over even where an interrupted install of this\n"
+	    "                    bundle left a checkpoint (docs/install.md, \"Resume\")\n",
 	    f);
 }
 
@@ -75,6 +77,7 @@ static int cmd_install(const struct global *g, int argc, char **argv)
 	    {"slot", required_argument, NULL, 's'},
 	    {"no-activate", no_argument, NULL, 'n'},
 	    {"allow-downgrade", no_argument, NULL, 'D'},
+	    {"no-resume", no_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -100,6 +103,9 @@ static int cmd_install(const struct global *g, int argc, char **argv)
 			break;
 		case 'D':
 			o.allow_downgrade = true;
+			break;
+		case 'R':
+			o.no_resume = true;
 			break;
 		case 's':
 			o.slot = tnd_slot_from_name(optarg);
@@ -145,9 +151,10 @@ static int cmd_install(const struct global *g, int argc, char **argv)
 	tnd_hex_encode(hex, res.sha256, TND_SHA256_LEN);
 	snprintf(done, sizeof(done),
 		 "{\"slot\":\"%s\",\"version\":\"%s\",\"sha256\":\"%s\",\"size\":%llu,"
-		 "\"activated\":%s,\"seconds\":%.3f}",
+		 "\"activated\":%s,\"resumed_from\":%llu,\"seconds\":%.3f}",
 		 tnd_slot_name(res.slot), res.version, hex, (unsigned long long)res.image_size,
-		 res.activated ? "true" : "false", res.seconds);
+		 res.activated ? "true" : "false", (unsigned long long)res.resumed_from,
+		 res.seconds);
 	tnd_progress_done(&prog, done);
 	if (json)
 		puts(done);

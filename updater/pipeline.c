@@ -25,7 +25,8 @@ enum job_state { JOB_FREE, JOB_READ, JOB_HASHING, JOB_HASHED, JOB_READY, JOB_INF
 
 struct job {
 	enum job_state state;
-	struct tnd_raw_record raw; /* raw.rec is trusted only from READY on */
+	struct tnd_raw_record raw;     /* raw.rec is trusted only from READY on */
+	struct tnd_resume_point after; /* the chain right after this record */
 	uint8_t *in;
 	uint8_t *out;
 	const uint8_t *data; /* what the writer writes: in or out */
@@ -44,7 +45,56 @@ struct pipe {
 	uint64_t written;
 	struct tnd_slot_writer *w;
 	struct tnd_delta_out *delta; /* NULL for full images */
+	struct checkpoints *ck;	     /* NULL: none asked for */
 };
+
+/*
+ * Checkpoints (full payloads): after each write the writer records the
+ * point after that record; a point is handed out once the slot writer has
+ * read back everything before it. A full ring skips points: only the
+ * newest durable one matters.
+ */
+#define CK_RING 256
+
+struct checkpoints {
+	struct tnd_resume_point ring[CK_RING];
+	unsigned head, n;
+	uint32_t crc; /* of the image written so far */
+	uint64_t start, saved, chunks;
+	int (*fn)(void *ctx, const struct tnd_resume_point *pt);
+	void *ctx;
+};
+
+static int checkpoint_after(struct checkpoints *ck, struct tnd_slot_writer *w, const struct job *j)
+{
+	const struct tnd_record *rec = &j->raw.rec;
+	struct tnd_resume_point *best = NULL;
+	uint64_t durable;
+
+	ck->crc = tnd_crc32_combine(
+	    ck->crc, rec->type == TND_REC_ZERO ? tnd_crc32_zeros(rec->out_len) : rec->out_crc32,
+	    rec->out_len);
+	/* After the last record there is nothing to resume. */
+	if (j->after.index < ck->chunks && ck->n < CK_RING) {
+		struct tnd_resume_point *pt = &ck->ring[(ck->head + ck->n) % CK_RING];
+
+		*pt = j->after;
+		pt->prefix_crc = ck->crc;
+		ck->n++;
+	}
+	pthread_mutex_lock(&w->mu);
+	durable = ck->start + w->verified;
+	pthread_mutex_unlock(&w->mu);
+	while (ck->n && ck->ring[ck->head].out <= durable) {
+		best = &ck->ring[ck->head];
+		ck->head = (ck->head + 1) % CK_RING;
+		ck->n--;
+	}
+	if (!best || best->out <= ck->saved)
+		return 0;
+	ck->saved = best->out;
+	return ck->fn(ck->ctx, best);
+}
 
 /* Delta payloads: the writer thread feeds the op stream to the decoder and
  * collects what it emits into whole chunks for the slot writer, hashing the
@@ -153,6 +203,10 @@ static int authenticate_ready(struct pipe *p)
 			return 0;
 		if ((ret = tnd_bundle_authenticate(p->r, &j->raw)))
 			return ret;
+		j->after.index = p->r->next_index;
+		j->after.payload_read = p->r->payload_read;
+		j->after.out = p->r->next_out;
+		memcpy(j->after.expect, p->r->expect, TND_SHA256_LEN);
 		j->state = j->raw.rec.type == TND_REC_DEFLATE ? JOB_READY : JOB_DONE;
 		p->aseq++;
 		pthread_cond_broadcast(&p->cv);
@@ -257,6 +311,8 @@ static void *writer_main(void *arg)
 		else
 			ret = tnd_slot_write(p->w, j->raw.rec.out_offset, j->data,
 					     j->raw.rec.out_len, j->raw.rec.out_crc32);
+		if (!ret && p->ck)
+			ret = checkpoint_after(p->ck, p->w, j);
 		pthread_mutex_lock(&p->mu);
 		if (ret) {
 			pipe_fail(p, ret);
@@ -353,13 +409,29 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	int ret = 0;
 
 	struct tnd_delta_out delta = {0};
+	struct checkpoints *ck = NULL;
 
 	memset(&p, 0, sizeof(p));
 	p.w = w;
 	p.r = r;
+	p.written = o->start_out;
+	/* A resumed reader starts at a later record (tnd_bundle_resume). */
+	p.rseq = p.aseq = p.wseq = r->next_index;
 	p.njobs = 2 * threads + 2;
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
+	if (o->checkpoint && r->manifest.payload_type == TND_PAYLOAD_FULL) {
+		if (!(ck = calloc(1, sizeof(*ck)))) {
+			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
+			goto out;
+		}
+		ck->crc = o->start_crc;
+		ck->start = ck->saved = o->start_out;
+		ck->chunks = r->manifest.chunks;
+		ck->fn = o->checkpoint;
+		ck->ctx = o->checkpoint_ctx;
+		p.ck = ck;
+	}
 	if (r->manifest.payload_type == TND_PAYLOAD_DELTA) {
 		if (o->base_fd < 0) {
 			ret = tnd_err_set(TND_E_INTERNAL, "delta without a base");
@@ -441,6 +513,7 @@ out:
 		free(p.jobs[i].out);
 	}
 	free(p.jobs);
+	free(ck);
 	pthread_cond_destroy(&p.cv);
 	pthread_mutex_destroy(&p.mu);
 	return ret;

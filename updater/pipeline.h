@@ -25,6 +25,18 @@ struct tnd_pipeline_stats {
 	uint64_t image_size;
 };
 
+/*
+ * A point an interrupted install can continue from (updater/resume.c):
+ * every image byte before `out` is written, durable and read back right.
+ */
+struct tnd_resume_point {
+	uint64_t index;			/* the record to continue with */
+	uint64_t payload_read;		/* payload bytes before it */
+	uint64_t out;			/* the image offset it starts at */
+	uint32_t prefix_crc;		/* CRC-32 of the image's [0, out) */
+	uint8_t expect[TND_SHA256_LEN]; /* its hash, from the chain */
+};
+
 struct tnd_pipeline_opts {
 	unsigned threads;
 	/* Delta payloads: the base image (the booted slot, read only), whose
@@ -33,6 +45,15 @@ struct tnd_pipeline_opts {
 	void (*progress)(void *ctx, const struct tnd_pipeline_stats *st);
 	void *progress_ctx;
 	volatile sig_atomic_t *cancel; /* set by a signal handler; may be NULL */
+	/* Full payloads: called from the writer thread whenever a newer point
+	 * has become durable (about once per read-back window); an error
+	 * fails the install. NULL: no checkpoints. */
+	int (*checkpoint)(void *ctx, const struct tnd_resume_point *pt);
+	void *checkpoint_ctx;
+	/* A resumed install: the reader was moved to the record at start_out
+	 * (tnd_bundle_resume); the slot's [0, start_out) has CRC start_crc. */
+	uint64_t start_out;
+	uint32_t start_crc;
 };
 
 /* Streams every record of r into w, then tnd_slot_finish(w). For a delta,
