@@ -80,8 +80,11 @@ CPPFLAGS += -DTANDEM_VERSION=\"$(TANDEM_VERSION)\"
 TANDEM_BUILD_TIME ?= $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
 CPPFLAGS += -I$(O)/include/generated -Ilib -Iupdater -Iimage-tools \
             -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -include $(AUTOCONF)
-CFLAGS   += -std=c11 $(OPT) $(WARN) -fstack-protector-strong -pthread $(SYSROOT_FLAGS)
-LDFLAGS  += -pthread $(SYSROOT_FLAGS)
+# Sections per function and --gc-sections: the programs carry only the
+# library code they call (the device binary lost 21 KiB to it).
+CFLAGS   += -std=c11 $(OPT) $(WARN) -fstack-protector-strong -pthread \
+            -ffunction-sections -fdata-sections $(SYSROOT_FLAGS)
+LDFLAGS  += -pthread $(SYSROOT_FLAGS) -Wl,--gc-sections
 ifeq ($(SANITIZE),1)
 # float-cast-overflow is not part of gcc's "undefined" set; it found a real bug (fuzz_state)
 CFLAGS  += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -103,6 +106,14 @@ LIB_LDLIBS += -ldeflate
 endif
 ifeq ($(CONFIG_DELTA_XZ),y)
 LIB_LDLIBS += -llzma
+endif
+ifeq ($(CONFIG_SHA256_NETTLE),y)
+LIB_CFLAGS += $(shell $(PKG_CONFIG_RUN) --cflags nettle 2>/dev/null)
+# Only its SHA-256 is used. Linked statically it adds 37 KiB to the
+# stripped binary (its run-time CPU dispatch brings its other optimised
+# routines along); the shared library would add none there but cost
+# 360 KiB more resident memory, measured (its relocations and set-up).
+LIB_LDLIBS += -l:libnettle.a
 endif
 ifeq ($(CONFIG_SHA256_OPENSSL),y)
 LIB_CFLAGS += $(shell $(PKG_CONFIG_RUN) --cflags libcrypto 2>/dev/null)

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#ifdef CONFIG_SHA256_OPENSSL
+#if defined(CONFIG_SHA256_OPENSSL)
 /* libcrypto's SHA256_* functions call its assembler block function
  * (SHA-NI, ARMv8 crypto extensions) directly. The EVP interface would
  * first set up a provider, which costs about 6 MiB of resident memory
@@ -25,6 +25,22 @@ void tnd_sha256_update(struct tnd_sha256 *h, const void *data, size_t len)
 void tnd_sha256_final(struct tnd_sha256 *h, uint8_t out[TND_SHA256_LEN])
 {
 	SHA256_Final(out, &h->ctx);
+}
+#elif defined(CONFIG_SHA256_NETTLE)
+/* Nettle's functions cannot fail. */
+void tnd_sha256_init(struct tnd_sha256 *h)
+{
+	sha256_init(&h->ctx);
+}
+
+void tnd_sha256_update(struct tnd_sha256 *h, const void *data, size_t len)
+{
+	sha256_update(&h->ctx, len, data);
+}
+
+void tnd_sha256_final(struct tnd_sha256 *h, uint8_t out[TND_SHA256_LEN])
+{
+	sha256_digest(&h->ctx, TND_SHA256_LEN, out);
 }
 #else
 /* mbedtls' SHA-256 functions only fail on bad arguments, which we never

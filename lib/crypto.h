@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* SHA-256, the one hash of the formats: mbedtls, or OpenSSL's libcrypto
- * where CONFIG_SHA256_OPENSSL asks for CPU-accelerated hashing. */
+/* SHA-256, the one hash of the formats, from the library Kconfig chose:
+ * Nettle (CPU instructions where it has them), mbedtls or libcrypto. */
 #ifndef TANDEM_CRYPTO_H
 #define TANDEM_CRYPTO_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef CONFIG_SHA256_OPENSSL
+#if defined(CONFIG_SHA256_OPENSSL)
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_*: see crypto.c */
 #include <openssl/sha.h>
+#elif defined(CONFIG_SHA256_NETTLE)
+#include <nettle/sha2.h>
 #else
 #include <mbedtls/sha256.h>
 #endif
@@ -18,8 +20,10 @@
 #define TND_SHA256_HEX_LEN 65
 
 struct tnd_sha256 {
-#ifdef CONFIG_SHA256_OPENSSL
+#if defined(CONFIG_SHA256_OPENSSL)
 	SHA256_CTX ctx;
+#elif defined(CONFIG_SHA256_NETTLE)
+	struct sha256_ctx ctx;
 #else
 	mbedtls_sha256_context ctx;
 #endif

@@ -11,7 +11,7 @@ dosfstools fdisk e2fsprogs libubootenv-tool busybox-static cpio kmod gzip jq fil
 # guest against Debian's arm64 libraries (multiarch).
 PKGS="$PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
 libmbedtls-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64 libubootenv-dev:arm64
-libdeflate-dev:arm64 liblzma-dev:arm64 libcurl4-openssl-dev:arm64"
+libdeflate-dev:arm64 nettle-dev:arm64 liblzma-dev:arm64 libcurl4-openssl-dev:arm64"
 
 missing=""
 for p in $PKGS; do
