@@ -209,6 +209,7 @@ unit-tests: $(UNIT_BINS)
 include tests/delta/delta.mk
 include tests/torture/torture.mk
 include tests/fuzz/fuzz.mk
+include tests/bench/bench.mk
 
 .PHONY: deps
 deps:
@@ -236,7 +237,7 @@ demo: deps all
 
 .PHONY: bench
 bench: deps
-	@$(MAKE) --no-print-directory O=$(O) OPT="-O2 -g" all
+	@$(MAKE) --no-print-directory O=$(O) OPT="-O2 -g" all $(O)/inflate2
 	@tests/bench/run.sh $(O)
 
 .PHONY: format format-check

@@ -83,6 +83,7 @@ done
 rm -rf "$SNAP"
 mkdir -p "$SNAP/include"
 cp -p "$O/tandem" "$O/tandem-image" "$O/libtandem.a" "$SNAP/"
+[ -x "$O/inflate2" ] && cp -p "$O/inflate2" "$SNAP/"
 cp -rp "$O/include/generated" "$O/include/config" "$SNAP/include/"
 
 # ------------------------------------------------------------ measuring
@@ -237,18 +238,10 @@ facts() {
 }
 
 # ------------------------------------------------------------ the baseline-B helper
-INFLATE2=$B/inflate2
+# Built by `make bench` with the same libraries as tandem (tests/bench/bench.mk).
+INFLATE2=$SNAP/inflate2
 build_inflate2() {
-	local cflags libs
-	[ -x "$INFLATE2" ] && [ "$INFLATE2" -nt "$SNAP/libtandem.a" ] && [ "$INFLATE2" -nt "$HERE/inflate2.c" ] &&
-		return 0
-	# The same libraries the Makefile links libtandem with.
-	libs="$(pkg-config --libs zlib libcjson 2>/dev/null || echo '-lz -lcjson') -lmbedx509 -lmbedcrypto"
-	grep -q '^CONFIG_INFLATE_LIBDEFLATE=y' "$SNAP/include/config/auto.conf" && libs="$libs -ldeflate"
-	cflags="-std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread"
-	${CC:-gcc} $cflags -I"$TOP/lib" -I"$SNAP/include/generated" \
-		-include "$SNAP/include/generated/tandem_config.h" -o "$INFLATE2" "$HERE/inflate2.c" \
-		"$SNAP/libtandem.a" $libs || die "cannot build the inflate2 helper"
+	[ -x "$INFLATE2" ] || die "no $O/inflate2: run the benchmark through make bench"
 }
 
 # ------------------------------------------------------------ RAUC and SWUpdate
