@@ -35,9 +35,9 @@ int tnd_inflate_chunk(struct tnd_inflater *inf, const uint8_t *in, size_t in_len
 	return 0;
 }
 
-uint32_t tnd_crc32(const uint8_t *data, size_t len)
+uint32_t tnd_crc32_update(uint32_t crc, const uint8_t *data, size_t len)
 {
-	return libdeflate_crc32(0, data, len);
+	return libdeflate_crc32(crc, data, len);
 }
 #else
 int tnd_inflater_init(struct tnd_inflater *inf)
@@ -77,9 +77,9 @@ int tnd_inflate_chunk(struct tnd_inflater *inf, const uint8_t *in, size_t in_len
 	return 0;
 }
 
-uint32_t tnd_crc32(const uint8_t *data, size_t len)
+uint32_t tnd_crc32_update(uint32_t crc, const uint8_t *data, size_t len)
 {
-	uLong c = crc32(0L, Z_NULL, 0);
+	uLong c = crc;
 
 	/* zlib takes uInt lengths: feed huge buffers in pieces. */
 	while (len) {
@@ -128,6 +128,11 @@ size_t tnd_deflate_chunk(struct tnd_deflater *def, const uint8_t *in, size_t in_
 	if (zs->total_out >= in_len)
 		return 0;
 	return zs->total_out;
+}
+
+uint32_t tnd_crc32(const uint8_t *data, size_t len)
+{
+	return tnd_crc32_update(0, data, len);
 }
 
 uint32_t tnd_crc32_combine(uint32_t a, uint32_t b, uint64_t len_b)

@@ -49,6 +49,8 @@ size_t tnd_deflate_chunk(struct tnd_deflater *def, const uint8_t *in, size_t in_
 			 size_t cap);
 
 uint32_t tnd_crc32(const uint8_t *data, size_t len);
+/* Continues crc (a CRC-32 of what came before; 0 to start) over data. */
+uint32_t tnd_crc32_update(uint32_t crc, const uint8_t *data, size_t len);
 /* CRC-32 of a followed by b, from their CRCs (b is len_b bytes long). */
 uint32_t tnd_crc32_combine(uint32_t a, uint32_t b, uint64_t len_b);
 /* CRC-32 of len zero bytes, in O(log len) steps. */

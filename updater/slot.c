@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,7 +16,8 @@
 #include "crypto.h"
 #include "util.h"
 
-#define ALIGN 4096u
+#define ALIGN	  4096u
+#define RBUF_SIZE (64u * 1024)
 
 /* Not const: a const array of zeros lands in .rodata and adds 64 KiB to
  * the binary (a quarter of its size budget); in .bss it costs nothing on
@@ -61,7 +63,7 @@ int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_si
 	int ret;
 
 	memset(w, 0, sizeof(*w));
-	w->fd = w->rfd = -1;
+	w->fd = w->rfd = w->dfd = -1;
 	snprintf(w->path, sizeof(w->path), "%s", path);
 	if ((ret = tnd_slot_dev_size(path, &w->dev_size)))
 		return ret;
@@ -80,18 +82,21 @@ int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_si
 	if (w->fd < 0)
 		return tnd_err_errno(TND_E_SLOT, errno, "cannot open slot %s for writing%s", path,
 				     errno == EBUSY ? " (mounted or in use)" : "");
-	w->rfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	w->direct = w->rfd >= 0;
-	if (w->rfd < 0)
-		w->rfd = open(path, O_RDONLY | O_CLOEXEC);
+	w->rfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (w->rfd < 0) {
 		ret = tnd_err_errno(TND_E_SLOT, errno, "cannot open slot %s for reading", path);
 		goto fail;
 	}
-	w->rbuf_size = chunk_size < 64 * 1024 ? 64 * 1024 : chunk_size;
-	w->window = window < w->rbuf_size ? w->rbuf_size : window;
+	/* Only needed when a page will not leave the cache; -1 where the
+	 * medium has no O_DIRECT (tmpfs before Linux 6.6, some FUSE). */
+	w->dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	w->rbuf_size = RBUF_SIZE;
+	w->window = window < chunk_size ? chunk_size : window;
 	w->win_cap = (size_t)(w->window / chunk_size) + 2;
+	/* A window is at most `window` plus one record. */
+	w->resident_size = (size_t)((w->window + chunk_size) / ALIGN) + 2;
 	if (posix_memalign((void **)&w->rbuf, ALIGN, w->rbuf_size) ||
+	    !(w->resident = malloc(w->resident_size)) ||
 	    !(w->win[0].e = calloc(TND_RB_WINDOWS * w->win_cap, sizeof(struct tnd_rb_entry)))) {
 		ret = tnd_err_set(TND_E_NOMEM, "out of memory");
 		goto fail;
@@ -113,35 +118,34 @@ fail:
 	return ret;
 }
 
-/* Reads len bytes at off for checking, bypassing the page cache when the
- * descriptor allows it. O_DIRECT needs aligned lengths: round up, and
- * accept a short read only past the end of the data we need. */
-static int read_back(struct tnd_slot_writer *w, uint64_t off, size_t len)
+/* Is [off, off+len) of a regular file a hole (or unwritten), which the
+ * filesystem makes read as zeros? */
+static bool is_hole(const struct tnd_slot_writer *w, uint64_t off, uint64_t len)
 {
-	size_t want = w->direct ? (len + ALIGN - 1) & ~(size_t)(ALIGN - 1) : len;
+	off_t d;
+
+	if (w->is_blk)
+		return false;
+	d = lseek(w->rfd, (off_t)off, SEEK_DATA);
+	if (d < 0)
+		return errno == ENXIO; /* no data from off to the end */
+	return (uint64_t)d >= off + len;
+}
+
+/* Reads len bytes at off into rbuf: through the cache (which the caller
+ * proved holds none of them), or with O_DIRECT, whose lengths must be
+ * aligned (the caller's offsets are). */
+static int read_back(struct tnd_slot_writer *w, bool direct, uint64_t off, size_t len)
+{
+	size_t want = direct ? (len + ALIGN - 1) & ~(size_t)(ALIGN - 1) : len;
 	size_t done = 0;
 
-	if (want > w->rbuf_size)
-		want = len;
 	while (done < len) {
-		ssize_t n = pread(w->rfd, w->rbuf + done, want - done, (off_t)(off + done));
+		ssize_t n = pread(direct ? w->dfd : w->rfd, w->rbuf + done, want - done,
+				  (off_t)(off + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EINVAL && w->direct) {
-			/* The device refuses O_DIRECT for this range: fall back to
-			 * a buffered read of pages we dropped from the cache. */
-			int fd = open(w->path, O_RDONLY | O_CLOEXEC);
-
-			if (fd < 0)
-				return tnd_err_errno(TND_E_SLOT_IO, errno, "cannot reopen %s",
-						     w->path);
-			close(w->rfd);
-			w->rfd = fd;
-			w->direct = false;
-			want = len;
-			continue;
-		}
 		if (n < 0)
 			return tnd_err_errno(TND_E_SLOT_IO, errno,
 					     "slot %s: read-back at offset %llu", w->path,
@@ -154,23 +158,57 @@ static int read_back(struct tnd_slot_writer *w, uint64_t off, size_t len)
 	return 0;
 }
 
-static int check_entry(struct tnd_slot_writer *w, const struct tnd_rb_entry *e)
+static int check_entry(struct tnd_slot_writer *w, bool direct, const struct tnd_rb_entry *e)
 {
-	for (uint64_t pos = 0; pos < e->len;) {
+	uint32_t crc = 0;
+	bool ok = true;
+
+	if (e->zero && is_hole(w, e->off, e->len))
+		return 0;
+	for (uint64_t pos = 0; pos < e->len && ok;) {
 		size_t n = e->len - pos > w->rbuf_size ? w->rbuf_size : (size_t)(e->len - pos);
-		int ret = read_back(w, e->off + pos, n);
+		int ret = read_back(w, direct, e->off + pos, n);
 
 		if (ret)
 			return ret;
-		if (e->zero ? !tnd_is_zero(w->rbuf, n) : tnd_crc32(w->rbuf, n) != e->crc)
-			return tnd_err_set(
-			    TND_E_VERIFY,
-			    "slot %s: data read back at offset %llu differs from what "
-			    "was written (failing storage?)",
-			    w->path, (unsigned long long)(e->off + pos));
+		if (e->zero)
+			ok = tnd_is_zero(w->rbuf, n);
+		else
+			crc = tnd_crc32_update(crc, w->rbuf, n);
 		pos += n;
 	}
+	if (e->zero ? !ok : crc != e->crc)
+		return tnd_err_set(TND_E_VERIFY,
+				   "slot %s: data read back at offset %llu differs from what "
+				   "was written (failing storage?)",
+				   w->path, (unsigned long long)e->off);
 	return 0;
+}
+
+/* Does the page cache still hold any page of [off, off+len)? Mapping the
+ * range costs no memory: nothing is faulted in. When it cannot be told,
+ * the answer is yes. */
+static bool any_cached(struct tnd_slot_writer *w, uint64_t off, uint64_t len)
+{
+	uint64_t start = off & ~(uint64_t)(ALIGN - 1);
+	size_t maplen = (size_t)(off + len - start), pages = (maplen + ALIGN - 1) / ALIGN;
+	bool cached = true;
+	void *m;
+
+	if (!len)
+		return false;
+	if (pages > w->resident_size)
+		return true;
+	m = mmap(NULL, maplen, PROT_READ, MAP_SHARED, w->rfd, (off_t)start);
+	if (m == MAP_FAILED)
+		return true;
+	if (mincore(m, maplen, w->resident) == 0) {
+		cached = false;
+		for (size_t i = 0; i < pages && !cached; i++)
+			cached = w->resident[i] & 1;
+	}
+	munmap(m, maplen);
+	return cached;
 }
 
 /* Verifier thread: waits for a window's range to reach the device, then
@@ -179,6 +217,7 @@ static int check_entry(struct tnd_slot_writer *w, const struct tnd_rb_entry *e)
 static int verify_window(struct tnd_slot_writer *w, const struct tnd_rb_window *win)
 {
 	uint64_t len = win->end - win->start;
+	bool direct;
 	int ret;
 
 	if (win->final) {
@@ -190,13 +229,23 @@ static int verify_window(struct tnd_slot_writer *w, const struct tnd_rb_window *
 		if (fdatasync(w->fd) < 0)
 			return tnd_err_errno(TND_E_SLOT_IO, errno, "slot %s: sync", w->path);
 	}
+	/* Written back, so clean: dropping them cannot fail but for pages
+	 * someone else holds, which any_cached() then finds. */
 	if (len)
 		posix_fadvise(w->rfd, (off_t)win->start, (off_t)len, POSIX_FADV_DONTNEED);
-	for (size_t i = 0; i < win->n; i++) {
-		if ((ret = check_entry(w, &win->e[i])))
+	direct = any_cached(w, win->start, len);
+	if (direct && w->dfd < 0)
+		return tnd_err_set(TND_E_SLOT_IO,
+				   "slot %s: written pages at offset %llu stay in the page cache "
+				   "and the device has no O_DIRECT: cannot read them back from "
+				   "the device",
+				   w->path, (unsigned long long)win->start);
+	for (size_t i = 0; i < win->n; i++)
+		if ((ret = check_entry(w, direct, &win->e[i])))
 			return ret;
-		w->verified += win->e[i].len;
-	}
+	/* What was read is cached now, and not needed there. */
+	if (len && !direct)
+		posix_fadvise(w->rfd, (off_t)win->start, (off_t)len, POSIX_FADV_DONTNEED);
 	return 0;
 }
 
@@ -214,11 +263,22 @@ static void *verifier_main(void *arg)
 		int ret;
 
 		pthread_mutex_unlock(&w->mu);
-		ret = w->err ? 0 : verify_window(w, win);
+		ret = w->err ? w->err : verify_window(w, win);
 		pthread_mutex_lock(&w->mu);
 		if (ret && !w->err) {
 			w->err = ret;
 			snprintf(w->errmsg, sizeof(w->errmsg), "%s", tnd_err_msg());
+		}
+		if (!ret)
+			w->verified += win->end - win->start;
+		if (!ret && !win->final && w->durable) {
+			pthread_mutex_unlock(&w->mu);
+			ret = w->durable(w->durable_ctx, win->end);
+			pthread_mutex_lock(&w->mu);
+			if (ret && !w->err) {
+				w->err = ret;
+				snprintf(w->errmsg, sizeof(w->errmsg), "%s", tnd_err_msg());
+			}
 		}
 		win->n = 0;
 		w->head = (w->head + 1) % TND_RB_WINDOWS;
@@ -290,8 +350,6 @@ int tnd_slot_write(struct tnd_slot_writer *w, uint64_t off, const uint8_t *data,
 {
 	int r;
 
-	if (len > w->rbuf_size)
-		return tnd_err_set(TND_E_INTERNAL, "write larger than a chunk");
 	r = tnd_pwrite_full(w->fd, data, len, (off_t)off);
 	if (r)
 		return tnd_err_errno(TND_E_SLOT_IO, -r, "slot %s: cannot write at offset %llu",
@@ -324,6 +382,10 @@ int tnd_slot_zero(struct tnd_slot_writer *w, uint64_t off, uint64_t len)
 		uint64_t range[2] = {off, len};
 
 		done = off % 512 == 0 && len % 512 == 0 && ioctl(w->fd, BLKZEROOUT, range) == 0;
+	} else if (is_hole(w, off, len)) {
+		/* A fresh file slot: nothing to do, and nothing to read back
+		 * (punching would lock the file against the verifier). */
+		done = true;
 	} else {
 		done = fallocate(w->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 				 (off_t)len) == 0 ||
@@ -338,6 +400,16 @@ int tnd_slot_finish(struct tnd_slot_writer *w)
 {
 	int ret = submit_window(w, true);
 
+	return ret ? ret : wait_verifier(w, 0);
+}
+
+int tnd_slot_flush(struct tnd_slot_writer *w)
+{
+	struct tnd_rb_window *win = &w->win[w->cur];
+	int ret = 0;
+
+	if (win->end > win->start)
+		ret = submit_window(w, false);
 	return ret ? ret : wait_verifier(w, 0);
 }
 
@@ -359,10 +431,14 @@ void tnd_slot_close(struct tnd_slot_writer *w)
 		close(w->fd);
 	if (w->rfd >= 0)
 		close(w->rfd);
+	if (w->dfd >= 0)
+		close(w->dfd);
 	free(w->rbuf);
+	free(w->resident);
 	free(w->win[0].e);
-	w->fd = w->rfd = -1;
+	w->fd = w->rfd = w->dfd = -1;
 	w->rbuf = NULL;
+	w->resident = NULL;
 	for (int i = 0; i < TND_RB_WINDOWS; i++)
 		w->win[i].e = NULL;
 }

@@ -3,18 +3,32 @@
  * Writing an image into a slot (a block device or a regular file) and
  * proving the device holds it.
  *
- * Writes go through the page cache so the kernel can batch them. Every
- * `window` bytes the writer starts write-back of the range and hands it
- * to a verifier thread, which waits for the range to reach the device,
- * drops it from the cache and reads it back (O_DIRECT where the device
- * allows it) to compare with the CRC-32 the signed record carries; zero
- * ranges must read as zeros. The writer meanwhile fills the next windows
- * (up to three may wait), so device latency overlaps with decompression
- * and with the write-out of later windows instead of stalling them.
- * tnd_slot_finish() fsyncs and checks the last window, so a write the
- * device lost or corrupted is found before the slot can be activated.
- * Memory: one chunk-sized read buffer and four small tables, whatever the
- * image size.
+ * Writes go through the page cache so the kernel can batch them and keep
+ * the device busy without our memory. Every `window` bytes the writer
+ * starts write-back of the range and hands it to a verifier thread, which
+ * waits for the range to reach the device, drops it from the cache and
+ * reads it back to compare with the CRC-32 the signed record carries;
+ * zero ranges must read as zeros. The writer meanwhile fills the next
+ * windows (up to three may wait), so device latency overlaps with
+ * decompression and with the write-out of later windows instead of
+ * stalling them. tnd_slot_finish() fsyncs and checks the last window, so
+ * a write the device lost or corrupted is found before the slot can be
+ * activated.
+ *
+ * Reading back from the device, not from the cache: once a window is
+ * dropped from the cache, mincore() proves none of its pages is cached
+ * any more, and then ordinary reads (with the kernel's read-ahead) must
+ * fetch every byte from the device. A page that stays cached sends the
+ * window to O_DIRECT reads instead. O_DIRECT is not the first choice
+ * because on a filesystem (ext4) it holds the file's inode lock for the
+ * whole device read, and the writer's next write waits for it: measured
+ * on a 512 MiB install into a file slot, 0.3 s of a 0.8 s install.
+ * Zero ranges of a regular file that are holes (or were never written)
+ * are neither punched nor read: the filesystem, not the device, makes
+ * them read as zeros.
+ *
+ * Memory: a 64 KiB read buffer, four small tables and a residency map
+ * of one byte per page of a window, whatever the image size.
  */
 #ifndef TANDEM_SLOT_H
 #define TANDEM_SLOT_H
@@ -45,13 +59,15 @@ struct tnd_rb_window {
 
 struct tnd_slot_writer {
 	int fd;
-	int rfd; /* read-back: O_DIRECT when possible */
-	bool direct;
+	int rfd; /* read-back through the cache, once it holds none of a window */
+	int dfd; /* read-back with O_DIRECT, when it does; -1: not supported */
 	bool is_blk;
 	char path[PATH_MAX];
 	uint64_t dev_size;
 	uint8_t *rbuf; /* the verifier's */
 	size_t rbuf_size;
+	unsigned char *resident; /* mincore() map of a window */
+	size_t resident_size;
 	/* A ring: the writer fills win[cur]; up to TND_RB_WINDOWS - 1 full
 	 * windows wait for (or are in) verification from win[head] on, so the
 	 * device writes some windows out while others are read back. */
@@ -67,6 +83,11 @@ struct tnd_slot_writer {
 	int err;
 	char errmsg[TND_ERR_MSG_MAX];
 	uint64_t verified; /* bytes read back and found right */
+	/* Called by the verifier thread, outside the lock, each time
+	 * everything before image offset `end` is written, synced and read
+	 * back right; an error fails the install. NULL: not called. */
+	int (*durable)(void *ctx, uint64_t end);
+	void *durable_ctx;
 };
 
 /* Size of a block device or regular file. */
@@ -95,6 +116,10 @@ int tnd_slot_write(struct tnd_slot_writer *w, uint64_t off, const uint8_t *data,
 int tnd_slot_zero(struct tnd_slot_writer *w, uint64_t off, uint64_t len) TND_MUST_CHECK;
 /* fsync, then read back whatever was not yet checked. */
 int tnd_slot_finish(struct tnd_slot_writer *w) TND_MUST_CHECK;
+/* After a failure elsewhere: syncs and reads back what was written, so
+ * that w->durable learns how far it is good. The writer takes no more
+ * writes after it. */
+int tnd_slot_flush(struct tnd_slot_writer *w) TND_MUST_CHECK;
 /* Closes; accepts a zeroed or already closed writer. */
 void tnd_slot_close(struct tnd_slot_writer *w);
 

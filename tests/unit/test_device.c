@@ -3,6 +3,8 @@
  * and the U-Boot backend on real environment images (mkenvimage). */
 #include "testutil.h"
 
+#include <sys/mman.h>
+
 #include "bootloader.h"
 #include "chunk.h"
 #include "config.h"
@@ -187,6 +189,82 @@ static void slot_read_back_catches_bad_storage(void **state)
 	tu_rmdir(dir);
 }
 
+/* Read-back must see what the device holds, not what the page cache
+ * holds. A loop device makes the two differ: once a write has reached
+ * the backing file, changing the file directly leaves the loop device's
+ * cached copy of the page as it was written. A read-back from the cache
+ * would pass; one from the device finds the change. Needs root (losetup),
+ * as make check has in CI. */
+static void slot_read_back_comes_from_the_device(void **state)
+{
+	char *dir = tu_mkdtemp(), *backing = tu_path(dir, "backing"), cmd[512], loop[64] = "";
+	uint8_t data[8192];
+	struct tnd_slot_writer w;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0)
+		fail_msg("needs root for losetup (make check runs as root in CI)");
+	tu_fill_random(data, sizeof(data), 11);
+	tu_write_file(backing, "", 0);
+	assert_int_equal(truncate(backing, 1 << 20), 0);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show %s", backing);
+	assert_non_null(f = popen(cmd, "r"));
+	assert_non_null(fgets(loop, sizeof(loop), f));
+	assert_int_equal(pclose(f), 0);
+	loop[strcspn(loop, "\n")] = 0;
+
+	assert_int_equal(tnd_slot_open(&w, loop, 1 << 20, 8192, 1 << 20), 0);
+	assert_int_equal(tnd_slot_write(&w, 0, data, 8192, tnd_crc32(data, 8192)), 0);
+	/* to the backing file, then changed there behind the cache */
+	fd = open(loop, O_RDONLY);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+	fd = open(backing, O_WRONLY);
+	assert_int_equal(pwrite(fd, "X", 1, 4000), 1);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+	assert_int_equal(tnd_slot_finish(&w), TND_E_VERIFY);
+	tnd_slot_close(&w);
+
+	/* A page someone keeps mapped stays cached: then the verifier must
+	 * read with O_DIRECT, and still find the change. */
+	{
+		volatile uint8_t *m;
+
+		assert_int_equal(tnd_slot_open(&w, loop, 1 << 20, 8192, 1 << 20), 0);
+		assert_int_equal(tnd_slot_write(&w, 0, data, 8192, tnd_crc32(data, 8192)), 0);
+		fd = open(loop, O_RDONLY);
+		m = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+		assert_true(m != MAP_FAILED);
+		assert_int_equal(m[4000], data[4000]); /* faulted in, kept */
+		assert_int_equal(fsync(fd), 0);
+		close(fd);
+		fd = open(backing, O_WRONLY);
+		assert_int_equal(pwrite(fd, "Y", 1, 4000), 1);
+		assert_int_equal(fsync(fd), 0);
+		close(fd);
+		assert_int_equal(tnd_slot_finish(&w), TND_E_VERIFY);
+		tnd_slot_close(&w);
+		munmap((void *)m, 8192);
+	}
+
+	/* Unchanged, the same steps pass: the failures above are the changes. */
+	assert_int_equal(tnd_slot_open(&w, loop, 1 << 20, 8192, 1 << 20), 0);
+	assert_int_equal(tnd_slot_write(&w, 0, data, 8192, tnd_crc32(data, 8192)), 0);
+	fd = open(loop, O_RDONLY);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+	assert_int_equal(tnd_slot_finish(&w), 0);
+	tnd_slot_close(&w);
+
+	snprintf(cmd, sizeof(cmd), "losetup -d %s", loop);
+	assert_int_equal(system(cmd), 0);
+	free(backing);
+	tu_rmdir(dir);
+}
+
 static void uboot_env(void **state)
 {
 	char *dir = tu_mkdtemp(), cmd[4 * PATH_MAX], *conf = tu_path(dir, "fw_env.config");
@@ -292,6 +370,7 @@ int main(void)
 	    cmocka_unit_test(state_round_trip),
 	    cmocka_unit_test(slot_write_zero_and_read_back),
 	    cmocka_unit_test(slot_read_back_catches_bad_storage),
+	    cmocka_unit_test(slot_read_back_comes_from_the_device),
 	    cmocka_unit_test(uboot_env),
 	    cmocka_unit_test(boot_order_parse),
 	};
