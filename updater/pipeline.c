@@ -15,26 +15,34 @@
 #define MAX_THREADS 8
 
 /*
- * A job's life: FREE -> READ (by the reader, unauthenticated) -> HASHING
- * -> HASHED (by any worker, any order) -> authenticated strictly in record
- * order by whichever worker holds the lock -> READY (to inflate) or DONE
- * (stored and zero records) -> INFLATING -> DONE -> written -> FREE.
- * Nothing reaches inflate or the slot before it was authenticated.
+ * A job holds one record as read from the source. Its life: FREE -> READ
+ * (by the reader, unauthenticated) -> HASHING -> HASHED (by any worker,
+ * any order) -> authenticated strictly in record order by whichever
+ * worker holds the lock -> READY -> CLAIMED by one worker, which inflates
+ * it into its own output buffer, waits for its turn (every record before
+ * it written) and writes it -> FREE. Nothing reaches inflate or the slot
+ * before it was authenticated.
+ *
+ * Only the workers' turns are ordered; inflating is not. A worker holds
+ * one claimed job at a time and claims the lowest READY one, and records
+ * are authenticated in order, so every record before a claimed one is
+ * claimed or written: the lowest claimed one always has its turn, and a
+ * waiting worker never blocks the one it waits for.
  */
-enum job_state { JOB_FREE, JOB_READ, JOB_HASHING, JOB_HASHED, JOB_READY, JOB_INFLATING, JOB_DONE };
+enum job_state { JOB_FREE, JOB_READ, JOB_HASHING, JOB_HASHED, JOB_READY, JOB_CLAIMED };
 
 struct job {
 	enum job_state state;
 	struct tnd_raw_record raw;     /* raw.rec is trusted only from READY on */
 	struct tnd_resume_point after; /* the chain right after this record */
 	uint8_t *in;
-	uint8_t *out;
-	const uint8_t *data; /* what the writer writes: in or out */
 };
 
 struct pipe {
 	pthread_mutex_t mu;
-	pthread_cond_t cv; /* every state change is broadcast: few threads, simple */
+	pthread_cond_t work;  /* a job to hash or inflate, or the end */
+	pthread_cond_t freed; /* a job became FREE (the reader waits) */
+	pthread_cond_t turn;  /* wseq moved (workers wait for their turn) */
 	struct job *jobs;
 	unsigned njobs;
 	struct tnd_bundle_reader *r;
@@ -46,57 +54,76 @@ struct pipe {
 	struct tnd_slot_writer *w;
 	struct tnd_delta_out *delta; /* NULL for full images */
 	struct checkpoints *ck;	     /* NULL: none asked for */
+	size_t chunk;
 };
 
 /*
- * Checkpoints (full payloads): after each write the writer records the
- * point after that record; a point is handed out once the slot writer has
- * read back everything before it. A full ring skips points: only the
- * newest durable one matters.
+ * Checkpoints (full payloads): after each write the worker whose turn it
+ * is records the point after that record (one per CK_STEP of image is
+ * enough: the slot writer makes whole read-back windows durable), and
+ * each time the slot writer's verifier finds a window durable it saves
+ * the newest point inside it, in its own thread: a save costs two
+ * fsyncs (file and directory), which on the workers' path cost a 512 MiB
+ * install 0.2 s. A full ring skips points: only the newest durable one
+ * matters.
  */
 #define CK_RING 256
+#define CK_STEP (1u << 20)
 
 struct checkpoints {
+	pthread_mutex_t mu; /* ring: the turn's worker adds, the verifier takes */
 	struct tnd_resume_point ring[CK_RING];
 	unsigned head, n;
-	uint32_t crc; /* of the image written so far */
-	uint64_t start, saved, chunks;
+	uint32_t crc; /* of the image written so far (turns only) */
+	uint64_t pushed, saved, chunks;
 	int (*fn)(void *ctx, const struct tnd_resume_point *pt);
 	void *ctx;
 };
 
-static int checkpoint_after(struct checkpoints *ck, struct tnd_slot_writer *w, const struct job *j)
+static void checkpoint_after(struct checkpoints *ck, const struct job *j)
 {
 	const struct tnd_record *rec = &j->raw.rec;
-	struct tnd_resume_point *best = NULL;
-	uint64_t durable;
 
 	ck->crc = tnd_crc32_combine(
 	    ck->crc, rec->type == TND_REC_ZERO ? tnd_crc32_zeros(rec->out_len) : rec->out_crc32,
 	    rec->out_len);
 	/* After the last record there is nothing to resume. */
-	if (j->after.index < ck->chunks && ck->n < CK_RING) {
+	if (j->after.index >= ck->chunks || j->after.out - ck->pushed < CK_STEP)
+		return;
+	pthread_mutex_lock(&ck->mu);
+	if (ck->n < CK_RING) {
 		struct tnd_resume_point *pt = &ck->ring[(ck->head + ck->n) % CK_RING];
 
 		*pt = j->after;
 		pt->prefix_crc = ck->crc;
 		ck->n++;
+		ck->pushed = j->after.out;
 	}
-	pthread_mutex_lock(&w->mu);
-	durable = ck->start + w->verified;
-	pthread_mutex_unlock(&w->mu);
-	while (ck->n && ck->ring[ck->head].out <= durable) {
-		best = &ck->ring[ck->head];
+	pthread_mutex_unlock(&ck->mu);
+}
+
+/* The slot writer's durable callback (its verifier thread). */
+static int checkpoint_durable(void *ctx, uint64_t end)
+{
+	struct checkpoints *ck = ctx;
+	struct tnd_resume_point best;
+	bool found = false;
+
+	pthread_mutex_lock(&ck->mu);
+	while (ck->n && ck->ring[ck->head].out <= end) {
+		best = ck->ring[ck->head];
+		found = true;
 		ck->head = (ck->head + 1) % CK_RING;
 		ck->n--;
 	}
-	if (!best || best->out <= ck->saved)
+	pthread_mutex_unlock(&ck->mu);
+	if (!found || best.out <= ck->saved)
 		return 0;
-	ck->saved = best->out;
-	return ck->fn(ck->ctx, best);
+	ck->saved = best.out;
+	return ck->fn(ck->ctx, &best);
 }
 
-/* Delta payloads: the writer thread feeds the op stream to the decoder and
+/* Delta payloads: each record's turn feeds the op stream to the decoder and
  * collects what it emits into whole chunks for the slot writer, hashing the
  * image on the way. */
 struct tnd_delta_out {
@@ -188,7 +215,9 @@ static void pipe_fail(struct pipe *p, int code)
 		p->err = code;
 		snprintf(p->errmsg, sizeof(p->errmsg), "%s", tnd_err_msg());
 	}
-	pthread_cond_broadcast(&p->cv);
+	pthread_cond_broadcast(&p->work);
+	pthread_cond_broadcast(&p->freed);
+	pthread_cond_broadcast(&p->turn);
 }
 
 /* Authenticates, in order, every record whose hash is ready. Called with
@@ -207,13 +236,13 @@ static int authenticate_ready(struct pipe *p)
 		j->after.payload_read = p->r->payload_read;
 		j->after.out = p->r->next_out;
 		memcpy(j->after.expect, p->r->expect, TND_SHA256_LEN);
-		j->state = j->raw.rec.type == TND_REC_DEFLATE ? JOB_READY : JOB_DONE;
+		j->state = JOB_READY;
 		p->aseq++;
-		pthread_cond_broadcast(&p->cv);
+		pthread_cond_signal(&p->work);
 	}
 }
 
-/* The lowest-numbered job with work for a worker: keeps the writer fed. */
+/* The lowest-numbered job with work for a worker: keeps the slot fed. */
 static struct job *next_work(struct pipe *p, bool *more)
 {
 	struct job *best = NULL;
@@ -225,22 +254,80 @@ static struct job *next_work(struct pipe *p, bool *more)
 		if (j->state == JOB_READ || j->state == JOB_READY) {
 			if (!best || j->raw.seq < best->raw.seq)
 				best = j;
-		} else if (j->state == JOB_HASHING || j->state == JOB_HASHED ||
-			   j->state == JOB_INFLATING) {
+		} else if (j->state == JOB_HASHING || j->state == JOB_HASHED) {
 			*more = true;
 		}
 	}
 	return best;
 }
 
+/* The ordered part of a record, run by the worker whose turn it is: into
+ * the delta decoder, or into the slot; then the checkpoint. */
+static int put_record(struct pipe *p, const struct job *j, const uint8_t *data)
+{
+	const struct tnd_record *rec = &j->raw.rec;
+	int ret;
+
+	if (p->delta)
+		ret = delta_feed(p->delta, rec, data);
+	else if (rec->type == TND_REC_ZERO)
+		ret = tnd_slot_zero(p->w, rec->out_offset, rec->out_len);
+	else
+		ret = tnd_slot_write(p->w, rec->out_offset, data, rec->out_len, rec->out_crc32);
+	if (!ret && p->ck)
+		checkpoint_after(p->ck, j);
+	return ret;
+}
+
+/* Inflates a claimed job (outside the lock), waits for its turn, writes
+ * it. Called and returns with the lock held. */
+static int run_job(struct pipe *p, struct job *j, struct tnd_inflater *inf, uint8_t *out)
+{
+	const struct tnd_record *rec = &j->raw.rec;
+	const uint8_t *data = j->in;
+	int ret = 0;
+
+	pthread_mutex_unlock(&p->mu);
+	if (rec->type == TND_REC_DEFLATE) {
+		ret = tnd_inflate_chunk(inf, j->in, rec->stored_len, out, rec->out_len);
+		if (ret)
+			tnd_err_prefix(ret, "chunk %u", rec->index);
+		data = out;
+	}
+	pthread_mutex_lock(&p->mu);
+	if (ret)
+		return ret;
+	while (!p->err && p->wseq != j->raw.seq)
+		pthread_cond_wait(&p->turn, &p->mu);
+	if (p->err)
+		return 0; /* pipe_fail already holds the first error */
+	pthread_mutex_unlock(&p->mu);
+	ret = put_record(p, j, data);
+	pthread_mutex_lock(&p->mu);
+	if (ret)
+		return ret;
+	p->written = p->delta ? p->delta->off : p->written + rec->out_len;
+	p->wseq++;
+	j->state = JOB_FREE;
+	pthread_cond_broadcast(&p->turn);
+	pthread_cond_signal(&p->freed);
+	return 0;
+}
+
 static void *worker_main(void *arg)
 {
 	struct pipe *p = arg;
 	struct tnd_inflater inf;
+	uint8_t *out = NULL;
 	bool more;
 	int ret;
 
-	if ((ret = tnd_inflater_init(&inf))) {
+	/* Page-aligned: the slot writer may hand it to O_DIRECT. */
+	if (posix_memalign((void **)&out, 4096, p->chunk))
+		out = NULL;
+	if (!out || (ret = tnd_inflater_init(&inf))) {
+		ret = out ? ret : tnd_err_set(TND_E_NOMEM, "out of memory");
+		free(out);
 		pthread_mutex_lock(&p->mu);
 		pipe_fail(p, ret);
 		pthread_mutex_unlock(&p->mu);
@@ -256,9 +343,9 @@ static void *worker_main(void *arg)
 		}
 		j = next_work(p, &more);
 		if (!j) {
-			if (p->eof && !more)
+			if (p->eof && !more && p->aseq == p->rseq)
 				break;
-			pthread_cond_wait(&p->cv, &p->mu);
+			pthread_cond_wait(&p->work, &p->mu);
 			continue;
 		}
 		if (j->state == JOB_READ) {
@@ -267,72 +354,19 @@ static void *worker_main(void *arg)
 			tnd_raw_record_hash(&j->raw, j->in);
 			pthread_mutex_lock(&p->mu);
 			j->state = JOB_HASHED;
-		} else {
-			j->state = JOB_INFLATING;
-			pthread_mutex_unlock(&p->mu);
-			ret = tnd_inflate_chunk(&inf, j->in, j->raw.rec.stored_len, j->out,
-						j->raw.rec.out_len);
-			if (ret)
-				tnd_err_prefix(ret, "chunk %u", j->raw.rec.index);
-			pthread_mutex_lock(&p->mu);
-			if (ret) {
-				pipe_fail(p, ret);
-				break;
-			}
-			j->data = j->out;
-			j->state = JOB_DONE;
+			continue; /* authenticate_ready() comes next */
 		}
-		pthread_cond_broadcast(&p->cv);
+		j->state = JOB_CLAIMED;
+		if ((ret = run_job(p, j, &inf, out))) {
+			pipe_fail(p, ret);
+			break;
+		}
 	}
+	/* The last one out wakes the others, which may wait for work. */
+	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->mu);
 	tnd_inflater_free(&inf);
-	return NULL;
-}
-
-static void *writer_main(void *arg)
-{
-	struct pipe *p = arg;
-	int ret;
-
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		struct job *j = &p->jobs[p->wseq % p->njobs];
-
-		while (!p->err && !(j->state == JOB_DONE && j->raw.seq == p->wseq) &&
-		       !(p->eof && p->wseq == p->rseq))
-			pthread_cond_wait(&p->cv, &p->mu);
-		if (p->err || (p->eof && p->wseq == p->rseq))
-			break;
-		pthread_mutex_unlock(&p->mu);
-		if (p->delta)
-			ret = delta_feed(p->delta, &j->raw.rec, j->data);
-		else if (j->raw.rec.type == TND_REC_ZERO)
-			ret = tnd_slot_zero(p->w, j->raw.rec.out_offset, j->raw.rec.out_len);
-		else
-			ret = tnd_slot_write(p->w, j->raw.rec.out_offset, j->data,
-					     j->raw.rec.out_len, j->raw.rec.out_crc32);
-		if (!ret && p->ck)
-			ret = checkpoint_after(p->ck, p->w, j);
-		pthread_mutex_lock(&p->mu);
-		if (ret) {
-			pipe_fail(p, ret);
-			break;
-		}
-		j->state = JOB_FREE;
-		p->wseq++;
-		p->written = p->delta ? p->delta->off : p->written + j->raw.rec.out_len;
-		pthread_cond_broadcast(&p->cv);
-	}
-	if (p->delta && !p->err) {
-		pthread_mutex_unlock(&p->mu);
-		ret = delta_end(p->delta, &p->r->manifest);
-		pthread_mutex_lock(&p->mu);
-		if (ret)
-			pipe_fail(p, ret);
-		else
-			p->written = p->delta->off;
-	}
-	pthread_mutex_unlock(&p->mu);
+	free(out);
 	return NULL;
 }
 
@@ -355,7 +389,7 @@ static void report(struct pipe *p, struct tnd_bundle_reader *r, const struct tnd
 }
 
 /* The calling thread is the reader: it only reads records into free jobs;
- * the workers hash and authenticate them. */
+ * the workers hash, authenticate, inflate and write them. */
 static void read_loop(struct pipe *p, struct tnd_bundle_reader *r,
 		      const struct tnd_pipeline_opts *o)
 {
@@ -367,7 +401,7 @@ static void read_loop(struct pipe *p, struct tnd_bundle_reader *r,
 
 		pthread_mutex_lock(&p->mu);
 		while (!p->err && j->state != JOB_FREE)
-			pthread_cond_wait(&p->cv, &p->mu);
+			pthread_cond_wait(&p->freed, &p->mu);
 		if (p->err) {
 			pthread_mutex_unlock(&p->mu);
 			return;
@@ -384,12 +418,12 @@ static void read_loop(struct pipe *p, struct tnd_bundle_reader *r,
 			pipe_fail(p, ret);
 		} else if (ret == 0) {
 			p->eof = true;
+			pthread_cond_broadcast(&p->work);
 		} else {
 			p->rseq++;
-			j->data = j->in;
 			j->state = JOB_READ;
+			pthread_cond_signal(&p->work);
 		}
-		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 		if (ret <= 0)
 			return;
@@ -402,9 +436,8 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 {
 	unsigned threads = o->threads < 1 ? 1 : o->threads > MAX_THREADS ? MAX_THREADS : o->threads;
 	size_t chunk = r->manifest.chunk_size;
-	pthread_t workers[MAX_THREADS], writer;
+	pthread_t workers[MAX_THREADS];
 	unsigned started = 0;
-	bool writer_started = false;
 	struct pipe p;
 	int ret = 0;
 
@@ -417,20 +450,28 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	p.written = o->start_out;
 	/* A resumed reader starts at a later record (tnd_bundle_resume). */
 	p.rseq = p.aseq = p.wseq = r->next_index;
-	p.njobs = 2 * threads + 2;
+	p.chunk = chunk;
+	/* One job per worker being inflated or written, two more that the
+	 * reader fills meanwhile. */
+	p.njobs = threads + 2;
 	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv, NULL);
+	pthread_cond_init(&p.work, NULL);
+	pthread_cond_init(&p.freed, NULL);
+	pthread_cond_init(&p.turn, NULL);
 	if (o->checkpoint && r->manifest.payload_type == TND_PAYLOAD_FULL) {
 		if (!(ck = calloc(1, sizeof(*ck)))) {
 			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
 			goto out;
 		}
+		pthread_mutex_init(&ck->mu, NULL);
 		ck->crc = o->start_crc;
-		ck->start = ck->saved = o->start_out;
+		ck->pushed = ck->saved = o->start_out;
 		ck->chunks = r->manifest.chunks;
 		ck->fn = o->checkpoint;
 		ck->ctx = o->checkpoint_ctx;
 		p.ck = ck;
+		w->durable = checkpoint_durable;
+		w->durable_ctx = ck;
 	}
 	if (r->manifest.payload_type == TND_PAYLOAD_DELTA) {
 		if (o->base_fd < 0) {
@@ -443,7 +484,8 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 			goto out;
 		delta.w = w;
 		delta.cap = chunk;
-		delta.buf = malloc(chunk);
+		if (posix_memalign((void **)&delta.buf, 4096, chunk))
+			delta.buf = NULL;
 		if (!delta.buf) {
 			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
 			goto out;
@@ -454,9 +496,10 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	}
 	p.jobs = calloc(p.njobs, sizeof(*p.jobs));
 	for (unsigned i = 0; p.jobs && i < p.njobs; i++) {
-		p.jobs[i].in = malloc(chunk);
-		p.jobs[i].out = malloc(chunk);
-		if (!p.jobs[i].in || !p.jobs[i].out) {
+		/* Page-aligned: a stored record is written from here. */
+		if (posix_memalign((void **)&p.jobs[i].in, 4096, chunk))
+			p.jobs[i].in = NULL;
+		if (!p.jobs[i].in) {
 			ret =
 			    tnd_err_set(TND_E_NOMEM, "out of memory for %u chunk buffers", p.njobs);
 			goto out;
@@ -471,12 +514,6 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 			ret = tnd_err_set(TND_E_NOMEM, "cannot start a worker thread");
 			break;
 		}
-	if (!ret) {
-		if (pthread_create(&writer, NULL, writer_main, &p))
-			ret = tnd_err_set(TND_E_NOMEM, "cannot start the writer thread");
-		else
-			writer_started = true;
-	}
 	if (ret) {
 		pthread_mutex_lock(&p.mu);
 		pipe_fail(&p, ret);
@@ -486,11 +523,19 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(workers[i], NULL);
-	if (writer_started)
-		pthread_join(writer, NULL);
 	if (p.err) {
+		/* Whatever was written is good: prove it, so that a checkpoint
+		 * covers it and the next try continues there (a dropped
+		 * download, a cancelled install). Its own error is not ours. */
+		if (p.ck && p.err != TND_E_SLOT_IO && p.err != TND_E_VERIFY && tnd_slot_flush(w))
+			tnd_debug("no checkpoint after the failure: %s", tnd_err_msg());
 		ret = tnd_err_set(p.err, "%s", p.errmsg);
 		goto out;
+	}
+	if (p.delta) {
+		if ((ret = delta_end(p.delta, &r->manifest)))
+			goto out;
+		p.written = p.delta->off;
 	}
 	{
 		double t0 = tnd_now_mono();
@@ -508,13 +553,18 @@ out:
 	}
 	tnd_delta_dec_free(delta.dec);
 	free(delta.buf);
-	for (unsigned i = 0; p.jobs && i < p.njobs; i++) {
+	for (unsigned i = 0; p.jobs && i < p.njobs; i++)
 		free(p.jobs[i].in);
-		free(p.jobs[i].out);
-	}
 	free(p.jobs);
-	free(ck);
-	pthread_cond_destroy(&p.cv);
+	/* The writer outlives this call: it must not call into freed memory. */
+	if (ck) {
+		w->durable = NULL;
+		pthread_mutex_destroy(&ck->mu);
+		free(ck);
+	}
+	pthread_cond_destroy(&p.work);
+	pthread_cond_destroy(&p.freed);
+	pthread_cond_destroy(&p.turn);
 	pthread_mutex_destroy(&p.mu);
 	return ret;
 }

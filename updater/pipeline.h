@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The install pipeline: the calling thread reads records, worker threads
- * hash them in parallel, authenticate them strictly in chain order and
- * inflate them, and one writer thread puts them into the slot in order.
- * Records move through a fixed ring of jobs allocated once, so memory is
- * (2 * threads + 2) * 2 chunks whatever the image size, and no record is
- * inflated or written before it was authenticated.
+ * hash them in parallel, authenticate them strictly in chain order,
+ * inflate them each into its own buffer and write them into the slot in
+ * order, each in its turn. Records move through a fixed ring of jobs
+ * allocated once, so memory is (threads + 2) chunks of input and one
+ * chunk of output per worker (and one more for a delta's output),
+ * whatever the image size, and no record is inflated or written before
+ * it was authenticated.
  */
 #ifndef TANDEM_PIPELINE_H
 #define TANDEM_PIPELINE_H
