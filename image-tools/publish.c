@@ -611,6 +611,27 @@ static int load_index(struct publisher *p, uint64_t *sequence)
 	return 0;
 }
 
+/*
+ * Web servers derive an index's ETag and Last-Modified from its mtime,
+ * in seconds, and its size (nginx: both in hex). Two publishes within one
+ * second can write indexes of the same size: the same ETag, and devices
+ * polling with If-None-Match would be told nothing changed. The new
+ * index's mtime is therefore made later than the old one's. Failing that
+ * costs only a poll's freshness: it is not an error.
+ */
+static void newer_mtime(const char *path, const struct stat *old)
+{
+	struct stat now;
+
+	if (stat(path, &now) == 0 && now.st_mtim.tv_sec <= old->st_mtim.tv_sec) {
+		struct timespec t[2] = {{.tv_nsec = UTIME_OMIT},
+					{.tv_sec = old->st_mtim.tv_sec + 1}};
+
+		if (utimensat(AT_FDCWD, path, t, 0) < 0)
+			tnd_warn("%s: cannot set its modification time: %s", path, strerror(errno));
+	}
+}
+
 static int write_index(struct publisher *p, uint64_t old_seq)
 {
 	char path[PATH_MAX], *text = NULL;
@@ -631,8 +652,13 @@ static int write_index(struct publisher *p, uint64_t old_seq)
 	if (!ret)
 		ret = tnd_fsync_dir(p->o->dir);
 	if (!ret) {
+		struct stat old;
+		bool had_old = stat(path, &old) == 0;
+
 		text[len] = '\n'; /* the NUL: files end with a newline */
 		ret = tnd_atomic_write(path, text, len + 1, 0644);
+		if (!ret && had_old)
+			newer_mtime(path, &old);
 	}
 	free(text);
 	return ret;

@@ -143,6 +143,22 @@ test_publish_resign_refreshes_expiry() {
 		"$TANDEM_IMAGE" publish --channel "$D/empty" --key "$D/key.pem"
 }
 
+# Servers make an index's ETag from its mtime in seconds and its size:
+# three re-signs in one second (same size) must still give three mtimes,
+# or polling devices would be told nothing changed.
+test_publish_index_mtime_always_moves() {
+	setup
+	bundle 1.0 v1
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
+	local m1 m2 m3
+	m1=$(stat -c %Y "$CH/index.json")
+	TI publish --channel "$CH" --key "$D/key.pem"
+	m2=$(stat -c %Y "$CH/index.json")
+	TI publish --channel "$CH" --key "$D/key.pem"
+	m3=$(stat -c %Y "$CH/index.json")
+	[ "$m2" -gt "$m1" ] && [ "$m3" -gt "$m2" ] || fail "index mtimes $m1 $m2 $m3 do not increase"
+}
+
 test_publish_refusals() {
 	setup
 	bundle 1.0 v1 && bundle 1.1 v2
