@@ -421,7 +421,7 @@ static void usage(FILE *f)
 	      "  --expires TIME           refuse to install after TIME (2027-01-01T00:00:00Z)\n"
 	      "  --created TIME           creation time (default: now, or SOURCE_DATE_EPOCH)\n"
 	      "  --description TEXT       free text, shown by inspect\n"
-	      "  --chunk-size SIZE        uncompressed chunk size, power of two (default 256K)\n"
+	      "  --chunk-size SIZE        uncompressed chunk size, power of two (default 128K)\n"
 	      "  --level N                zlib level 1-9 (default 6)\n"
 	      "  --out FILE               output bundle, written atomically\n",
 	      f);
@@ -446,7 +446,9 @@ int cmd_build(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	struct tnd_build_opts o = {.chunk_size = 256 * 1024, .level = 6};
+	/* 128 KiB: the device's install memory is about 6 chunks; 256 KiB
+	 * chunks made bundles 0.4% smaller for 0.75 MiB more of it. */
+	struct tnd_build_opts o = {.chunk_size = 128 * 1024, .level = 6};
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
 	uint64_t v;
 	int c;
