@@ -18,6 +18,8 @@
 #include "delta_encode.h"
 #include "delta_xzmap.h"
 
+#include "chunk.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -924,6 +926,10 @@ struct serial {
 	uint64_t cursor; /* base cursor */
 	uint64_t xsrc, xcur;
 	bool v2; /* a version 2 record was written */
+	/* checks (versions 3 and 4): the real target, the real position the
+	 * decoder's output has reached, and how much of it is checked */
+	const uint8_t *real;
+	uint64_t real_size, rpos, checked;
 	/* the decoder's cache of decoded base streams, replayed */
 	uint64_t slot_off[TND_DELTA_XZ_SLOTS], slot_used[TND_DELTA_XZ_SLOTS], clock;
 	bool slot_valid[TND_DELTA_XZ_SLOTS];
@@ -1008,7 +1014,33 @@ static int put_xz(struct serial *z, const struct xz_piece *p)
 }
 #endif
 
-/* One op, cut at piece boundaries. */
+/* A CHECK record for every span the decoder's output has completed (the
+ * last one may be short); the decoder needs each right when it completes,
+ * before it makes a byte more. */
+static int put_checks(struct serial *z)
+{
+	while (z->checked < z->rpos &&
+	       (z->rpos - z->checked >= TND_DELTA_CHECK_SPAN || z->rpos == z->real_size)) {
+		uint64_t n = z->rpos - z->checked;
+		uint8_t rec[TND_DELTA_CHECK_LEN];
+		int r;
+
+		if (n > TND_DELTA_CHECK_SPAN)
+			n = TND_DELTA_CHECK_SPAN;
+		rec[0] = TND_DELTA_OP_CHECK;
+		tnd_put_be32(rec + 1, tnd_crc32(z->real + z->checked, (size_t)n));
+		if ((r = bv_put(&z->raw[TND_DELTA_S_CTRL], rec, sizeof(rec))))
+			return r;
+		z->st->checks++;
+		z->checked += n;
+	}
+	return 0;
+}
+
+/* One op, cut at piece boundaries and, in raw target pieces, at check
+ * spans, so that each CHECK follows the op that completes its span and
+ * the decoder never waits for one in the middle of an op's data (which
+ * would break the one-frame bound the interleaving keeps). */
 static int put_op(struct serial *z, const struct enc_op *op)
 {
 	uint64_t len = op->len, bpos = op->bpos;
@@ -1026,7 +1058,17 @@ static int put_op(struct serial *z, const struct enc_op *op)
 #endif
 		if (n > len)
 			n = len;
+		if (!tp->content) {
+			uint64_t span_left = TND_DELTA_CHECK_SPAN - z->rpos % TND_DELTA_CHECK_SPAN;
+
+			if (n > span_left)
+				n = span_left;
+		}
 		kind = op->kind;
+		/* Free space copied from free space: a FILL costs the decoder
+		 * no base read (a filesystem image is often half zeros). */
+		if (kind == TND_DELTA_OP_COPY && !tp->content && tnd_is_zero(z->e->tgt + z->t, n))
+			kind = TND_DELTA_OP_FILL;
 		if (kind == TND_DELTA_OP_COPY || kind == TND_DELTA_OP_ADD) {
 			bp = &z->bm->p[tnd_xzmap_find(z->bm, bpos)];
 			in = bpos - bp->x0;
@@ -1080,7 +1122,8 @@ static int put_op(struct serial *z, const struct enc_op *op)
 					return r;
 			} else {
 				z->st->fill_bytes += n;
-				rec[rl++] = (uint8_t)op->bpos;
+				/* a FILL op's bpos is its byte; a COPY made FILL fills zeros */
+				rec[rl++] = op->kind == TND_DELTA_OP_FILL ? (uint8_t)op->bpos : 0;
 			}
 			z->cursor += n;
 			z->xcur += n;
@@ -1090,6 +1133,14 @@ static int put_op(struct serial *z, const struct enc_op *op)
 		z->t += n;
 		bpos += n;
 		len -= n;
+		/* the decoder emits a raw piece as it goes, a rebuilt stream
+		 * when its content is complete */
+		if (!tp->content)
+			z->rpos += n;
+		else if (z->t == tp->x0 + tp->len)
+			z->rpos = tp->off + tp->clen;
+		if ((r = put_checks(z)))
+			return r;
 		if (z->t == tp->x0 + tp->len && z->tp + 1 < z->tm->n)
 			z->tp++;
 	}
@@ -1097,10 +1148,12 @@ static int put_op(struct serial *z, const struct enc_op *op)
 }
 
 static int build_streams(const struct enc *e, const struct xz_map *bm, const struct xz_map *tm,
+			 const uint8_t *real, uint64_t real_size,
 			 struct bytevec raw[TND_DELTA_NSTREAMS], struct tnd_delta_stats *st,
 			 bool *v2)
 {
-	struct serial z = {.e = e, .bm = bm, .tm = tm, .raw = raw, .st = st};
+	struct serial z = {
+	    .e = e, .bm = bm, .tm = tm, .raw = raw, .st = st, .real = real, .real_size = real_size};
 	size_t si, k;
 	int r;
 
@@ -1114,9 +1167,12 @@ static int build_streams(const struct enc *e, const struct xz_map *bm, const str
 			if ((r = put_op(&z, &ops[k])))
 				return r;
 	}
-	if (z.t != (uint64_t)e->tsz)
-		return tnd_err_set(TND_E_INTERNAL, "delta encoder: ops cover %llu of %llu bytes",
-				   (unsigned long long)z.t, (unsigned long long)e->tsz);
+	if (z.t != (uint64_t)e->tsz || z.checked != real_size)
+		return tnd_err_set(
+		    TND_E_INTERNAL,
+		    "delta encoder: ops cover %llu of %llu bytes, checks %llu of %llu",
+		    (unsigned long long)z.t, (unsigned long long)e->tsz,
+		    (unsigned long long)z.checked, (unsigned long long)real_size);
 	*v2 = z.v2;
 	return 0;
 }
@@ -1217,7 +1273,12 @@ static int interleave(struct writer *w, const struct cstream cs[3], const struct
 		size_t rl = 1, vl;
 		int src = -1;
 
-		/* re-read the record we wrote: its length and op length */
+		/* re-read the record we wrote: its length and op length (a
+		 * CHECK has no op length) */
+		if (kind == TND_DELTA_OP_CHECK) {
+			rl = TND_DELTA_CHECK_LEN;
+			goto sized;
+		}
 		vl = varint_len(ctrl + cpos + rl);
 		for (i = (int)vl - 1; i >= 0; i--)
 			len = len << 7 | (ctrl[cpos + rl + i] & 0x7f);
@@ -1241,6 +1302,7 @@ static int interleave(struct writer *w, const struct cstream cs[3], const struct
 		default:
 			break;
 		}
+	sized:
 		while (fc[TND_DELTA_S_CTRL].avail < rl) {
 			r = send_frame(w, &fc[TND_DELTA_S_CTRL], 1 + TND_DELTA_S_CTRL);
 			if (r)
@@ -1438,7 +1500,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	e.text_own = NULL;
 
 	/* 3. sub-streams, compressed in parallel */
-	ret = build_streams(&e, &bm, &tm, raw, &st, &v2);
+	ret = build_streams(&e, &bm, &tm, tgt_img, (uint64_t)tgt_len, raw, &st, &v2);
 	if (ret)
 		goto out;
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
@@ -1463,7 +1525,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	w->total = 0;
 	memset(hdr, 0, sizeof(hdr));
 	memcpy(hdr, TND_DELTA_MAGIC, 4);
-	hdr[4] = v2 ? TND_DELTA_VERSION_XZ : TND_DELTA_VERSION;
+	hdr[4] = v2 ? TND_DELTA_VERSION_XZ_CHECKED : TND_DELTA_VERSION_CHECKED;
 	hdr[5] = TND_DELTA_FRAME_LOG2;
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
 		hdr[6 + i] = (uint8_t)cs[i].codec;

@@ -29,13 +29,14 @@ struct tnd_delta_stats {
 	uint64_t base_size, target_size;
 	uint64_t out_size; /* op stream bytes written */
 	uint64_t n_ops, n_frames;
+	uint64_t checks; /* CHECK records, one per 64 KiB of target */
 	/* target bytes produced by each op kind */
 	uint64_t copy_bytes, add_bytes, extra_bytes, fill_bytes;
 	uint64_t block_bytes; /* of copy_bytes: found by whole-block reuse */
 	uint64_t raw[TND_DELTA_NSTREAMS], comp[TND_DELTA_NSTREAMS];
 	double t_index, t_match, t_compress, t_total; /* seconds */
 	/* format version 2 */
-	int version;		    /* of the op stream written: 1 or 2 */
+	int version;		    /* of the op stream written: 3, or 4 with xz ops */
 	uint64_t xz_base_streams;   /* xz streams found in the base */
 	uint64_t xz_target_streams; /* ... in the target */
 	uint64_t xz_streams;	    /* target streams rebuilt (XZ ops) */

@@ -44,11 +44,38 @@
  */
 #define TND_DELTA_VERSION_XZ 2
 #define TND_DELTA_OP_MAX_XZ  31 /* tag + three 10-byte varints (XCOPY, XADD) */
+/*
+ * Versions 3 and 4: versions 1 and 2 with a CHECK record after every
+ * TND_DELTA_CHECK_SPAN bytes of target (and after the last, shorter
+ * span): the CRC-32 of that span, which the decoder compares with what it
+ * made before it hands out a byte of it. With the record signed in the
+ * bundle, every output byte is checked before it is written, so the
+ * device need not hash its whole booted slot first (docs/delta-format.md,
+ * "Checks"). The encoder writes these; 1 and 2 are still read.
+ */
+#define TND_DELTA_VERSION_CHECKED    3
+#define TND_DELTA_VERSION_XZ_CHECKED 4
+#define TND_DELTA_CHECK_SPAN	     ((uint32_t)1 << 16)
+
+static inline int tnd_delta_version_xz(unsigned v)
+{
+	return v == TND_DELTA_VERSION_XZ || v == TND_DELTA_VERSION_XZ_CHECKED;
+}
+
+static inline int tnd_delta_version_checked(unsigned v)
+{
+	return v == TND_DELTA_VERSION_CHECKED || v == TND_DELTA_VERSION_XZ_CHECKED;
+}
+
+/* Can this build decode op streams of version v? */
+static inline int tnd_delta_version_supported(unsigned v)
+{
 #ifdef CONFIG_DELTA_XZ
-#define TND_DELTA_VERSION_MAX TND_DELTA_VERSION_XZ /* newest this build reads */
+	return v >= TND_DELTA_VERSION && v <= TND_DELTA_VERSION_XZ_CHECKED;
 #else
-#define TND_DELTA_VERSION_MAX TND_DELTA_VERSION
+	return v == TND_DELTA_VERSION || v == TND_DELTA_VERSION_CHECKED;
 #endif
+}
 #define TND_DELTA_XZ_LOG2_MIN 12
 #define TND_DELTA_XZ_LOG2_MAX 20 /* 1 MiB: squashfs's largest block */
 /* Decoded base streams a decoder keeps (least recently used goes); the
@@ -87,7 +114,11 @@ enum tnd_delta_op {
 	TND_DELTA_OP_XCOPY = 6, /* len, stream delta, offset delta: target = the
 				   content of an xz stream in the base */
 	TND_DELTA_OP_XADD = 7,	/* as XCOPY, plus diff bytes (mod 256) */
+	/* versions 3 and 4 */
+	TND_DELTA_OP_CHECK = 8, /* crc32 (4 bytes, big-endian): of the target
+				   span just completed; no length */
 };
+#define TND_DELTA_CHECK_LEN 5
 
 /* Upper bound of the decoder's own heap use (buffers + zlib state), for
  * docs and tests: 3 stream buffers, output and base cache, 3 inflaters. */
@@ -126,6 +157,12 @@ struct tnd_delta_dec;
  */
 int tnd_delta_dec_new(struct tnd_delta_dec **out, int base_fd, uint64_t base_size,
 		      uint64_t target_size) TND_MUST_CHECK;
+
+/*
+ * The stream's header must name this version (the one a signed manifest
+ * promised), or feeding it fails. Call before the first byte.
+ */
+void tnd_delta_dec_require(struct tnd_delta_dec *d, uint8_t version);
 
 /*
  * Consumes op-stream bytes in any split (down to one byte at a time) and

@@ -129,46 +129,23 @@ static int checkpoint_durable(void *ctx, uint64_t end)
 struct tnd_delta_out {
 	struct tnd_delta_dec *dec;
 	struct tnd_slot_writer *w;
-	uint8_t *buf;
-	size_t len, cap;
 	uint64_t off;
-	struct tnd_sha256 hash;
-	bool hashing; /* hash initialised and not yet finalised */
 };
 
-static int delta_flush(struct tnd_delta_out *d)
-{
-	int ret;
-
-	if (!d->len)
-		return 0;
-	/* Zero runs are common in filesystem images: they cost no writes. */
-	if (tnd_is_zero(d->buf, d->len))
-		ret = tnd_slot_zero(d->w, d->off, d->len);
-	else
-		ret = tnd_slot_write(d->w, d->off, d->buf, d->len, tnd_crc32(d->buf, d->len));
-	d->off += d->len;
-	d->len = 0;
-	return ret;
-}
-
+/* The decoder hands out its output in pieces of at most 64 KiB (each
+ * checked against its signed CRC-32 first, from format 3 on): written as
+ * they come, zero runs (common in filesystem images) without writes. */
 static int delta_emit(void *ctx, const uint8_t *data, size_t len)
 {
 	struct tnd_delta_out *d = ctx;
 	int ret;
 
-	tnd_sha256_update(&d->hash, data, len);
-	while (len) {
-		size_t n = d->cap - d->len < len ? d->cap - d->len : len;
-
-		memcpy(d->buf + d->len, data, n);
-		d->len += n;
-		data += n;
-		len -= n;
-		if (d->len == d->cap && (ret = delta_flush(d)))
-			return ret;
-	}
-	return 0;
+	if (tnd_is_zero(data, len))
+		ret = tnd_slot_zero(d->w, d->off, len);
+	else
+		ret = tnd_slot_write(d->w, d->off, data, len, tnd_crc32(data, len));
+	d->off += len;
+	return ret;
 }
 
 static int delta_feed(struct tnd_delta_out *d, const struct tnd_record *rec, const uint8_t *data)
@@ -188,24 +165,26 @@ static int delta_feed(struct tnd_delta_out *d, const struct tnd_record *rec, con
 	return 0;
 }
 
-static int delta_end(struct tnd_delta_out *d, const struct tnd_manifest *m)
+static int delta_end(struct tnd_delta_out *d)
+{
+	return tnd_delta_dec_finish(d->dec);
+}
+
+/* After tnd_slot_finish(): a delta's image, as the device holds it, must
+ * hash to the manifest's image SHA-256. */
+static int delta_check(struct tnd_slot_writer *w, const struct tnd_manifest *m)
 {
 	uint8_t got[TND_SHA256_LEN];
 	char want_hex[TND_SHA256_HEX_LEN], got_hex[TND_SHA256_HEX_LEN];
-	int ret;
 
-	if ((ret = tnd_delta_dec_finish(d->dec)) || (ret = delta_flush(d)))
-		return ret;
-	tnd_sha256_final(&d->hash, got);
-	d->hashing = false;
-	if (!tnd_memeq_ct(got, m->image_sha256, TND_SHA256_LEN)) {
-		tnd_hex_encode(want_hex, m->image_sha256, TND_SHA256_LEN);
-		tnd_hex_encode(got_hex, got, TND_SHA256_LEN);
-		return tnd_err_set(TND_E_INTEGRITY,
-				   "delta produced an image with SHA-256 %s, the manifest says %s",
-				   got_hex, want_hex);
-	}
-	return 0;
+	tnd_slot_readback_sha256(w, got);
+	if (tnd_memeq_ct(got, m->image_sha256, TND_SHA256_LEN))
+		return 0;
+	tnd_hex_encode(want_hex, m->image_sha256, TND_SHA256_LEN);
+	tnd_hex_encode(got_hex, got, TND_SHA256_LEN);
+	return tnd_err_set(TND_E_INTEGRITY,
+			   "delta produced an image with SHA-256 %s, the manifest says %s", got_hex,
+			   want_hex);
 }
 
 /* Records the first failure (with this thread's message) and wakes all. */
@@ -483,15 +462,14 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		if (ret)
 			goto out;
 		delta.w = w;
-		delta.cap = chunk;
-		if (posix_memalign((void **)&delta.buf, 4096, chunk))
-			delta.buf = NULL;
-		if (!delta.buf) {
-			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
-			goto out;
-		}
-		tnd_sha256_init(&delta.hash);
-		delta.hashing = true;
+		/* The manifest said which format the stream is: it must be. */
+		tnd_delta_dec_require(delta.dec, r->manifest.delta_format);
+		/* Formats 1 and 2 carry no signed CRC-32 of their output: the
+		 * verifier hashes what it reads back, and it must be the signed
+		 * image. Later formats check every 64 KiB before it is written
+		 * (lib/delta.c), and their read-back is a full image's. */
+		if (!tnd_delta_version_checked(r->manifest.delta_format))
+			tnd_slot_hash_readback(w);
 		p.delta = &delta;
 	}
 	p.jobs = calloc(p.njobs, sizeof(*p.jobs));
@@ -533,7 +511,7 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		goto out;
 	}
 	if (p.delta) {
-		if ((ret = delta_end(p.delta, &r->manifest)))
+		if ((ret = delta_end(p.delta)))
 			goto out;
 		p.written = p.delta->off;
 	}
@@ -543,16 +521,12 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		ret = tnd_slot_finish(w);
 		tnd_debug("final flush and read-back took %.3f s", tnd_now_mono() - t0);
 	}
+	if (!ret && p.delta && w->hashing)
+		ret = delta_check(w, &r->manifest);
 	if (!ret)
 		report(&p, r, o);
 out:
-	if (delta.hashing) {
-		uint8_t unused[TND_SHA256_LEN];
-
-		tnd_sha256_final(&delta.hash, unused);
-	}
 	tnd_delta_dec_free(delta.dec);
-	free(delta.buf);
 	for (unsigned i = 0; p.jobs && i < p.njobs; i++)
 		free(p.jobs[i].in);
 	free(p.jobs);

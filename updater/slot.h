@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "error.h"
 
 struct tnd_rb_entry {
@@ -88,6 +89,9 @@ struct tnd_slot_writer {
 	 * back right; an error fails the install. NULL: not called. */
 	int (*durable)(void *ctx, uint64_t end);
 	void *durable_ctx;
+	/* tnd_slot_hash_readback(): SHA-256 of every byte read back, in order. */
+	bool hashing;
+	struct tnd_sha256 rb_hash;
 };
 
 /* Size of a block device or regular file. */
@@ -114,6 +118,13 @@ int tnd_slot_write(struct tnd_slot_writer *w, uint64_t off, const uint8_t *data,
 /* Makes [off, off+len) read as zeros (hole punching or BLKZEROOUT when the
  * device supports it, so runs of zeros cost no data transfer). */
 int tnd_slot_zero(struct tnd_slot_writer *w, uint64_t off, uint64_t len) TND_MUST_CHECK;
+/* Before the first write of an image written from offset 0: the verifier
+ * also hashes everything it reads back (zero ranges that it need not read
+ * as zeros), so that after tnd_slot_finish() tnd_slot_readback_sha256()
+ * gives the SHA-256 of the slot as the device returned it. Used where no
+ * signed CRC-32 vouches for each range (a delta's output). */
+void tnd_slot_hash_readback(struct tnd_slot_writer *w);
+void tnd_slot_readback_sha256(struct tnd_slot_writer *w, uint8_t out[TND_SHA256_LEN]);
 /* fsync, then read back whatever was not yet checked. */
 int tnd_slot_finish(struct tnd_slot_writer *w) TND_MUST_CHECK;
 /* After a failure elsewhere: syncs and reads back what was written, so

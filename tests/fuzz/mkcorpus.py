@@ -155,8 +155,11 @@ def deltas(tmp):
                           stderr=subprocess.DEVNULL).returncode:
             continue
         d = open(dp, "rb").read()
+        # The encoder writes format 3/4 (with checks) now; the format 1/2
+        # seeds it made before keep the names without the suffix.
+        name += "-v%d" % d[4]
         put("delta", name, b"\x00" + d)
-        if name in ("edit", "insert"):
+        if name.split("-v")[0] in ("edit", "insert"):
             put("delta", name + "-bytewise", b"\x01" + d)
             put("delta", name + "-7", b"\x02" + d)
             put("delta", name + "-emitfail", b"\x07" + d)

@@ -7,6 +7,7 @@
  */
 #include "testutil.h"
 
+#include "chunk.h"
 #include "delta.h"
 #include "delta_encode.h"
 #include "error.h"
@@ -354,7 +355,9 @@ static void test_corrupted(void **state)
 		memcpy(bad, p.op, p.op_len);
 		bad[i] ^= (uint8_t)(1u << (i % 8));
 		r = decode(p.base_fd, tlen, tlen, bad, p.op_len, 65536, &s);
-		assert_true(r == 0 || r == TND_E_FORMAT || r == TND_E_UNSUPPORTED);
+		/* INCOMPATIBLE: a span that does not match its CRC-32 */
+		assert_true(r == 0 || r == TND_E_FORMAT || r == TND_E_UNSUPPORTED ||
+			    r == TND_E_INCOMPATIBLE);
 		free(s.buf);
 	}
 	/* trailing byte after the end tag */
@@ -414,17 +417,22 @@ static void h_varint(struct hand *h, uint64_t v)
 	h_put(h, tmp, tnd_delta_put_varint(tmp, v));
 }
 
-static void h_header(struct hand *h, uint64_t bsz, uint64_t tsz)
+static void h_header_v(struct hand *h, uint64_t bsz, uint64_t tsz, uint8_t version)
 {
 	uint8_t hdr[TND_DELTA_HDR_LEN] = {0};
 
 	memcpy(hdr, TND_DELTA_MAGIC, 4);
-	hdr[4] = TND_DELTA_VERSION;
+	hdr[4] = version;
 	hdr[5] = TND_DELTA_FRAME_LOG2;
 	tnd_put_be64(hdr + 12, bsz);
 	tnd_put_be64(hdr + 20, tsz);
 	h->n = 0;
 	h_put(h, hdr, sizeof(hdr));
+}
+
+static void h_header(struct hand *h, uint64_t bsz, uint64_t tsz)
+{
+	h_header_v(h, bsz, tsz, TND_DELTA_VERSION);
 }
 
 /* One stored control frame holding ctrl[0..n). */
@@ -563,6 +571,160 @@ static void test_hostile(void **state)
 }
 
 /* A frame may not arrive while its stream buffer is still full. */
+/* Format 3: a CHECK record with the CRC-32 of every 64 KiB of target
+ * (and of the last, shorter span), needed before the span is handed out. */
+static void h_check(struct hand *c, const uint8_t *span, size_t n)
+{
+	uint8_t rec[TND_DELTA_CHECK_LEN] = {TND_DELTA_OP_CHECK};
+
+	tnd_put_be32(rec + 1, tnd_crc32(span, n));
+	h_put(c, rec, sizeof(rec));
+}
+
+static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
+		      uint8_t require, struct sink *s)
+{
+	struct tnd_delta_dec *d;
+	int r;
+
+	assert_int_equal(tnd_delta_dec_new(&d, base_fd, bsz, tsz), 0);
+	if (require)
+		tnd_delta_dec_require(d, require);
+	r = tnd_delta_dec_feed(d, h->b, h->n, sink_emit, s);
+	if (!r)
+		r = tnd_delta_dec_finish(d);
+	tnd_delta_dec_free(d);
+	return r;
+}
+
+static void test_checks(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX];
+	uint8_t base[1000], want[150], *big;
+	struct hand *h = malloc(sizeof(*h)), c;
+	uint8_t end = TND_DELTA_TAG_END;
+	int fd;
+
+	assert_non_null(h);
+	for (size_t i = 0; i < sizeof(base); i++)
+		base[i] = (uint8_t)(i * 7);
+	snprintf(path, sizeof(path), "%s/base", dir);
+	tu_write_file(path, base, sizeof(base));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	/* the target: base[10..110) then 50 bytes of 9 */
+	memcpy(want, base + 10, 100);
+	memset(want + 100, 9, 50);
+
+	/* COPY, FILL, CHECK, with its CRC right, wrong, missing, early */
+	for (int variant = 0; variant < 5; variant++) {
+		struct sink s = {0};
+		int r;
+
+		c.n = 0;
+		h_put(&c, "\x01", 1);
+		h_varint(&c, 100);
+		h_varint(&c, tnd_delta_zigzag(10));
+		if (variant == 3)
+			h_check(&c, want, 100); /* before the span is complete */
+		h_put(&c, "\x04", 1);
+		h_varint(&c, 50);
+		h_put(&c, "\x09", 1);
+		if (variant == 0 || variant == 4)
+			h_check(&c, want, sizeof(want));
+		if (variant == 1) {
+			uint8_t other[150];
+
+			memcpy(other, want, sizeof(other));
+			other[120] ^= 1;
+			h_check(&c, other, sizeof(other));
+		}
+		h_header_v(h, sizeof(base), sizeof(want), TND_DELTA_VERSION_CHECKED);
+		h_ctrl(h, &c);
+		h_put(h, &end, 1);
+		r = run_hand_v(fd, h, sizeof(base), sizeof(want),
+			       variant == 4 ? TND_DELTA_VERSION : 0, &s);
+		switch (variant) {
+		case 0:
+			assert_int_equal(r, 0);
+			assert_int_equal(s.len, sizeof(want));
+			assert_memory_equal(s.buf, want, sizeof(want));
+			break;
+		case 1: /* wrong CRC: refused, and not a byte handed out */
+			assert_int_equal(r, TND_E_INCOMPATIBLE);
+			assert_int_equal(s.len, 0);
+			break;
+		case 2: /* no check at the end */
+		case 3: /* a check where no span is complete */
+			assert_int_equal(r, TND_E_FORMAT);
+			assert_int_equal(s.len, 0);
+			break;
+		default: /* the manifest promised another version */
+			assert_int_equal(r, TND_E_FORMAT);
+			break;
+		}
+		free(s.buf);
+	}
+
+	/* Two spans, the first CHECK in the middle of one FILL (the decoder
+	 * needs it when the span completes), then the end's. */
+	big = malloc(70000);
+	assert_non_null(big);
+	memset(big, 0x5a, 70000);
+	for (int variant = 0; variant < 2; variant++) {
+		struct sink s = {0};
+
+		c.n = 0;
+		h_put(&c, "\x04", 1);
+		h_varint(&c, 70000);
+		h_put(&c, "\x5a", 1);
+		if (variant == 0)
+			h_check(&c, big, TND_DELTA_CHECK_SPAN);
+		h_check(&c, big, 70000 - TND_DELTA_CHECK_SPAN);
+		h_header_v(h, sizeof(base), 70000, TND_DELTA_VERSION_CHECKED);
+		h_ctrl(h, &c);
+		h_put(h, &end, 1);
+		assert_int_equal(run_hand_v(fd, h, sizeof(base), 70000, 0, &s),
+				 variant == 0 ? 0 : TND_E_INCOMPATIBLE);
+		assert_int_equal(s.len, variant == 0 ? 70000 : 0);
+		free(s.buf);
+	}
+	free(big);
+	free(h);
+	close(fd);
+}
+
+/* An encoded delta against a base changed in one byte: the span made from
+ * it fails its check, and everything handed out before is the target's. */
+static void test_check_catches_changed_base(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX];
+	struct pair p;
+	uint8_t *t, *b;
+	size_t tlen, blen, at = 100000;
+	struct sink s = {0};
+	int fd;
+
+	mixed_pair(&p, dir, &t, &tlen);
+	b = tu_read_file(p.base, &blen);
+	b[at] ^= 0x40; /* outside the target's new data: read by COPY or ADD */
+	snprintf(path, sizeof(path), "%s/changed-base", dir);
+	tu_write_file(path, b, blen);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(decode(fd, blen, tlen, p.op, p.op_len, 65536, &s), TND_E_INCOMPATIBLE);
+	assert_true(s.len % TND_DELTA_CHECK_SPAN == 0);
+	assert_true(s.len <= at);
+	assert_memory_equal(s.buf, t, s.len);
+	close(fd);
+	free(s.buf);
+	free(b);
+	free(t);
+	free_pair(&p);
+}
+
 static void test_frame_flood(void **state)
 {
 	const char *dir = *state;
@@ -618,6 +780,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_corrupted, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_frame_flood, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_checks, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_check_catches_changed_base, setup_dir,
+					    teardown_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
