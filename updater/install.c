@@ -97,15 +97,13 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st
 				   "delta bundles need a build with delta support (CONFIG_DELTA)");
 #endif
 #ifdef CONFIG_DELTA
-	if (m->payload_type == TND_PAYLOAD_DELTA && m->delta_format > TND_DELTA_VERSION_MAX)
+	if (m->payload_type == TND_PAYLOAD_DELTA && !tnd_delta_version_supported(m->delta_format))
 		return tnd_err_set(TND_E_UNSUPPORTED,
-				   "delta format %u%s is not supported by this build (it reads up "
-				   "to %u)",
+				   "delta format %u%s is not supported by this build",
 				   m->delta_format,
-				   m->delta_format == TND_DELTA_VERSION_XZ
+				   tnd_delta_version_xz(m->delta_format)
 				       ? " (xz streams rebuilt on the device, CONFIG_DELTA_XZ)"
-				       : "",
-				   TND_DELTA_VERSION_MAX);
+				       : "");
 #endif
 	if (m->chunk_size > (uint32_t)CONFIG_MAX_CHUNK_SIZE_KIB * 1024)
 		return tnd_err_set(TND_E_UNSUPPORTED,
@@ -116,19 +114,31 @@ static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st
 
 /*
  * A delta rebuilds the image from the booted slot: it must hold exactly
- * the base the delta was made from. Checked by hashing it before anything
- * is written; the descriptor stays open for the decoder. The booted slot
- * is only ever opened read-only.
+ * the base the delta was made from. The descriptor stays open for the
+ * decoder; the booted slot is only ever opened read-only.
+ *
+ * Deltas of format 3 and 4 carry a signed CRC-32 of every 64 KiB of the
+ * target, which the decoder checks before a byte of it is written: a
+ * booted slot that differs from the base anywhere the delta reads makes
+ * the first span built from it fail, before it reaches the slot. So the
+ * base is not hashed first: the slot's record (the image it was installed
+ * or provisioned with, verified then) must name the delta's base, which
+ * refuses a delta for another release before anything is read or
+ * written. Older formats, and slots with no such record, are hashed
+ * whole before anything is written.
  */
-static int open_base(const struct tnd_config *cfg, int booted, const struct tnd_manifest *m,
-		     int *fd_out)
+static int open_base(const struct tnd_config *cfg, const struct tnd_state *st, int booted,
+		     const struct tnd_manifest *m, int *fd_out)
 {
 	char want[TND_SHA256_HEX_LEN], got_hex[TND_SHA256_HEX_LEN];
 	const char *dev = cfg->slot_dev[booted];
+	const struct tnd_slot_info *rec = &st->slot[booted];
 	uint8_t *buf, got[TND_SHA256_LEN];
 	size_t bufsize = 256 * 1024;
 	struct tnd_sha256 h;
 	uint64_t size, pos = 0;
+	bool recorded = tnd_delta_version_checked(m->delta_format) && rec->has_sha256 &&
+			(rec->state == TND_SLOT_INSTALLED || rec->state == TND_SLOT_GOOD);
 	int fd, ret;
 
 	if ((ret = tnd_slot_dev_size(dev, &size)))
@@ -139,9 +149,24 @@ static int open_base(const struct tnd_config *cfg, int booted, const struct tnd_
 		    "delta needs a %llu-byte base, booted slot %s (%s) has %llu bytes",
 		    (unsigned long long)m->base_size, tnd_slot_name(booted), dev,
 		    (unsigned long long)size);
+	if (recorded && !tnd_memeq_ct(rec->sha256, m->base_sha256, TND_SHA256_LEN)) {
+		tnd_hex_encode(want, m->base_sha256, TND_SHA256_LEN);
+		tnd_hex_encode(got_hex, rec->sha256, TND_SHA256_LEN);
+		return tnd_err_set(TND_E_INCOMPATIBLE,
+				   "delta is for a base with SHA-256 %s, but booted slot %s holds "
+				   "%s: install a full bundle",
+				   want, tnd_slot_name(booted), got_hex);
+	}
 	fd = open(dev, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return tnd_err_errno(TND_E_SLOT, errno, "cannot open booted slot %s", dev);
+	if (recorded) {
+		tnd_debug("base: booted slot %s is recorded with the delta's base image; "
+			  "the delta's checks vouch for what it reads",
+			  tnd_slot_name(booted));
+		*fd_out = fd;
+		return 0;
+	}
 	if (!(buf = malloc(bufsize))) {
 		close(fd);
 		return tnd_err_set(TND_E_NOMEM, "out of memory");
@@ -228,7 +253,7 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 		goto out;
 	if (r.manifest.payload_type == TND_PAYLOAD_DELTA) {
 		tnd_progress_phase(o->progress, "check-base", NULL);
-		if ((ret = open_base(cfg, booted, &r.manifest, &base_fd)))
+		if ((ret = open_base(cfg, &st, booted, &r.manifest, &base_fd)))
 			goto out;
 	}
 	/* Before the slot's record changes: a checkpoint applies only to a

@@ -66,6 +66,65 @@ test_delta_wrong_base_refused_before_writing() {
 	[ "$(sha256sum <"$D/slotB.img")" = "$before" ] || fail "slot B was written"
 }
 
+# setup_recorded: slot A holds the base as Tandem installed it (its record
+# names the image), as on a device updated before. Format 3 deltas then
+# trust the record, and their signed checks, instead of hashing slot A.
+setup_recorded() {
+	setup
+	build_bundle "$D/base.tnd" "$D/base.img" --version 1.0
+	# from slot B, as the release before; then "reboot" into A
+	sed -i 's/tandem.slot=A/tandem.slot=B/' "$D/cmdline"
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/base.tnd"
+	sed -i 's/tandem.slot=B/tandem.slot=A/' "$D/cmdline"
+	same_prefix "$D/base.img" "$D/slotA.img" || fail "slot A does not hold the base"
+}
+
+test_delta_recorded_base_not_hashed() {
+	setup_recorded
+	"$TANDEM" -c "$CONF" -v install --progress=none "$D/d.tnd" 2>"$D/err" ||
+		fail "$(cat "$D/err")"
+	grep -q "recorded with the delta's base image" "$D/err" || fail "the base was hashed: $(cat "$D/err")"
+	same_prefix "$D/target.img" "$D/slotB.img" || fail "slot B does not hold the target"
+}
+
+# The record names another image: refused before anything is read or written.
+test_delta_recorded_other_base_refused() {
+	setup_recorded
+	printf 'other' >>"$D/base.img"
+	build_bundle "$D/other.tnd" "$D/target.img" --base "$D/base.img" --version 2.0
+	(set +o pipefail; yes | tr -d '\n' | head -c 16777216 >"$D/slotB.img")
+	snapshot
+	local before
+	before=$(sha256sum <"$D/slotB.img")
+	expect_refusal 13 "delta is for a base with SHA-256 [0-9a-f]\{64\}, but booted slot A holds [0-9a-f]\{64\}" \
+		"$TANDEM" -c "$CONF" install --progress=none "$D/other.tnd"
+	assert_untouched
+	[ "$(sha256sum <"$D/slotB.img")" = "$before" ] || fail "slot B was written"
+}
+
+# Slot A changed behind its record (a read-write mount, decay): the first
+# span made from the changed bytes fails its signed check, and nothing of
+# it reaches slot B: what is there is a prefix of the target, the rest as
+# it was; the target is not activated.
+test_delta_changed_base_caught_by_checks() {
+	setup_recorded
+	printf 'X' | dd of="$D/slotA.img" bs=1 seek=2000000 conv=notrunc 2>/dev/null
+	(set +o pipefail; yes | tr -d '\n' | head -c 16777216 >"$D/slotB.img")
+	snapshot
+	expect_refusal 13 "come out with CRC-32 [0-9a-f]\{8\}, the signed delta says [0-9a-f]\{8\}: the base is not the image" \
+		"$TANDEM" -c "$CONF" install --progress=none "$D/d.tnd"
+	assert_active_untouched
+	python3 - "$D/target.img" "$D/slotB.img" <<'PY'
+import sys
+t = open(sys.argv[1], "rb").read(); s = open(sys.argv[2], "rb").read()
+n = 0
+while n < len(t) and s[n] == t[n]:
+    n += 1
+assert n < 2000000, "slot B holds target bytes past the change: %d" % n
+assert all(b == ord("y") for b in s[n:len(t)]), "bytes other than the checked target prefix reached slot B"
+PY
+}
+
 test_delta_corrupted_refused() {
 	setup
 	local size
@@ -126,10 +185,10 @@ test_delta_squashfs_xz_blocks_rebuilt() {
 	dd if="$D/base.img" of="$D/slotA.img" conv=notrunc 2>/dev/null
 	build_bundle "$D/v2.tnd" "$D/target.img" --base "$D/base.img" --version 2.0
 	build_bundle "$D/v1.tnd" "$D/target.img" --base "$D/base.img" --version 2.0 --no-delta-xz
-	"$TANDEM_IMAGE" inspect "$D/v2.tnd" | grep -q "^delta format: *2" ||
-		fail "squashfs xz pair did not make a format 2 delta"
-	"$TANDEM_IMAGE" inspect "$D/v1.tnd" | grep -q "^delta format: *1" ||
-		fail "--no-delta-xz did not make a format 1 delta"
+	"$TANDEM_IMAGE" inspect "$D/v2.tnd" | grep -q "^delta format: *4" ||
+		fail "squashfs xz pair did not make a format 4 (xz, checked) delta"
+	"$TANDEM_IMAGE" inspect "$D/v1.tnd" | grep -q "^delta format: *3" ||
+		fail "--no-delta-xz did not make a format 3 (checked) delta"
 	# Edited xz blocks differ throughout when compressed; diffing their
 	# contents must pay off several times over.
 	[ "$(stat -c %s "$D/v2.tnd")" -lt $(($(stat -c %s "$D/v1.tnd") / 3)) ] ||
