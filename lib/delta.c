@@ -140,7 +140,8 @@ struct tnd_delta_dec {
 		uint32_t len; /* 0: empty */
 	} win[CACHE_CAP / 4096u];
 	uint64_t clock;
-	uint64_t ra_end; /* the base is being read ahead up to here */
+	uint64_t ra_end;  /* the base is being read ahead up to here */
+	uint64_t skip_to; /* target bytes below need not be made (a resume) */
 #ifdef CONFIG_DELTA_XZ
 	struct xz_state xz;
 #endif
@@ -200,6 +201,18 @@ void tnd_delta_dec_free(struct tnd_delta_dec *d)
 void tnd_delta_dec_require(struct tnd_delta_dec *d, uint8_t version)
 {
 	d->required = version;
+}
+
+void tnd_delta_dec_skip_to(struct tnd_delta_dec *d, uint64_t off)
+{
+	d->skip_to = off - off % TND_DELTA_CHECK_SPAN;
+}
+
+/* Does the span that ends at the current output position lie below
+ * skip_to: made by skipped ops, neither checked nor handed out? */
+static bool span_skipped(const struct tnd_delta_dec *d)
+{
+	return d->out_pos <= d->skip_to;
 }
 
 static int fail(struct tnd_delta_dec *d, int code)
@@ -378,12 +391,18 @@ static int parse_xop(struct tnd_delta_dec *d, const uint8_t *p, uint32_t avail, 
 	qbase = src == x->src ? x->cur : 0;
 	if (!zz_step(qbase, zq, (uint64_t)x->cap + 1, &q))
 		goto outside;
+	/* An op whose output a resume skips needs no decoded stream. */
+	if ((x->open ? x->toff + x->clen : d->out_pos + len) <= d->skip_to) {
+		x->op_slot = -1;
+		goto take;
+	}
 	slot = xz_load(d, src);
 	if (slot < 0)
 		return slot;
 	if (q > x->slot[slot].len || len > x->slot[slot].len - q)
 		goto outside;
 	x->op_slot = slot;
+take:
 	x->src = src;
 	x->cur = q + len;
 	d->op_bpos = q;
@@ -404,6 +423,8 @@ static int xz_close(struct tnd_delta_dec *d)
 	int r;
 
 	x->open = false;
+	if (x->toff + x->clen <= d->skip_to)
+		goto emit; /* made before the resume point: not needed */
 	r = tnd_dxz_encode(&x->set, x->in, x->in_want, x->out, x->out_cap, &got);
 	if (r)
 		return tnd_err_prefix(r, "xz stream at target offset %llu",
@@ -415,6 +436,7 @@ static int xz_close(struct tnd_delta_dec *d)
 				   "delta, or a liblzma that compresses differently from the "
 				   "encoder's)",
 				   (unsigned long long)x->toff, got, (unsigned long long)x->clen);
+emit:
 	d->op = OP_EMIT_XZ;
 	d->op_rem = x->clen;
 	d->op_bpos = 0;
@@ -491,7 +513,7 @@ static int flush_out(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 
 	if (!d->out_len)
 		return 0;
-	ret = emit(ctx, d->out, d->out_len);
+	ret = span_skipped(d) ? 0 : emit(ctx, d->out, d->out_len);
 	d->out_len = 0;
 	return ret;
 }
@@ -524,7 +546,7 @@ static int run_check(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 				   "due",
 				   p[0], (unsigned long long)start, (unsigned long long)d->out_pos);
 	want = tnd_get_be32(p + 1);
-	got = tnd_crc32(d->out, d->out_len);
+	got = span_skipped(d) ? want : tnd_crc32(d->out, d->out_len);
 	/* The op stream is authenticated: what differs is the base. */
 	if (got != want)
 		return tnd_err_set(TND_E_INCOMPATIBLE,
@@ -787,6 +809,15 @@ static int run_ops(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 			if (n > src->wr - src->rd)
 				n = src->wr - src->rd;
 		}
+		/* A resume needs nothing of an op whose output (for content,
+		 * the output of the stream it makes) lies below skip_to: its
+		 * sub-stream bytes are consumed, nothing is read or made. */
+#ifdef CONFIG_DELTA_XZ
+		if ((to_xz ? d->xz.toff + d->xz.clen : d->out_pos + d->op_rem) <= d->skip_to)
+#else
+		if (d->out_pos + d->op_rem <= d->skip_to)
+#endif
+			goto made;
 		switch (d->op) {
 		case TND_DELTA_OP_COPY:
 			r = base_read(d, d->op_bpos, o, n);
@@ -819,6 +850,7 @@ static int run_ops(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 			memset(o, d->op_fill, n);
 			break;
 		}
+	made:
 		if (src)
 			src->rd += n;
 		d->op_bpos += n;

@@ -165,6 +165,15 @@ int tnd_delta_dec_new(struct tnd_delta_dec **out, int base_fd, uint64_t base_siz
 void tnd_delta_dec_require(struct tnd_delta_dec *d, uint8_t version);
 
 /*
+ * Resuming: the target bytes below off (rounded down to a check span) are
+ * already in place. Ops whose output lies wholly below it are skipped
+ * (their sub-stream bytes consumed, the base not read, xz streams not
+ * rebuilt) and those spans are neither checked nor handed out: emit()
+ * sees the target from the rounded offset on. Call before the first byte.
+ */
+void tnd_delta_dec_skip_to(struct tnd_delta_dec *d, uint64_t off);
+
+/*
  * Consumes op-stream bytes in any split (down to one byte at a time) and
  * calls emit() with target bytes in order, in pieces of at most 64 KiB.
  * emit returns 0 or a negative TND_E_* code, which aborts decoding and is

@@ -259,11 +259,12 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	/* Before the slot's record changes: a checkpoint applies only to a
 	 * slot still recorded "installing" (docs/install.md, "Resume"). */
 	tnd_resume_init(&rs, cfg->state_dir, target, cfg->slot_dev[target], r.manifest_digest);
-	tnd_resume_load(&rs, &st,
-			o->no_resume ? "--no-resume"
-			: r.manifest.payload_type != TND_PAYLOAD_FULL
-			    ? "a delta install starts over"
-			    : NULL);
+	tnd_resume_load(&rs, &st, o->no_resume ? "--no-resume" : NULL);
+	/* A delta's point names an image offset only (its op stream is read
+	 * again from the start); anything else is not one of ours. */
+	if (rs.active && r.manifest.payload_type == TND_PAYLOAD_DELTA &&
+	    (rs.pt.index != 0 || rs.pt.payload_read != 0 || rs.pt.out >= r.manifest.image_size))
+		tnd_resume_discard(&rs, "the checkpoint is damaged");
 	if ((ret =
 		 tnd_slot_open(&w, cfg->slot_dev[target], r.manifest.image_size,
 			       r.manifest.chunk_size, (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
@@ -303,32 +304,39 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 		goto out;
 
 	if (rs.active) {
-		if ((ret = tnd_bundle_resume(&r, rs.pt.index, rs.pt.payload_read, rs.pt.out,
+		if (r.manifest.payload_type == TND_PAYLOAD_FULL &&
+		    (ret = tnd_bundle_resume(&r, rs.pt.index, rs.pt.payload_read, rs.pt.out,
 					     rs.pt.expect)))
 			goto out;
 		tnd_slot_start_at(&w, rs.pt.out);
 		res->resumed_from = rs.pt.out;
-		tnd_info("resuming at chunk %llu of %llu: %.1f MiB of the image are already on "
-			 "slot %s",
-			 (unsigned long long)rs.pt.index + 1, (unsigned long long)r.manifest.chunks,
-			 (double)rs.pt.out / 1048576.0, tnd_slot_name(target));
+		if (r.manifest.payload_type == TND_PAYLOAD_FULL)
+			tnd_info("resuming at chunk %llu of %llu: %.1f MiB of the image are "
+				 "already on slot %s",
+				 (unsigned long long)rs.pt.index + 1,
+				 (unsigned long long)r.manifest.chunks,
+				 (double)rs.pt.out / 1048576.0, tnd_slot_name(target));
+		else
+			tnd_info("resuming the delta at %.1f MiB of the image, which slot %s "
+				 "already holds: its op stream is read again, nothing before is "
+				 "rewritten",
+				 (double)rs.pt.out / 1048576.0, tnd_slot_name(target));
 	}
 	snprintf(detail, sizeof(detail), "%s %s into slot %s (%s)", r.manifest.compatible,
 		 r.manifest.version, tnd_slot_name(target), cfg->slot_dev[target]);
 	tnd_progress_phase(o->progress, "install", detail);
-	ret = tnd_pipeline_run(
-	    &r, &w,
-	    &(struct tnd_pipeline_opts){
-		.threads = CONFIG_INSTALL_THREADS,
-		.base_fd = base_fd,
-		.progress = tnd_progress_update,
-		.progress_ctx = o->progress,
-		.cancel = o->cancel,
-		.checkpoint = r.manifest.payload_type == TND_PAYLOAD_FULL ? tnd_resume_save : NULL,
-		.checkpoint_ctx = &rs,
-		.start_out = rs.active ? rs.pt.out : 0,
-		.start_crc = rs.active ? rs.pt.prefix_crc : 0,
-	    });
+	ret = tnd_pipeline_run(&r, &w,
+			       &(struct tnd_pipeline_opts){
+				   .threads = CONFIG_INSTALL_THREADS,
+				   .base_fd = base_fd,
+				   .progress = tnd_progress_update,
+				   .progress_ctx = o->progress,
+				   .cancel = o->cancel,
+				   .checkpoint = tnd_resume_save,
+				   .checkpoint_ctx = &rs,
+				   .start_out = rs.active ? rs.pt.out : 0,
+				   .start_crc = rs.active ? rs.pt.prefix_crc : 0,
+			       });
 	if (ret)
 		goto out;
 	/* The records before the checkpoint were not authenticated by this

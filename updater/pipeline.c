@@ -58,9 +58,15 @@ struct pipe {
 };
 
 /*
- * Checkpoints (full payloads): after each write the worker whose turn it
- * is records the point after that record (one per CK_STEP of image is
- * enough: the slot writer makes whole read-back windows durable), and
+ * Checkpoints: after each write the worker whose turn it is records the
+ * point after it (one per CK_STEP of image is enough: the slot writer
+ * makes whole read-back windows durable). For a full payload that is the
+ * record after, with the chain's state; for a delta, whose decoder state
+ * cannot be saved, the image offset alone: a resumed delta reads its op
+ * stream from the start and the decoder skips to the offset (lib/delta.h,
+ * tnd_delta_dec_skip_to), without reading the base or writing the slot
+ * for what is already there. Each time the slot writer's verifier finds
+ * a window durable,
  * each time the slot writer's verifier finds a window durable it saves
  * the newest point inside it, in its own thread: a save costs two
  * fsyncs (file and directory), which on the workers' path cost a 512 MiB
@@ -75,31 +81,39 @@ struct checkpoints {
 	struct tnd_resume_point ring[CK_RING];
 	unsigned head, n;
 	uint32_t crc; /* of the image written so far (turns only) */
-	uint64_t pushed, saved, chunks;
+	uint64_t pushed, saved;
+	uint8_t first[TND_SHA256_LEN]; /* the chain's start, for delta points */
 	int (*fn)(void *ctx, const struct tnd_resume_point *pt);
 	void *ctx;
 };
 
-static void checkpoint_after(struct checkpoints *ck, const struct job *j)
+/* The image grew by len bytes with CRC-32 crc, and pt is the point after
+ * them (none when last: there is nothing to resume after the end). */
+static void checkpoint_push(struct checkpoints *ck, const struct tnd_resume_point *pt, uint32_t crc,
+			    uint64_t len, bool last)
 {
-	const struct tnd_record *rec = &j->raw.rec;
-
-	ck->crc = tnd_crc32_combine(
-	    ck->crc, rec->type == TND_REC_ZERO ? tnd_crc32_zeros(rec->out_len) : rec->out_crc32,
-	    rec->out_len);
-	/* After the last record there is nothing to resume. */
-	if (j->after.index >= ck->chunks || j->after.out - ck->pushed < CK_STEP)
+	ck->crc = tnd_crc32_combine(ck->crc, crc, len);
+	if (last || pt->out - ck->pushed < CK_STEP)
 		return;
 	pthread_mutex_lock(&ck->mu);
 	if (ck->n < CK_RING) {
-		struct tnd_resume_point *pt = &ck->ring[(ck->head + ck->n) % CK_RING];
+		struct tnd_resume_point *q = &ck->ring[(ck->head + ck->n) % CK_RING];
 
-		*pt = j->after;
-		pt->prefix_crc = ck->crc;
+		*q = *pt;
+		q->prefix_crc = ck->crc;
 		ck->n++;
-		ck->pushed = j->after.out;
+		ck->pushed = pt->out;
 	}
 	pthread_mutex_unlock(&ck->mu);
+}
+
+static void checkpoint_after(struct checkpoints *ck, const struct job *j, uint64_t chunks)
+{
+	const struct tnd_record *rec = &j->raw.rec;
+
+	checkpoint_push(ck, &j->after,
+			rec->type == TND_REC_ZERO ? tnd_crc32_zeros(rec->out_len) : rec->out_crc32,
+			rec->out_len, j->after.index >= chunks);
 }
 
 /* The slot writer's durable callback (its verifier thread). */
@@ -129,7 +143,9 @@ static int checkpoint_durable(void *ctx, uint64_t end)
 struct tnd_delta_out {
 	struct tnd_delta_dec *dec;
 	struct tnd_slot_writer *w;
-	uint64_t off;
+	uint64_t off;		/* image offset of the next byte emitted */
+	uint64_t start, size;	/* a resumed install writes from start on */
+	struct checkpoints *ck; /* NULL: none asked for */
 };
 
 /* The decoder hands out its output in pieces of at most 64 KiB (each
@@ -138,13 +154,31 @@ struct tnd_delta_out {
 static int delta_emit(void *ctx, const uint8_t *data, size_t len)
 {
 	struct tnd_delta_out *d = ctx;
+	uint32_t crc;
 	int ret;
 
+	/* a resume: the slot holds the image up to start */
+	if (d->off + len <= d->start) {
+		d->off += len;
+		return 0;
+	}
+	if (d->off < d->start) {
+		data += d->start - d->off;
+		len -= (size_t)(d->start - d->off);
+		d->off = d->start;
+	}
+	crc = tnd_crc32(data, len);
 	if (tnd_is_zero(data, len))
 		ret = tnd_slot_zero(d->w, d->off, len);
 	else
-		ret = tnd_slot_write(d->w, d->off, data, len, tnd_crc32(data, len));
+		ret = tnd_slot_write(d->w, d->off, data, len, crc);
 	d->off += len;
+	if (!ret && d->ck) {
+		struct tnd_resume_point pt = {.out = d->off};
+
+		memcpy(pt.expect, d->ck->first, TND_SHA256_LEN);
+		checkpoint_push(d->ck, &pt, crc, len, d->off >= d->size);
+	}
 	return ret;
 }
 
@@ -253,8 +287,8 @@ static int put_record(struct pipe *p, const struct job *j, const uint8_t *data)
 		ret = tnd_slot_zero(p->w, rec->out_offset, rec->out_len);
 	else
 		ret = tnd_slot_write(p->w, rec->out_offset, data, rec->out_len, rec->out_crc32);
-	if (!ret && p->ck)
-		checkpoint_after(p->ck, j);
+	if (!ret && p->ck && !p->delta)
+		checkpoint_after(p->ck, j, p->r->manifest.chunks);
 	return ret;
 }
 
@@ -437,7 +471,7 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	pthread_cond_init(&p.work, NULL);
 	pthread_cond_init(&p.freed, NULL);
 	pthread_cond_init(&p.turn, NULL);
-	if (o->checkpoint && r->manifest.payload_type == TND_PAYLOAD_FULL) {
+	if (o->checkpoint) {
 		if (!(ck = calloc(1, sizeof(*ck)))) {
 			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
 			goto out;
@@ -445,7 +479,7 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		pthread_mutex_init(&ck->mu, NULL);
 		ck->crc = o->start_crc;
 		ck->pushed = ck->saved = o->start_out;
-		ck->chunks = r->manifest.chunks;
+		memcpy(ck->first, r->expect, TND_SHA256_LEN);
 		ck->fn = o->checkpoint;
 		ck->ctx = o->checkpoint_ctx;
 		p.ck = ck;
@@ -462,6 +496,13 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		if (ret)
 			goto out;
 		delta.w = w;
+		/* The decoder emits from the check span that holds start_out on;
+		 * delta_emit drops what lies before start_out. */
+		delta.start = o->start_out;
+		delta.off = o->start_out - o->start_out % TND_DELTA_CHECK_SPAN;
+		delta.size = r->manifest.image_size;
+		delta.ck = ck;
+		tnd_delta_dec_skip_to(delta.dec, o->start_out);
 		/* The manifest said which format the stream is: it must be. */
 		tnd_delta_dec_require(delta.dec, r->manifest.delta_format);
 		/* Formats 1 and 2 carry no signed CRC-32 of their output: the

@@ -47,13 +47,17 @@ struct tnd_pipeline_opts {
 	void (*progress)(void *ctx, const struct tnd_pipeline_stats *st);
 	void *progress_ctx;
 	volatile sig_atomic_t *cancel; /* set by a signal handler; may be NULL */
-	/* Full payloads: called from the writer thread whenever a newer point
-	 * has become durable (about once per read-back window); an error
-	 * fails the install. NULL: no checkpoints. */
+	/* Called from the slot writer's verifier whenever a newer point has
+	 * become durable (about once per read-back window); an error fails
+	 * the install. NULL: no checkpoints. For a delta the point's record
+	 * is 0 (the op stream is read again from its start) and its `out` the
+	 * image offset the decoder skips to. */
 	int (*checkpoint)(void *ctx, const struct tnd_resume_point *pt);
 	void *checkpoint_ctx;
-	/* A resumed install: the reader was moved to the record at start_out
-	 * (tnd_bundle_resume); the slot's [0, start_out) has CRC start_crc. */
+	/* A resumed install: the slot's [0, start_out) has CRC start_crc. A
+	 * full payload's reader was moved to the record at start_out
+	 * (tnd_bundle_resume); a delta's starts at record 0, and its decoder
+	 * skips to start_out. */
 	uint64_t start_out;
 	uint32_t start_crc;
 };

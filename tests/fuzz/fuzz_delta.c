@@ -10,7 +10,10 @@
  *               7 bytes, 4099 bytes (the decoder accepts any split);
  *   flags & 4:  emit() fails after the first piece (abort path);
  *   flags & 8:  the caller's base size is 4 KiB larger than the base file,
- *               so reads near its end fail (a shrunken base device).
+ *               so reads near its end fail (a shrunken base device);
+ *   flags >> 4: a resume: the decoder skips to that many 64 KiB check
+ *               spans (tnd_delta_dec_skip_to), which must then be what
+ *               emit() does not get.
  * The base is a fixed 80 KiB pattern (base_byte(), also used by
  * tests/fuzz/mkcorpus.sh) in a memfd, larger than the decoder's 64 KiB
  * read cache. The sizes handed to tnd_delta_dec_new come from the
@@ -20,7 +23,7 @@
  *
  * Properties: emit() never gets more than 64 KiB at once nor more than
  * target_size bytes in all; a stream that finishes produced exactly
- * target_size bytes.
+ * target_size bytes, less the skipped spans.
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -84,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const size_t pieces[4] = {0, 1, 7, 4099};
 	struct tnd_delta_dec *d;
 	struct sink s = {0};
-	uint64_t bsz = BASE_LEN, tsz = 0;
+	uint64_t bsz = BASE_LEN, tsz = 0, skip;
 	size_t piece, off;
 	uint8_t flags;
 	int r = 0;
@@ -110,6 +113,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s.fail_after_first = flags & 4;
 	if (tnd_delta_dec_new(&d, base_fd, bsz, tsz))
 		abort();
+	skip = (uint64_t)(flags >> 4) * TND_DELTA_CHECK_SPAN;
+	if (skip > tsz)
+		skip = tsz - tsz % TND_DELTA_CHECK_SPAN;
+	tnd_delta_dec_skip_to(d, skip);
 	piece = pieces[flags & 3] ? pieces[flags & 3] : size;
 	for (off = 0; off < size && !r; off += piece) {
 		size_t n = size - off < piece ? size - off : piece;
@@ -120,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!r) {
 		r = tnd_delta_dec_finish(d);
 		if (!r)
-			FUZZ_ASSERT(s.total == tsz);
+			FUZZ_ASSERT(s.total == tsz - skip);
 	} else {
 		/* A failed decoder refuses everything after. */
 		FUZZ_ASSERT(tnd_delta_dec_feed(d, (const uint8_t *)"", 1, emit, &s) < 0);

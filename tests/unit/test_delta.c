@@ -725,6 +725,34 @@ static void test_check_catches_changed_base(void **state)
 	free_pair(&p);
 }
 
+/* Resuming: with skip_to, the decoder emits the target from the check
+ * span that holds it on, exactly. */
+static void test_skip_to(void **state)
+{
+	struct pair p;
+	uint8_t *t;
+	size_t tlen;
+
+	mixed_pair(&p, *state, &t, &tlen);
+	for (uint64_t skip = 0; skip <= 4 * TND_DELTA_CHECK_SPAN;
+	     skip += TND_DELTA_CHECK_SPAN + 1) {
+		uint64_t from = skip - skip % TND_DELTA_CHECK_SPAN;
+		struct tnd_delta_dec *d;
+		struct sink s = {0};
+
+		assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, tlen, tlen), 0);
+		tnd_delta_dec_skip_to(d, skip);
+		assert_int_equal(tnd_delta_dec_feed(d, p.op, p.op_len, sink_emit, &s), 0);
+		assert_int_equal(tnd_delta_dec_finish(d), 0);
+		tnd_delta_dec_free(d);
+		assert_int_equal(s.len, tlen - from);
+		assert_memory_equal(s.buf, t + from, s.len);
+		free(s.buf);
+	}
+	free(t);
+	free_pair(&p);
+}
+
 static void test_frame_flood(void **state)
 {
 	const char *dir = *state;
@@ -781,6 +809,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_frame_flood, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_checks, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_skip_to, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_check_catches_changed_base, setup_dir,
 					    teardown_dir),
 	};
