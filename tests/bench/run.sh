@@ -71,7 +71,7 @@ IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 # Packages only the benchmark needs. Missing ones are not fatal: the rows
 # that need them say so.
-BENCH_PKGS="time e2fsprogs rauc swupdate dbus squashfs-tools cpio zstd openssl gzip"
+BENCH_PKGS="time e2fsprogs rauc swupdate dbus squashfs-tools cpio zstd openssl gzip xdelta3 bsdiff"
 if [ -x "$TOP/scripts/deps.sh" ]; then
 	timeout "$TMO" "$TOP/scripts/deps.sh" $BENCH_PKGS ||
 		log "some benchmark packages are missing: their rows will say so"
