@@ -128,13 +128,18 @@ make_templates() {
 	"$top/tests/lib/simdev.sh" "$DEV" 2M
 	# The factory image: the booted slot is never written, so its content
 	# is what invariant 2 compares with.
-	head -c 1048576 /dev/urandom | dd of="$DEV/slotA.img" conv=notrunc status=none
+	head -c 1048576 /dev/urandom >"$WORK/factory.img"
+	dd if="$WORK/factory.img" of="$DEV/slotA.img" conv=notrunc status=none
 	image "$WORK/v1.img" 1
 	image "$WORK/v2.img" 2
 	for v in 1 2; do
 		"$TANDEM_IMAGE" -q build --key "$DEV/signing/key.pem" --image "$WORK/v$v.img" \
 			--version "$v.0" --compatible sim --chunk-size 64K --out "$WORK/v$v.tnd"
 	done
+	# v2 as a delta against slot A's factory image (the decoder's writes)
+	"$TANDEM_IMAGE" -q build --key "$DEV/signing/key.pem" --image "$WORK/v2.img" \
+		--base "$WORK/factory.img" --version 2.0 --compatible sim --chunk-size 64K \
+		--out "$WORK/d2.tnd"
 	sim_boot "$DEV" >/dev/null
 	save_tpl fresh # A booted, no state.json yet
 	tandem confirm
@@ -167,6 +172,7 @@ install_fresh|fresh|0|install --progress=none WORK/v1.tnd|install B v1 activate
 install_pending|b_pending|0|install --progress=none WORK/v2.tnd|install B v2 activate
 install_a|b_good|0|install --progress=none WORK/v2.tnd|install A v2 activate
 install_noact|a_good|0|install --progress=none --no-activate WORK/v2.tnd|install B v2 noactivate
+install_delta|a_good|0|install --progress=none WORK/d2.tnd|install B v2 activate
 confirm_new|b_booted|0|confirm|confirmed B
 confirm_fallback|b_fellback|0|confirm|fellback B
 confirm_unhealthy|b_unhealthy|24|confirm|unhealthy B
