@@ -35,6 +35,7 @@ die() { echo "net-bench: error: $*" >&2; exit 1; }
 [ -f "$IMG" ] && [ -f "$BUN" ] || die "run the full-install section first ($IMG, $BUN)"
 [ -x "$SNAP/tandem" ] || die "no $SNAP/tandem"
 . "$TOP/tests/lib/nginx.sh"
+. "$TOP/tests/lib/machine.sh"
 trap nginx_down EXIT
 rm -rf "$B" && mkdir -p "$B/www/b"
 ln "$BUN" "$B/www/b/u.tnd" 2>/dev/null || cp "$BUN" "$B/www/b/u.tnd"
@@ -119,6 +120,8 @@ index_size=$(stat -c %s "$B/www/ch/index.json")
 
 cat <<EOF
 ### Network install and the cost of polling (loopback nginx, HTTPS)
+
+$(machine_line); curl $(pkgver curl); libcurl $(pkgver libcurl4).
 
 Debian's nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), TLS 1.3 on 127.0.0.1 with a test CA; the 512 MiB benchmark image ($(numfmt --to=iec "$size")) and its
 bundle ($(numfmt --to=iec "$(stat -c %s "$BUN")")); page cache dropped before each run; medians of $RUNS runs.

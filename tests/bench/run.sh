@@ -212,7 +212,7 @@ PY
 
 # ------------------------------------------------------------ machine facts
 # pkgver PKG: installed Debian version (one line even with several arches)
-pkgver() { dpkg-query -W -f='${Version}\n' "$1" 2>/dev/null | head -1 | grep . || echo 'not installed'; }
+. "$TOP/tests/lib/machine.sh"
 facts() {
 	meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	meta nproc "$(nproc)"

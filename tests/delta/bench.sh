@@ -107,6 +107,9 @@ apply_runs() {
 	local p=$1 i
 	shift
 	for i in $(seq 1 "$RUNS"); do
+		# cold, as for Tandem's installs
+		sync
+		[ "$(id -u)" -ne 0 ] || echo 3 >/proc/sys/vm/drop_caches
 		timed "$p.$i.json" "$@" || return 1
 		[ "$(field "$p.$i.json" rc)" = 0 ] || return 1
 	done
@@ -232,11 +235,13 @@ for pair in $PAIRS; do
 done
 
 # ---- the table
-/usr/bin/python3 - "$CSV" "$RUNS" "$TMO" <<'PY'
+. "$TOP/tests/lib/machine.sh"
+/usr/bin/python3 - "$CSV" "$RUNS" "$TMO" "$(machine_line); xdelta3 $(pkgver xdelta3); bsdiff $(pkgver bsdiff); zstd $(pkgver zstd); liblzma $(pkgver liblzma5); page cache dropped before each apply run" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 runs, tmo = sys.argv[2], sys.argv[3]
 print("### Delta: real root filesystem pairs (v1 -> v2 after security updates)\n")
+print(sys.argv[4] + "\n")
 print(f"Encode runs once per tool (limit {tmo} s); apply is the median of {runs} runs. "
       "Tandem's size is the whole signed bundle; its apply is a device install into slot B "
       "of a simulated device whose slot A holds the base as Tandem installed it "

@@ -43,6 +43,7 @@ mkdir -p "$B" "$SNAP"
 TANDEM=$SNAP/tandem
 TIMG=$SNAP/tandem-image
 . "$TOP/tests/serial/line.sh"
+. "$TOP/tests/lib/machine.sh"
 trap line_down EXIT
 
 # push DIR BAUD BUNDLE IMAGE: one transfer into slot B of the device in
@@ -125,6 +126,8 @@ fi
 
 cat <<EOF
 ### Serial link (\`tandem-image send\` to \`tandem receive\`)
+
+$(machine_line); socat $(pkgver socat).
 
 Simulated 8N1 line: socat pty pairs and a pacing relay (tests/serial/relay.py)
 at the given rate, no faults injected; the whole verified install runs
