@@ -66,12 +66,10 @@ struct pipe {
  * stream from the start and the decoder skips to the offset (lib/delta.h,
  * tnd_delta_dec_skip_to), without reading the base or writing the slot
  * for what is already there. Each time the slot writer's verifier finds
- * a window durable,
- * each time the slot writer's verifier finds a window durable it saves
- * the newest point inside it, in its own thread: a save costs two
- * fsyncs (file and directory), which on the workers' path cost a 512 MiB
- * install 0.2 s. A full ring skips points: only the newest durable one
- * matters.
+ * a window durable it saves the newest point inside it, in its own
+ * thread: a save costs two fsyncs (file and directory), which on the
+ * workers' path cost a 512 MiB install 0.2 s. A full ring skips points:
+ * only the newest durable one matters.
  */
 #define CK_RING 256
 #define CK_STEP (1u << 20)
