@@ -138,7 +138,7 @@ struct tnd_delta_dec {
 	struct {
 		uint64_t off, used;
 		uint32_t len; /* 0: empty */
-	} win[CACHE_CAP / 4096u];
+	} win[CACHE_WINS];
 	uint64_t clock;
 	uint64_t ra_end;  /* the base is being read ahead up to here */
 	uint64_t skip_to; /* target bytes below need not be made (a resume) */
