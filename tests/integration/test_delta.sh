@@ -53,17 +53,24 @@ test_delta_from_stdin() {
 	same_prefix "$D/target.img" "$D/slotB.img" || fail "slot B does not hold the target"
 }
 
-test_delta_wrong_base_refused_before_writing() {
-	setup
-	printf 'X' | dd of="$D/slotA.img" bs=1 seek=12345 conv=notrunc 2>/dev/null
+# refused_for_base BUNDLE: installing BUNDLE is refused as made for another
+# base, naming both hashes, before anything changes (slot B, filled with
+# 'y' first, included).
+refused_for_base() {
 	(set +o pipefail; yes | tr -d '\n' | head -c 16777216 >"$D/slotB.img")
 	snapshot
 	local before
 	before=$(sha256sum <"$D/slotB.img")
 	expect_refusal 13 "delta is for a base with SHA-256 [0-9a-f]\{64\}, but booted slot A holds [0-9a-f]\{64\}" \
-		"$TANDEM" -c "$CONF" install --progress=none "$D/d.tnd"
+		"$TANDEM" -c "$CONF" install --progress=none "$1"
 	assert_untouched
 	[ "$(sha256sum <"$D/slotB.img")" = "$before" ] || fail "slot B was written"
+}
+
+test_delta_wrong_base_refused_before_writing() {
+	setup
+	printf 'X' | dd of="$D/slotA.img" bs=1 seek=12345 conv=notrunc 2>/dev/null
+	refused_for_base "$D/d.tnd"
 }
 
 # setup_recorded: slot A holds the base as Tandem installed it (its record
@@ -92,14 +99,7 @@ test_delta_recorded_other_base_refused() {
 	setup_recorded
 	printf 'other' >>"$D/base.img"
 	build_bundle "$D/other.tnd" "$D/target.img" --base "$D/base.img" --version 2.0
-	(set +o pipefail; yes | tr -d '\n' | head -c 16777216 >"$D/slotB.img")
-	snapshot
-	local before
-	before=$(sha256sum <"$D/slotB.img")
-	expect_refusal 13 "delta is for a base with SHA-256 [0-9a-f]\{64\}, but booted slot A holds [0-9a-f]\{64\}" \
-		"$TANDEM" -c "$CONF" install --progress=none "$D/other.tnd"
-	assert_untouched
-	[ "$(sha256sum <"$D/slotB.img")" = "$before" ] || fail "slot B was written"
+	refused_for_base "$D/other.tnd"
 }
 
 # Slot A changed behind its record (a read-write mount, decay): the first
