@@ -190,6 +190,8 @@ int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int ou
 		}
 		if ((ret = tnd_delta_dec_new(&dec, base_fd, m->base_size, m->image_size)))
 			goto out;
+		/* as the device: the stream is the format the manifest names */
+		tnd_delta_dec_require(dec, m->delta_format);
 	}
 	/* Without its base a delta yields no image: only the chain and the
 	 * records are checked, and nothing is written. */
