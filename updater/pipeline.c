@@ -506,8 +506,10 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		/* Formats 1 and 2 carry no signed CRC-32 of their output: the
 		 * verifier hashes what it reads back, and it must be the signed
 		 * image. Later formats check every 64 KiB before it is written
-		 * (lib/delta.c), and their read-back is a full image's. */
-		if (!tnd_delta_version_checked(r->manifest.delta_format))
+		 * (lib/delta.c), and their read-back is a full image's. A
+		 * resumed install reads back only what it writes: there the
+		 * caller hashes the whole slot afterwards instead. */
+		if (!tnd_delta_version_checked(r->manifest.delta_format) && !o->start_out)
 			tnd_slot_hash_readback(w);
 		p.delta = &delta;
 	}
