@@ -141,11 +141,13 @@ struct sink {
 	int fd;
 };
 
-static int sink_emit(void *ctx, const uint8_t *buf, size_t len)
+/* The delta decoder's emit, and where full payloads go (crc unused). */
+static int sink_emit(void *ctx, const uint8_t *buf, size_t len, uint32_t crc)
 {
 	struct sink *s = ctx;
 	int r;
 
+	(void)crc;
 	tnd_sha256_update(&s->h, buf, len);
 	if (s->fd >= 0 && (r = tnd_write_full(s->fd, buf, len)))
 		return tnd_err_errno(TND_E_IO, -r, "cannot write the image");
@@ -158,7 +160,7 @@ static int consume(struct sink *s, struct tnd_delta_dec *dec, const uint8_t *buf
 {
 	if (dec)
 		return tnd_delta_dec_feed(dec, buf, len, sink_emit, s);
-	return sink_emit(s, buf, len);
+	return sink_emit(s, buf, len, 0);
 }
 
 int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int out_fd,

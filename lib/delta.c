@@ -24,7 +24,7 @@
 
 /* The output buffer is one check span: it is handed out only when the
  * span's CHECK record matched it. */
-#define OUT_CAP	   TND_DELTA_CHECK_SPAN
+#define OUT_CAP	   TND_DELTA_OUT_MAX
 #define CACHE_CAP  65536u
 #define CACHE_WIN  4096u
 #define CACHE_WINS (CACHE_CAP / CACHE_WIN)
@@ -147,7 +147,7 @@ struct tnd_delta_dec {
 #endif
 };
 
-typedef int (*emit_fn)(void *ctx, const uint8_t *buf, size_t len);
+typedef tnd_delta_emit_fn emit_fn;
 
 int tnd_delta_dec_new(struct tnd_delta_dec **out, int base_fd, uint64_t base_size,
 		      uint64_t target_size)
@@ -507,13 +507,15 @@ static int parse_header(struct tnd_delta_dec *d)
 	return 0;
 }
 
-static int flush_out(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
+/* Hands the output buffer out; crc: its CRC-32 when already known. */
+static int flush_out(struct tnd_delta_dec *d, emit_fn emit, void *ctx, const uint32_t *crc)
 {
-	int ret;
+	int ret = 0;
 
 	if (!d->out_len)
 		return 0;
-	ret = span_skipped(d) ? 0 : emit(ctx, d->out, d->out_len);
+	if (!span_skipped(d))
+		ret = emit(ctx, d->out, d->out_len, crc ? *crc : tnd_crc32(d->out, d->out_len));
 	d->out_len = 0;
 	return ret;
 }
@@ -556,7 +558,7 @@ static int run_check(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 				   (unsigned long long)start, (unsigned long long)d->out_pos, got,
 				   want);
 	c->rd += TND_DELTA_CHECK_LEN;
-	r = flush_out(d, emit, ctx);
+	r = flush_out(d, emit, ctx, &got);
 	return r ? r : 1;
 }
 
@@ -790,7 +792,7 @@ static int run_ops(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 		} else {
 			/* (with checks, check_due() has handed a full buffer out) */
 			if (d->out_len == OUT_CAP) {
-				r = flush_out(d, emit, ctx);
+				r = flush_out(d, emit, ctx, NULL);
 				if (r)
 					return r;
 			}
@@ -948,7 +950,7 @@ static int end_stream(struct tnd_delta_dec *d, emit_fn emit, void *ctx)
 			return tnd_err_set(TND_E_FORMAT,
 					   "delta: %u unused bytes in stream %d at the end",
 					   d->s[i].wr - d->s[i].rd, i);
-	r = flush_out(d, emit, ctx);
+	r = flush_out(d, emit, ctx, NULL);
 	if (r)
 		return r;
 	d->st = ST_DONE;

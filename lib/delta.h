@@ -149,6 +149,19 @@ static inline size_t tnd_delta_put_varint(uint8_t *p, uint64_t v)
 
 struct tnd_delta_dec;
 
+/* Largest piece of target the decoder hands out at once: one check span. */
+#define TND_DELTA_OUT_MAX TND_DELTA_CHECK_SPAN
+
+/*
+ * Receives target bytes in order: buf holds len bytes (1 to
+ * TND_DELTA_OUT_MAX, valid during the call) whose CRC-32 (zlib's) is crc,
+ * computed once by the decoder (from format 3 on it is the CRC-32 the
+ * signed op stream names for them), so that the slot writer need not
+ * compute it again. Returns 0 or a negative TND_E_* code, which aborts
+ * decoding and is returned as is.
+ */
+typedef int (*tnd_delta_emit_fn)(void *ctx, const uint8_t *buf, size_t len, uint32_t crc);
+
 /*
  * Creates a decoder. base_fd (borrowed, must stay open until free) is read
  * with pread only, never beyond base_size; the decoder emits exactly
@@ -175,14 +188,12 @@ void tnd_delta_dec_skip_to(struct tnd_delta_dec *d, uint64_t off);
 
 /*
  * Consumes op-stream bytes in any split (down to one byte at a time) and
- * calls emit() with target bytes in order, in pieces of at most 64 KiB.
- * emit returns 0 or a negative TND_E_* code, which aborts decoding and is
- * returned as is. Malformed input is TND_E_FORMAT, a failed base read
- * TND_E_IO. After an error the decoder only accepts tnd_delta_dec_free().
+ * calls emit() with target bytes in order (see tnd_delta_emit_fn).
+ * Malformed input is TND_E_FORMAT, a failed base read TND_E_IO. After an
+ * error the decoder only accepts tnd_delta_dec_free().
  */
 int tnd_delta_dec_feed(struct tnd_delta_dec *d, const uint8_t *data, size_t len,
-		       int (*emit)(void *ctx, const uint8_t *buf, size_t len),
-		       void *ctx) TND_MUST_CHECK;
+		       tnd_delta_emit_fn emit, void *ctx) TND_MUST_CHECK;
 
 /* After the last byte: TND_E_FORMAT unless the stream ended cleanly with
  * exactly target_size bytes emitted. */

@@ -149,10 +149,9 @@ struct tnd_delta_out {
 /* The decoder hands out its output in pieces of at most 64 KiB (each
  * checked against its signed CRC-32 first, from format 3 on): written as
  * they come, zero runs (common in filesystem images) without writes. */
-static int delta_emit(void *ctx, const uint8_t *data, size_t len)
+static int delta_emit(void *ctx, const uint8_t *data, size_t len, uint32_t crc)
 {
 	struct tnd_delta_out *d = ctx;
-	uint32_t crc;
 	int ret;
 
 	/* a resume: the slot holds the image up to start */
@@ -164,8 +163,8 @@ static int delta_emit(void *ctx, const uint8_t *data, size_t len)
 		data += d->start - d->off;
 		len -= (size_t)(d->start - d->off);
 		d->off = d->start;
+		crc = tnd_crc32(data, len); /* of the part written */
 	}
-	crc = tnd_crc32(data, len);
 	if (tnd_is_zero(data, len))
 		ret = tnd_slot_zero(d->w, d->off, len);
 	else

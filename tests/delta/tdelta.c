@@ -88,9 +88,11 @@ static int cmd_diff(int argc, char **argv)
 	return 0;
 }
 
-static int emit_fd(void *ctx, const uint8_t *buf, size_t len)
+static int emit_fd(void *ctx, const uint8_t *buf, size_t len, uint32_t crc)
 {
 	int r = tnd_write_full(*(int *)ctx, buf, len);
+
+	(void)crc;
 
 	return r ? tnd_err_errno(TND_E_IO, -r, "cannot write the output") : 0;
 }

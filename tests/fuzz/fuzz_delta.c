@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "chunk.h"
 #include "delta.h"
 #include "fuzz_common.h"
 #include "util.h"
@@ -65,11 +66,12 @@ struct sink {
 	int fail_after_first;
 };
 
-static int emit(void *ctx, const uint8_t *buf, size_t len)
+static int emit(void *ctx, const uint8_t *buf, size_t len, uint32_t crc)
 {
 	struct sink *s = ctx;
 
-	FUZZ_ASSERT(len > 0 && len <= 65536);
+	FUZZ_ASSERT(len > 0 && len <= TND_DELTA_OUT_MAX);
+	FUZZ_ASSERT(crc == tnd_crc32(buf, len));
 	s->total += len;
 	FUZZ_ASSERT(s->total <= s->target);
 	/* Touch every byte so ASan checks the whole piece is readable. */

@@ -20,14 +20,17 @@ struct sink {
 	int calls;
 };
 
-static int sink_emit(void *ctx, const uint8_t *buf, size_t len)
+/* Collects the output; the CRC-32 the decoder hands over must be the
+ * output's (the device writes it into the slot's read-back records). */
+static int sink_emit(void *ctx, const uint8_t *buf, size_t len, uint32_t crc)
 {
 	struct sink *s = ctx;
 
 	s->calls++;
 	if (s->fail_at && s->calls == s->fail_at)
 		return tnd_err_set(TND_E_SLOT_IO, "test: emit refused");
-	assert_true(len > 0 && len <= 65536);
+	assert_true(len > 0 && len <= TND_DELTA_OUT_MAX);
+	assert_int_equal(crc, tnd_crc32(buf, len));
 	if (s->len + len > s->cap) {
 		s->cap = (s->len + len) * 2;
 		s->buf = realloc(s->buf, s->cap);
