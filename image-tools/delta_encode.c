@@ -88,6 +88,7 @@ struct enc {
 	int64_t *bucket; /* SA start index by 2- or 3-byte prefix (kbytes) */
 	int kbytes;
 	int gain;	     /* bytes a new match must beat the current alignment by */
+	int gain_far;	     /* ... when it lies more than FAR_JUMP away from it */
 	const uint8_t *text; /* suffix-array text: the base without zero blocks */
 	uint8_t *text_own;
 	int64_t tn;
@@ -412,7 +413,23 @@ static int64_t blk_lookup(const struct enc *e, const struct blk_table *t, const 
  * larger; 3 or less floods squashfs with ops). The target's
  * compressibility is sampled with fast deflate on 1/16 of its 64 KiB
  * pieces.
+ *
+ * A match more than FAR_JUMP away from the current alignment must beat
+ * it by gain_far instead. In compressible data (recompiled code, text)
+ * the suffix array finds 10- to 30-byte matches all over the base that
+ * lead nowhere: each became a short ADD that made the device read a
+ * page at a random place in its base for a few bytes, which saved less
+ * in op-stream size than the jump cost in control bytes. A real new
+ * alignment (the old copy of a moved file) soon shows a longer match,
+ * and the backward extension then takes back the bytes skipped before
+ * it. Measured on the ext4 pair: gain_far 24 makes 38% fewer ops, a
+ * delta 2.3% smaller, and 65% fewer base reads on the device (decoding
+ * 0.31 s -> 0.22 s from a cold cache); 48 or 96 read little less and
+ * grow the delta. Incompressible data has no chance matches of that
+ * length: there every match is real and the gain stays 4.
  */
+#define FAR_JUMP (64 * 1024)
+
 static int match_gain(const struct enc *e)
 {
 	uint64_t in = 0, out = 0;
@@ -442,6 +459,11 @@ static int match_gain(const struct enc *e)
 	deflateEnd(&zs);
 	free(buf);
 	return in && out * 10 > in * 9 ? 4 : 8;
+}
+
+static int far_gain(int gain)
+{
+	return gain == 4 ? 4 : 3 * gain;
 }
 
 static int seg_add(struct enc *e, size_t *cap, bool copy, uint64_t t0, uint64_t t1, uint64_t bpos)
@@ -586,6 +608,12 @@ static int push_extra(struct opvec *ops, const struct enc *e, int64_t t, int64_t
 	return vec_push(ops, TND_DELTA_OP_EXTRA, (uint64_t)(len - start), 0);
 }
 
+/* Is alignment off (base - target) more than FAR_JUMP from lastoff? */
+static inline bool far_from(int64_t off, int64_t lastoff)
+{
+	return off - lastoff > FAR_JUMP || lastoff - off > FAR_JUMP;
+}
+
 static inline bool same_at(const struct enc *e, int64_t t, int64_t off)
 {
 	int64_t b = t + off;
@@ -597,8 +625,9 @@ static inline bool same_at(const struct enc *e, int64_t t, int64_t off)
  * bsdiff's matching loop over target[t0..t1): walk the target; at each
  * position find the longest exact match anywhere in the base and compare
  * it with how well the current alignment (lastoff) still does. A clearly
- * better match (8+ bytes) starts a new alignment: the stretch since the
- * last one is split into a forward-extended ADD on the old alignment, a
+ * better match (by e->gain bytes, or e->gain_far when it lies far from the
+ * current alignment: see match_gain) starts a new alignment: the stretch
+ * since the last one is split into a forward-extended ADD on the old alignment, a
  * backward-extended ADD on the new one, and EXTRA bytes between them. The
  * extensions keep going while at least half the bytes match, which is what
  * turns recompiled code (shifted addresses) into mostly-zero diff bytes.
@@ -611,14 +640,15 @@ static int scan_seg(const struct enc *e, struct seg *sg)
 	int r;
 
 	while (scan < t1) {
-		int64_t oldscore = 0, scsc;
+		int64_t oldscore = 0, scsc, gain;
 
 		for (scsc = scan += len; scan < t1; scan++) {
 			len = longest_match(e, n + scan, t1 - scan, &pos);
 			for (; scsc < scan + len; scsc++)
 				if (same_at(e, scsc, lastoff))
 					oldscore++;
-			if ((len == oldscore && len != 0) || len > oldscore + e->gain)
+			gain = far_from(pos - scan, lastoff) ? e->gain_far : e->gain;
+			if ((len == oldscore && len != 0) || len > oldscore + gain)
 				break;
 			if (same_at(e, scan, lastoff))
 				oldscore--;
@@ -1441,6 +1471,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 
 	/* 1. suffix array on its own thread while the block pass runs here */
 	e.gain = match_gain(&e);
+	e.gain_far = far_gain(e.gain);
 	ret = pack_text(&e);
 	if (ret)
 		goto out;

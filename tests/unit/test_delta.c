@@ -728,6 +728,52 @@ static void test_check_catches_changed_base(void **state)
 	free_pair(&p);
 }
 
+/*
+ * Short chance matches far away are not worth a jump: a region of new
+ * code holding 16-byte pieces of a distant, random part of the base. Each
+ * piece is an exact match that bsdiff's rule (8 bytes better than the
+ * current alignment) takes, making the device read a page of that far
+ * part for 16 bytes; a far jump must be 24 bytes better. Proved from the
+ * outside: the delta still applies to a base whose far part is changed,
+ * so it never reads it.
+ */
+static void test_far_chance_matches(void **state)
+{
+	const char *dir = *state;
+	size_t half = 1u << 20, r0 = 256u << 10, r1 = 512u << 10, i, blen;
+	uint8_t *b = code_buf(2 * half), *far = rnd_buf(half), *fresh = code_buf(r1 - r0), *t;
+	char path[PATH_MAX];
+	struct sink s = {0};
+	struct pair p;
+	int fd;
+
+	memcpy(b + half, far, half);
+	t = malloc(half);
+	assert_non_null(t);
+	memcpy(t, b, half);
+	memcpy(t + r0, fresh, r1 - r0);
+	for (i = r0; i + 16 <= r1; i += 100)
+		memcpy(t + i, far + (i * 7919) % (half - 16), 16);
+	encode_pair(&p, dir, b, 2 * half, t, half);
+	for (i = half; i < 2 * half; i++)
+		b[i] ^= 0xff;
+	snprintf(path, sizeof(path), "%s/far-changed", dir);
+	tu_write_file(path, b, 2 * half);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	blen = 2 * half;
+	assert_int_equal(decode(fd, blen, half, p.op, p.op_len, 65536, &s), 0);
+	assert_int_equal(s.len, half);
+	assert_memory_equal(s.buf, t, half);
+	close(fd);
+	free(s.buf);
+	free_pair(&p);
+	free(t);
+	free(fresh);
+	free(far);
+	free(b);
+}
+
 /* Resuming: with skip_to, the decoder emits the target from the check
  * span that holds it on, exactly. */
 static void test_skip_to(void **state)
@@ -813,6 +859,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_frame_flood, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_checks, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_skip_to, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_far_chance_matches, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_check_catches_changed_base, setup_dir,
 					    teardown_dir),
 	};
