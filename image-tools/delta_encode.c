@@ -2,14 +2,14 @@
 /*
  * Delta encoder: base + target images -> op stream (docs/delta-format.md).
  *
- * 1. Index: a suffix array of the whole base (libdivsufsort, on its own
- *    thread) and, meanwhile, a hash table of the base's aligned blocks.
+ * 1. Index: a hash index of the base (every 8th position, keyed by the 8
+ *    bytes there) and a hash table of the base's aligned blocks.
  * 2. Whole-block reuse: every aligned target block that equals some base
  *    block becomes a COPY; continuing the previous block's base run is
  *    preferred so runs merge into one op.
- * 3. The regions between are scanned bsdiff-style against the suffix
- *    array: approximate matches become ADD (target - base bytewise, mostly
- *    zero and compressing very well), the rest EXTRA. Regions are split in
+ * 3. The regions between are scanned bsdiff-style against the index:
+ *    approximate matches become ADD (target - base bytewise, mostly zero
+ *    and compressing very well), the rest EXTRA. Regions are split in
  *    pieces and scanned by all threads.
  * 4. The ops are written to three raw sub-streams (control, diff, extra),
  *    each compressed as one deflate stream with a sync flush every frame,
@@ -32,16 +32,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <divsufsort.h>
-#include <divsufsort64.h>
 #include <zlib.h>
 
 #include "util.h"
 
 /* Scan regions longer than this are cut so threads share the work. */
 #define PIECE_MAX (1u << 20)
-/* Longest match the suffix-array search reports; longer ones are simply
- * found again from where the previous one ended. Bounds memcmp work. */
+/* Longest match the index search reports; longer ones are simply found
+ * again from where the previous one ended. Bounds memcmp work. */
 #define MATCH_CAP (1 << 16)
 /* ADD spans with at least this many equal bytes become a COPY: saves the
  * zero diff bytes (and decoder work) for a few control bytes. */
@@ -74,26 +72,15 @@ struct seg {
 	int err;
 };
 
-struct run {
-	int64_t c, b;
-};
-
 struct enc {
 	const uint8_t *base, *tgt;
 	int64_t bsz, tsz;
 	unsigned bs, threads;
 	int level;
-	int32_t *sa32; /* suffix array: one of the two, by base size */
-	int64_t *sa64;
-	int64_t *bucket; /* SA start index by 2- or 3-byte prefix (kbytes) */
-	int kbytes;
-	int gain;	     /* bytes a new match must beat the current alignment by */
-	int gain_far;	     /* ... when it lies more than FAR_JUMP away from it */
-	const uint8_t *text; /* suffix-array text: the base without zero blocks */
-	uint8_t *text_own;
-	int64_t tn;
-	struct run *runs; /* text[c..] is base[b..] up to the next run */
-	size_t nruns;
+	uint32_t *idx; /* IDX_WAYS base positions per bucket: pos / IDX_STEP + 1 */
+	uint64_t nbuckets;
+	int gain;     /* bytes a new match must beat the current alignment by */
+	int gain_far; /* ... when it lies more than FAR_JUMP away from it */
 	struct seg *segs;
 	size_t nsegs;
 	atomic_size_t next_seg;
@@ -162,110 +149,74 @@ static int bv_put(struct bytevec *b, const void *p, size_t n)
 
 /* ------------------------------------------------------------ index */
 
-static inline int64_t sa_get(const struct enc *e, int64_t i)
-{
-	return e->sa32 ? e->sa32[i] : e->sa64[i];
-}
-
 /*
- * The suffix array indexes the base without its all-zero blocks: on a
- * filesystem image they are the free space (40% of the ext4 test image),
- * they slow the sort down, and they are matched better by the block pass
- * and FILL ops. runs[] maps the packed text back to base offsets.
+ * The base's hash index: every IDX_STEP-th position, keyed by the IDX_KEY
+ * bytes from there, in buckets that keep the last IDX_WAYS positions of
+ * their keys. All-zero blocks are left out: on a filesystem image they
+ * are the free space, matched better by the block pass and FILL ops.
+ *
+ * It replaced a suffix array of the base (libdivsufsort), which finds the
+ * longest match of any length but costs 4 bytes per base byte, a copy of
+ * the base without its zero blocks and a 16M-entry prefix table: 1.25 GB
+ * for the squashfs bench pair with its xz contents expanded, 3.4 times
+ * bsdiff's peak, and 40% of the encode time sorting. The index costs half
+ * a byte per base byte and a fraction of a second to build. A match it
+ * finds starts on an indexed position, up to IDX_STEP - 1 bytes after
+ * where it really starts: the scan's backward extension takes those back.
+ * Measured on the bench pairs (docs/performance.md): deltas 2 to 6%
+ * larger than with the suffix array, encoding several times faster in a
+ * fraction of the memory.
  */
-static int pack_text(struct enc *e)
+#define IDX_KEY	 8
+#define IDX_STEP 8
+#define IDX_WAYS 8
+
+static inline uint64_t idx_key(const uint8_t *p)
 {
-	int64_t nb = (e->bsz + e->bs - 1) / e->bs, i, nz = 0;
-	uint8_t *t;
-	size_t cap = 64;
+	uint64_t w;
 
-	for (i = 0; i + 1 < nb; i++)
-		nz += tnd_is_zero(e->base + i * e->bs, e->bs);
-	e->runs = malloc(cap * sizeof(*e->runs));
-	if (!e->runs)
-		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
-	if (nz * e->bs < e->bsz / 16) {
-		/* not worth a copy */
-		e->text = e->base;
-		e->tn = e->bsz;
-		e->runs[0].c = 0;
-		e->runs[0].b = 0;
-		e->nruns = 1;
-		return 0;
-	}
-	t = malloc((size_t)(e->bsz - nz * e->bs));
-	if (!t)
-		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
-	e->text_own = t;
-	e->text = t;
-	for (i = 0; i < nb; i++) {
-		int64_t off = i * e->bs, n = e->bsz - off < e->bs ? e->bsz - off : e->bs;
+	memcpy(&w, p, IDX_KEY);
+	w *= 0x9e3779b97f4a7c15ull;
+	return w ^ (w >> 29);
+}
 
-		if (i + 1 < nb && tnd_is_zero(e->base + off, (size_t)n))
-			continue;
-		if (!e->nruns ||
-		    e->runs[e->nruns - 1].b + (e->tn - e->runs[e->nruns - 1].c) != off) {
-			if (e->nruns == cap) {
-				struct run *nr = realloc(e->runs, cap * 2 * sizeof(*nr));
+static inline uint32_t *idx_bucket(const struct enc *e, const uint8_t *p)
+{
+	/* multiply-shift maps the key onto any number of buckets */
+	return e->idx + (size_t)(((unsigned __int128)idx_key(p) * e->nbuckets) >> 64) * IDX_WAYS;
+}
 
-				if (!nr)
-					return tnd_err_set(TND_E_NOMEM,
-							   "delta encoder: out of memory");
-				e->runs = nr;
-				cap *= 2;
-			}
-			e->runs[e->nruns].c = e->tn;
-			e->runs[e->nruns].b = off;
-			e->nruns++;
+static int build_index(struct enc *e)
+{
+	uint64_t n = (uint64_t)e->bsz / IDX_STEP + 1, p;
+	int64_t blk = -1;
+	bool zero = false;
+
+	if (n >= UINT32_MAX)
+		return tnd_err_set(TND_E_USAGE,
+				   "delta encoder: bases of over %llu GiB are not supported",
+				   (unsigned long long)((uint64_t)UINT32_MAX * IDX_STEP >> 30));
+	e->nbuckets = (n + IDX_WAYS - 1) / IDX_WAYS;
+	e->idx = calloc(e->nbuckets * IDX_WAYS, sizeof(*e->idx));
+	if (!e->idx)
+		return tnd_err_set(TND_E_NOMEM, "delta encoder: no memory for the index");
+	for (p = 0; p + IDX_KEY <= (uint64_t)e->bsz; p += IDX_STEP) {
+		uint32_t *b;
+
+		if ((int64_t)(p / e->bs) != blk) {
+			int64_t off;
+
+			blk = (int64_t)(p / e->bs);
+			off = blk * e->bs;
+			zero = tnd_is_zero(e->base + off,
+					   (size_t)(e->bsz - off < e->bs ? e->bsz - off : e->bs));
 		}
-		memcpy(t + e->tn, e->base + off, (size_t)n);
-		e->tn += n;
+		if (zero)
+			continue;
+		b = idx_bucket(e, e->base + p);
+		memmove(b + 1, b, (IDX_WAYS - 1) * sizeof(*b));
+		b[0] = (uint32_t)(p / IDX_STEP + 1);
 	}
-	return 0;
-}
-
-static void *sa_thread(void *arg)
-{
-	struct enc *e = arg;
-	int r;
-
-	if (e->sa32)
-		r = divsufsort(e->text, e->sa32, (saidx_t)e->tn);
-	else
-		r = divsufsort64(e->text, e->sa64, e->tn);
-	return r ? (void *)1 : NULL;
-}
-
-/* Bucket key: the first 2 or 3 bytes (kbytes), zero-padded at the end. */
-static inline uint32_t bkey(const struct enc *e, const uint8_t *p, int64_t left)
-{
-	uint32_t k = (uint32_t)p[0] << 8 | (left > 1 ? p[1] : 0);
-
-	if (e->kbytes == 3)
-		k = k << 8 | (left > 2 ? p[2] : 0);
-	return k;
-}
-
-/* Bucket boundaries by two- or three-byte prefix (a short suffix at the
- * text end counts as zero-padded, which is also where it sorts), so a
- * search starts in a much smaller range: fewer cache-missing steps. Big
- * texts get 16M buckets, small ones 64K (cheaper to set up). */
-static int build_buckets(struct enc *e)
-{
-	int64_t *b, i, sum = 0, nbk;
-
-	e->kbytes = e->tn >= (1 << 22) ? 3 : 2;
-	nbk = (int64_t)1 << (8 * e->kbytes);
-	b = calloc((size_t)nbk + 1, sizeof(*b));
-	if (!b)
-		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
-	for (i = 0; i < e->tn; i++)
-		b[bkey(e, e->text + i, e->tn - i) + 1]++;
-	for (i = 0; i <= nbk; i++) {
-		sum += b[i];
-		b[i] = sum;
-	}
-	e->bucket = b;
 	return 0;
 }
 
@@ -287,58 +238,38 @@ static inline int64_t match_len(const uint8_t *a, int64_t alen, const uint8_t *b
 	return i;
 }
 
-/* Maps a match in the packed text to the base, cut at the end of its run. */
-static int64_t to_base(const struct enc *e, int64_t c, int64_t len, int64_t *pos)
+/*
+ * Longest match of p[0..plen) in the base among the index's candidates
+ * and at base offset hint (the current alignment; -1: none); returns its
+ * length, *pos its base offset.
+ */
+static int64_t longest_match(const struct enc *e, const uint8_t *p, int64_t plen, int64_t hint,
+			     int64_t *pos)
 {
-	size_t lo = 0, hi = e->nruns;
-	int64_t end;
-
-	while (hi - lo > 1) {
-		size_t mid = (lo + hi) / 2;
-
-		if (e->runs[mid].c <= c)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	end = lo + 1 < e->nruns ? e->runs[lo + 1].c : e->tn;
-	*pos = e->runs[lo].b + (c - e->runs[lo].c);
-	return c + len > end ? end - c : len;
-}
-
-/* Longest match of p[0..plen) in the base; returns its length, *pos its
- * base offset. The suffix array is binary-searched inside the bucket. */
-static int64_t longest_match(const struct enc *e, const uint8_t *p, int64_t plen, int64_t *pos)
-{
-	int64_t lo, hi, x, y;
+	const uint32_t *b;
+	int64_t best = 0;
+	unsigned i;
 
 	*pos = 0;
 	if (plen > MATCH_CAP)
 		plen = MATCH_CAP;
-	if (e->tn == 0 || plen < 3)
-		return 0; /* too short to be worth an op anyway */
-	{
-		uint32_t k = bkey(e, p, plen);
-
-		lo = e->bucket[k];
-		hi = e->bucket[k + 1] - 1;
-		if (hi < lo)
-			return 0;
+	if (hint >= 0 && hint < e->bsz) {
+		best = match_len(e->base + hint, e->bsz - hint, p, plen);
+		*pos = hint;
 	}
-	while (hi - lo > 1) {
-		int64_t mid = lo + (hi - lo) / 2, s = sa_get(e, mid);
-		int64_t n = e->tn - s < plen ? e->tn - s : plen;
+	if (plen < IDX_KEY)
+		return best;
+	b = idx_bucket(e, p);
+	for (i = 0; i < IDX_WAYS && b[i]; i++) {
+		int64_t c = (int64_t)(b[i] - 1) * IDX_STEP;
+		int64_t n = match_len(e->base + c, e->bsz - c, p, plen);
 
-		if (memcmp(e->text + s, p, (size_t)n) < 0)
-			lo = mid;
-		else
-			hi = mid;
+		if (n > best) {
+			best = n;
+			*pos = c;
+		}
 	}
-	x = match_len(e->text + sa_get(e, lo), e->tn - sa_get(e, lo), p, plen);
-	y = match_len(e->text + sa_get(e, hi), e->tn - sa_get(e, hi), p, plen);
-	if (y > x)
-		return to_base(e, sa_get(e, hi), y, pos);
-	return to_base(e, sa_get(e, lo), x, pos);
+	return best;
 }
 
 static uint64_t blk_hash(const uint8_t *p, size_t n)
@@ -416,13 +347,13 @@ static int64_t blk_lookup(const struct enc *e, const struct blk_table *t, const 
  *
  * A match more than FAR_JUMP away from the current alignment must beat
  * it by gain_far instead. In compressible data (recompiled code, text)
- * the suffix array finds 10- to 30-byte matches all over the base that
- * lead nowhere: each became a short ADD that made the device read a
- * page at a random place in its base for a few bytes, which saved less
+ * there are 10- to 30-byte matches all over the base that lead nowhere: each became a short ADD
+ * that made the device read a page at a random place in its base for a few bytes, which saved less
  * in op-stream size than the jump cost in control bytes. A real new
  * alignment (the old copy of a moved file) soon shows a longer match,
  * and the backward extension then takes back the bytes skipped before
- * it. Measured on the ext4 pair: gain_far 24 makes 38% fewer ops, a
+ * it. Measured on the ext4 pair (with a suffix array as the index, which
+ * found every such match): gain_far 24 makes 38% fewer ops, a
  * delta 2.3% smaller, and 65% fewer base reads on the device (decoding
  * 0.31 s -> 0.22 s from a cold cache); 48 or 96 read little less and
  * grow the delta. Incompressible data has no chance matches of that
@@ -643,7 +574,7 @@ static int scan_seg(const struct enc *e, struct seg *sg)
 		int64_t oldscore = 0, scsc, gain;
 
 		for (scsc = scan += len; scan < t1; scan++) {
-			len = longest_match(e, n + scan, t1 - scan, &pos);
+			len = longest_match(e, n + scan, t1 - scan, scan + lastoff, &pos);
 			for (; scsc < scan + len; scsc++)
 				if (same_at(e, scsc, lastoff))
 					oldscore++;
@@ -1408,8 +1339,6 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	struct bytevec raw[TND_DELTA_NSTREAMS];
 	struct cstream cs[TND_DELTA_NSTREAMS];
 	struct writer *w = NULL;
-	pthread_t sa_tid;
-	bool sa_running = false;
 	double t0 = tnd_now_mono(), t1;
 	uint8_t hdr[TND_DELTA_HDR_LEN];
 	size_t i;
@@ -1441,10 +1370,8 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	/* 0. the images as the matcher sees them: xz streams expanded */
 #ifdef CONFIG_DELTA_XZ
 	if (!(o && o->no_xz)) {
-		ret = tnd_xzmap_base(base_img, (uint64_t)base_len, e.threads, &bm);
-		if (!ret)
-			ret = tnd_xzmap_target(tgt_img, (uint64_t)tgt_len, base_img, &bm, e.threads,
-					       o && o->verbose, &tm);
+		ret = tnd_xzmap_pair(base_img, (uint64_t)base_len, tgt_img, (uint64_t)tgt_len,
+				     e.threads, o && o->verbose, &bm, &tm);
 	} else
 #endif
 	{
@@ -1463,46 +1390,27 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	e.tgt = tm.data;
 	e.tsz = (int64_t)tm.size;
 	st.t_xz = tnd_now_mono() - t0;
+	/* An expanded image is a copy: the mapped one need not stay resident
+	 * while the index is built and searched (the target's is read again,
+	 * in order, for the checks). */
+	if (bm.own)
+		madvise((void *)base_img, (size_t)base_len, MADV_DONTNEED);
+	if (tm.own)
+		madvise((void *)tgt_img, (size_t)tgt_len, MADV_DONTNEED);
 	if (o && o->verbose && (bm.streams || tm.streams))
 		fprintf(stderr,
 			"delta: xz streams scanned in %.1f s; expanded base %lld, target %lld "
 			"bytes\n",
 			st.t_xz, (long long)e.bsz, (long long)e.tsz);
 
-	/* 1. suffix array on its own thread while the block pass runs here */
+	/* 1. indexes */
 	e.gain = match_gain(&e);
 	e.gain_far = far_gain(e.gain);
-	ret = pack_text(&e);
-	if (ret)
-		goto out;
-	if (e.tn < INT32_MAX)
-		e.sa32 = malloc((size_t)(e.tn ? e.tn : 1) * sizeof(*e.sa32));
-	else
-		e.sa64 = malloc((size_t)e.tn * sizeof(*e.sa64));
-	if (!e.sa32 && !e.sa64) {
-		ret = tnd_err_set(TND_E_NOMEM, "delta encoder: no memory for the suffix array");
-		goto out;
-	}
-	if (e.tn) {
-		if (pthread_create(&sa_tid, NULL, sa_thread, &e)) {
-			ret = tnd_err_set(TND_E_NOMEM, "delta encoder: cannot start a thread");
-			goto out;
-		}
-		sa_running = true;
-	}
-	ret = build_buckets(&e);
+	ret = build_index(&e);
 	if (!ret)
 		ret = blk_table_build(&e, &bt);
 	if (!ret)
 		ret = plan_segments(&e, &bt, &st.block_bytes);
-	if (sa_running) {
-		void *res;
-
-		pthread_join(sa_tid, &res);
-		sa_running = false;
-		if (res && !ret)
-			ret = tnd_err_set(TND_E_INTERNAL, "delta encoder: suffix sort failed");
-	}
 	if (ret)
 		goto out;
 	t1 = tnd_now_mono();
@@ -1521,14 +1429,8 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 		}
 	st.t_match = tnd_now_mono() - t1;
 	t1 = tnd_now_mono();
-	free(e.sa32);
-	free(e.sa64);
-	free(e.bucket);
-	free(e.text_own);
-	e.sa32 = NULL;
-	e.sa64 = NULL;
-	e.bucket = NULL;
-	e.text_own = NULL;
+	free(e.idx);
+	e.idx = NULL;
 
 	/* 3. sub-streams, compressed in parallel */
 	ret = build_streams(&e, &bm, &tm, tgt_img, (uint64_t)tgt_len, raw, &st, &v2);
@@ -1604,11 +1506,7 @@ out:
 	free(e.segs);
 	free(bt.hash);
 	free(bt.pos);
-	free(e.bucket);
-	free(e.text_own);
-	free(e.runs);
-	free(e.sa32);
-	free(e.sa64);
+	free(e.idx);
 	tnd_xzmap_free(&bm);
 	tnd_xzmap_free(&tm);
 	if (base_img)

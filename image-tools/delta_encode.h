@@ -3,7 +3,7 @@
  * Delta encoder (host side): writes the op stream of lib/delta.h for a
  * base -> target image pair. Whole-block reuse (aligned blocks found
  * anywhere in the base, as filesystems move files) plus bsdiff-style
- * approximate matching of the changed regions against a suffix array of
+ * approximate matching of the changed regions against a hash index of
  * the whole base; control, diff and extra bytes go to separate compressed
  * sub-streams (the trick that makes bsdiff's diffs small).
  */
@@ -49,8 +49,10 @@ struct tnd_delta_stats {
  * Writes the op stream for base_path -> target_path to out_fd (borrowed,
  * written sequentially from its current position). o may be NULL for the
  * defaults; st may be NULL. The images are mapped read-only; host memory
- * is about base + target + 4 bytes per base byte (suffix array) for bases
- * under 2 GiB, 8 bytes per base byte above.
+ * is about base + target + half a byte per base byte (the index), plus
+ * the diff bytes of ADD ops before they are compressed; with xz streams
+ * rebuilt, both expanded images instead of the mapped ones. Bases of up
+ * to 32 GiB.
  */
 int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 		     const struct tnd_delta_enc_opts *o, struct tnd_delta_stats *st) TND_MUST_CHECK;

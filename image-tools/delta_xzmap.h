@@ -2,8 +2,8 @@
 /*
  * The delta encoder's view of xz streams in an image (format version 2,
  * docs/delta-format.md): an "expanded" copy of the image in which xz
- * streams are replaced by (target) or followed by (base) their contents,
- * and the map from expanded offsets back to the image. The encoder diffs
+ * streams are replaced by their contents, and the map from expanded
+ * offsets back to the image. The encoder diffs
  * the expanded target against the expanded base and translates each op
  * through the maps. Without xz streams (or without CONFIG_DELTA_XZ) the
  * map is one raw piece and the expanded image is the image itself.
@@ -48,15 +48,15 @@ struct xz_map {
 int tnd_xzmap_plain(const uint8_t *img, uint64_t size, struct xz_map *m) TND_MUST_CHECK;
 
 #ifdef CONFIG_DELTA_XZ
-/* Base: every decodable xz stream stays in place and its content follows
- * it, so ops can read either. */
-int tnd_xzmap_base(const uint8_t *img, uint64_t size, unsigned threads,
-		   struct xz_map *m) TND_MUST_CHECK;
-/* Target: xz streams that liblzma rebuilds bit for bit and that are not
- * byte-identical to a stream of the base are replaced by their contents. */
-int tnd_xzmap_target(const uint8_t *img, uint64_t size, const uint8_t *base,
-		     const struct xz_map *bm, unsigned threads, int verbose,
-		     struct xz_map *m) TND_MUST_CHECK;
+/*
+ * Both images' maps. Target: xz streams that liblzma rebuilds bit for bit
+ * and that the base does not hold byte for byte are replaced by their
+ * contents. Base: streams the target does not hold are replaced by their
+ * contents (for XCOPY/XADD), the others stay as they are (for COPY).
+ */
+int tnd_xzmap_pair(const uint8_t *base, uint64_t bsize, const uint8_t *tgt, uint64_t tsize,
+		   unsigned threads, int verbose, struct xz_map *bm,
+		   struct xz_map *tm) TND_MUST_CHECK;
 #endif
 
 /* Index of the piece holding expanded offset x (x < m->size). */

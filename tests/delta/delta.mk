@@ -6,7 +6,7 @@
 # libdivsufsort is needed by the encoder (image-tools/) only. The device
 # binary must not link it, so it is added to the host targets' links
 # rather than to the shared LIB_LDLIBS.
-HOST_LDLIBS := -ldivsufsort -ldivsufsort64
+HOST_LDLIBS :=
 
 $(O)/tandem-image $(UNIT_BINS) $(O)/tdelta: LIB_LDLIBS += $(HOST_LDLIBS)
 
