@@ -110,13 +110,22 @@ static int mem_input(void *ctx, const uint8_t **p, size_t *n)
 	return 0;
 }
 
+/* A thread's own: scratch (content, then room for its recompression)
+ * and liblzma's memory, kept from one stream to the next. */
+struct worker {
+	uint8_t *scratch;
+	struct tnd_dxz_mem mem;
+};
+
+#define SCRATCH_SIZE (XZ_CAP + tnd_dxz_bound(XZ_CAP))
+
 /* Decodes the stream at img + c->off into out (cap bytes). */
-static int decode_at(const uint8_t *img, uint64_t size, const struct cand *c, uint8_t *out,
-		     uint32_t cap, uint32_t *ulen, uint64_t *clen)
+static int decode_at(struct worker *w, const uint8_t *img, uint64_t size, const struct cand *c,
+		     uint8_t *out, uint32_t cap, uint32_t *ulen, uint64_t *clen)
 {
 	struct mem_in in = {img + c->off, (size_t)(size - c->off), false};
 
-	return tnd_dxz_decode(mem_input, &in, out, cap, ulen, clen);
+	return tnd_dxz_decode(&w->mem, mem_input, &in, out, cap, ulen, clen);
 }
 
 /* Hash of a stream's bytes, to find streams both images have. */
@@ -137,16 +146,16 @@ struct job {
 	uint8_t *out; /* expand_cand: the expanded image */
 	atomic_size_t next;
 	atomic_int err;
-	int (*fn)(struct job *j, struct cand *c, uint8_t *scratch);
+	int (*fn)(struct job *j, struct cand *c, struct worker *w);
 };
 
 /* Is there a stream at c->off? Its lengths and hash, nothing kept. */
-static int scan_cand(struct job *j, struct cand *c, uint8_t *scratch)
+static int scan_cand(struct job *j, struct cand *c, struct worker *w)
 {
 	uint64_t clen;
 	uint32_t ulen;
 
-	if (decode_at(j->img, j->size, c, scratch, XZ_CAP, &ulen, &clen))
+	if (decode_at(w, j->img, j->size, c, w->scratch, XZ_CAP, &ulen, &clen))
 		return 0; /* not a stream for us: stays raw */
 	c->ulen = ulen;
 	c->clen = clen;
@@ -154,22 +163,22 @@ static int scan_cand(struct job *j, struct cand *c, uint8_t *scratch)
 	return 0;
 }
 
-/* Does preset p rebuild the stream (content in[0..ulen)) exactly? */
-static bool rebuilds(const struct job *j, const struct cand *c, const uint8_t *in,
-		     struct tnd_dxz_settings *set, uint8_t preset, uint8_t *scratch)
+/* Does preset p rebuild the stream, whose content is in w's scratch,
+ * exactly? */
+static bool rebuilds(const struct job *j, const struct cand *c, struct worker *w,
+		     struct tnd_dxz_settings *set, uint8_t preset)
 {
+	uint8_t *out = w->scratch + XZ_CAP;
 	size_t got;
 
 	set->preset = preset;
-	return !tnd_dxz_encode(set, in, c->ulen, scratch, tnd_dxz_bound(XZ_CAP), &got) &&
-	       got == c->clen && memcmp(scratch, j->img + c->off, got) == 0;
+	return !tnd_dxz_encode(&w->mem, set, w->scratch, c->ulen, out, tnd_dxz_bound(XZ_CAP),
+			       &got) &&
+	       got == c->clen && memcmp(out, j->img + c->off, got) == 0;
 }
 
-/* scratch: content (XZ_CAP bytes), then room for its recompression. */
-#define SCRATCH_SIZE (XZ_CAP + tnd_dxz_bound(XZ_CAP))
-
 /* First try: preset 6, squashfs-tools' and xz's default. */
-static int try_cand(struct job *j, struct cand *c, uint8_t *scratch)
+static int try_cand(struct job *j, struct cand *c, struct worker *w)
 {
 	uint32_t ulen;
 
@@ -183,21 +192,21 @@ static int try_cand(struct job *j, struct cand *c, uint8_t *scratch)
 		c->state = CS_TOO_BIG;
 		return 0;
 	}
-	if (decode_at(j->img, j->size, c, scratch, XZ_CAP, &ulen, NULL))
+	if (decode_at(w, j->img, j->size, c, w->scratch, XZ_CAP, &ulen, NULL))
 		return TND_E_INTERNAL; /* it decoded before */
-	c->state = rebuilds(j, c, scratch, &c->set, 6, scratch + XZ_CAP) ? CS_EXPAND : CS_RETRY;
+	c->state = rebuilds(j, c, w, &c->set, 6) ? CS_EXPAND : CS_RETRY;
 	return 0;
 }
 
 /* Decodes an expanded stream's content into its place. */
-static int expand_cand(struct job *j, struct cand *c, uint8_t *scratch)
+static int expand_cand(struct job *j, struct cand *c, struct worker *w)
 {
 	uint32_t ulen;
 
-	(void)scratch;
 	if (c->state != CS_EXPAND)
 		return 0;
-	if (decode_at(j->img, j->size, c, j->out + c->x0, c->ulen, &ulen, NULL) || ulen != c->ulen)
+	if (decode_at(w, j->img, j->size, c, j->out + c->x0, c->ulen, &ulen, NULL) ||
+	    ulen != c->ulen)
 		return TND_E_INTERNAL; /* it decoded before */
 	return 0;
 }
@@ -205,9 +214,9 @@ static int expand_cand(struct job *j, struct cand *c, uint8_t *scratch)
 static void *job_thread(void *arg)
 {
 	struct job *j = arg;
-	uint8_t *scratch = malloc(SCRATCH_SIZE);
+	struct worker w = {.scratch = malloc(SCRATCH_SIZE)};
 
-	if (!scratch) {
+	if (!w.scratch) {
 		atomic_store(&j->err, TND_E_NOMEM);
 		return NULL;
 	}
@@ -217,16 +226,17 @@ static void *job_thread(void *arg)
 
 		if (i >= j->n || atomic_load(&j->err))
 			break;
-		r = j->fn(j, &j->c[i], scratch);
+		r = j->fn(j, &j->c[i], &w);
 		if (r)
 			atomic_store(&j->err, r);
 	}
-	free(scratch);
+	tnd_dxz_mem_free(&w.mem);
+	free(w.scratch);
 	return NULL;
 }
 
 static int run_job(struct job *j, unsigned threads,
-		   int (*fn)(struct job *, struct cand *, uint8_t *))
+		   int (*fn)(struct job *, struct cand *, struct worker *))
 {
 	pthread_t tid[16];
 	unsigned t, started = 0, nt = threads > 16 ? 16 : threads ? threads : 1;
@@ -335,27 +345,28 @@ static bool same_tab_has(const struct same_tab *t, const uint8_t *img, const str
  */
 static int retry_presets(struct job *j)
 {
-	uint8_t found[20], nfound = 0, *scratch = malloc(SCRATCH_SIZE);
+	struct worker w = {.scratch = malloc(SCRATCH_SIZE)};
+	uint8_t found[20], nfound = 0;
 	unsigned full = 0;
 	size_t i;
+	int r = 0;
 
-	if (!scratch)
+	if (!w.scratch)
 		return tnd_err_set(TND_E_NOMEM, "delta encoder: out of memory");
-	for (i = 0; i < j->n; i++) {
+	for (i = 0; i < j->n && !r; i++) {
 		struct cand *c = &j->c[i];
-		uint8_t *out = scratch + XZ_CAP;
 		uint32_t ulen;
 		bool ok = false;
 		unsigned k;
 
 		if (c->state != CS_RETRY)
 			continue;
-		if (decode_at(j->img, j->size, c, scratch, XZ_CAP, &ulen, NULL)) {
-			free(scratch);
-			return tnd_err_set(TND_E_INTERNAL, "delta encoder: an xz stream changed");
+		if (decode_at(&w, j->img, j->size, c, w.scratch, XZ_CAP, &ulen, NULL)) {
+			r = tnd_err_set(TND_E_INTERNAL, "delta encoder: an xz stream changed");
+			break;
 		}
 		for (k = 0; k < nfound && !ok; k++)
-			ok = rebuilds(j, c, scratch, &c->set, found[k], out);
+			ok = rebuilds(j, c, &w, &c->set, found[k]);
 		if (!ok && full < 8) {
 			full++;
 			for (k = 0; k < 20 && !ok; k++) {
@@ -363,14 +374,15 @@ static int retry_presets(struct job *j)
 
 				if (p == 6 || memchr(found, p, nfound))
 					continue;
-				if ((ok = rebuilds(j, c, scratch, &c->set, p, out)))
+				if ((ok = rebuilds(j, c, &w, &c->set, p)))
 					found[nfound++] = p;
 			}
 		}
 		c->state = ok ? CS_EXPAND : CS_UNSUPPORTED;
 	}
-	free(scratch);
-	return 0;
+	tnd_dxz_mem_free(&w.mem);
+	free(w.scratch);
+	return r;
 }
 
 static int add_piece(struct xz_map *m, size_t *cap, uint64_t len, uint64_t off, bool content)

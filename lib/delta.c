@@ -90,9 +90,10 @@ struct xz_state {
 	size_t out_cap;
 	struct xz_slot slot[XZ_SLOTS];
 	uint64_t clock;
-	int op_slot;	   /* slot an XCOPY/XADD reads */
-	uint64_t src, cur; /* base stream of the last XCOPY/XADD, offset after it */
-	uint64_t read_pos; /* base_input(): next base offset */
+	int op_slot;		/* slot an XCOPY/XADD reads */
+	uint64_t src, cur;	/* base stream of the last XCOPY/XADD, offset after it */
+	uint64_t read_pos;	/* base_input(): next base offset */
+	struct tnd_dxz_mem mem; /* liblzma's, kept from one stream to the next */
 	struct tnd_delta_dec *dec;
 };
 #endif
@@ -190,6 +191,7 @@ void tnd_delta_dec_free(struct tnd_delta_dec *d)
 	free(d->out);
 	free(d->cache);
 #ifdef CONFIG_DELTA_XZ
+	tnd_dxz_mem_free(&d->xz.mem);
 	free(d->xz.in);
 	free(d->xz.out);
 	for (i = 0; i < XZ_SLOTS; i++)
@@ -288,7 +290,7 @@ static int xz_load(struct tnd_delta_dec *d, uint64_t off)
 	s = &x->slot[v];
 	s->valid = false;
 	x->read_pos = off;
-	r = tnd_dxz_decode(base_input, x, s->buf, x->cap, &s->len, NULL);
+	r = tnd_dxz_decode(&x->mem, base_input, x, s->buf, x->cap, &s->len, NULL);
 	if (r)
 		return tnd_err_prefix(r, "at base offset %llu", (unsigned long long)off);
 	s->off = off;
@@ -425,7 +427,7 @@ static int xz_close(struct tnd_delta_dec *d)
 	x->open = false;
 	if (x->toff + x->clen <= d->skip_to)
 		goto emit; /* made before the resume point: not needed */
-	r = tnd_dxz_encode(&x->set, x->in, x->in_want, x->out, x->out_cap, &got);
+	r = tnd_dxz_encode(&x->mem, &x->set, x->in, x->in_want, x->out, x->out_cap, &got);
 	if (r)
 		return tnd_err_prefix(r, "xz stream at target offset %llu",
 				      (unsigned long long)x->toff);

@@ -14,23 +14,30 @@
 #include <lzma.h>
 
 /*
- * liblzma's allocations, mapped and unmapped directly: the encoder needs
- * 2.5 MiB for a 128 KiB squashfs block, the decoder a few hundred KiB, and
- * never at the same time. With malloc, glibc's adaptive mmap threshold
- * would keep both in the heap after the first stream and the peak RSS
- * would be their sum; mapped, it is the larger of the two.
+ * liblzma's allocations are mapped directly, and kept in a tnd_dxz_mem for
+ * the next stream rather than unmapped: the encoder needs 2.5 MiB for a
+ * 128 KiB squashfs block, the decoder a few hundred KiB. With malloc,
+ * glibc's adaptive mmap threshold would keep them in the heap whatever
+ * their use; mapped, what is resident is what liblzma asked for plus the
+ * few mappings kept (the encoder's, while a base stream is decoded).
  */
 #define MAP_HDR 16
 
 static void *map_alloc(void *opaque, size_t nmemb, size_t size)
 {
+	struct tnd_dxz_mem *mem = opaque;
 	uint8_t *p;
 	size_t n;
 
-	(void)opaque;
 	if (size && nmemb > (SIZE_MAX - MAP_HDR) / size)
 		return NULL;
 	n = nmemb * size + MAP_HDR;
+	for (unsigned i = 0; mem && i < mem->n; i++)
+		if (mem->m[i].n == n) {
+			p = mem->m[i].p;
+			mem->m[i] = mem->m[--mem->n];
+			return p + MAP_HDR;
+		}
 	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
@@ -40,18 +47,29 @@ static void *map_alloc(void *opaque, size_t nmemb, size_t size)
 
 static void map_free(void *opaque, void *ptr)
 {
+	struct tnd_dxz_mem *mem = opaque;
 	uint8_t *p;
 	size_t n;
 
-	(void)opaque;
 	if (!ptr)
 		return;
 	p = (uint8_t *)ptr - MAP_HDR;
 	memcpy(&n, p, sizeof(n));
+	if (mem && mem->n < TND_DXZ_MEM_SLOTS) {
+		mem->m[mem->n].p = p;
+		mem->m[mem->n++].n = n;
+		return;
+	}
 	munmap(p, n);
 }
 
-static const lzma_allocator map_allocator = {map_alloc, map_free, NULL};
+void tnd_dxz_mem_free(struct tnd_dxz_mem *mem)
+{
+	while (mem->n) {
+		mem->n--;
+		munmap(mem->m[mem->n].p, mem->m[mem->n].n);
+	}
+}
 
 static bool check_ok(uint8_t c)
 {
@@ -114,9 +132,10 @@ size_t tnd_dxz_bound(size_t n)
 	return lzma_stream_buffer_bound(n);
 }
 
-int tnd_dxz_encode(const struct tnd_dxz_settings *s, const uint8_t *in, size_t n, uint8_t *out,
-		   size_t cap, size_t *out_len)
+int tnd_dxz_encode(struct tnd_dxz_mem *mem, const struct tnd_dxz_settings *s, const uint8_t *in,
+		   size_t n, uint8_t *out, size_t cap, size_t *out_len)
 {
+	const lzma_allocator alloc = {map_alloc, map_free, mem};
 	lzma_options_lzma opt;
 	lzma_filter f[3];
 	size_t pos = 0;
@@ -129,8 +148,7 @@ int tnd_dxz_encode(const struct tnd_dxz_settings *s, const uint8_t *in, size_t n
 	r = to_filters(s, &opt, f);
 	if (r)
 		return r;
-	lr = lzma_stream_buffer_encode(f, (lzma_check)s->check, &map_allocator, in, n, out, &pos,
-				       cap);
+	lr = lzma_stream_buffer_encode(f, (lzma_check)s->check, &alloc, in, n, out, &pos, cap);
 	if (lr == LZMA_MEM_ERROR)
 		return tnd_err_set(TND_E_NOMEM, "delta: out of memory compressing an xz stream");
 	if (lr != LZMA_OK)
@@ -141,16 +159,17 @@ int tnd_dxz_encode(const struct tnd_dxz_settings *s, const uint8_t *in, size_t n
 	return 0;
 }
 
-int tnd_dxz_decode(tnd_dxz_input_fn input, void *ctx, uint8_t *out, uint32_t cap, uint32_t *out_len,
-		   uint64_t *in_len)
+int tnd_dxz_decode(struct tnd_dxz_mem *mem, tnd_dxz_input_fn input, void *ctx, uint8_t *out,
+		   uint32_t cap, uint32_t *out_len, uint64_t *in_len)
 {
+	const lzma_allocator alloc = {map_alloc, map_free, mem};
 	lzma_stream z = LZMA_STREAM_INIT;
 	uint64_t given = 0, in_max = tnd_dxz_bound(cap);
 	lzma_ret lr;
 	int r = 0;
 
 	*out_len = 0;
-	z.allocator = &map_allocator;
+	z.allocator = &alloc;
 	/* No flags: exactly one stream, and decoding stops at its footer. */
 	if (lzma_stream_decoder(&z, TND_DXZ_DEC_MEM, 0) != LZMA_OK)
 		return tnd_err_set(TND_E_NOMEM, "delta: cannot set up an xz decoder");
