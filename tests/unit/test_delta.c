@@ -12,6 +12,9 @@
 #include "delta_encode.h"
 #include "error.h"
 #include "util.h"
+#ifdef CONFIG_DELTA_XZ
+#include "delta_xz.h"
+#endif
 
 struct sink {
 	uint8_t *buf;
@@ -774,6 +777,39 @@ static void test_far_chance_matches(void **state)
 	free(b);
 }
 
+#ifdef CONFIG_DELTA_XZ
+/*
+ * liblzma's memory kept from one stream to the next (struct tnd_dxz_mem)
+ * must not change what it makes: a stream compressed in memory that
+ * another stream left dirty is byte for byte the one compressed in fresh
+ * memory (rebuilding relies on that), and the memory is reused.
+ */
+static void test_xz_memory_reuse(void **state)
+{
+	/* squashfs's: preset 6, 128 KiB dictionary (property 10), no check */
+	const struct tnd_dxz_settings set = {.check = 0, .preset = 6, .dict = 10, .bcj = 0};
+	size_t n = 100000, cap = tnd_dxz_bound(n), fresh_len, reused_len, other_len;
+	uint8_t *a = code_buf(n), *b = rnd_buf(n), *fresh = malloc(cap), *reused = malloc(cap);
+	struct tnd_dxz_mem mem = {0};
+
+	(void)state;
+	assert_non_null(fresh);
+	assert_non_null(reused);
+	assert_int_equal(tnd_dxz_encode(NULL, &set, a, n, fresh, cap, &fresh_len), 0);
+	assert_int_equal(tnd_dxz_encode(&mem, &set, b, n, reused, cap, &other_len), 0);
+	assert_true(mem.n > 0);
+	assert_int_equal(tnd_dxz_encode(&mem, &set, a, n, reused, cap, &reused_len), 0);
+	assert_int_equal(reused_len, fresh_len);
+	assert_memory_equal(reused, fresh, fresh_len);
+	tnd_dxz_mem_free(&mem);
+	assert_int_equal(mem.n, 0);
+	free(reused);
+	free(fresh);
+	free(b);
+	free(a);
+}
+#endif
+
 /* Resuming: with skip_to, the decoder emits the target from the check
  * span that holds it on, exactly. */
 static void test_skip_to(void **state)
@@ -860,6 +896,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_checks, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_skip_to, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_far_chance_matches, setup_dir, teardown_dir),
+#ifdef CONFIG_DELTA_XZ
+	    cmocka_unit_test(test_xz_memory_reuse),
+#endif
 	    cmocka_unit_test_setup_teardown(test_check_catches_changed_base, setup_dir,
 					    teardown_dir),
 	};
