@@ -52,6 +52,7 @@ struct pub_opts {
 	int rollout; /* -1: not given */
 	int64_t expires_in;
 	double max_ratio;
+	bool no_delta_xz; /* deltas never rebuild xz streams (build --no-delta-xz) */
 	unsigned threshold;
 	const char *compatible; /* no-bundle form: the release --rollout changes */
 	bool json;
@@ -364,6 +365,7 @@ static int make_delta(struct publisher *p, const struct release_file *base,
 	bo.expires = m->expires;
 	bo.chunk_size = m->chunk_size;
 	bo.level = 6;
+	bo.no_delta_xz = p->o->no_delta_xz;
 	if ((ret = tnd_build_bundle(&bo)))
 		return tnd_err_prefix(ret, "delta from %s", bm.version);
 	/* Apply it, as a device would, before anything points at it. */
@@ -857,6 +859,10 @@ static void usage(FILE *f)
 	      "  --deltas N               deltas from the last N releases (default 3, 0: none)\n"
 	      "  --delta-max-ratio R      keep a delta only below R x the full bundle\n"
 	      "                           (default 0.8)\n"
+	      "  --no-delta-xz            deltas never rebuild xz streams on the device:\n"
+	      "                           for devices built without CONFIG_DELTA_XZ, or\n"
+	      "                           that would rather download more than compress\n"
+	      "                           (see build --no-delta-xz)\n"
 	      "  --rollout PCT            share of devices (0-100) that take the new\n"
 	      "                           release (default 100); without bundles, with\n"
 	      "                           --compatible, changes a published release's share\n"
@@ -874,6 +880,7 @@ int cmd_publish(int argc, char **argv)
 	    {"threshold", required_argument, NULL, 't'},
 	    {"deltas", required_argument, NULL, 'd'},
 	    {"delta-max-ratio", required_argument, NULL, 'r'},
+	    {"no-delta-xz", no_argument, NULL, 'X'},
 	    {"rollout", required_argument, NULL, 'R'},
 	    {"compatible", required_argument, NULL, 'C'},
 	    {"expires-in", required_argument, NULL, 'e'},
@@ -918,6 +925,9 @@ int cmd_publish(int argc, char **argv)
 			if (errno || end == optarg || *end || !(o.max_ratio > 0) || o.max_ratio > 1)
 				return tnd_err_set(
 				    TND_E_USAGE, "--delta-max-ratio must be above 0 and at most 1");
+			break;
+		case 'X':
+			o.no_delta_xz = true;
 			break;
 		case 'R':
 			if (tnd_parse_u64(optarg, &v) || v > 100)

@@ -33,6 +33,31 @@ make_image() {
 	} >"$f"
 }
 
+# sqpair DIR: two xz-compressed squashfs images of a tree of text-like
+# files, the second with a few files edited (one byte each or a line
+# appended), as a security update does to a read-only root.
+sqpair() {
+	python3 - "$1/tree" <<'PY'
+import os, random, sys
+d = sys.argv[1]; r = random.Random(11)
+words = [bytes(r.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(2, 9)))
+         for _ in range(3000)]
+for i in range(40):
+    os.makedirs(os.path.join(d, "usr/lib/p%02d" % (i % 8)), exist_ok=True)
+    body = b" ".join(r.choice(words) for _ in range(r.randint(4000, 30000)))
+    open(os.path.join(d, "usr/lib/p%02d/f%02d.so" % (i % 8, i)), "wb").write(body)
+PY
+	mksquashfs "$1/tree" "$1/base.img" -comp xz -noappend -quiet -all-root \
+		-mkfs-time 0 -all-time 0 >/dev/null
+	local f
+	for f in "$1"/tree/usr/lib/p0[0-3]/f0*.so; do
+		printf 'patched\n' >>"$f"
+	done
+	printf 'Z' | dd of="$1/tree/usr/lib/p05/f05.so" bs=1 seek=777 conv=notrunc 2>/dev/null
+	mksquashfs "$1/tree" "$1/target.img" -comp xz -noappend -quiet -all-root \
+		-mkfs-time 0 -all-time 0 >/dev/null
+}
+
 # build_bundle OUT IMAGE [extra tandem-image build args...]
 build_bundle() {
 	local out=$1 img=$2

@@ -114,6 +114,31 @@ test_publish_useless_delta_left_out() {
 	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 0 ] || fail "ratio not applied"
 }
 
+# A squashfs root compressed with xz: publish's deltas rebuild the changed
+# xz streams on the device (format 4), unless --no-delta-xz (format 3,
+# what a device built without CONFIG_DELTA_XZ reads). Both rebuild v1.1.
+test_publish_squashfs_no_delta_xz() {
+	command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
+	setup
+	sqpair "$D"
+	cp "$D/base.img" "$D/sq1.img" && cp "$D/target.img" "$D/sq2.img"
+	bundle 1.0 sq1 && bundle 1.1 sq2
+	local ch fmt flag
+	for flag in "" --no-delta-xz; do
+		ch=$D/channel$flag
+		TI publish --channel "$ch" --key "$D/key.pem" "$D/1.0.tnd"
+		TI publish --channel "$ch" --key "$D/key.pem" $flag "$D/1.1.tnd"
+		fmt=$("$TANDEM_IMAGE" inspect "$ch/sim/1.1-from-1.0.tnd" | sed -n 's/^delta format: *//p')
+		[ "$fmt" = "$([ -n "$flag" ] && echo 3 || echo 4)" ] ||
+			fail "publish $flag made a format $fmt delta"
+		"$TANDEM_IMAGE" verify --pub "$D/pub.pem" --base "$D/sq1.img" \
+			"$ch/sim/1.1-from-1.0.tnd" >/dev/null || fail "publish $flag: the delta does not verify"
+	done
+	[ "$(stat -c %s "$D/channel/sim/1.1-from-1.0.tnd")" -lt \
+		"$(stat -c %s "$D/channel--no-delta-xz/sim/1.1-from-1.0.tnd")" ] ||
+		fail "rebuilding xz streams did not make the delta smaller"
+}
+
 test_publish_resign_refreshes_expiry() {
 	setup
 	bundle 1.0 v1
