@@ -182,8 +182,9 @@ static inline uint64_t idx_key(const uint8_t *p)
 
 static inline uint32_t *idx_bucket(const struct enc *e, const uint8_t *p)
 {
-	/* multiply-shift maps the key onto any number of buckets */
-	return e->idx + (size_t)(((unsigned __int128)idx_key(p) * e->nbuckets) >> 64) * IDX_WAYS;
+	/* multiply-shift maps the key onto any number of buckets (under 2^32:
+	 * build_index caps the base) */
+	return e->idx + (size_t)(((idx_key(p) >> 32) * e->nbuckets) >> 32) * IDX_WAYS;
 }
 
 static int build_index(struct enc *e)

@@ -24,7 +24,7 @@
 #   IMGPAIR=DIR          an existing pair (default: build it, cached, under
 #                        BUILD_DIR/bench/imgpair, or use /work/imgpair-like
 #                        directories named here)
-#   DELTA_RUNS=3         apply runs per tool
+#   DELTA_RUNS=5         apply runs per tool
 #   DELTA_TMO=300        seconds before one encode is stopped (bsdiff on the
 #                        ext4 pair needs far longer: its row then says so)
 #   DELTA_PAIRS="ext4 squashfs"
@@ -34,7 +34,7 @@ export LC_ALL=C TZ=UTC
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 O=$(cd "$TOP" && realpath -m "${1:-build}")
 B=$O/bench/delta
-RUNS=${DELTA_RUNS:-3}
+RUNS=${DELTA_RUNS:-5}
 TMO=${DELTA_TMO:-300}
 PAIRS=${DELTA_PAIRS:-ext4 squashfs}
 SNAP=$O/bench/bin
@@ -68,19 +68,23 @@ if [ ! -f "$IMG/v2.squashfs" ]; then
 fi
 
 # timed OUT CMD...: runs CMD under /usr/bin/time and timeout; OUT gets
-# "exit_s maxrss_kib rc timed_out". (GNU time, not a Python wrapper: a
-# wrapper that forks itself would count its own resident memory as the
-# child's peak.)
+# "exit_s maxrss_kib rc timed_out". Peak RSS from GNU time (not a Python
+# wrapper: a wrapper that forks itself would count its own resident
+# memory as the child's peak); wall time from the clock in nanoseconds,
+# as the full-install table does: time's 10 ms steps are an eighth of
+# a 0.08 s squashfs install.
 timed() {
-	local out=$1 rc=0
+	local out=$1 rc=0 t0 t1
 	shift
-	/usr/bin/time -f '%e %M' -o "$out.t" timeout "$TMO" "$@" >/dev/null 2>"$out.err" || rc=$?
+	t0=$(date +%s%N)
+	/usr/bin/time -f '%M' -o "$out.t" timeout "$TMO" "$@" >/dev/null 2>"$out.err" || rc=$?
+	t1=$(date +%s%N)
 	# timeout exits 124; the peak RSS up to then (timeout waited for the
 	# tool, so time sees it) is a lower bound of the tool's.
 	if [ $rc -eq 124 ]; then
-		echo "0 $(grep -Eo '^[0-9.]+ [0-9]+$' "$out.t" | tail -1 | cut -d' ' -f2 | grep . || echo 0) 124 True" >"$out"
+		echo "0 $(grep -Eo '^[0-9]+$' "$out.t" | tail -1 | grep . || echo 0) 124 True" >"$out"
 	else
-		echo "$(tail -1 "$out.t") $rc False" >"$out"
+		echo "$(awk -v n=$((t1 - t0)) 'BEGIN {printf "%.4f", n / 1e9}') $(grep -Eo '^[0-9]+$' "$out.t" | tail -1) $rc False" >"$out"
 	fi
 	[ $rc -eq 0 ]
 }
@@ -163,38 +167,54 @@ for pair in $PAIRS; do
 		die "tandem: cannot install the base into slot A"
 	sed -i 's/tandem.slot=B/tandem.slot=A/' "$W/dev/cmdline"
 	cmp -s -n "$(stat -c %s "$base")" "$W/dev/slotA.img" "$base" || die "slot A does not hold the base"
-	# tandem_apply NAME BUNDLE: RUNS installs into slot B, medians into APPLY_S / APPLY_RSS
+	# tandem_apply NAME=BUNDLE...: RUNS rounds of installs into slot B, each
+	# round every bundle once (round-robin: a slow spell of the machine
+	# hurts the delta and the full install alike, and their ratio is what
+	# the run is for); medians into T_APPLY_S[NAME] / T_APPLY_RSS[NAME]. NAME
+	# "hashed" runs without the device's state, so that slot A has no
+	# record and is hashed whole before anything is written.
+	unset T_APPLY_S T_APPLY_RSS
+	declare -A T_APPLY_S T_APPLY_RSS
 	tandem_apply() {
-		local i
+		local i nb name
 		for i in $(seq 1 "$RUNS"); do
-			sync
-			[ "$(id -u)" -ne 0 ] || echo 3 >/proc/sys/vm/drop_caches
-			timed "$W/$1.$i.json" "$TANDEM" -c "$W/dev/tandem.conf" install \
-				--progress=none --no-activate --no-resume "$2" || die "tandem $1 install failed"
-			[ "$(field "$W/$1.$i.json" rc)" = 0 ] || die "tandem $1 install failed"
-			cmp -s -n "$tsize" "$W/dev/slotB.img" "$target" ||
-				die "tandem $1: slot B differs from the target"
+			for nb in "$@"; do
+				name=${nb%%=*}
+				[ "$name" != hashed ] || mv "$W/dev/state/state.json" "$W/state.json.keep"
+				sync
+				[ "$(id -u)" -ne 0 ] || echo 3 >/proc/sys/vm/drop_caches
+				timed "$W/$name.$i.json" "$TANDEM" -c "$W/dev/tandem.conf" install \
+					--progress=none --no-activate --no-resume "${nb#*=}" ||
+					die "tandem $name install failed: $(tail -1 "$W/$name.$i.json.err")"
+				[ "$name" != hashed ] || mv "$W/state.json.keep" "$W/dev/state/state.json"
+				cmp -s -n "$tsize" "$W/dev/slotB.img" "$target" ||
+					die "tandem $name: slot B differs from the target"
+			done
 		done
-		APPLY_S=$(for i in $(seq 1 "$RUNS"); do field "$W/$1.$i.json" exit_s; done | median)
-		APPLY_RSS=$(for i in $(seq 1 "$RUNS"); do field "$W/$1.$i.json" maxrss_kib; done | median)
+		for nb in "$@"; do
+			name=${nb%%=*}
+			T_APPLY_S[$name]=$(for i in $(seq 1 "$RUNS"); do field "$W/$name.$i.json" exit_s; done | median)
+			T_APPLY_RSS[$name]=$(for i in $(seq 1 "$RUNS"); do field "$W/$name.$i.json" maxrss_kib; done | median)
+		done
 	}
-	tandem_apply delta "$W/t.tnd"
-	row tandem "$pair" "$(stat -c %s "$W/t.tnd")" "$T_ENC_S" "$T_ENC_RSS" "$APPLY_S" "$APPLY_RSS" ok
-	tandem_apply full "$W/full.tnd"
-	row tandem-full-install "$pair" "$(stat -c %s "$W/full.tnd")" "" "" "$APPLY_S" "$APPLY_RSS" ok
 	if "$TIMG" inspect "$W/t.tnd" | grep -q "^delta format: *4"; then
 		# xz streams rebuilt: the other side of the trade, no rebuilding
 		encode_one tandem "$W/t3.enc.json" "$TIMG" build --key "$K/key.pem" --base "$base" \
 			--image "$target" --version 2.0 --compatible sim --no-delta-xz --out "$W/t3.tnd" ||
 			die "tandem encode: $ENC_STATUS"
-		tandem_apply delta3 "$W/t3.tnd"
-		row "tandem-no-delta-xz" "$pair" "$(stat -c %s "$W/t3.tnd")" "$ENC_S" "$ENC_RSS" "$APPLY_S" "$APPLY_RSS" ok
+		T3_ENC_S=$ENC_S T3_ENC_RSS=$ENC_RSS
+		tandem_apply full="$W/full.tnd" delta="$W/t.tnd" delta3="$W/t3.tnd"
 	else
 		# a slot without Tandem's record of it (written by other means):
 		# hashed whole before anything is written
-		rm -f "$W/dev/state/state.json"
-		tandem_apply hashed "$W/t.tnd"
-		row "tandem-base-not-recorded" "$pair" "$(stat -c %s "$W/t.tnd")" "" "" "$APPLY_S" "$APPLY_RSS" ok
+		tandem_apply full="$W/full.tnd" delta="$W/t.tnd" hashed="$W/t.tnd"
+	fi
+	row tandem "$pair" "$(stat -c %s "$W/t.tnd")" "$T_ENC_S" "$T_ENC_RSS" "${T_APPLY_S[delta]}" "${T_APPLY_RSS[delta]}" ok
+	row tandem-full-install "$pair" "$(stat -c %s "$W/full.tnd")" "" "" "${T_APPLY_S[full]}" "${T_APPLY_RSS[full]}" ok
+	if [ -n "${T_APPLY_S[delta3]:-}" ]; then
+		row "tandem-no-delta-xz" "$pair" "$(stat -c %s "$W/t3.tnd")" "$T3_ENC_S" "$T3_ENC_RSS" "${T_APPLY_S[delta3]}" "${T_APPLY_RSS[delta3]}" ok
+	else
+		row "tandem-base-not-recorded" "$pair" "$(stat -c %s "$W/t.tnd")" "" "" "${T_APPLY_S[hashed]}" "${T_APPLY_RSS[hashed]}" ok
 	fi
 
 	# ---- xdelta3 -9
@@ -266,7 +286,7 @@ for pair in dict.fromkeys(r["pair"] for r in rows):
         f = lambda k, d=1: f"{float(r[k]):.{d}f}" if r[k] else ""
         mib = lambda k: f"{int(float(r[k])) / 1024:.1f}" if r[k] else ""
         print(f"| {r['tool']} | {size if size is not None else ''} | {rel} | {f('encode_s')} "
-              f"| {mib('encode_rss_kib')} | {f('apply_s', 2)} | {mib('apply_rss_kib')} | {r['status']} |")
+              f"| {mib('encode_rss_kib')} | {f('apply_s', 3)} | {mib('apply_rss_kib')} | {r['status']} |")
     t = next(r for r in rs if r["tool"] == "tandem")
     full = next(r for r in rs if r["tool"] == "tandem-full-install")
     print()
