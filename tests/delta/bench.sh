@@ -315,5 +315,19 @@ for pair in dict.fromkeys(r["pair"] for r in rows):
             print(f"- bsdiff had reached {int(bs['encode_rss_kib']) / 1024:.0f} MiB when it was stopped: "
                   f"Tandem's encode peak RSS is at most "
                   f"{int(t['encode_rss_kib']) / int(bs['encode_rss_kib']):.2f} of bsdiff's (target <= 1)")
+    # What the trade means for a device fed over a network: an install
+    # streams, so it takes about the longer of the download and of the
+    # install measured above (the link and the device's CPU work at once).
+    # Computed from this run's figures, not measured over a link.
+    kinds = [(r["tool"], int(r["patch_bytes"]), float(r["apply_s"]))
+             for name in ("tandem-full-install", "tandem", "tandem-no-delta-xz")
+             for r in rs if r["tool"] == name]
+    print(f"\nTime to an installed slot over a link of a given rate, computed as max(download, "
+          f"install above) for a streamed install:\n")
+    print("| link | " + " | ".join(k[0] for k in kinds) + " |")
+    print("|---|" + "---:|" * len(kinds))
+    for mbit in (1, 10, 100, 1000):
+        cells = [f"{max(b * 8 / (mbit * 1e6), a):.1f} s" for _, b, a in kinds]
+        print(f"| {mbit} Mbit/s | " + " | ".join(cells) + " |")
     print()
 PY
