@@ -675,7 +675,7 @@ section_delta() {
 	local d=$TOP/tests/delta/bench.sh
 	if [ -x "$d" ]; then
 		log "delta: running $d"
-		BENCH_RUNS=$RUNS DELTA_RUNS=${DELTA_RUNS:-3} IMGPAIR=${IMGPAIR:-} timeout $((TMO * 3)) "$d" "$O" >"$B/delta.md" 2>"$B/tmp/delta.err" ||
+		BENCH_RUNS=$RUNS DELTA_RUNS=${DELTA_RUNS:-5} IMGPAIR=${IMGPAIR:-} timeout $((TMO * 3)) "$d" "$O" >"$B/delta.md" 2>"$B/tmp/delta.err" ||
 			wrong "tests/delta/bench.sh failed: $(tail -1 "$B/tmp/delta.err")"
 	else
 		printf '### Delta\n\nNot measured: tests/delta/bench.sh does not exist yet.\n\n' >"$B/delta.md"
