@@ -12,6 +12,7 @@
 #define TANDEM_DELTA_XZMAP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"

@@ -38,6 +38,8 @@ for t in "$top"/tests/integration/test_*.sh; do
 	run "integration/${t##*/}" env BUILD="$build" "$t"
 done
 run "fuzz/replay" "$top/tests/fuzz/replay.sh" "$build"
+echo "== every board configuration compiles"
+run "build/configs" "$top/tests/build-configs.sh" "$build/configs"
 
 if [ -x "$top/tests/e2e/run.sh" ]; then
 	echo "== end-to-end (short form; make check-e2e runs them all)"
