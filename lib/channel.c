@@ -186,21 +186,31 @@ static int get_file(const cJSON *obj, const char *what, struct tnd_channel_file 
 	return 0;
 }
 
-static int parse_delta(struct tnd_channel_delta *d, const cJSON *obj, const char *what)
+static int parse_delta(struct tnd_channel_delta *d, const cJSON *obj, const char *what,
+		       unsigned format)
 {
-	static const char *const keys[] = {
+	/* format 2 adds the one optional key at the end */
+	static const char *const keys[] = {"base_sha256", "base_size", "base_version", "url",
+					   "size",	  "sha256",    "xz_rebuild",   NULL};
+	static const char *const keys1[] = {
 	    "base_sha256", "base_size", "base_version", "url", "size", "sha256", NULL};
 
 	if (!cJSON_IsObject(obj))
 		return tnd_err_set(TND_E_FORMAT, "channel index: %s is not an object", what);
-	if (check_keys(obj, what, keys) || get_sha256(obj, what, "base_sha256", d->base_sha256) ||
+	if (check_keys(obj, what, format >= 2 ? keys : keys1) ||
+	    get_sha256(obj, what, "base_sha256", d->base_sha256) ||
 	    get_uint(obj, what, "base_size", 0, (uint64_t)JSON_INT_MAX, &d->base_size) ||
 	    get_name(obj, what, "base_version", d->base_version) || get_file(obj, what, &d->file))
+		return TND_E_FORMAT;
+	d->xz_rebuild = 0;
+	if (get(obj, "xz_rebuild") &&
+	    get_uint(obj, what, "xz_rebuild", 1, (uint64_t)JSON_INT_MAX, &d->xz_rebuild))
 		return TND_E_FORMAT;
 	return 0;
 }
 
-static int parse_deltas(struct tnd_channel_release *rel, const cJSON *arr, const char *what)
+static int parse_deltas(struct tnd_channel_release *rel, const cJSON *arr, const char *what,
+			unsigned format)
 {
 	char dwhat[TND_NAME_MAX + 48];
 	const cJSON *it;
@@ -217,14 +227,18 @@ static int parse_deltas(struct tnd_channel_release *rel, const cJSON *arr, const
 			return tnd_err_set(TND_E_FORMAT, "channel index: %s: more than %u deltas",
 					   what, TND_CHANNEL_MAX_DELTAS);
 		snprintf(dwhat, sizeof(dwhat), "%s delta %zu", what, n);
-		if (parse_delta(&rel->deltas[n], it, dwhat))
+		if (parse_delta(&rel->deltas[n], it, dwhat, format))
 			return TND_E_FORMAT;
-		/* One delta per base: a device must not have to choose. */
+		/* One delta of each kind per base: the device's choice is
+		 * between kinds (tnd_channel_pick_delta), never between two
+		 * files of one kind. */
 		for (size_t j = 0; j < n; j++)
 			if (memcmp(rel->deltas[j].base_sha256, rel->deltas[n].base_sha256,
-				   TND_SHA256_LEN) == 0)
+				   TND_SHA256_LEN) == 0 &&
+			    !rel->deltas[j].xz_rebuild == !rel->deltas[n].xz_rebuild)
 				return tnd_err_set(TND_E_FORMAT,
-						   "channel index: %s: two deltas from one base",
+						   "channel index: %s: two deltas of one kind from "
+						   "one base",
 						   what);
 		n++;
 	}
@@ -232,7 +246,8 @@ static int parse_deltas(struct tnd_channel_release *rel, const cJSON *arr, const
 	return 0;
 }
 
-static int parse_release(struct tnd_channel_release *rel, const cJSON *obj, size_t idx)
+static int parse_release(struct tnd_channel_release *rel, const cJSON *obj, size_t idx,
+			 unsigned format)
 {
 	static const char *const keys[] = {"compatible", "version",	 "security_version",
 					   "image_size", "image_sha256", "rollout_percent",
@@ -270,7 +285,7 @@ static int parse_release(struct tnd_channel_release *rel, const cJSON *obj, size
 		if (check_keys(full, fwhat, fkeys) || get_file(full, fwhat, &rel->full))
 			return TND_E_FORMAT;
 	}
-	return parse_deltas(rel, get(obj, "deltas"), what);
+	return parse_deltas(rel, get(obj, "deltas"), what, format);
 }
 
 static int parse_signed(struct tnd_channel *c, const cJSON *root)
@@ -305,7 +320,7 @@ static int parse_signed(struct tnd_channel *c, const cJSON *root)
 	}
 	cJSON_ArrayForEach(it, arr)
 	{
-		if (parse_release(&c->releases[i], it, i))
+		if (parse_release(&c->releases[i], it, i, c->format))
 			return TND_E_FORMAT;
 		/* One release per board: find() must not depend on order. */
 		for (size_t j = 0; j < i; j++)
@@ -467,11 +482,12 @@ static int parse_envelope(struct tnd_channel *c, const cJSON *root,
 		return tnd_err_set(TND_E_FORMAT, "channel index is not a JSON object");
 	if (check_keys(root, "index", keys) || get_uint(root, "index", "format", 0, 1000, &v))
 		return TND_E_FORMAT;
-	if (v != TND_CHANNEL_FORMAT)
+	if (v < 1 || v > TND_CHANNEL_FORMAT)
 		return tnd_err_set(TND_E_UNSUPPORTED,
 				   "channel index format %llu is not supported (this build reads "
-				   "%d)",
+				   "1 to %d)",
 				   (unsigned long long)v, TND_CHANNEL_FORMAT);
+	c->format = (unsigned)v;
 	doc = get_string(root, "index", "signed", TND_CHANNEL_MAX);
 	if (!doc || parse_sigs(sigs, &nsigs, get(root, "signatures")))
 		return TND_E_FORMAT;
@@ -543,13 +559,31 @@ const struct tnd_channel_release *tnd_channel_find(const struct tnd_channel *c,
 	return NULL;
 }
 
-const struct tnd_channel_delta *tnd_channel_find_delta(const struct tnd_channel_release *rel,
-						       const uint8_t base_sha256[TND_SHA256_LEN])
+const struct tnd_channel_delta *tnd_channel_pick_delta(const struct tnd_channel_release *rel,
+						       const uint8_t base_sha256[TND_SHA256_LEN],
+						       bool xz_rebuild)
 {
-	for (size_t i = 0; i < rel->ndeltas; i++)
-		if (memcmp(rel->deltas[i].base_sha256, base_sha256, TND_SHA256_LEN) == 0)
-			return &rel->deltas[i];
-	return NULL;
+	const struct tnd_channel_delta *best = NULL;
+
+	for (size_t i = 0; i < rel->ndeltas; i++) {
+		const struct tnd_channel_delta *d = &rel->deltas[i];
+
+		if (memcmp(d->base_sha256, base_sha256, TND_SHA256_LEN) ||
+		    (d->xz_rebuild && !xz_rebuild))
+			continue;
+		if (!best || d->file.size < best->file.size)
+			best = d;
+	}
+	return best;
+}
+
+unsigned tnd_channel_format_needed(const struct tnd_channel *c)
+{
+	for (size_t i = 0; i < c->nreleases; i++)
+		for (size_t j = 0; j < c->releases[i].ndeltas; j++)
+			if (c->releases[i].deltas[j].xz_rebuild)
+				return 2;
+	return 1;
 }
 
 unsigned tnd_rollout_position(const char *device_id, const struct tnd_channel_release *rel)
@@ -660,6 +694,8 @@ static int add_release(cJSON *arr, const struct tnd_channel_release *rel)
 		bad |= !cJSON_AddStringToObject(od, "base_version", d->base_version);
 		if (bad || add_file(od, &d->file))
 			return 1;
+		if (d->xz_rebuild && add_uint(od, "xz_rebuild", d->xz_rebuild))
+			return 1;
 	}
 	return 0;
 }
@@ -722,7 +758,9 @@ int tnd_channel_encode(const struct tnd_channel *c, struct tnd_signer *const *si
 		return tnd_err_set(TND_E_NOMEM, "cannot serialise the channel index");
 	tnd_channel_digest(doc, strlen(doc), digest);
 	root = cJSON_CreateObject();
-	r = !root || add_uint(root, "format", TND_CHANNEL_FORMAT) ||
+	/* The oldest format that holds it, so that devices which read only
+	 * format 1 keep reading every channel that does not need more. */
+	r = !root || add_uint(root, "format", tnd_channel_format_needed(c)) ||
 		    !cJSON_AddStringToObject(root, "signed", doc) ||
 		    !(sigs = cJSON_AddArrayToObject(root, "signatures"))
 		? tnd_err_set(TND_E_NOMEM, "out of memory")

@@ -19,7 +19,8 @@
  *                  "image_size", "image_sha256", "rollout_percent",
  *                  "full": {"url", "size", "sha256"},
  *                  "deltas": [{"base_sha256", "base_size", "base_version",
- *                              "url", "size", "sha256"}, ...]}, ...]}
+ *                              "url", "size", "sha256",
+ *                              "xz_rebuild" (format 2, optional)}, ...]}, ...]}
  * Times (created, expires) are RFC 3339 UTC strings "YYYY-MM-DDTHH:MM:SSZ"
  * as in manifests; rollout_percent and deltas are optional; unknown and
  * repeated keys are errors; docs/channel-format.md has every bound.
@@ -40,7 +41,9 @@
 #include "error.h"
 #include "manifest.h"
 
-#define TND_CHANNEL_FORMAT	 1
+/* The newest format this build reads (it reads every older one). Format 2
+ * adds "xz_rebuild" to deltas and so a second delta per base. */
+#define TND_CHANNEL_FORMAT	 2
 #define TND_CHANNEL_SIG_CONTEXT	 "TANDEM-CHANNEL-1\n"
 #define TND_CHANNEL_MAX		 (1024u * 1024) /* largest index file accepted */
 #define TND_CHANNEL_MAX_RELEASES 256
@@ -59,6 +62,10 @@ struct tnd_channel_delta {
 	uint64_t base_size;
 	char base_version[TND_NAME_MAX];
 	struct tnd_channel_file file;
+	/* Format 2: bytes of xz stream content the device compresses again to
+	 * apply it (a delta of format version 4); 0: none, or not recorded
+	 * (format 1). */
+	uint64_t xz_rebuild;
 };
 
 struct tnd_channel_release {
@@ -74,7 +81,8 @@ struct tnd_channel_release {
 };
 
 struct tnd_channel {
-	bool verified; /* signatures met the threshold (parse with a keyring) */
+	unsigned format; /* of the envelope parsed: 1 or 2 */
+	bool verified;	 /* signatures met the threshold (parse with a keyring) */
 	unsigned valid_sigs;
 	uint64_t sequence; /* grows with every publish; devices refuse to go back */
 	int64_t created;
@@ -100,9 +108,18 @@ void tnd_channel_free(struct tnd_channel *c);
 /* The release for a board, or NULL. */
 const struct tnd_channel_release *tnd_channel_find(const struct tnd_channel *c,
 						   const char *compatible);
-/* The delta of rel whose base is the image with this hash, or NULL. */
-const struct tnd_channel_delta *tnd_channel_find_delta(const struct tnd_channel_release *rel,
-						       const uint8_t base_sha256[TND_SHA256_LEN]);
+/*
+ * The delta of rel a device whose active image has this hash should
+ * download, or NULL (then the full bundle): the smallest one from that
+ * base, leaving out those that rebuild xz streams unless xz_rebuild (a
+ * build without CONFIG_DELTA_XZ, or a device configured to spare its CPU).
+ */
+const struct tnd_channel_delta *tnd_channel_pick_delta(const struct tnd_channel_release *rel,
+						       const uint8_t base_sha256[TND_SHA256_LEN],
+						       bool xz_rebuild);
+/* The format tnd_channel_encode writes for c: 2 when a delta records
+ * "xz_rebuild", else 1. */
+unsigned tnd_channel_format_needed(const struct tnd_channel *c);
 
 /*
  * Staged rollout: whether device_id takes part in rel. A stable hash of the
@@ -135,7 +152,8 @@ void tnd_channel_digest(const char *signed_doc, size_t len, uint8_t out[TND_SHA2
 struct tnd_signer;
 /*
  * Host side (publish, tests): serialises c (sequence, created, expires,
- * releases; rollout_percent 100 is omitted) as the signed document, signs
+ * releases; rollout_percent 100 is omitted) as the signed document, in
+ * the oldest format that holds it (tnd_channel_format_needed), signs
  * it with each signer and returns the whole index file in *out (malloc'd,
  * NUL-terminated, *out_len bytes). The result is parsed back before it is
  * returned, so it is never something a device would refuse.

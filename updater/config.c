@@ -53,6 +53,18 @@ static int get_unsigned(const cJSON *obj, const char *key, unsigned min, unsigne
 	return 0;
 }
 
+static int get_bool(const cJSON *obj, const char *key, bool *out, const char *where)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsBool(v))
+		return tnd_err_set(TND_E_CONFIG, "%s: \"%s\" must be true or false", where, key);
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
 static int check_keys(const cJSON *obj, const char *const *known, const char *where)
 {
 	for (const cJSON *it = obj->child; it; it = it->next) {
@@ -128,6 +140,7 @@ static int parse_server(struct tnd_config *cfg, const cJSON *sv, const char *whe
 					   "connect_timeout",
 					   "stall_timeout",
 					   "retries",
+					   "delta_xz_rebuild",
 					   NULL};
 	struct tnd_server_config *s = &cfg->server;
 
@@ -144,7 +157,8 @@ static int parse_server(struct tnd_config *cfg, const cJSON *sv, const char *whe
 	    get_unsigned(sv, "poll_jitter", 0, 86400, &s->poll_jitter, where) ||
 	    get_unsigned(sv, "connect_timeout", 1, 600, &s->connect_timeout, where) ||
 	    get_unsigned(sv, "stall_timeout", 1, 3600, &s->stall_timeout, where) ||
-	    get_unsigned(sv, "retries", 0, 100, &s->retries, where))
+	    get_unsigned(sv, "retries", 0, 100, &s->retries, where) ||
+	    get_bool(sv, "delta_xz_rebuild", &s->delta_xz_rebuild, where))
 		return TND_E_CONFIG;
 	if (!s->url[0])
 		return tnd_err_set(TND_E_CONFIG, "%s: \"server\" needs a \"url\"", where);
@@ -197,6 +211,7 @@ int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origi
 	cfg->server.connect_timeout = 30;
 	cfg->server.stall_timeout = 60;
 	cfg->server.retries = 5;
+	cfg->server.delta_xz_rebuild = true;
 
 	root = cJSON_Parse(json);
 	if (!root || !cJSON_IsObject(root)) {

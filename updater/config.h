@@ -9,6 +9,7 @@
 #define TANDEM_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -48,6 +49,10 @@ struct tnd_config {
 		unsigned connect_timeout;      /* seconds */
 		unsigned stall_timeout;	       /* seconds without a byte: reconnect */
 		unsigned retries;	       /* reconnects per download without progress */
+		/* May a delta make this device compress xz streams again (the
+		 * smallest download, minutes of CPU)? Builds without
+		 * CONFIG_DELTA_XZ never take such deltas. */
+		bool delta_xz_rebuild;
 	} server;
 };
 

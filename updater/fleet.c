@@ -333,6 +333,18 @@ static bool same_hash(const struct tnd_slot_info *si, const uint8_t h[TND_SHA256
 }
 
 /* Sets ps->result; returns 0, or an error (message set). */
+/* Whether this device takes deltas that rebuild xz streams: its
+ * configuration's choice, when the build can apply them at all. */
+static bool xz_rebuild_ok(const struct tnd_config *cfg)
+{
+#ifdef CONFIG_DELTA_XZ
+	return cfg->server.delta_xz_rebuild;
+#else
+	(void)cfg;
+	return false;
+#endif
+}
+
 static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 		     struct tnd_poll_state *ps)
 {
@@ -439,12 +451,18 @@ static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 	}
 
 	if (st.slot[booted].has_sha256)
-		delta = tnd_channel_find_delta(rel, st.slot[booted].sha256);
+		delta = tnd_channel_pick_delta(rel, st.slot[booted].sha256, xz_rebuild_ok(cfg));
 	if (delta) {
 		r = tnd_channel_resolve_url(cfg->server.url, delta->file.url, url, sizeof(url));
-		if (!r) {
+		if (!r && delta->xz_rebuild)
+			tnd_info("poll: installing %s from a delta (%" PRIu64
+				 " bytes; this device compresses %" PRIu64
+				 " bytes of xz stream content again)",
+				 rel->version, delta->file.size, delta->xz_rebuild);
+		else if (!r)
 			tnd_info("poll: installing %s from a delta (%" PRIu64 " bytes)",
 				 rel->version, delta->file.size);
+		if (!r) {
 			r = install_url(cfg, &ho, po, url, &res, &hs);
 			ps->requests += hs.requests;
 			ps->bytes += hs.received;

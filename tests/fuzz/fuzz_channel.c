@@ -10,7 +10,8 @@
  *   with the test keyring (signatures never check out: the keys are made
  *   fresh per process).
  * 1 wrapped: the rest is the signed document; the harness puts it in an
- *   envelope (JSON-escaped by cJSON, so it is cut at a NUL byte) with one
+ *   envelope of format 1 or 2 (the first byte / 3, odd or even)
+ *   (JSON-escaped by cJSON, so it is cut at a NUL byte) with one
  *   well-formed but unchecked signature, and parses it without a keyring:
  *   every input reaches the document parser, fast.
  * 2 signed: as 1, signed with the test key and parsed with the keyring
@@ -76,13 +77,28 @@ static void check(const struct tnd_channel *c)
 			FUZZ_ASSERT(bounded(d->file.url, sizeof(d->file.url)));
 			FUZZ_ASSERT(tnd_channel_check_url(d->file.url) == 0);
 			FUZZ_ASSERT(bounded(d->base_version, sizeof(d->base_version)));
-			FUZZ_ASSERT(tnd_channel_find_delta(r, d->base_sha256) == d);
+			FUZZ_ASSERT(c->format == 2 || !d->xz_rebuild);
+			/* the pick is one of this base's, of an allowed kind,
+			 * and none smaller of that kind is left out */
+			for (int xz = 0; xz < 2; xz++) {
+				const struct tnd_channel_delta *pk =
+				    tnd_channel_pick_delta(r, d->base_sha256, xz);
+
+				FUZZ_ASSERT(pk || (d->xz_rebuild && !xz));
+				if (!pk)
+					continue;
+				FUZZ_ASSERT(!memcmp(pk->base_sha256, d->base_sha256,
+						    TND_SHA256_LEN));
+				FUZZ_ASSERT(xz || !pk->xz_rebuild);
+				FUZZ_ASSERT(!(xz || !d->xz_rebuild) ||
+					    pk->file.size <= d->file.size);
+			}
 		}
 	}
 }
 
 /* The document in an envelope; signed with the test key when sign. */
-static char *wrap(const uint8_t *data, size_t size, bool sign)
+static char *wrap(const uint8_t *data, size_t size, bool sign, int format)
 {
 	/* Canonical base64 of 70 bytes: well-formed, never a valid signature. */
 	static const char fake_sig[] = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKyw"
@@ -107,7 +123,7 @@ static char *wrap(const uint8_t *data, size_t size, bool sign)
 			abort();
 		tnd_hex_encode(keyid, tnd_signer_id(signer), TND_KEYID_LEN);
 	}
-	cJSON_AddNumberToObject(root, "format", 1);
+	cJSON_AddNumberToObject(root, "format", format);
 	cJSON_AddStringToObject(root, "signed", doc);
 	sigs = cJSON_AddArrayToObject(root, "signatures");
 	s = cJSON_CreateObject();
@@ -133,6 +149,7 @@ static void round_trip(const struct tnd_channel *c)
 	FUZZ_ASSERT(tnd_channel_parse(&again, text, len,
 				      &(struct tnd_verify_opts){.keyring = &keyring}) == 0);
 	FUZZ_ASSERT(again.verified && again.valid_sigs == 1);
+	FUZZ_ASSERT(again.format == tnd_channel_format_needed(c) && again.format <= c->format);
 	FUZZ_ASSERT(again.sequence == c->sequence && again.created == c->created &&
 		    again.expires == c->expires && again.nreleases == c->nreleases);
 	for (size_t i = 0; i < c->nreleases; i++) {
@@ -176,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(c.releases == NULL && c.nreleases == 0);
 		return 0;
 	}
-	text = wrap(data, size, mode == 2);
+	text = wrap(data, size, mode == 2, 1 + data[-1] / 3 % 2);
 	if (tnd_channel_parse(&c, text, strlen(text), mode == 2 ? &vo : NULL) == 0) {
 		FUZZ_ASSERT(c.verified == (mode == 2));
 		check(&c);

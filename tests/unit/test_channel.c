@@ -224,7 +224,7 @@ static void threshold_counts_distinct_keys(void **state)
 
 /* An envelope around any document, signed with any context: fixtures the
  * encoder would never make. */
-static char *envelope(struct fx *f, const char *doc, const char *context, int key)
+static char *envelope_v(struct fx *f, const char *doc, const char *context, int key, int format)
 {
 	uint8_t digest[TND_SHA256_LEN], sig[TND_SIG_MAX];
 	unsigned char b64[256];
@@ -241,7 +241,7 @@ static char *envelope(struct fx *f, const char *doc, const char *context, int ke
 	assert_int_equal(mbedtls_base64_encode(b64, sizeof(b64), &n, sig, len), 0);
 	tnd_hex_encode(keyid, tnd_signer_id(f->signer[key]), TND_KEYID_LEN);
 	root = cJSON_CreateObject();
-	cJSON_AddNumberToObject(root, "format", 1);
+	cJSON_AddNumberToObject(root, "format", format);
 	cJSON_AddStringToObject(root, "signed", doc);
 	sigs = cJSON_AddArrayToObject(root, "signatures");
 	s = cJSON_CreateObject();
@@ -252,6 +252,11 @@ static char *envelope(struct fx *f, const char *doc, const char *context, int ke
 	cJSON_Delete(root);
 	assert_non_null(out);
 	return out;
+}
+
+static char *envelope(struct fx *f, const char *doc, const char *context, int key)
+{
+	return envelope_v(f, doc, context, key, 1);
 }
 
 static int parse_text(struct fx *f, const char *text)
@@ -421,8 +426,12 @@ static void long_url_and_sig_encoding(void **state)
 	text = envelope(f, good_doc, TND_CHANNEL_SIG_CONTEXT, 0);
 	p = strstr(text, "\"format\":1");
 	assert_non_null(p);
-	p[strlen("\"format\":")] = '2';
+	p[strlen("\"format\":")] = '3';
 	assert_int_equal(parse_text(f, text), TND_E_UNSUPPORTED);
+	p[strlen("\"format\":")] = '0';
+	assert_int_equal(parse_text(f, text), TND_E_UNSUPPORTED);
+	p[strlen("\"format\":")] = '2'; /* format 2 reads every format-1 document */
+	assert_int_equal(parse_text(f, text), 0);
 	p[strlen("\"format\":")] = '1';
 	p = strstr(text, "\"sig\":\"");
 	assert_non_null(p);
@@ -519,7 +528,7 @@ static void too_many_releases_and_deltas(void **state)
 	tnd_channel_free(&c);
 }
 
-static void find_and_find_delta(void **state)
+static void find_and_pick_delta(void **state)
 {
 	struct fx *f = *state;
 	struct tnd_channel c, p;
@@ -544,13 +553,107 @@ static void find_and_find_delta(void **state)
 	r = tnd_channel_find(&p, "acme,board-a");
 	assert_non_null(r);
 	fill_hash(h, 0xc1);
-	d = tnd_channel_find_delta(r, h);
+	d = tnd_channel_pick_delta(r, h, true);
 	assert_non_null(d);
 	assert_string_equal(d->base_version, "1.1.0");
 	assert_string_equal(d->file.url, "acme,board-a/1.2.0-from-1.1.0.tnd");
+	/* format 1 records no kind: every delta counts as one without rebuilding */
+	assert_int_equal(p.format, 1);
+	assert_int_equal(d->xz_rebuild, 0);
+	assert_ptr_equal(tnd_channel_pick_delta(r, h, false), d);
 	h[31] ^= 1;
-	assert_null(tnd_channel_find_delta(r, h));
+	assert_null(tnd_channel_pick_delta(r, h, true));
 	tnd_channel_free(&p);
+}
+
+/* Format 2: a delta that rebuilds xz streams beside one that does not, from
+ * one base; the device picks by size and by what it may rebuild. */
+static void delta_kinds(void **state)
+{
+	struct fx *f = *state;
+	struct tnd_channel c, p;
+	struct tnd_channel_release *r;
+	const struct tnd_channel_release *pr;
+	const struct tnd_channel_delta *d;
+	struct tnd_channel_delta *x;
+	uint8_t h[TND_SHA256_LEN];
+	const int k0[] = {0};
+	char *text, *doc;
+	size_t len;
+
+	sample(&c);
+	assert_int_equal(tnd_channel_format_needed(&c), 1);
+	r = &c.releases[0];
+	x = &r->deltas[r->ndeltas++];
+	*x = r->deltas[1]; /* base 0xc1, 4001 bytes, no rebuild */
+	strcpy(x->file.url, "acme,board-a/xz/1.2.0-from-1.1.0.tnd");
+	x->file.size = 900;
+	x->xz_rebuild = 9007199254740991ull;
+	assert_int_equal(tnd_channel_format_needed(&c), 2);
+	text = encode(f, &c, k0, 1);
+	assert_non_null(strstr(text, "{\"format\":2,"));
+	assert_non_null(strstr(text, "\\\"xz_rebuild\\\":9007199254740991"));
+	assert_int_equal(tnd_channel_parse(&p, text, strlen(text), NULL), 0);
+	free(text);
+	assert_int_equal(p.format, 2);
+	pr = tnd_channel_find(&p, "acme,board-a");
+	assert_non_null(pr);
+	assert_int_equal(pr->ndeltas, 3);
+	fill_hash(h, 0xc1);
+	d = tnd_channel_pick_delta(pr, h, true);
+	assert_non_null(d);
+	assert_int_equal(d->xz_rebuild, 9007199254740991ull);
+	assert_int_equal(d->file.size, 900);
+	d = tnd_channel_pick_delta(pr, h, false);
+	assert_non_null(d);
+	assert_int_equal(d->xz_rebuild, 0);
+	assert_int_equal(d->file.size, 4001);
+	fill_hash(h, 0xc0); /* only a delta without rebuilding from this base */
+	d = tnd_channel_pick_delta(pr, h, true);
+	assert_non_null(d);
+	assert_int_equal(d->file.size, 4000);
+	tnd_channel_free(&p);
+
+	/* the smaller one wins, whatever its kind */
+	x->file.size = 5000;
+	text = encode(f, &c, k0, 1);
+	assert_int_equal(tnd_channel_parse(&p, text, strlen(text), NULL), 0);
+	free(text);
+	fill_hash(h, 0xc1);
+	d = tnd_channel_pick_delta(tnd_channel_find(&p, "acme,board-a"), h, true);
+	assert_non_null(d);
+	assert_int_equal(d->xz_rebuild, 0);
+	tnd_channel_free(&p);
+
+	/* only a rebuilding delta: a device that may not rebuild takes the full bundle */
+	r->deltas[1] = *x;
+	r->ndeltas = 2;
+	text = encode(f, &c, k0, 1);
+	assert_int_equal(tnd_channel_parse(&p, text, strlen(text), NULL), 0);
+	free(text);
+	assert_null(tnd_channel_pick_delta(tnd_channel_find(&p, "acme,board-a"), h, false));
+	assert_non_null(tnd_channel_pick_delta(tnd_channel_find(&p, "acme,board-a"), h, true));
+	tnd_channel_free(&p);
+
+	/* two of one kind from one base are refused, of either kind */
+	r->deltas[r->ndeltas++] = *x;
+	assert_int_equal(tnd_channel_encode(&c, &f->signer[0], 1, &text, &len), TND_E_FORMAT);
+	assert_non_null(strstr(tnd_err_msg(), "two deltas of one kind from one base"));
+	tnd_channel_free(&c);
+
+	/* "xz_rebuild" is a format-2 key, and never 0 (absent means none) */
+	doc = edit("\"size\":300,", "\"size\":300,\"xz_rebuild\":7,");
+	assert_int_equal(parse_doc(f, doc), TND_E_FORMAT);
+	assert_non_null(strstr(tnd_err_msg(), "unknown key \"xz_rebuild\""));
+	text = envelope_v(f, doc, TND_CHANNEL_SIG_CONTEXT, 0, 2);
+	assert_int_equal(parse_text(f, text), 0);
+	free(text);
+	free(doc);
+	doc = edit("\"size\":300,", "\"size\":300,\"xz_rebuild\":0,");
+	text = envelope_v(f, doc, TND_CHANNEL_SIG_CONTEXT, 0, 2);
+	assert_int_equal(parse_text(f, text), TND_E_FORMAT);
+	free(text);
+	free(doc);
 }
 
 static void resolve_urls(void **state)
@@ -644,7 +747,8 @@ int main(void)
 	    cmocka_unit_test(strict_fields),
 	    cmocka_unit_test(long_url_and_sig_encoding),
 	    cmocka_unit_test(too_many_releases_and_deltas),
-	    cmocka_unit_test(find_and_find_delta),
+	    cmocka_unit_test(find_and_pick_delta),
+	    cmocka_unit_test(delta_kinds),
 	    cmocka_unit_test(resolve_urls),
 	    cmocka_unit_test(rollout_is_stable_and_monotone),
 	};
