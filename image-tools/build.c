@@ -280,6 +280,8 @@ static int make_delta(const struct tnd_build_opts *o, struct tnd_manifest *m, in
 		tnd_info("delta: %llu xz streams rebuilt on the device from %llu bytes of content",
 			 (unsigned long long)st.xz_streams, (unsigned long long)st.xz_ulen);
 	m->delta_format = (uint8_t)st.version;
+	if (o->xz_rebuild)
+		*o->xz_rebuild = st.xz_streams ? st.xz_ulen : 0;
 	*fd_out = fd;
 	return 0;
 }

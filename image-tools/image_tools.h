@@ -32,6 +32,9 @@ struct tnd_build_opts {
 	int level; /* zlib level 1..9 */
 	/* delta: format version 1 only, for devices without CONFIG_DELTA_XZ */
 	int no_delta_xz;
+	/* delta, when set: the bytes of xz stream content the device will
+	 * compress again (0: the delta rebuilds none) */
+	uint64_t *xz_rebuild;
 };
 
 /* Builds a signed full-image bundle. The output appears atomically. */

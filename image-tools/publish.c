@@ -6,6 +6,8 @@
  *   DIR/index.json                          the signed index devices poll
  *   DIR/<compatible>/<version>.tnd          full bundles, never rewritten
  *   DIR/<compatible>/<version>-from-<base>.tnd   deltas from earlier releases
+ *   DIR/<compatible>/plain/<version>-from-<base>.tnd   with --delta-kinds both:
+ *                                           the same without xz rebuilding
  *
  * Order of writes, so that a server (or a mirror copying the directory)
  * never hands out an index naming a file it does not have: every bundle is
@@ -44,6 +46,14 @@
 #define TMP_DIR		".publish-tmp"
 #define DEFAULT_EXPIRES (7 * 86400)
 
+/* Which deltas a publish makes from each base (--delta-kinds). */
+enum delta_kinds {
+	KINDS_SMALLEST, /* one: rebuilding xz streams on the device where that is smaller */
+	KINDS_PLAIN,	/* one: never rebuilding (build --no-delta-xz) */
+	KINDS_BOTH,	/* the smallest and, when it rebuilds, the plain one too: the
+			   device chooses (index format 2) */
+};
+
 struct pub_opts {
 	const char *dir;
 	const char *key_paths[MAX_KEYS];
@@ -52,7 +62,7 @@ struct pub_opts {
 	int rollout; /* -1: not given */
 	int64_t expires_in;
 	double max_ratio;
-	bool no_delta_xz; /* deltas never rebuild xz streams (build --no-delta-xz) */
+	enum delta_kinds kinds;
 	unsigned threshold;
 	const char *compatible; /* no-bundle form: the release --rollout changes */
 	bool json;
@@ -320,6 +330,7 @@ static struct tnd_channel_release *release_slot(struct publisher *p, const char 
 struct delta_result {
 	bool kept;
 	uint64_t size;
+	uint64_t xz_rebuild; /* xz stream content the device compresses again */
 };
 
 /*
@@ -330,12 +341,16 @@ struct delta_result {
  */
 static int make_delta(struct publisher *p, const struct release_file *base,
 		      const struct tnd_manifest *m, const char *image, const char *cdir,
-		      uint64_t full_size, struct tnd_channel_release *rel, struct delta_result *res)
+		      uint64_t full_size, bool plain, struct tnd_channel_release *rel,
+		      struct delta_result *res)
 {
 	struct tnd_build_opts bo = {0};
 	struct tnd_manifest bm, dm;
 	struct tnd_channel_delta *d;
-	char base_img[PATH_MAX], out[PATH_MAX], name[2 * TND_NAME_MAX + 16];
+	/* the plain kind beside the smallest one goes into a subdirectory: no
+	 * file name made of versions can collide with it */
+	const char *sub = plain && p->o->kinds == KINDS_BOTH ? "plain/" : "";
+	char base_img[PATH_MAX], out[PATH_MAX], name[2 * TND_NAME_MAX + 24];
 	uint8_t sha[TND_SHA256_LEN];
 	struct tnd_verify_opts vo = {.keyring = &p->kr, .threshold = p->o->threshold};
 	struct tnd_bundle_reader r;
@@ -348,9 +363,17 @@ static int make_delta(struct publisher *p, const struct release_file *base,
 		return ret;
 	if ((ret = read_bundle(base->path, NULL, 0, base_img, &bm, NULL)))
 		return tnd_err_prefix(ret, "base %s", base->version);
-	snprintf(name, sizeof(name), "%s-from-%s.tnd", m->version, bm.version);
+	snprintf(name, sizeof(name), "%s%s-from-%s.tnd", sub, m->version, bm.version);
 	if ((ret = pathf(out, "%s/%s", cdir, name)))
 		return ret;
+	if (sub[0]) {
+		char dir[PATH_MAX];
+
+		if ((ret = pathf(dir, "%s/plain", cdir)))
+			return ret;
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return tnd_err_errno(TND_E_IO, errno, "cannot create %s", dir);
+	}
 	bo.image_path = image;
 	bo.base_path = base_img;
 	bo.out_path = out;
@@ -365,7 +388,8 @@ static int make_delta(struct publisher *p, const struct release_file *base,
 	bo.expires = m->expires;
 	bo.chunk_size = m->chunk_size;
 	bo.level = 6;
-	bo.no_delta_xz = p->o->no_delta_xz;
+	bo.no_delta_xz = plain;
+	bo.xz_rebuild = &res->xz_rebuild;
 	if ((ret = tnd_build_bundle(&bo)))
 		return tnd_err_prefix(ret, "delta from %s", bm.version);
 	/* Apply it, as a device would, before anything points at it. */
@@ -392,6 +416,10 @@ static int make_delta(struct publisher *p, const struct release_file *base,
 		return 0;
 	}
 	d = &rel->deltas[rel->ndeltas++];
+	memset(d, 0, sizeof(*d));
+	/* recorded (index format 2) only when the device has a choice */
+	if (p->o->kinds == KINDS_BOTH)
+		d->xz_rebuild = res->xz_rebuild;
 	memcpy(d->base_sha256, dm.base_sha256, TND_SHA256_LEN);
 	d->base_size = dm.base_size;
 	strcpy(d->base_version, bm.version);
@@ -461,16 +489,27 @@ static int publish_deltas(struct publisher *p, const struct release_file *list, 
 
 	/* Newest bases first: the most devices run them. */
 	for (size_t i = n; i-- > first;) {
-		struct delta_result res;
-		cJSON *o;
+		bool plain = p->o->kinds == KINDS_PLAIN;
 
-		if ((ret = make_delta(p, &list[i], m, image, cdir, rel->full.size, rel, &res)))
-			return ret;
-		o = cJSON_CreateObject();
-		cJSON_AddItemToArray(deltas, o);
-		cJSON_AddStringToObject(o, "base_version", list[i].version);
-		cJSON_AddNumberToObject(o, "size", (double)res.size);
-		cJSON_AddBoolToObject(o, "kept", res.kept);
+		for (;;) {
+			struct delta_result res;
+			cJSON *o;
+
+			if ((ret = make_delta(p, &list[i], m, image, cdir, rel->full.size, plain,
+					      rel, &res)))
+				return ret;
+			o = cJSON_CreateObject();
+			cJSON_AddItemToArray(deltas, o);
+			cJSON_AddStringToObject(o, "base_version", list[i].version);
+			cJSON_AddNumberToObject(o, "size", (double)res.size);
+			cJSON_AddNumberToObject(o, "xz_rebuild", (double)res.xz_rebuild);
+			cJSON_AddBoolToObject(o, "kept", res.kept);
+			/* the second kind only where the first rebuilt xz streams:
+			 * otherwise the two are the same file */
+			if (p->o->kinds != KINDS_BOTH || plain || !res.xz_rebuild)
+				break;
+			plain = true;
+		}
 	}
 	return 0;
 }
@@ -859,10 +898,15 @@ static void usage(FILE *f)
 	      "  --deltas N               deltas from the last N releases (default 3, 0: none)\n"
 	      "  --delta-max-ratio R      keep a delta only below R x the full bundle\n"
 	      "                           (default 0.8)\n"
-	      "  --no-delta-xz            deltas never rebuild xz streams on the device:\n"
-	      "                           for devices built without CONFIG_DELTA_XZ, or\n"
-	      "                           that would rather download more than compress\n"
-	      "                           (see build --no-delta-xz)\n"
+	      "  --delta-kinds KINDS      smallest (default): deltas rebuild the xz streams\n"
+	      "                           of a squashfs root on the device where that\n"
+	      "                           makes them smaller; plain: never (for devices\n"
+	      "                           built without CONFIG_DELTA_XZ, see build\n"
+	      "                           --no-delta-xz); both: each rebuilding delta\n"
+	      "                           also without rebuilding, and each device takes\n"
+	      "                           the one its configuration asks for (index\n"
+	      "                           format 2: every device must read it)\n"
+	      "  --no-delta-xz            the same as --delta-kinds plain\n"
 	      "  --rollout PCT            share of devices (0-100) that take the new\n"
 	      "                           release (default 100); without bundles, with\n"
 	      "                           --compatible, changes a published release's share\n"
@@ -881,6 +925,7 @@ int cmd_publish(int argc, char **argv)
 	    {"deltas", required_argument, NULL, 'd'},
 	    {"delta-max-ratio", required_argument, NULL, 'r'},
 	    {"no-delta-xz", no_argument, NULL, 'X'},
+	    {"delta-kinds", required_argument, NULL, 'K'},
 	    {"rollout", required_argument, NULL, 'R'},
 	    {"compatible", required_argument, NULL, 'C'},
 	    {"expires-in", required_argument, NULL, 'e'},
@@ -927,7 +972,18 @@ int cmd_publish(int argc, char **argv)
 				    TND_E_USAGE, "--delta-max-ratio must be above 0 and at most 1");
 			break;
 		case 'X':
-			o.no_delta_xz = true;
+			o.kinds = KINDS_PLAIN;
+			break;
+		case 'K':
+			if (!strcmp(optarg, "smallest"))
+				o.kinds = KINDS_SMALLEST;
+			else if (!strcmp(optarg, "plain"))
+				o.kinds = KINDS_PLAIN;
+			else if (!strcmp(optarg, "both"))
+				o.kinds = KINDS_BOTH;
+			else
+				return tnd_err_set(TND_E_USAGE,
+						   "--delta-kinds must be smallest, plain or both");
 			break;
 		case 'R':
 			if (tnd_parse_u64(optarg, &v) || v > 100)
@@ -953,6 +1009,11 @@ int cmd_publish(int argc, char **argv)
 	}
 	if (!o.dir || !o.nkeys)
 		return tnd_err_set(TND_E_USAGE, "publish needs --channel and --key");
+	if (o.kinds == KINDS_BOTH && o.deltas > TND_CHANNEL_MAX_DELTAS / 2)
+		return tnd_err_set(TND_E_USAGE,
+				   "--delta-kinds both makes two deltas per base: --deltas must "
+				   "be 0 to %u",
+				   TND_CHANNEL_MAX_DELTAS / 2);
 	if (o.compatible && (optind != argc || o.rollout < 0))
 		return tnd_err_set(TND_E_USAGE,
 				   "--compatible goes with --rollout and no bundles (it changes "
@@ -984,6 +1045,7 @@ static void show_text(const struct tnd_channel *c, const cJSON *env, const char 
 	const cJSON *s;
 
 	printf("signature:        %s\n", status);
+	printf("format:           %u\n", c->format);
 	printf("sequence:         %llu\n", (unsigned long long)c->sequence);
 	tnd_time_format(t, c->created);
 	printf("created:          %s\n", t);
@@ -1005,8 +1067,12 @@ static void show_text(const struct tnd_channel *c, const cJSON *env, const char 
 			const struct tnd_channel_delta *d = &r->deltas[j];
 
 			tnd_hex_encode(hex, d->base_sha256, TND_SHA256_LEN);
-			printf("  delta:          from %s (image sha256 %s): %s, %llu bytes\n",
+			printf("  delta:          from %s (image sha256 %s): %s, %llu bytes",
 			       d->base_version, hex, d->file.url, (unsigned long long)d->file.size);
+			if (d->xz_rebuild)
+				printf(", rebuilds %llu bytes of xz content",
+				       (unsigned long long)d->xz_rebuild);
+			putchar('\n');
 		}
 	}
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(env, "signatures"))

@@ -3,7 +3,8 @@
 # Fleet updates against real nginx on loopback (tests/lib/nginx.sh): a
 # channel made by `tandem-image publish`, served over HTTP and HTTPS with
 # a test CA; `tandem poll` on a simulated device finds and installs
-# releases (full, then a delta after a reboot), a poll with nothing new is
+# releases (full, then a delta after a reboot; on a squashfs root the
+# delta kind the device's configuration asks for), a poll with nothing new is
 # one 304, a dropped download continues with a Range request, server
 # errors are retried, a wrong certificate, a stale index and a badly
 # signed one are refused with nothing written, reports reach the server or
@@ -108,6 +109,57 @@ import json, sys
 s = json.load(sys.stdin)
 p = s["poll"]
 assert p["result"] == "up-to-date" and p["version"] == "2.0" and "last_poll" in p, p'
+}
+
+# A squashfs root: the channel offers a delta that rebuilds xz streams on
+# the device and one that does not (publish --delta-kinds both, index
+# format 2). The device takes the smaller one, unless its configuration
+# says "delta_xz_rebuild": false; then the plain one, never the other.
+test_fleet_device_chooses_delta_kind() {
+	command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
+	new_device dev 8M
+	trap cleanup EXIT
+	make_pki "$D/pki"
+	sqpair "$D"
+	build_bundle "$D/s1.tnd" "$D/base.img" --version 1.0
+	build_bundle "$D/s2.tnd" "$D/target.img" --version 2.0
+	publish "$D/s1.tnd"
+	nginx_up "$D/nginx" "$D/www" "$D/pki"
+	echo "device-0002" >"$D/device-id"
+	server url="\"$NGINX_HTTPS/ch/index.json\"" ca="\"$D/pki/ca.pem\"" \
+		device_id_file="\"$D/device-id\"" retries=3 connect_timeout=5 stall_timeout=3
+	poll
+	[ "$(sim_boot "$D")" = B ] || fail "did not boot B"
+	"$TANDEM" -c "$CONF" -q confirm
+	publish --delta-kinds both "$D/s2.tnd"
+	local xz=$D/www/ch/sim/2.0-from-1.0.tnd plain=$D/www/ch/sim/plain/2.0-from-1.0.tnd
+	[ -f "$xz" ] && [ -f "$plain" ] || fail "publish made not both kinds: $(find "$D/www/ch")"
+	[ "$(stat -c %s "$xz")" -lt "$(stat -c %s "$plain")" ] || fail "the rebuilding delta is not smaller"
+	"$TANDEM_IMAGE" inspect "$D/www/ch/index.json" | grep -q '^format: *2$' || fail "index not format 2"
+	# every device state file as it is now, to poll twice from the same start
+	tar -C "$D" -cSf "$WORK/device.tar" --exclude=./www --exclude=./nginx --exclude=./pki .
+	local setting want
+	for setting in null false; do
+		tar -C "$D" -xSf "$WORK/device.tar"
+		server delta_xz_rebuild="$setting"
+		want=$xz
+		[ "$setting" = false ] && want=$plain
+		: >"$D/nginx/access.log"
+		poll
+		[ "$(result result)" = installed ] || fail "delta_xz_rebuild=$setting: $(cat "$D/poll.json")"
+		grep -q "^200 GET /ch/${want#"$D/www/ch/"} " "$D/nginx/access.log" ||
+			fail "delta_xz_rebuild=$setting: not ${want##*/ch/}: $(cat "$D/nginx/access.log")"
+		[ "$(grep -c '\.tnd ' "$D/nginx/access.log")" -eq 1 ] ||
+			fail "delta_xz_rebuild=$setting: more than one bundle: $(cat "$D/nginx/access.log")"
+		[ "$(result bytes)" -ge "$(stat -c %s "$want")" ] &&
+			[ "$(result bytes)" -lt "$(($(stat -c %s "$want") + 4096))" ] ||
+			fail "delta_xz_rebuild=$setting: $(result bytes) bytes received"
+		slot_holds "$D/target.img" "$D/slotA.img" || fail "delta_xz_rebuild=$setting: slot A differs"
+	done
+	# a wrong type is refused by the configuration parser
+	server delta_xz_rebuild='"no"'
+	! "$TANDEM" -c "$CONF" poll --once 2>"$D/err" || fail "a string was accepted"
+	grep -q '"delta_xz_rebuild" must be true or false' "$D/err" || fail "message: $(cat "$D/err")"
 }
 
 # proxy FAULTS...: the fault relay in front of nginx's HTTP port; the

@@ -137,6 +137,56 @@ test_publish_squashfs_no_delta_xz() {
 	[ "$(stat -c %s "$D/channel/sim/1.1-from-1.0.tnd")" -lt \
 		"$(stat -c %s "$D/channel--no-delta-xz/sim/1.1-from-1.0.tnd")" ] ||
 		fail "rebuilding xz streams did not make the delta smaller"
+	# --delta-kinds plain is --no-delta-xz: the same delta, byte for byte
+	ch=$D/channel-plain
+	TI publish --channel "$ch" --key "$D/key.pem" "$D/1.0.tnd"
+	TI publish --channel "$ch" --key "$D/key.pem" --delta-kinds plain "$D/1.1.tnd"
+	cmp -s "$ch/sim/1.1-from-1.0.tnd" "$D/channel--no-delta-xz/sim/1.1-from-1.0.tnd" ||
+		fail "--delta-kinds plain differs from --no-delta-xz"
+	[ "$(CH=$ch field 'j["index"]["releases"][0]["deltas"][0].get("xz_rebuild", 0)')" = 0 ] ||
+		fail "a one-kind channel records xz_rebuild"
+	grep -q '"format":1,' "$ch/index.json" || fail "a one-kind channel is not index format 1"
+}
+
+# --delta-kinds both: each delta that rebuilds xz streams is also made
+# without (in plain/), the index (format 2) records what each rebuilds, and
+# both verify; an ext4-like image has nothing to rebuild and gets one.
+test_publish_delta_kinds_both() {
+	command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
+	setup
+	sqpair "$D"
+	cp "$D/base.img" "$D/sq1.img" && cp "$D/target.img" "$D/sq2.img"
+	bundle 1.0 sq1 && bundle 1.1 sq2
+	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
+	TI publish --channel "$CH" --key "$D/key.pem" --delta-kinds both "$D/1.1.tnd"
+	grep -q '"format":2,' "$CH/index.json" || fail "not index format 2"
+	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 2 ] || fail "not two deltas"
+	[ "$(field '[d["url"] for d in j["index"]["releases"][0]["deltas"]]')" = \
+		"['sim/1.1-from-1.0.tnd', 'sim/plain/1.1-from-1.0.tnd']" ] || fail "urls: $(cat "$WORK/index.out")"
+	[ "$(field 'j["index"]["releases"][0]["deltas"][0]["xz_rebuild"] > 0')" = True ] ||
+		fail "the rebuilding delta does not say so"
+	[ "$(field '"xz_rebuild" in j["index"]["releases"][0]["deltas"][1]')" = False ] ||
+		fail "the plain delta records xz_rebuild"
+	local f fmt
+	for f in 1.1-from-1.0 plain/1.1-from-1.0; do
+		"$TANDEM_IMAGE" verify --pub "$D/pub.pem" --base "$D/sq1.img" "$CH/sim/$f.tnd" >/dev/null ||
+			fail "$f does not verify"
+	done
+	fmt=$("$TANDEM_IMAGE" inspect "$CH/sim/plain/1.1-from-1.0.tnd" | sed -n 's/^delta format: *//p')
+	[ "$fmt" = 3 ] || fail "the plain delta is format $fmt"
+	"$TANDEM_IMAGE" verify --pub "$D/pub.pem" "$CH/index.json" >/dev/null || fail "index does not verify"
+	# nothing to rebuild: one delta, and the index stays format 1
+	bundle 2.0 v1 && bundle 2.1 v2
+	local ch2=$D/ch2
+	TI publish --channel "$ch2" --key "$D/key.pem" "$D/2.0.tnd"
+	TI publish --channel "$ch2" --key "$D/key.pem" --delta-kinds both "$D/2.1.tnd"
+	[ ! -e "$ch2/sim/plain" ] || fail "a plain delta was made where nothing is rebuilt"
+	grep -q '"format":1,' "$ch2/index.json" || fail "index format 2 without a second kind"
+	# two deltas per base must fit the index's 32
+	expect_refusal 2 "--deltas must be 0 to 16" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" --delta-kinds both --deltas 17
+	expect_refusal 2 "--delta-kinds must be smallest, plain or both" \
+		"$TANDEM_IMAGE" publish --channel "$CH" --key "$D/key.pem" --delta-kinds xz
 }
 
 test_publish_resign_refreshes_expiry() {
