@@ -38,15 +38,23 @@ json.dump(c, open(p, "w"), indent=1)
 PY
 }
 
-# setup: a device, release 1.0 published, nginx serving the channel, and
-# the device pointed at it over HTTPS.
+# setup [squashfs]: a device, release 1.0 published, nginx serving the
+# channel, and the device pointed at it over HTTPS. Releases 1.0 and 2.0
+# (b1.tnd, b2.tnd of v1.img, v2.img) are raw images with one edit, or
+# with "squashfs" the xz squashfs pair of sqpair.
 setup() {
 	new_device dev 8M
 	trap cleanup EXIT
 	make_pki "$D/pki"
-	make_image "$D/v1.img" 2
-	cp "$D/v1.img" "$D/v2.img"
-	printf 'release 2.0 changed this' | dd of="$D/v2.img" bs=1 seek=300000 conv=notrunc 2>/dev/null
+	if [ "${1:-}" = squashfs ]; then
+		command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
+		sqpair "$D"
+		mv "$D/base.img" "$D/v1.img" && mv "$D/target.img" "$D/v2.img"
+	else
+		make_image "$D/v1.img" 2
+		cp "$D/v1.img" "$D/v2.img"
+		printf 'release 2.0 changed this' | dd of="$D/v2.img" bs=1 seek=300000 conv=notrunc 2>/dev/null
+	fi
 	build_bundle "$D/b1.tnd" "$D/v1.img" --version 1.0
 	build_bundle "$D/b2.tnd" "$D/v2.img" --version 2.0
 	publish "$D/b1.tnd"
@@ -116,22 +124,11 @@ assert p["result"] == "up-to-date" and p["version"] == "2.0" and "last_poll" in 
 # format 2). The device takes the smaller one, unless its configuration
 # says "delta_xz_rebuild": false; then the plain one, never the other.
 test_fleet_device_chooses_delta_kind() {
-	command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
-	new_device dev 8M
-	trap cleanup EXIT
-	make_pki "$D/pki"
-	sqpair "$D"
-	build_bundle "$D/s1.tnd" "$D/base.img" --version 1.0
-	build_bundle "$D/s2.tnd" "$D/target.img" --version 2.0
-	publish "$D/s1.tnd"
-	nginx_up "$D/nginx" "$D/www" "$D/pki"
-	echo "device-0002" >"$D/device-id"
-	server url="\"$NGINX_HTTPS/ch/index.json\"" ca="\"$D/pki/ca.pem\"" \
-		device_id_file="\"$D/device-id\"" retries=3 connect_timeout=5 stall_timeout=3
+	setup squashfs
 	poll
 	[ "$(sim_boot "$D")" = B ] || fail "did not boot B"
 	"$TANDEM" -c "$CONF" -q confirm
-	publish --delta-kinds both "$D/s2.tnd"
+	publish --delta-kinds both "$D/b2.tnd"
 	local xz=$D/www/ch/sim/2.0-from-1.0.tnd plain=$D/www/ch/sim/plain/2.0-from-1.0.tnd
 	[ -f "$xz" ] && [ -f "$plain" ] || fail "publish made not both kinds: $(find "$D/www/ch")"
 	[ "$(stat -c %s "$xz")" -lt "$(stat -c %s "$plain")" ] || fail "the rebuilding delta is not smaller"
@@ -154,7 +151,7 @@ test_fleet_device_chooses_delta_kind() {
 		[ "$(result bytes)" -ge "$(stat -c %s "$want")" ] &&
 			[ "$(result bytes)" -lt "$(($(stat -c %s "$want") + 4096))" ] ||
 			fail "delta_xz_rebuild=$setting: $(result bytes) bytes received"
-		slot_holds "$D/target.img" "$D/slotA.img" || fail "delta_xz_rebuild=$setting: slot A differs"
+		slot_holds "$D/v2.img" "$D/slotA.img" || fail "delta_xz_rebuild=$setting: slot A differs"
 	done
 	# a wrong type is refused by the configuration parser
 	server delta_xz_rebuild='"no"'

@@ -114,15 +114,21 @@ test_publish_useless_delta_left_out() {
 	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 0 ] || fail "ratio not applied"
 }
 
-# A squashfs root compressed with xz: publish's deltas rebuild the changed
-# xz streams on the device (format 4), unless --no-delta-xz (format 3,
-# what a device built without CONFIG_DELTA_XZ reads). Both rebuild v1.1.
-test_publish_squashfs_no_delta_xz() {
+# sq_setup: setup, plus the xz squashfs pair of sqpair as releases 1.0
+# and 1.1 of sim (sq1.img, sq2.img; 1.0.tnd, 1.1.tnd).
+sq_setup() {
 	command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
 	setup
 	sqpair "$D"
 	cp "$D/base.img" "$D/sq1.img" && cp "$D/target.img" "$D/sq2.img"
 	bundle 1.0 sq1 && bundle 1.1 sq2
+}
+
+# A squashfs root compressed with xz: publish's deltas rebuild the changed
+# xz streams on the device (format 4), unless --no-delta-xz (format 3,
+# what a device built without CONFIG_DELTA_XZ reads). Both rebuild v1.1.
+test_publish_squashfs_no_delta_xz() {
+	sq_setup
 	local ch fmt flag
 	for flag in "" --no-delta-xz; do
 		ch=$D/channel$flag
@@ -152,11 +158,7 @@ test_publish_squashfs_no_delta_xz() {
 # without (in plain/), the index (format 2) records what each rebuilds, and
 # both verify; an ext4-like image has nothing to rebuild and gets one.
 test_publish_delta_kinds_both() {
-	command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
-	setup
-	sqpair "$D"
-	cp "$D/base.img" "$D/sq1.img" && cp "$D/target.img" "$D/sq2.img"
-	bundle 1.0 sq1 && bundle 1.1 sq2
+	sq_setup
 	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
 	TI publish --channel "$CH" --key "$D/key.pem" --delta-kinds both "$D/1.1.tnd"
 	grep -q '"format":2,' "$CH/index.json" || fail "not index format 2"
