@@ -332,7 +332,6 @@ static bool same_hash(const struct tnd_slot_info *si, const uint8_t h[TND_SHA256
 	return si->has_sha256 && !memcmp(si->sha256, h, TND_SHA256_LEN);
 }
 
-/* Sets ps->result; returns 0, or an error (message set). */
 /* Whether this device takes deltas that rebuild xz streams: its
  * configuration's choice, when the build can apply them at all. */
 static bool xz_rebuild_ok(const struct tnd_config *cfg)
@@ -345,6 +344,7 @@ static bool xz_rebuild_ok(const struct tnd_config *cfg)
 #endif
 }
 
+/* Sets ps->result; returns 0, or an error (message set). */
 static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 		     struct tnd_poll_state *ps)
 {
