@@ -38,6 +38,7 @@
 
 #include "atomicfile.h"
 #include "channel.h"
+#include "delta.h"
 #include "http.h"
 #include "install.h"
 #include "log.h"
@@ -88,6 +89,7 @@ int tnd_poll_state_save(const struct tnd_poll_state *ps, const char *state_dir)
 	cJSON_AddNumberToObject(o, "failures", ps->failures);
 	cJSON_AddNumberToObject(o, "bytes", (double)ps->bytes);
 	cJSON_AddNumberToObject(o, "requests", ps->requests);
+	put_str(o, "bundle", ps->bundle);
 	put_time(o, "reported_update", ps->reported_update);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -157,6 +159,7 @@ int tnd_poll_state_load(struct tnd_poll_state *ps, const char *state_dir)
 	ps->failures = (unsigned)get_u(o, "failures");
 	ps->bytes = get_u(o, "bytes");
 	ps->requests = (unsigned)get_u(o, "requests");
+	get_s(o, "bundle", ps->bundle, sizeof(ps->bundle));
 	ps->reported_update = get_t(o, "reported_update");
 	cJSON_Delete(o);
 	return 0;
@@ -244,9 +247,12 @@ static void flush_reports(const struct tnd_config *cfg, const struct tnd_http_op
 	free(list);
 }
 
-/* Reports an event, or queues it when the server cannot be reached. */
+/* Reports an event, or queues it when the server cannot be reached. ps:
+ * the poll that installed or failed to (what it downloaded goes into the
+ * report); NULL for the outcome of an update after its reboot. */
 static void report(const struct tnd_config *cfg, const struct tnd_http_opts *ho, const char *event,
-		   const char *version, const char *slot, int code, const char *msg)
+		   const char *version, const char *slot, int code, const char *msg,
+		   const struct tnd_poll_state *ps)
 {
 	char id[256], now[TND_TIME_STR_LEN], *text;
 	cJSON *o;
@@ -264,6 +270,10 @@ static void report(const struct tnd_config *cfg, const struct tnd_http_opts *ho,
 	put_str(o, "version", version);
 	put_str(o, "slot", slot);
 	put_str(o, "time", now);
+	if (ps && ps->bundle[0]) {
+		put_str(o, "bundle", ps->bundle);
+		cJSON_AddNumberToObject(o, "bytes", (double)ps->bytes);
+	}
 	if (code) {
 		put_str(o, "error_code", tnd_err_name(code));
 		put_str(o, "error", msg);
@@ -292,7 +302,7 @@ static void report_update_outcome(const struct tnd_config *cfg, const struct tnd
 	if (!cfg->server.report_url[0] || !u->time || u->time <= ps->reported_update)
 		return;
 	report(cfg, ho, !strcmp(u->result, "success") ? "confirmed" : "rolled-back", u->version,
-	       u->slot, !strcmp(u->result, "success") ? 0 : TND_E_HEALTH, u->reason);
+	       u->slot, !strcmp(u->result, "success") ? 0 : TND_E_HEALTH, u->reason, NULL);
 	ps->reported_update = u->time;
 }
 
@@ -364,6 +374,7 @@ static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 	ps->bytes = 0;
 	ps->requests = 0;
 	ps->version[0] = '\0';
+	ps->bundle[0] = '\0';
 	r = tnd_state_load(&st, cfg->state_dir);
 	if (r)
 		return r;
@@ -463,6 +474,8 @@ static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 			tnd_info("poll: installing %s from a delta (%" PRIu64 " bytes)",
 				 rel->version, delta->file.size);
 		if (!r) {
+			snprintf(ps->bundle, sizeof(ps->bundle), "%s",
+				 delta->xz_rebuild ? "delta-xz" : "delta");
 			r = install_url(cfg, &ho, po, url, &res, &hs);
 			ps->requests += hs.requests;
 			ps->bytes += hs.received;
@@ -476,6 +489,7 @@ static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 	r = tnd_channel_resolve_url(cfg->server.url, rel->full.url, url, sizeof(url));
 	if (!r) {
 		tnd_info("poll: installing %s (%" PRIu64 " bytes)", rel->version, rel->full.size);
+		snprintf(ps->bundle, sizeof(ps->bundle), "full");
 		r = install_url(cfg, &ho, po, url, &res, &hs);
 		ps->requests += hs.requests;
 		ps->bytes += hs.received;
@@ -485,15 +499,21 @@ installed:
 		char msg[TND_ERR_MSG_MAX];
 
 		snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
-		report(cfg, &ho, "failed", rel->version, tnd_slot_name(other), r, msg);
+		report(cfg, &ho, "failed", rel->version, tnd_slot_name(other), r, msg, ps);
 		tnd_err_set(r, "%s", msg);
 		goto out;
 	}
 	tnd_hex_encode(hex, res.sha256, TND_SHA256_LEN);
 	snprintf(ps->result, sizeof(ps->result), "installed");
+	/* what was installed, by its signed manifest: a format-1 index does
+	 * not say whether a delta rebuilds xz streams */
+	snprintf(ps->bundle, sizeof(ps->bundle), "%s",
+		 !res.delta_format			  ? "full"
+		 : tnd_delta_version_xz(res.delta_format) ? "delta-xz"
+							  : "delta");
 	tnd_info("poll: installed %s into slot %s%s", rel->version, tnd_slot_name(res.slot),
 		 res.activated ? "; it boots next" : "");
-	report(cfg, &ho, "installed", rel->version, tnd_slot_name(res.slot), 0, NULL);
+	report(cfg, &ho, "installed", rel->version, tnd_slot_name(res.slot), 0, NULL, ps);
 out:
 	/* The ETag is remembered only for an index acted on completely: after
 	 * a failure the next poll must not be answered 304. */
@@ -544,6 +564,7 @@ static void print_json(const struct tnd_poll_state *ps)
 	cJSON_AddNumberToObject(o, "sequence", (double)ps->sequence);
 	cJSON_AddNumberToObject(o, "requests", ps->requests);
 	cJSON_AddNumberToObject(o, "bytes", (double)ps->bytes);
+	put_str(o, "bundle", ps->bundle);
 	put_time(o, "next_poll", ps->next_poll);
 	t = cJSON_PrintUnformatted(o);
 	if (t)

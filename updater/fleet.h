@@ -30,10 +30,13 @@ struct tnd_poll_state {
 	char version[TND_NAME_MAX];
 	char error_code[32];
 	char error[TND_ERR_MSG_MAX];
-	int64_t next_poll;	 /* daemon: when it polls next; 0: not scheduled */
-	unsigned failures;	 /* failed polls in a row */
-	uint64_t bytes;		 /* bytes the last poll received (headers and bodies) */
-	unsigned requests;	 /* HTTP requests the last poll made */
+	int64_t next_poll; /* daemon: when it polls next; 0: not scheduled */
+	unsigned failures; /* failed polls in a row */
+	uint64_t bytes;	   /* bytes the last poll received (headers and bodies) */
+	unsigned requests; /* HTTP requests the last poll made */
+	/* what the last poll installed or tried last: "full", "delta" or
+	 * "delta-xz" (a delta that rebuilt xz streams); "": nothing */
+	char bundle[16];
 	int64_t reported_update; /* time of the last update outcome reported */
 };
 

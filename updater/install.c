@@ -390,6 +390,8 @@ int tnd_install(const struct tnd_config *cfg, const struct tnd_install_opts *o,
 	snprintf(res->version, sizeof(res->version), "%s", r.manifest.version);
 	memcpy(res->sha256, r.manifest.image_sha256, TND_SHA256_LEN);
 	res->image_size = r.manifest.image_size;
+	res->delta_format =
+	    r.manifest.payload_type == TND_PAYLOAD_DELTA ? r.manifest.delta_format : 0;
 	res->seconds = tnd_now_mono() - t0;
 out:
 	/* A resumed run that meets a record or an image it cannot trust must

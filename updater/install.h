@@ -45,6 +45,9 @@ struct tnd_install_result {
 	uint8_t sha256[TND_SHA256_LEN];
 	uint64_t image_size;
 	uint64_t resumed_from; /* image bytes a checkpoint let this run skip */
+	/* the payload: 0 a full image, else the delta's op-stream version
+	 * (tnd_delta_version_xz says whether it rebuilt xz streams) */
+	uint8_t delta_format;
 	double seconds;
 };
 

@@ -87,6 +87,8 @@ static void add_poll(cJSON *root, const struct tnd_config *cfg, const struct sta
 	cJSON_AddNumberToObject(o, "index_sequence", (double)p->sequence);
 	cJSON_AddNumberToObject(o, "requests", p->requests);
 	cJSON_AddNumberToObject(o, "bytes", (double)p->bytes);
+	if (p->bundle[0])
+		cJSON_AddStringToObject(o, "bundle", p->bundle);
 }
 
 static void print_poll(const struct tnd_config *cfg, const struct status *s)
@@ -104,6 +106,9 @@ static void print_poll(const struct tnd_config *cfg, const struct status *s)
 	tnd_time_format(t, p->last_poll);
 	printf("last poll:    %s %s%s%s", t, p->result, p->version[0] ? ", release " : "",
 	       p->version);
+	if (p->bundle[0])
+		printf(" (%s bundle, %llu bytes received)", p->bundle,
+		       (unsigned long long)p->bytes);
 	if (p->error[0])
 		printf(" (%s: %s)", p->error_code, p->error);
 	printf("\n");

@@ -81,6 +81,7 @@ test_fleet_update_found_and_installed_then_304() {
 	setup
 	poll
 	[ "$(result result)" = installed ] || fail "first poll: $(cat "$D/poll.json")"
+	[ "$(result bundle)" = full ] || fail "first poll: $(cat "$D/poll.json")"
 	slot_holds "$D/v1.img" "$D/slotB.img" || fail "slot B does not hold release 1.0"
 	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "B A" ] || fail "not activated"
 	grep -q '^200 GET /ch/sim/1.0.tnd ' "$D/nginx/access.log" || fail "bundle not fetched: $(cat "$D/nginx/access.log")"
@@ -90,6 +91,7 @@ test_fleet_update_found_and_installed_then_304() {
 	[ "$(result result)" = not-modified ] || fail "second poll: $(cat "$D/poll.json")"
 	[ "$(wc -l <"$D/nginx/access.log")" -eq 1 ] || fail "more than one request: $(cat "$D/nginx/access.log")"
 	grep -q '^304 GET /ch/index.json ' "$D/nginx/access.log" || fail "not a 304: $(cat "$D/nginx/access.log")"
+	! grep -q '"bundle"' "$D/poll.json" || fail "a poll that installed nothing names a bundle: $(cat "$D/poll.json")"
 	[ "$(result requests)" -eq 1 ] && [ "$(result bytes)" -lt 1024 ] ||
 		fail "a no-update poll cost $(result requests) requests, $(result bytes) bytes"
 }
@@ -123,29 +125,47 @@ assert p["result"] == "up-to-date" and p["version"] == "2.0" and "last_poll" in 
 # the device and one that does not (publish --delta-kinds both, index
 # format 2). The device takes the smaller one, unless its configuration
 # says "delta_xz_rebuild": false; then the plain one, never the other.
+# What it installed is in poll.json and tandem status, by the bundle's
+# own manifest: also from a format-1 channel (ch1), which does not say.
 test_fleet_device_chooses_delta_kind() {
 	setup squashfs
 	poll
 	[ "$(sim_boot "$D")" = B ] || fail "did not boot B"
 	"$TANDEM" -c "$CONF" -q confirm
+	cp -a "$D/www/ch" "$D/www/ch1"
+	"$TANDEM_IMAGE" -q publish --channel "$D/www/ch1" --key "$D/signing/key.pem" "$D/b2.tnd" >/dev/null
+	grep -q '"format":1,' "$D/www/ch1/index.json" || fail "ch1 is not index format 1"
 	publish --delta-kinds both "$D/b2.tnd"
 	local xz=$D/www/ch/sim/2.0-from-1.0.tnd plain=$D/www/ch/sim/plain/2.0-from-1.0.tnd
 	[ -f "$xz" ] && [ -f "$plain" ] || fail "publish made not both kinds: $(find "$D/www/ch")"
 	[ "$(stat -c %s "$xz")" -lt "$(stat -c %s "$plain")" ] || fail "the rebuilding delta is not smaller"
 	"$TANDEM_IMAGE" inspect "$D/www/ch/index.json" | grep -q '^format: *2$' || fail "index not format 2"
-	# every device state file as it is now, to poll twice from the same start
+	# every device state file as it is now, to poll from the same start each time
 	tar -C "$D" -cSf "$WORK/device.tar" --exclude=./www --exclude=./nginx --exclude=./pki .
-	local setting want
-	for setting in null false; do
+	local setting want kind ch
+	for setting in format1 null false; do
 		tar -C "$D" -xSf "$WORK/device.tar"
-		server delta_xz_rebuild="$setting"
-		want=$xz
-		[ "$setting" = false ] && want=$plain
+		ch=ch want=$xz kind=delta-xz
+		case $setting in
+		format1)
+			ch=ch1 want=$D/www/ch1/sim/2.0-from-1.0.tnd
+			server delta_xz_rebuild=null url="\"$NGINX_HTTPS/ch1/index.json\""
+			;;
+		false) want=$plain kind=delta ;;
+		esac
+		[ "$setting" = format1 ] || server delta_xz_rebuild="$setting" url="\"$NGINX_HTTPS/ch/index.json\""
 		: >"$D/nginx/access.log"
 		poll
 		[ "$(result result)" = installed ] || fail "delta_xz_rebuild=$setting: $(cat "$D/poll.json")"
-		grep -q "^200 GET /ch/${want#"$D/www/ch/"} " "$D/nginx/access.log" ||
-			fail "delta_xz_rebuild=$setting: not ${want##*/ch/}: $(cat "$D/nginx/access.log")"
+		# what was installed, also in the state tandem status reads
+		[ "$(result bundle)" = "$kind" ] || fail "delta_xz_rebuild=$setting: $(cat "$D/poll.json")"
+		"$TANDEM" -c "$CONF" status --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["poll"]
+assert p["bundle"] == sys.argv[1] and p["bytes"] > 0, p' "$kind" ||
+			fail "delta_xz_rebuild=$setting: status does not say $kind"
+		grep -q "^200 GET /$ch/${want#"$D/www/$ch/"} " "$D/nginx/access.log" ||
+			fail "delta_xz_rebuild=$setting: not ${want#"$D/www/"}: $(cat "$D/nginx/access.log")"
 		[ "$(grep -c '\.tnd ' "$D/nginx/access.log")" -eq 1 ] ||
 			fail "delta_xz_rebuild=$setting: more than one bundle: $(cat "$D/nginx/access.log")"
 		[ "$(result bytes)" -ge "$(stat -c %s "$want")" ] &&
@@ -260,13 +280,15 @@ test_fleet_reports_sent_or_queued() {
 	poll
 	[ "$(result result)" = not-modified ] || fail "poll: $(cat "$D/poll.json")"
 	[ -z "$(ls "$D/state/reports/")" ] || fail "queue not emptied"
-	python3 - "$D/nginx/reports.log" <<'PY'
+	python3 - "$D/nginx/reports.log" "$(stat -c %s "$D/b1.tnd")" <<'PY'
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 assert len(r) == 1, r
 r = r[0]
 assert r["event"] == "installed" and r["version"] == "1.0" and r["device_id"] == "device-0001", r
 assert r["compatible"] == "sim" and r["slot"] == "B", r
+# what the device downloaded for it: the full bundle, at least its size
+assert r["bundle"] == "full" and r["bytes"] >= int(sys.argv[2]), r
 PY
 }
 
