@@ -146,14 +146,13 @@ test_fleet_device_chooses_delta_kind() {
 	for setting in format1 null false; do
 		tar -C "$D" -xSf "$WORK/device.tar"
 		ch=ch want=$xz kind=delta-xz
-		case $setting in
-		format1)
+		[ "$setting" = false ] && want=$plain kind=delta
+		if [ "$setting" = format1 ]; then
 			ch=ch1 want=$D/www/ch1/sim/2.0-from-1.0.tnd
 			server delta_xz_rebuild=null url="\"$NGINX_HTTPS/ch1/index.json\""
-			;;
-		false) want=$plain kind=delta ;;
-		esac
-		[ "$setting" = format1 ] || server delta_xz_rebuild="$setting" url="\"$NGINX_HTTPS/ch/index.json\""
+		else
+			server delta_xz_rebuild="$setting" url="\"$NGINX_HTTPS/ch/index.json\""
+		fi
 		: >"$D/nginx/access.log"
 		poll
 		[ "$(result result)" = installed ] || fail "delta_xz_rebuild=$setting: $(cat "$D/poll.json")"
