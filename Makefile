@@ -76,9 +76,10 @@ TANDEM_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || ec
 CPPFLAGS += -DTANDEM_VERSION=\"$(TANDEM_VERSION)\"
 # The clock floor of docs/security.md ("Unset clock"): when the sources
 # were committed (reproducible: the same for every build of a commit), or
-# SOURCE_DATE_EPOCH. Only updater/state.c needs it.
+# SOURCE_DATE_EPOCH. Only updater/core/state.c needs it.
 TANDEM_BUILD_TIME ?= $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
-CPPFLAGS += -I$(O)/include/generated -Ilib -Iupdater -Iimage-tools \
+UPD_DIRS := updater/core updater/install updater/boot updater/sources updater/fleet updater/cli
+CPPFLAGS += -I$(O)/include/generated -Ilib $(addprefix -I,$(UPD_DIRS)) -Iimage-tools \
             -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -include $(AUTOCONF)
 # Sections per function and --gc-sections: the programs carry only the
 # library code they call (the device binary lost 21 KiB to it).
@@ -139,15 +140,21 @@ lib-y += lib/channel.c
 lib-$(CONFIG_DELTA_XZ) += lib/delta_xz.c
 lib-y += lib/link.c
 
-# updater/: device side; main.c is kept out of the library so tests link it.
-upd-y := updater/config.c updater/state.c updater/slot.c updater/pipeline.c \
-         updater/install.c updater/progress.c updater/status.c \
-         updater/bootloader.c updater/bootctl.c updater/health.c updater/doctor.c \
-         updater/resume.c
-upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/bl_uboot.c
-upd-$(CONFIG_SERIAL) += updater/receive.c
-upd-$(CONFIG_PROVISION) += updater/provision.c
-upd-$(CONFIG_HTTP) += updater/http.c updater/fleet.c
+# updater/: device side, a folder per concern (docs/architecture.md):
+# core/ (configuration, state, lock), install/ (the transaction and its
+# pipeline), boot/ (bootloader backends and boot control), sources/
+# (HTTP, serial), fleet/ (polling a channel), cli/ (the command line, the
+# only part that prints). cli/main.c is kept out of the library so tests
+# link it.
+upd-y := updater/core/config.c updater/core/state.c \
+         updater/install/slot.c updater/install/pipeline.c updater/install/transaction.c \
+         updater/install/resume.c \
+         updater/boot/bootloader.c updater/boot/bootctl.c updater/boot/health.c \
+         updater/cli/progress.c updater/cli/status.c updater/cli/doctor.c
+upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/boot/uboot.c
+upd-$(CONFIG_SERIAL) += updater/sources/receive.c
+upd-$(CONFIG_PROVISION) += updater/install/provision.c
+upd-$(CONFIG_HTTP) += updater/sources/http.c updater/fleet/fleet.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
 img-y += image-tools/delta_encode.c image-tools/delta_xzmap.c
@@ -172,7 +179,7 @@ $(O)/obj/%.o: %.c $(AUTOCONF)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(O)/obj/updater/state.o: CPPFLAGS += -DTANDEM_BUILD_TIME=$(TANDEM_BUILD_TIME)LL
+$(O)/obj/updater/core/state.o: CPPFLAGS += -DTANDEM_BUILD_TIME=$(TANDEM_BUILD_TIME)LL
 
 $(LIBTANDEM): $(call obj,$(lib-y))
 	@echo "  AR      $@"
@@ -184,7 +191,7 @@ $(LIBIMAGE): $(call obj,$(img-y))
 	@echo "  AR      $@"
 	@rm -f $@ && $(AR) rcs $@ $^
 
-$(O)/tandem: $(call obj,updater/main.c) $(LIBUPDATER) $(LIBTANDEM)
+$(O)/tandem: $(call obj,updater/cli/main.c) $(LIBUPDATER) $(LIBTANDEM)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS) $(UPD_LDLIBS)
 $(O)/tandem-image: $(call obj,image-tools/main.c) $(LIBIMAGE) $(LIBTANDEM)
@@ -241,7 +248,7 @@ bench: deps
 	@tests/bench/run.sh $(O)
 
 .PHONY: format format-check
-FMT_SRCS = $(wildcard lib/*.[ch] updater/*.[ch] image-tools/*.[ch] tests/unit/*.[ch])
+FMT_SRCS = $(wildcard lib/*.[ch] updater/*/*.[ch] image-tools/*.[ch] tests/unit/*.[ch])
 format:
 	@clang-format -i $(FMT_SRCS)
 format-check:

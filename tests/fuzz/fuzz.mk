@@ -19,7 +19,7 @@ FUZZ_DIR     := $(O)/fuzz
 # The library is compiled again with clang and coverage instrumentation:
 # gcc objects carry no libFuzzer feedback. Only the sources the targets
 # reach; the rest of the updater needs a device.
-FUZZ_LIB_SRCS := $(lib-y) updater/config.c updater/state.c tests/fuzz/fuzz_common.c
+FUZZ_LIB_SRCS := $(lib-y) updater/core/config.c updater/core/state.c tests/fuzz/fuzz_common.c
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # clang warns about things gcc does not in code this target does not own:
 # warnings stay on, but do not fail the fuzz build.

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "install.h"
+#include "transaction.h"
 #include "link.h"
 #include "log.h"
 #include "slot.h"

@@ -11,8 +11,8 @@
  *      atomic environment write.
  * A cut before step 5 boots the old slot; a retry starts again at 1.
  */
-#ifndef TANDEM_INSTALL_H
-#define TANDEM_INSTALL_H
+#ifndef TANDEM_TRANSACTION_H
+#define TANDEM_TRANSACTION_H
 
 #include <signal.h>
 #include <stdbool.h>

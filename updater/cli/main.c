@@ -14,7 +14,7 @@
 #include "fleet.h"
 #include "http.h"
 #endif
-#include "install.h"
+#include "transaction.h"
 #include "log.h"
 #ifdef CONFIG_PROVISION
 #include "provision.h"

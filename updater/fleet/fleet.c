@@ -40,7 +40,7 @@
 #include "channel.h"
 #include "delta.h"
 #include "http.h"
-#include "install.h"
+#include "transaction.h"
 #include "log.h"
 #include "progress.h"
 #include "sign.h"

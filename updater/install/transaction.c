@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "install.h"
+#include "transaction.h"
 
 #include <errno.h>
 #include <fcntl.h>
