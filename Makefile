@@ -132,10 +132,10 @@ CFLAGS += $(LIB_CFLAGS)
 # ---------------------------------------------------------------- sources
 # lib/: everything the device and the host share (format, manifest,
 # signatures, chunk codec, logging, errors, atomic files).
-lib-y := lib/error.c lib/log.c lib/util.c lib/crypto.c lib/sign.c \
+lib-y := lib/error.c lib/log.c lib/util.c lib/crypto.c lib/sign.c lib/json.c lib/digest.c \
          lib/manifest.c lib/bundle.c lib/chunk.c lib/atomicfile.c lib/timeutil.c \
          lib/source.c
-lib-y += lib/delta.c
+lib-y += lib/delta.c lib/record.c
 lib-y += lib/channel.c
 lib-$(CONFIG_DELTA_XZ) += lib/delta_xz.c
 lib-y += lib/link.c
@@ -149,12 +149,15 @@ lib-y += lib/link.c
 upd-y := updater/core/config.c updater/core/state.c \
          updater/install/slot.c updater/install/pipeline.c updater/install/transaction.c \
          updater/install/resume.c \
-         updater/boot/bootloader.c updater/boot/bootctl.c updater/boot/health.c \
-         updater/cli/progress.c updater/cli/status.c updater/cli/doctor.c
+         updater/boot/bootloader.c updater/boot/none.c updater/boot/bootctl.c \
+         updater/boot/health.c updater/core/lock.c updater/install/policy.c \
+         updater/cli/progress.c updater/cli/status.c updater/cli/doctor.c \
+         updater/cli/cmd_install.c updater/cli/cmd_boot.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/boot/uboot.c
-upd-$(CONFIG_SERIAL) += updater/sources/receive.c
-upd-$(CONFIG_PROVISION) += updater/install/provision.c
-upd-$(CONFIG_HTTP) += updater/sources/http.c updater/fleet/fleet.c
+upd-$(CONFIG_SERIAL) += updater/sources/serial.c updater/cli/cmd_receive.c
+upd-$(CONFIG_PROVISION) += updater/install/provision.c updater/cli/cmd_provision.c
+upd-$(CONFIG_HTTP) += updater/sources/http.c updater/fleet/fleet.c updater/fleet/pollstate.c \
+                      updater/cli/cmd_fleet.c
 
 img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c
 img-y += image-tools/delta_encode.c image-tools/delta_xzmap.c

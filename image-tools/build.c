@@ -150,8 +150,31 @@ out:
 	return ret;
 }
 
-/* Pass 2: back to front, so each record can name its successor's hash. */
-static int chain_records(struct spool *sp, uint32_t chunk_size, uint8_t first[TND_SHA256_LEN])
+/*
+ * Full payloads name signed resume points (docs/bundle-format.md): a
+ * record every `every`, so that a device can continue an interrupted
+ * install there trusting nothing but the manifest. At least 1 MiB of
+ * image apart (a device checkpoints no more often) and at most
+ * TND_RESUME_MAX of them (the manifest stays small: 68 bytes each).
+ */
+static void plan_resume(struct tnd_manifest *m)
+{
+	uint64_t every = (1u << 20) / m->chunk_size, by_count;
+
+	if (every == 0)
+		every = 1;
+	by_count = (m->chunks + TND_RESUME_MAX - 1) / TND_RESUME_MAX;
+	if (by_count > every)
+		every = by_count;
+	m->resume_every = (uint32_t)every;
+	m->nresume = m->chunks > every ? (uint32_t)((m->chunks - 1) / every) : 0;
+	if (!m->nresume)
+		m->resume_every = 0;
+}
+
+/* Pass 2: back to front, so each record can name its successor's hash;
+ * the resume points m plans are filled in on the way. */
+static int chain_records(struct spool *sp, uint32_t chunk_size, struct tnd_manifest *m)
 {
 	uint8_t *buf = malloc(TND_RECORD_HDR_SIZE + (size_t)chunk_size);
 	uint8_t next[TND_SHA256_LEN] = {0};
@@ -171,11 +194,14 @@ static int chain_records(struct spool *sp, uint32_t chunk_size, uint8_t first[TN
 		if (r)
 			break;
 		tnd_sha256(buf, len, next);
+		if (m->resume_every && i && i % m->resume_every == 0 &&
+		    i / m->resume_every <= m->nresume)
+			memcpy(m->resume_sha256[i / m->resume_every - 1], next, TND_SHA256_LEN);
 	}
 	free(buf);
 	if (r)
 		return tnd_err_errno(TND_E_IO, -r, "spool file");
-	memcpy(first, next, TND_SHA256_LEN);
+	memcpy(m->first_chunk, next, TND_SHA256_LEN);
 	return 0;
 }
 
@@ -339,7 +365,9 @@ int tnd_build_bundle(const struct tnd_build_opts *o)
 			goto out;
 		m.image_size = m.stream_size;
 	}
-	if ((ret = chain_records(&sp, o->chunk_size, m.first_chunk)))
+	if (m.payload_type == TND_PAYLOAD_FULL)
+		plan_resume(&m);
+	if ((ret = chain_records(&sp, o->chunk_size, &m)))
 		goto out;
 	/* A manifest that does not parse back is a bug here, never on a device. */
 	if ((ret = tnd_manifest_to_json(&m, &json)))

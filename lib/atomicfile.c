@@ -43,7 +43,14 @@ int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mo
 	else
 		*slash = '\0';
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* A fresh file, never one that is there: a leftover of a cut, or a
+	 * symlink someone planted in the directory (state_dir may be on a
+	 * partition others write), which O_TRUNC would have followed to
+	 * overwrite any file with our data. unlink() removes the link itself;
+	 * O_EXCL | O_NOFOLLOW refuse one that reappears in between. */
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return tnd_err_errno(TND_E_IO, errno, "cannot remove %s", tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return tnd_err_errno(TND_E_IO, errno, "cannot create %s", tmp);
 	r = tnd_write_full(fd, data, len);

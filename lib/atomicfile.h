@@ -3,7 +3,9 @@
  * Crash-safe replacement of a small file: write PATH.tmp, fsync it,
  * rename over PATH, fsync it again (vfat), fsync the directory. After a power cut PATH holds
  * either the old or the new content, never a mix; a leftover PATH.tmp is
- * ignored and overwritten by the next write.
+ * ignored and replaced by the next write (removed and created anew: a
+ * symlink there is never followed). PATH itself is replaced by rename,
+ * which does not follow a symlink either.
  */
 #ifndef TANDEM_ATOMICFILE_H
 #define TANDEM_ATOMICFILE_H

@@ -9,7 +9,6 @@
  */
 #include "channel.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +16,10 @@
 #include <cjson/cJSON.h>
 #include <mbedtls/base64.h>
 
+#include "json.h"
 #include "timeutil.h"
 #include "util.h"
 
-/* Integers below 2^53 are exact in a double, the only number type JSON
- * parsers agree on. */
-#define JSON_INT_MAX 9007199254740991.0
 /* Base64 of TND_SIG_MAX bytes, with NUL. */
 #define SIG_B64_MAX (4 * ((TND_SIG_MAX + 2) / 3) + 1)
 
@@ -61,31 +58,28 @@ static int get_uint(const cJSON *obj, const char *what, const char *key, uint64_
 
 	if (!v)
 		return tnd_err_set(TND_E_FORMAT, "channel index: %s: missing \"%s\"", what, key);
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > JSON_INT_MAX ||
-	    v->valuedouble != floor(v->valuedouble) || (uint64_t)v->valuedouble < min ||
-	    (uint64_t)v->valuedouble > max)
-		return tnd_err_set(TND_E_FORMAT,
-				   "channel index: %s: \"%s\" must be an integer from %llu to %llu",
-				   what, key, (unsigned long long)min, (unsigned long long)max);
-	*out = (uint64_t)v->valuedouble;
+	if (!tnd_json_uint(v, max, out) || *out < min)
+		return tnd_err_set(
+		    TND_E_FORMAT, "channel index: %s: \"%s\" must be an integer from %llu to %llu",
+		    what, key, (unsigned long long)min,
+		    (unsigned long long)(max < TND_JSON_INT_MAX ? max : TND_JSON_INT_MAX));
 	return 0;
 }
 
 static const char *get_string(const cJSON *obj, const char *what, const char *key, size_t size)
 {
 	const cJSON *v = get(obj, key);
+	const char *str;
 
 	if (!v) {
 		tnd_err_set(TND_E_FORMAT, "channel index: %s: missing \"%s\"", what, key);
 		return NULL;
 	}
-	if (!cJSON_IsString(v) || !v->valuestring || strlen(v->valuestring) >= size) {
+	if (!(str = tnd_json_string(v, size)))
 		tnd_err_set(TND_E_FORMAT,
 			    "channel index: %s: \"%s\" must be a string of at most %zu bytes", what,
 			    key, size - 1);
-		return NULL;
-	}
-	return v->valuestring;
+	return str;
 }
 
 /* compatible, version: as in manifests, printable ASCII without spaces. */
@@ -111,15 +105,9 @@ static int get_name(const cJSON *obj, const char *what, const char *key, char ou
 static int get_sha256(const cJSON *obj, const char *what, const char *key,
 		      uint8_t out[TND_SHA256_LEN])
 {
-	const char *s = get_string(obj, what, key, TND_SHA256_HEX_LEN);
-	size_t i;
-
-	if (!s)
+	if (!get_string(obj, what, key, TND_SHA256_HEX_LEN))
 		return TND_E_FORMAT;
-	for (i = 0; s[i]; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			break;
-	if (i != 2 * TND_SHA256_LEN || s[i] || tnd_hex_decode(out, TND_SHA256_LEN, s))
+	if (!tnd_json_sha256(get(obj, key), true, out))
 		return tnd_err_set(TND_E_FORMAT,
 				   "channel index: %s: \"%s\" must be 64 lower-case hex digits",
 				   what, key);
@@ -180,7 +168,7 @@ static int get_file(const cJSON *obj, const char *what, struct tnd_channel_file 
 		return tnd_err_prefix(TND_E_FORMAT, "channel index: %s: \"url\"", what);
 	strcpy(f->url, url);
 	/* A bundle is at least its 32-byte header. */
-	if (get_uint(obj, what, "size", TND_HEADER_SIZE, (uint64_t)JSON_INT_MAX, &f->size) ||
+	if (get_uint(obj, what, "size", TND_HEADER_SIZE, TND_JSON_INT_MAX, &f->size) ||
 	    get_sha256(obj, what, "sha256", f->sha256))
 		return TND_E_FORMAT;
 	return 0;
@@ -199,12 +187,12 @@ static int parse_delta(struct tnd_channel_delta *d, const cJSON *obj, const char
 		return tnd_err_set(TND_E_FORMAT, "channel index: %s is not an object", what);
 	if (check_keys(obj, what, format >= 2 ? keys : keys1) ||
 	    get_sha256(obj, what, "base_sha256", d->base_sha256) ||
-	    get_uint(obj, what, "base_size", 0, (uint64_t)JSON_INT_MAX, &d->base_size) ||
+	    get_uint(obj, what, "base_size", 0, TND_JSON_INT_MAX, &d->base_size) ||
 	    get_name(obj, what, "base_version", d->base_version) || get_file(obj, what, &d->file))
 		return TND_E_FORMAT;
 	d->xz_rebuild = 0;
 	if (get(obj, "xz_rebuild") &&
-	    get_uint(obj, what, "xz_rebuild", 1, (uint64_t)JSON_INT_MAX, &d->xz_rebuild))
+	    get_uint(obj, what, "xz_rebuild", 1, TND_JSON_INT_MAX, &d->xz_rebuild))
 		return TND_E_FORMAT;
 	return 0;
 }
@@ -264,7 +252,7 @@ static int parse_release(struct tnd_channel_release *rel, const cJSON *obj, size
 	snprintf(what, sizeof(what), "release %s", rel->compatible);
 	if (get_name(obj, what, "version", rel->version) ||
 	    get_uint(obj, what, "security_version", 0, UINT32_MAX, &rel->security_version) ||
-	    get_uint(obj, what, "image_size", 0, (uint64_t)JSON_INT_MAX, &rel->image_size) ||
+	    get_uint(obj, what, "image_size", 0, TND_JSON_INT_MAX, &rel->image_size) ||
 	    get_sha256(obj, what, "image_sha256", rel->image_sha256))
 		return TND_E_FORMAT;
 	rel->rollout_percent = 100;
@@ -297,7 +285,7 @@ static int parse_signed(struct tnd_channel *c, const cJSON *root)
 	if (!cJSON_IsObject(root))
 		return tnd_err_set(TND_E_FORMAT, "channel index: signed document is not an object");
 	if (check_keys(root, "signed", keys) ||
-	    get_uint(root, "signed", "sequence", 1, (uint64_t)JSON_INT_MAX, &c->sequence) ||
+	    get_uint(root, "signed", "sequence", 1, TND_JSON_INT_MAX, &c->sequence) ||
 	    get_time(root, "signed", "created", &c->created) ||
 	    get_time(root, "signed", "expires", &c->expires))
 		return TND_E_FORMAT;
@@ -633,36 +621,12 @@ int tnd_channel_resolve_url(const char *index_url, const char *url, char *out, s
 
 /* ---------------------------------------------------------------- encoding */
 
-static int add_uint(cJSON *obj, const char *key, uint64_t v)
-{
-	char text[24];
-
-	/* Exact decimal text: cJSON prints numbers with %.15g. */
-	snprintf(text, sizeof(text), "%llu", (unsigned long long)v);
-	return cJSON_AddRawToObject(obj, key, text) ? 0 : 1;
-}
-
-static int add_hash(cJSON *obj, const char *key, const uint8_t h[TND_SHA256_LEN])
-{
-	char hex[TND_SHA256_HEX_LEN];
-
-	tnd_hex_encode(hex, h, TND_SHA256_LEN);
-	return cJSON_AddStringToObject(obj, key, hex) ? 0 : 1;
-}
-
-static int add_time(cJSON *obj, const char *key, int64_t t)
-{
-	char s[TND_TIME_STR_LEN];
-
-	tnd_time_format(s, t);
-	return cJSON_AddStringToObject(obj, key, s) ? 0 : 1;
-}
-
 static int add_file(cJSON *obj, const struct tnd_channel_file *f)
 {
 	if (!cJSON_AddStringToObject(obj, "url", f->url))
 		return 1;
-	return add_uint(obj, "size", f->size) | add_hash(obj, "sha256", f->sha256);
+	return tnd_json_add_uint(obj, "size", f->size) |
+	       tnd_json_add_sha256(obj, "sha256", f->sha256);
 }
 
 static int add_release(cJSON *arr, const struct tnd_channel_release *rel)
@@ -674,11 +638,11 @@ static int add_release(cJSON *arr, const struct tnd_channel_release *rel)
 		return 1;
 	bad = !cJSON_AddStringToObject(o, "compatible", rel->compatible);
 	bad |= !cJSON_AddStringToObject(o, "version", rel->version);
-	bad |= add_uint(o, "security_version", rel->security_version);
-	bad |= add_uint(o, "image_size", rel->image_size);
-	bad |= add_hash(o, "image_sha256", rel->image_sha256);
+	bad |= tnd_json_add_uint(o, "security_version", rel->security_version);
+	bad |= tnd_json_add_uint(o, "image_size", rel->image_size);
+	bad |= tnd_json_add_sha256(o, "image_sha256", rel->image_sha256);
 	if (rel->rollout_percent != 100)
-		bad |= add_uint(o, "rollout_percent", rel->rollout_percent);
+		bad |= tnd_json_add_uint(o, "rollout_percent", rel->rollout_percent);
 	full = cJSON_AddObjectToObject(o, "full");
 	deltas = cJSON_AddArrayToObject(o, "deltas");
 	if (bad || !full || !deltas || add_file(full, &rel->full))
@@ -689,12 +653,12 @@ static int add_release(cJSON *arr, const struct tnd_channel_release *rel)
 
 		if (!od || !cJSON_AddItemToArray(deltas, od))
 			return 1;
-		bad = add_hash(od, "base_sha256", d->base_sha256);
-		bad |= add_uint(od, "base_size", d->base_size);
+		bad = tnd_json_add_sha256(od, "base_sha256", d->base_sha256);
+		bad |= tnd_json_add_uint(od, "base_size", d->base_size);
 		bad |= !cJSON_AddStringToObject(od, "base_version", d->base_version);
 		if (bad || add_file(od, &d->file))
 			return 1;
-		if (d->xz_rebuild && add_uint(od, "xz_rebuild", d->xz_rebuild))
+		if (d->xz_rebuild && tnd_json_add_uint(od, "xz_rebuild", d->xz_rebuild))
 			return 1;
 	}
 	return 0;
@@ -707,9 +671,9 @@ static char *signed_json(const struct tnd_channel *c)
 	int bad = !root;
 
 	if (!bad) {
-		bad |= add_uint(root, "sequence", c->sequence);
-		bad |= add_time(root, "created", c->created);
-		bad |= add_time(root, "expires", c->expires);
+		bad |= tnd_json_add_uint(root, "sequence", c->sequence);
+		bad |= tnd_json_add_time(root, "created", c->created);
+		bad |= tnd_json_add_time(root, "expires", c->expires);
 		rels = cJSON_AddArrayToObject(root, "releases");
 		bad |= !rels;
 		for (size_t i = 0; !bad && i < c->nreleases; i++)
@@ -735,7 +699,8 @@ static int add_signature(cJSON *sigs, struct tnd_signer *s, const uint8_t digest
 	if (mbedtls_base64_encode(b64, sizeof(b64), &n, sig, len))
 		return tnd_err_set(TND_E_INTERNAL, "cannot encode signature");
 	o = cJSON_CreateObject();
-	if (!o || !cJSON_AddItemToArray(sigs, o) || add_hash(o, "keyid", tnd_signer_id(s)) ||
+	if (!o || !cJSON_AddItemToArray(sigs, o) ||
+	    tnd_json_add_sha256(o, "keyid", tnd_signer_id(s)) ||
 	    !cJSON_AddStringToObject(o, "sig", (const char *)b64))
 		return tnd_err_set(TND_E_NOMEM, "out of memory");
 	return 0;
@@ -760,7 +725,7 @@ int tnd_channel_encode(const struct tnd_channel *c, struct tnd_signer *const *si
 	root = cJSON_CreateObject();
 	/* The oldest format that holds it, so that devices which read only
 	 * format 1 keep reading every channel that does not need more. */
-	r = !root || add_uint(root, "format", tnd_channel_format_needed(c)) ||
+	r = !root || tnd_json_add_uint(root, "format", tnd_channel_format_needed(c)) ||
 		    !cJSON_AddStringToObject(root, "signed", doc) ||
 		    !(sigs = cJSON_AddArrayToObject(root, "signatures"))
 		? tnd_err_set(TND_E_NOMEM, "out of memory")

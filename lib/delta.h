@@ -67,6 +67,17 @@ static inline int tnd_delta_version_checked(unsigned v)
 	return v == TND_DELTA_VERSION_CHECKED || v == TND_DELTA_VERSION_XZ_CHECKED;
 }
 
+/* Does version v check every span of its output against a cryptographic
+ * hash the signed stream carries, before the span is written? (No
+ * version does yet: 3 and 4 carry a CRC-32, which finds accidents, not an
+ * attacker; the device then hashes the whole image before it records or
+ * activates it.) */
+static inline int tnd_delta_version_authenticated(unsigned v)
+{
+	(void)v;
+	return 0;
+}
+
 /* Can this build decode op streams of version v? */
 static inline int tnd_delta_version_supported(unsigned v)
 {

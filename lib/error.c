@@ -38,6 +38,8 @@ static const struct {
     {TND_E_HEALTH, "E_HEALTH", 24},
     {TND_E_NOT_READY, "E_NOT_READY", 25},
     {TND_E_NETWORK, "E_NETWORK", 6},
+    {TND_E_WRONG_RELEASE, "E_WRONG_RELEASE", 12},
+    {TND_E_BUSY, "E_BUSY", 26},
     {TND_E_CANCELLED, "E_CANCELLED", 130},
     {TND_E_INTERNAL, "E_INTERNAL", 70},
 };

@@ -1,23 +1,19 @@
 // SPDX-License-Identifier: MIT
 #include "manifest.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "json.h"
 #include "timeutil.h"
 #include "util.h"
 
-/* JSON numbers are doubles here: integers below 2^53 are exact, and
- * larger ones would mean different numbers to different readers. */
-#define JSON_INT_MAX 9007199254740991.0
-
 static int get_uint(const cJSON *obj, const char *key, uint64_t max, bool required, uint64_t *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *v = tnd_json_get(obj, key);
 
 	if (!v) {
 		if (required)
@@ -25,18 +21,17 @@ static int get_uint(const cJSON *obj, const char *key, uint64_t max, bool requir
 		*out = 0;
 		return 0;
 	}
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > JSON_INT_MAX ||
-	    v->valuedouble != floor(v->valuedouble) || (uint64_t)v->valuedouble > max)
-		return tnd_err_set(TND_E_FORMAT,
-				   "manifest: \"%s\" must be an integer from 0 to %llu", key,
-				   (unsigned long long)max);
-	*out = (uint64_t)v->valuedouble;
+	if (!tnd_json_uint(v, max, out))
+		return tnd_err_set(
+		    TND_E_FORMAT, "manifest: \"%s\" must be an integer from 0 to %llu", key,
+		    (unsigned long long)(max < TND_JSON_INT_MAX ? max : TND_JSON_INT_MAX));
 	return 0;
 }
 
 static int get_str(const cJSON *obj, const char *key, bool required, char *out, size_t size)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *v = tnd_json_get(obj, key);
+	const char *str;
 
 	if (!v) {
 		if (required)
@@ -44,21 +39,21 @@ static int get_str(const cJSON *obj, const char *key, bool required, char *out, 
 		out[0] = '\0';
 		return 0;
 	}
-	if (!cJSON_IsString(v) || strlen(v->valuestring) >= size)
+	if (!(str = tnd_json_string(v, size)))
 		return tnd_err_set(TND_E_FORMAT,
 				   "manifest: \"%s\" must be a string of at most %zu bytes", key,
 				   size - 1);
-	strcpy(out, v->valuestring);
+	strcpy(out, str);
 	return 0;
 }
 
 static int get_hash(const cJSON *obj, const char *key, uint8_t out[TND_SHA256_LEN])
 {
-	char hex[TND_SHA256_HEX_LEN];
+	const cJSON *v = tnd_json_get(obj, key);
 
-	if (get_str(obj, key, true, hex, sizeof(hex)))
-		return TND_E_FORMAT;
-	if (tnd_hex_decode(out, TND_SHA256_LEN, hex))
+	if (!v)
+		return tnd_err_set(TND_E_FORMAT, "manifest: missing \"%s\"", key);
+	if (!tnd_json_sha256(v, false, out))
 		return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" must be 64 hex digits", key);
 	return 0;
 }
@@ -72,7 +67,7 @@ static int get_time(const cJSON *obj, const char *key, bool required, int64_t *o
 	if (!s[0]) {
 		/* Absent (optional) is no time; present but empty is not a time
 		 * (found by test_manifest: every_field_every_wrong_type). */
-		if (cJSON_GetObjectItemCaseSensitive(obj, key))
+		if (tnd_json_get(obj, key))
 			return tnd_err_set(TND_E_FORMAT, "manifest: \"%s\" is empty", key);
 		*out = 0;
 		return 0;
@@ -84,7 +79,7 @@ static int get_time(const cJSON *obj, const char *key, bool required, int64_t *o
 
 static const cJSON *get_obj(const cJSON *obj, const char *key, bool required)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *v = tnd_json_get(obj, key);
 
 	if (!v) {
 		if (required)
@@ -111,11 +106,59 @@ static int check_name(const char *key, const char *s)
 	return 0;
 }
 
+/* payload.resume: {"every": N, "sha256": [hash of record N, of 2N, ...]} */
+static int parse_resume(struct tnd_manifest *m, const cJSON *res)
+{
+	const cJSON *list, *h;
+	uint64_t every;
+
+	if (!res)
+		return 0;
+	list = tnd_json_get(res, "sha256");
+	if (!cJSON_IsObject(res) ||
+	    !tnd_json_uint(tnd_json_get(res, "every"), UINT32_MAX, &every) || every == 0 ||
+	    !cJSON_IsArray(list) || cJSON_GetArraySize(list) < 1 ||
+	    cJSON_GetArraySize(list) > TND_RESUME_MAX)
+		return tnd_err_set(
+		    TND_E_FORMAT,
+		    "manifest: \"resume\" must hold \"every\" (1 or more) and 1 to %d "
+		    "\"sha256\" hashes",
+		    TND_RESUME_MAX);
+	if (m->payload_type != TND_PAYLOAD_FULL)
+		return tnd_err_set(TND_E_FORMAT,
+				   "manifest: resume points are for full payloads only");
+	m->resume_every = (uint32_t)every;
+	m->nresume = 0;
+	cJSON_ArrayForEach(h, list)
+	{
+		if (!tnd_json_sha256(h, false, m->resume_sha256[m->nresume]))
+			return tnd_err_set(TND_E_FORMAT,
+					   "manifest: resume point %u must be 64 hex digits",
+					   m->nresume + 1);
+		m->nresume++;
+	}
+	/* every point names a record of the payload, and not its first */
+	if ((uint64_t)m->resume_every * m->nresume >= m->chunks)
+		return tnd_err_set(
+		    TND_E_FORMAT, "manifest: resume point %u lies beyond the payload's %llu chunks",
+		    m->nresume, (unsigned long long)m->chunks);
+	return 0;
+}
+
+const uint8_t *tnd_manifest_resume_point(const struct tnd_manifest *m, uint64_t index)
+{
+	if (!m->resume_every || !index || index % m->resume_every ||
+	    index / m->resume_every > m->nresume)
+		return NULL;
+	return m->resume_sha256[index / m->resume_every - 1];
+}
+
 static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 {
 	const cJSON *image, *payload, *base, *desc;
 	char type[16], comp[16];
 	uint64_t v;
+	int ret;
 
 	if (!cJSON_IsObject(root))
 		return tnd_err_set(TND_E_FORMAT, "manifest is not a JSON object");
@@ -134,12 +177,12 @@ static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 	    get_time(root, "created", true, &m->created) ||
 	    get_time(root, "expires", false, &m->expires))
 		return TND_E_FORMAT;
-	desc = cJSON_GetObjectItemCaseSensitive(root, "description");
+	desc = tnd_json_get(root, "description");
 	if (desc && get_str(root, "description", false, m->description, sizeof(m->description)))
 		return TND_E_FORMAT;
 
 	image = get_obj(root, "image", true);
-	if (!image || get_uint(image, "size", (uint64_t)JSON_INT_MAX, true, &m->image_size) ||
+	if (!image || get_uint(image, "size", TND_JSON_INT_MAX, true, &m->image_size) ||
 	    get_hash(image, "sha256", m->image_sha256))
 		return TND_E_FORMAT;
 
@@ -154,7 +197,7 @@ static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 				   "manifest: chunk_size must be a power of two of at least %u",
 				   TND_CHUNK_SIZE_MIN);
 	if (get_uint(payload, "chunks", UINT32_MAX, true, &m->chunks) ||
-	    get_uint(payload, "size", (uint64_t)JSON_INT_MAX, true, &m->payload_size) ||
+	    get_uint(payload, "size", TND_JSON_INT_MAX, true, &m->payload_size) ||
 	    get_hash(payload, "first_chunk_sha256", m->first_chunk))
 		return TND_E_FORMAT;
 	if (strcmp(type, "full") == 0)
@@ -169,25 +212,26 @@ static int parse_obj(struct tnd_manifest *m, const cJSON *root)
 	else
 		return tnd_err_set(TND_E_UNSUPPORTED, "manifest: unknown compression \"%s\"", comp);
 	if (m->payload_type == TND_PAYLOAD_DELTA) {
-		if (get_uint(payload, "stream_size", (uint64_t)JSON_INT_MAX, true,
-			     &m->stream_size) ||
+		if (get_uint(payload, "stream_size", TND_JSON_INT_MAX, true, &m->stream_size) ||
 		    get_uint(payload, "delta_format", 255, false, &v))
 			return TND_E_FORMAT;
-		if (!v && cJSON_GetObjectItemCaseSensitive(payload, "delta_format"))
+		if (!v && tnd_json_get(payload, "delta_format"))
 			return tnd_err_set(TND_E_FORMAT, "manifest: delta_format 0 does not exist");
 		m->delta_format = v ? (uint8_t)v : 1;
 	} else {
 		m->stream_size = m->image_size;
 	}
+	if ((ret = parse_resume(m, tnd_json_get(payload, "resume"))))
+		return ret;
 	if ((m->chunks == 0) != (m->stream_size == 0))
 		return tnd_err_set(TND_E_FORMAT,
 				   "manifest: chunk count does not fit the payload size");
 
 	base = get_obj(root, "base", false);
-	if (!base && cJSON_GetObjectItemCaseSensitive(root, "base"))
+	if (!base && tnd_json_get(root, "base"))
 		return TND_E_FORMAT;
 	m->has_base = base != NULL;
-	if (base && (get_uint(base, "size", (uint64_t)JSON_INT_MAX, true, &m->base_size) ||
+	if (base && (get_uint(base, "size", TND_JSON_INT_MAX, true, &m->base_size) ||
 		     get_hash(base, "sha256", m->base_sha256)))
 		return TND_E_FORMAT;
 	if (m->has_base != (m->payload_type == TND_PAYLOAD_DELTA))
@@ -220,31 +264,18 @@ int tnd_manifest_parse(struct tnd_manifest *m, const char *json, size_t len)
 	return r;
 }
 
-/* Integers as exact decimal text: cJSON prints numbers with %.15g, which
- * rounds large ones (9007199254740991 came out as 9.00719925474099e+15,
- * found by fuzz_manifest). */
-static int add_uint(cJSON *obj, const char *key, uint64_t v)
+static int add_resume(cJSON *payload, const struct tnd_manifest *m)
 {
-	char text[24];
-
-	snprintf(text, sizeof(text), "%llu", (unsigned long long)v);
-	return cJSON_AddRawToObject(obj, key, text) ? 0 : -1;
-}
-
-static int add_hash(cJSON *obj, const char *key, const uint8_t h[TND_SHA256_LEN])
-{
+	cJSON *res = cJSON_AddObjectToObject(payload, "resume"), *list;
+	int bad = !res || tnd_json_add_uint(res, "every", m->resume_every) ||
+		  !(list = cJSON_AddArrayToObject(res, "sha256"));
 	char hex[TND_SHA256_HEX_LEN];
 
-	tnd_hex_encode(hex, h, TND_SHA256_LEN);
-	return cJSON_AddStringToObject(obj, key, hex) ? 0 : -1;
-}
-
-static int add_time(cJSON *obj, const char *key, int64_t t)
-{
-	char s[TND_TIME_STR_LEN];
-
-	tnd_time_format(s, t);
-	return cJSON_AddStringToObject(obj, key, s) ? 0 : -1;
+	for (uint32_t i = 0; !bad && i < m->nresume; i++) {
+		tnd_hex_encode(hex, m->resume_sha256[i], TND_SHA256_LEN);
+		bad = !cJSON_AddItemToArray(list, cJSON_CreateString(hex));
+	}
+	return bad ? -1 : 0;
 }
 
 int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
@@ -258,10 +289,10 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 		bad |= !cJSON_AddStringToObject(root, "version", m->version);
 		if (m->description[0])
 			bad |= !cJSON_AddStringToObject(root, "description", m->description);
-		bad |= add_uint(root, "security_version", m->security_version);
-		bad |= add_time(root, "created", m->created);
+		bad |= tnd_json_add_uint(root, "security_version", m->security_version);
+		bad |= tnd_json_add_time(root, "created", m->created);
 		if (m->expires)
-			bad |= add_time(root, "expires", m->expires);
+			bad |= tnd_json_add_time(root, "expires", m->expires);
 		image = cJSON_AddObjectToObject(root, "image");
 		payload = cJSON_AddObjectToObject(root, "payload");
 		if (m->has_base)
@@ -269,24 +300,26 @@ int tnd_manifest_to_json(const struct tnd_manifest *m, char **out)
 		bad |= !image || !payload;
 	}
 	if (!bad) {
-		bad |= add_uint(image, "size", m->image_size);
-		bad |= add_hash(image, "sha256", m->image_sha256);
+		bad |= tnd_json_add_uint(image, "size", m->image_size);
+		bad |= tnd_json_add_sha256(image, "sha256", m->image_sha256);
 		bad |= !cJSON_AddStringToObject(
 		    payload, "type", m->payload_type == TND_PAYLOAD_DELTA ? "delta" : "full");
 		bad |= !cJSON_AddStringToObject(payload, "compression", "zlib");
-		bad |= add_uint(payload, "chunk_size", m->chunk_size);
-		bad |= add_uint(payload, "chunks", m->chunks);
-		bad |= add_uint(payload, "size", m->payload_size);
-		bad |= add_hash(payload, "first_chunk_sha256", m->first_chunk);
+		bad |= tnd_json_add_uint(payload, "chunk_size", m->chunk_size);
+		bad |= tnd_json_add_uint(payload, "chunks", m->chunks);
+		bad |= tnd_json_add_uint(payload, "size", m->payload_size);
+		bad |= tnd_json_add_sha256(payload, "first_chunk_sha256", m->first_chunk);
 		if (m->payload_type == TND_PAYLOAD_DELTA)
-			bad |= add_uint(payload, "stream_size", m->stream_size);
+			bad |= tnd_json_add_uint(payload, "stream_size", m->stream_size);
 		/* written only when it is not the default, so a version 1 delta's
 		 * manifest is what it always was */
 		if (m->payload_type == TND_PAYLOAD_DELTA && m->delta_format > 1)
-			bad |= add_uint(payload, "delta_format", m->delta_format);
+			bad |= tnd_json_add_uint(payload, "delta_format", m->delta_format);
+		if (m->nresume)
+			bad |= add_resume(payload, m);
 		if (base) {
-			bad |= add_uint(base, "size", m->base_size);
-			bad |= add_hash(base, "sha256", m->base_sha256);
+			bad |= tnd_json_add_uint(base, "size", m->base_size);
+			bad |= tnd_json_add_sha256(base, "sha256", m->base_sha256);
 		}
 	}
 	if (!bad)

@@ -19,6 +19,8 @@
 #define TND_NAME_MAX	    64 /* compatible and version strings, with NUL */
 #define TND_CHUNK_SIZE_MIN  (4u * 1024)
 #define TND_CHUNK_SIZE_MAX  (16u * 1024 * 1024)
+/* Signed resume points a manifest may name (docs/bundle-format.md). */
+#define TND_RESUME_MAX 256
 
 enum tnd_payload_type { TND_PAYLOAD_FULL = 1, TND_PAYLOAD_DELTA = 2 };
 enum tnd_compression { TND_COMP_ZLIB = 1 };
@@ -45,6 +47,14 @@ struct tnd_manifest {
 	uint64_t stream_size;
 	uint64_t payload_size;		     /* bytes of all records */
 	uint8_t first_chunk[TND_SHA256_LEN]; /* hash of record 0 (chain head) */
+	/* Full payloads: signed resume points (payload.resume; docs/
+	 * bundle-format.md, "Resume points"): resume_sha256[i] is the hash of
+	 * record resume_every * (i + 1), so that an interrupted install can
+	 * continue there with nothing but the signed manifest to trust. 0:
+	 * none (bundles built before they existed start over). */
+	uint32_t resume_every;
+	uint32_t nresume;
+	uint8_t resume_sha256[TND_RESUME_MAX][TND_SHA256_LEN];
 
 	/* delta: op stream format version (payload.delta_format, absent: 1),
 	 * so that a device without its decoder refuses before anything */
@@ -53,6 +63,10 @@ struct tnd_manifest {
 	uint64_t base_size;
 	uint8_t base_sha256[TND_SHA256_LEN];
 };
+
+/* The signed hash of record `index` when it is a resume point; NULL
+ * otherwise (record 0 is the chain's head, not a resume point). */
+const uint8_t *tnd_manifest_resume_point(const struct tnd_manifest *m, uint64_t index);
 
 /* Parses and validates manifest JSON (len bytes, need not be NUL-terminated).
  * Leaves m->verified false: that is the reader's to set. */

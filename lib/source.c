@@ -81,6 +81,8 @@ int tnd_source_read_exact(struct tnd_source *src, void *buf, size_t len, const c
 		if (n == 0)
 			return tnd_err_set(TND_E_TRUNCATED,
 					   "bundle is truncated: it ends inside %s", what);
+		if (src->hashing)
+			tnd_sha256_update(&src->hash, (char *)buf + done, (size_t)n);
 		done += (size_t)n;
 		src->pos += (uint64_t)n;
 	}
@@ -97,6 +99,7 @@ int tnd_source_skip_to(struct tnd_source *src, uint64_t pos)
 	if (src->skip_to) {
 		if ((ret = src->skip_to(src, pos)))
 			return ret;
+		src->hash_gap |= pos > src->pos;
 		src->pos = pos;
 		return 0;
 	}
@@ -107,6 +110,22 @@ int tnd_source_skip_to(struct tnd_source *src, uint64_t pos)
 			return ret;
 	}
 	return 0;
+}
+
+void tnd_source_hash_begin(struct tnd_source *src)
+{
+	tnd_sha256_init(&src->hash);
+	src->hashing = true;
+	src->hash_gap = src->pos != 0;
+}
+
+bool tnd_source_hash_end(struct tnd_source *src, uint8_t out[TND_SHA256_LEN])
+{
+	if (!src->hashing)
+		return false;
+	tnd_sha256_final(&src->hash, out);
+	src->hashing = false;
+	return !src->hash_gap;
 }
 
 void tnd_source_close(struct tnd_source *src)

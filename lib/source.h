@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <stdbool.h>
+
+#include "crypto.h"
 #include "error.h"
 
 struct tnd_source {
@@ -27,6 +30,9 @@ struct tnd_source {
 	uint64_t pos;	/* bytes handed out so far */
 	char name[256]; /* for messages */
 	int fd;
+	/* tnd_source_hash_begin(): every byte handed out is hashed */
+	bool hashing, hash_gap;
+	struct tnd_sha256 hash;
 };
 
 /* Opens path, or standard input for "-". */
@@ -37,6 +43,17 @@ int tnd_source_read_exact(struct tnd_source *src, void *buf, size_t len,
 /* Moves to absolute offset pos (>= src->pos) through src->skip_to, or by
  * reading and discarding; src->pos is pos afterwards. */
 int tnd_source_skip_to(struct tnd_source *src, uint64_t pos) TND_MUST_CHECK;
+/*
+ * From here on every byte read is hashed, so that a caller that expects a
+ * particular file (a channel index entry names its size and SHA-256) can
+ * compare the whole stream with it. Call before the first read. A skip
+ * that does not read the bytes (a resumed install's seek or Range
+ * request) leaves a gap.
+ */
+void tnd_source_hash_begin(struct tnd_source *src);
+/* The SHA-256 of every byte read since begin; false when there is a gap
+ * (the hash then covers no whole file and says nothing). */
+bool tnd_source_hash_end(struct tnd_source *src, uint8_t out[TND_SHA256_LEN]);
 /* Closes and frees; accepts NULL. */
 void tnd_source_close(struct tnd_source *src);
 

@@ -8,7 +8,7 @@ set -eu
 PKGS="build-essential pkg-config python3 python3-kconfiglib
 libmbedtls-dev nettle-dev zlib1g-dev libubootenv-dev libcjson-dev libcurl4-openssl-dev
 libcmocka-dev libdeflate-dev libssl-dev liblzma-dev squashfs-tools u-boot-tools libubootenv-tool e2fsprogs clang-format
-socat lrzsz qemu-system-arm u-boot-qemu fdisk nginx openssl curl
+socat lrzsz qemu-system-arm u-boot-qemu fdisk nginx openssl curl strace
 genimage dosfstools mtools $*"
 
 missing=""

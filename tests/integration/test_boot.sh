@@ -130,17 +130,31 @@ test_security_floor() {
 test_rollback_and_activate() {
 	setup_device
 	"$TANDEM" -c "$CONF" -q install --progress=none --no-activate "$D/u.tnd"
-	[ "$(env_get BOOT_ORDER)" = "A B" ]
+	[ "$(env_get BOOT_ORDER)" = "A B" ] || fail "activated despite --no-activate"
 	expect_refusal 25 "holds no known-good image" "$TANDEM" -c "$CONF" rollback
 	"$TANDEM" -c "$CONF" -q activate B
-	[ "$(env_get BOOT_ORDER)" = "B A" ] && [ "$(env_get BOOT_B_LEFT)" = 3 ]
-	[ "$(sim_boot "$D")" = B ]
+	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "activate B: order $(env_get BOOT_ORDER)"
+	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "activate B: $(env_get BOOT_B_LEFT) tries"
+	[ "$(sim_boot "$D")" = B ] || fail "B did not boot"
+	"$TANDEM" -c "$CONF" -q confirm
+	# A holds the factory image (security version 0), below the floor that
+	# confirming B raised to 2: no command makes it boot again
+	expect_refusal 13 "slot A holds security version 0, below this device's floor of 2" \
+		"$TANDEM" -c "$CONF" rollback
+	expect_refusal 13 "below this device's floor of 2" "$TANDEM" -c "$CONF" activate A
+	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "a refused rollback changed the boot order"
+	status_py 'assert s["pending_slot"] is None and s["security_floor"]==2, s'
+	# once A holds a release at the floor, rolling back to it is allowed
+	build_bundle "$D/u2.tnd" "$D/v1.img" --security-version 2 --version 1.1
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u2.tnd"
+	[ "$(sim_boot "$D")" = A ] || fail "A did not boot 1.1"
 	"$TANDEM" -c "$CONF" -q confirm
 	"$TANDEM" -c "$CONF" -q rollback
-	[ "$(env_get BOOT_ORDER)" = "A B" ] && [ "$(env_get BOOT_A_LEFT)" = 3 ]
-	[ "$(sim_boot "$D")" = A ]
+	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "rollback: order $(env_get BOOT_ORDER)"
+	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "rollback: $(env_get BOOT_B_LEFT) tries"
+	[ "$(sim_boot "$D")" = B ] || fail "B did not boot after the rollback"
 	"$TANDEM" -c "$CONF" -q confirm
-	status_py 'assert s["booted_slot"]=="A" and s["slots"]["A"]["state"]=="good", s'
+	status_py 'assert s["booted_slot"]=="B" and s["slots"]["B"]["state"]=="good", s'
 	# activating a slot with nothing verified in it is refused
 	new_device dev2
 	expect_refusal 25 "holds no verified image" "$TANDEM" -c "$CONF" activate B

@@ -125,6 +125,81 @@ assert all(b == ord("y") for b in s[n:len(t)]), "bytes other than the checked ta
 PY
 }
 
+# Hole 3 of issue 19: a CRC-32 is not an authenticator. An attacker who
+# can write slot A changes bytes inside a span the delta copies unchanged
+# and fixes 4 more so that the span's CRC-32 (what op-stream versions 3
+# and 4 check) stays the same. The image made from it is not the signed
+# one: it must be refused before anything says otherwise (no "installed"
+# record with the signed hash, no activation), whatever reached slot B.
+test_delta_crc_preserving_base_change_refused() {
+	setup_recorded
+	python3 - "$D/slotA.img" "$D/target.img" <<'PY'
+import sys, zlib
+slot, target = sys.argv[1:3]
+b = bytearray(open(slot, "rb").read())
+t = open(target, "rb").read()
+span = 1 << 16
+# a span of the target whose bytes (past the release's edit at +100) are
+# the base's own, at some offset o: the delta makes them from slot A
+for start in range(3 * span, len(t) - span, span):
+    o = bytes(b).find(t[start + 200:start + 4296])
+    if o > 0 and bytes(b[o:o + span - 200]) == t[start + 200:start + span]:
+        o -= 200
+        break
+else:
+    sys.exit("no span copied from the base")
+T = bytearray(t[start:start + span])
+want = zlib.crc32(bytes(T))
+T[1000:1008] = b"ATTACKER"
+# 4 bytes at +2000 that give the span its CRC-32 again: the CRC is affine
+# in the input bits, a 32x32 system over GF(2)
+T[2000:2004] = bytes(4)
+crc0 = zlib.crc32(bytes(T))
+cols = []
+for bit in range(32):
+    x = bytearray(T)
+    x[2000 + bit // 8] ^= 1 << (bit % 8)
+    cols.append(zlib.crc32(bytes(x)) ^ crc0)
+basis = []
+for j in range(32):
+    v, m = cols[j], 1 << j
+    for bv, bm in basis:
+        if v ^ bv < v:
+            v, m = v ^ bv, m ^ bm
+    if v:
+        basis.append((v, m))
+        basis.sort(reverse=True)
+need, sol = want ^ crc0, 0
+for bv, bm in basis:
+    if need ^ bv < need:
+        need, sol = need ^ bv, sol ^ bm
+assert need == 0, "no solution"
+for bit in range(32):
+    if sol >> bit & 1:
+        T[2000 + bit // 8] ^= 1 << (bit % 8)
+assert zlib.crc32(bytes(T)) == want and bytes(T) != t[start:start + span]
+# the same change in the base, for COPY (equal) and ADD (base + diff) alike
+for i in range(1000, 2004):
+    b[o + i] = (b[o + i] + T[i] - t[start + i]) % 256
+open(slot, "wb").write(b)
+PY
+	snapshot
+	local rc=0
+	"$TANDEM" -c "$CONF" install --progress=none "$D/d.tnd" 2>"$D/err" || rc=$?
+	[ "$rc" -ne 0 ] || fail "a delta built from a changed base was installed"
+	[ "$rc" -eq 12 ] || fail "exit $rc: $(cat "$D/err")"
+	grep -q "the manifest says" "$D/err" || fail "message: $(cat "$D/err")"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "A B" ] || fail "B activated"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_B_LEFT)" = 0 ] || fail "B bootable"
+	python3 - "$D/state/state.json" <<'PY' || fail "state.json records what is not true"
+import json, sys
+s = json.load(open(sys.argv[1]))
+b = s["slots"]["B"]
+assert b["state"] == "installing" and "sha256" not in b and "version" not in b, b
+assert s.get("pending_slot") != "B" and s["last_install"]["error_code"] == "E_INTEGRITY", s
+PY
+}
+
 test_delta_corrupted_refused() {
 	setup
 	local size

@@ -189,7 +189,9 @@ proxy() {
 		--log "$D/proxy.log" --ready "$D/proxy.ready" "$@" 2>"$D/proxy.err" &
 	PROXY_PID=$!
 	for _ in $(seq 50); do [ -e "$D/proxy.ready" ] && break; sleep 0.1; done
-	server url="\"http://127.0.0.1:$port/ch/index.json\""
+	# the relay speaks plain HTTP: the device must be told it may
+	server url="\"http://127.0.0.1:$port/ch/index.json\"" url_policy='"any"'
+
 }
 
 test_fleet_dropped_download_resumes_with_range() {
@@ -271,7 +273,8 @@ test_fleet_rollout_outside_waits() {
 
 test_fleet_reports_sent_or_queued() {
 	setup
-	server report_url="\"http://127.0.0.1:$(free_port)/report\""
+	server report_url="\"http://127.0.0.1:$(free_port)/report\"" url_policy='"any"'
+
 	poll
 	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
 	[ "$(ls "$D/state/reports/"*.json | wc -l)" -eq 1 ] || fail "report not queued"
@@ -289,6 +292,132 @@ assert r["compatible"] == "sim" and r["slot"] == "B", r
 # what the device downloaded for it: the full bundle, at least its size
 assert r["bundle"] == "full" and r["bytes"] >= int(sys.argv[2]), r
 PY
+}
+
+# Hole 1 of issue 19: a mirror, a CDN or a hop on the way serves another
+# genuine, signed bundle under a release's URL (the old 1.0 under 1.3.0's,
+# to freeze a fleet below a security release). The index entry that chose
+# the URL names the release, its image, its security version and the
+# file: anything else is refused before a byte is written, nothing is
+# recorded that is not true, and the poll says why.
+test_fleet_mirror_serving_another_release_refused() {
+	setup
+	make_image "$D/v3.img" 2
+	build_bundle "$D/b3.tnd" "$D/v3.img" --version 1.3.0 --security-version 3
+	publish "$D/b3.tnd"
+	cp "$D/b1.tnd" "$D/www/ch/sim/1.3.0.tnd" # the genuine, signed 1.0
+	snapshot
+	local rc=0
+	timeout 120 "$TANDEM" -c "$CONF" poll --once --json >"$D/poll.json" 2>"$D/err" || rc=$?
+	[ "$rc" -eq 12 ] || fail "exit $rc, expected 12: $(cat "$D/err")"
+	grep -q "the server sent release 1.0" "$D/err" || fail "message: $(cat "$D/err")"
+	[ "$(result result)" = error ] && [ "$(result error_code)" = E_WRONG_RELEASE ] ||
+		fail "poll: $(cat "$D/poll.json")"
+	assert_untouched
+	[ "$(tr -d '\0' <"$D/slotB.img" | wc -c)" -eq 0 ] || fail "slot B was written"
+	python3 - "$D/state/state.json" <<'PY' || fail "state.json says what is not true"
+import json, sys
+s = json.load(open(sys.argv[1]))
+b = s["slots"]["B"]
+assert "version" not in b and "sha256" not in b and b["state"] != "installed", b
+assert s["last_install"]["error_code"] == "E_WRONG_RELEASE", s
+assert "pending_slot" not in s, s
+PY
+	# every poll again: refused again, never installed
+	rc=0
+	timeout 120 "$TANDEM" -c "$CONF" poll --once --json >"$D/poll.json" 2>"$D/err" || rc=$?
+	[ "$rc" -eq 12 ] || fail "second poll: exit $rc: $(cat "$D/err")"
+	# the mirror repaired: the release installs
+	cp "$D/b3.tnd" "$D/www/ch/sim/1.3.0.tnd"
+	poll
+	[ "$(result result)" = installed ] && [ "$(result version)" = 1.3.0 ] ||
+		fail "poll: $(cat "$D/poll.json")"
+	slot_holds "$D/v3.img" "$D/slotB.img" || fail "slot B does not hold 1.3.0"
+}
+
+# The same release, but not the file the entry names: a delta's URL
+# answered with the release's full bundle (the payload kind is checked
+# before anything is written), and a bundle re-signed on the way (the same
+# manifest and size, another unknown key's signature beside the vendor's:
+# valid, but not the file the index names, so its SHA-256 is refused
+# before the slot is recorded or activated).
+test_fleet_entry_file_checked() {
+	setup
+	poll
+	[ "$(result result)" = installed ] || fail "1.0: $(cat "$D/poll.json")"
+	[ "$(sim_boot "$D")" = B ] || fail "B did not boot"
+	"$TANDEM" -c "$CONF" -q confirm
+	publish "$D/b2.tnd"
+	local delta rc=0
+	delta=$(cd "$D/www/ch" && ls sim/*-from-*.tnd)
+	[ -n "$delta" ] || fail "no delta published"
+	cp "$D/www/ch/$delta" "$D/delta.good"
+	cp "$D/www/ch/sim/2.0.tnd" "$D/www/ch/$delta"
+	timeout 120 "$TANDEM" -c "$CONF" poll --once --json >"$D/poll.json" 2>"$D/err" || rc=$?
+	[ "$rc" -eq 12 ] || fail "full bundle under the delta's URL: exit $rc: $(cat "$D/err")"
+	grep -q "full bundle where a delta was listed" "$D/err" || fail "message: $(cat "$D/err")"
+	cp "$D/delta.good" "$D/www/ch/$delta"
+
+	# release 3.0, signed by the vendor's key and a second one
+	"$TANDEM_IMAGE" keygen --out "$D/k2.pem" --pub "$D/k2.pub" >/dev/null
+	make_image "$D/v3.img" 2
+	export SOURCE_DATE_EPOCH=1700000000
+	build_bundle "$D/b3.tnd" "$D/v3.img" --version 3.0 --key "$D/k2.pem"
+	"$TANDEM_IMAGE" -q publish --channel "$D/www/ch" --key "$D/signing/key.pem" --deltas 0 \
+		"$D/b3.tnd" >/dev/null
+	# the same bundle signed by the vendor's key and another unknown one,
+	# of the same length (ECDSA signatures vary by a byte or two)
+	local want i
+	want=$(stat -c %s "$D/b3.tnd")
+	for i in $(seq 40); do
+		rm -f "$D/k3.pem" "$D/k3.pub"
+		"$TANDEM_IMAGE" keygen --out "$D/k3.pem" --pub "$D/k3.pub" >/dev/null
+		build_bundle "$D/b3x.tnd" "$D/v3.img" --version 3.0 --key "$D/k3.pem"
+		[ "$(stat -c %s "$D/b3x.tnd")" = "$want" ] && break
+	done
+	unset SOURCE_DATE_EPOCH
+	[ "$(stat -c %s "$D/b3x.tnd")" = "$want" ] || fail "no re-signed bundle of the same size"
+	cmp -s "$D/b3.tnd" "$D/b3x.tnd" && fail "the re-signed bundle is the same file"
+	"$TANDEM_IMAGE" verify --keyring "$D/keys" "$D/b3x.tnd" >/dev/null || fail "b3x does not verify"
+	cp "$D/b3x.tnd" "$D/www/ch/sim/3.0.tnd"
+	snapshot
+	rc=0
+	timeout 120 "$TANDEM" -c "$CONF" poll --once --json >"$D/poll.json" 2>"$D/err" || rc=$?
+	[ "$rc" -eq 12 ] || fail "re-signed file: exit $rc: $(cat "$D/err")"
+	grep -q "not the file the signed index lists" "$D/err" || fail "message: $(cat "$D/err")"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "B A" ] || fail "boot order changed"
+	python3 - "$D/state/state.json" <<'PY' || fail "state.json says what is not true"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["slots"]["A"]["state"] == "installing" and "version" not in s["slots"]["A"], s
+assert s["last_install"]["error_code"] == "E_WRONG_RELEASE" and "pending_slot" not in s, s
+PY
+	cp "$D/b3.tnd" "$D/www/ch/sim/3.0.tnd"
+	poll
+	[ "$(result result)" = installed ] && [ "$(result version)" = 3.0 ] ||
+		fail "poll: $(cat "$D/poll.json")"
+	slot_holds "$D/v3.img" "$D/slotA.img" || fail "slot A does not hold 3.0"
+}
+
+# server.url_policy: plain HTTP, and redirects to it, only when allowed.
+test_fleet_url_policy() {
+	setup
+	snapshot
+	# a redirect from HTTPS to plain HTTP is not followed by default ...
+	server url="\"$NGINX_HTTPS/to-http/ch/index.json\""
+	expect_refusal 6 "" "$TANDEM" -c "$CONF" poll --once
+	assert_untouched
+	# ... nor a plain HTTP server configured without saying so
+	server url="\"$NGINX_HTTP/ch/index.json\""
+	expect_refusal 3 "url_policy" "$TANDEM" -c "$CONF" poll --once
+	# same-origin follows no redirect at all
+	server url="\"$NGINX_HTTPS/to-http/ch/index.json\"" url_policy='"same-origin"'
+	expect_refusal 6 "HTTP 302" "$TANDEM" -c "$CONF" poll --once
+	# "any": followed, and the signatures still decide what is installed
+	server url_policy='"any"'
+	poll
+	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	grep -q '^302 GET /to-http/ch/index.json' "$D/nginx/access.log" || fail "no redirect seen"
 }
 
 test_fleet_install_url_and_mutual_tls() {

@@ -117,19 +117,101 @@ test_other_bundle_starts_over() {
 	cmp -s -n "$(stat -c %s "$D/v2.img")" "$D/v2.img" "$D/slotB.img" || fail "slot B does not hold v2"
 }
 
-# A checkpoint that lies about the chain (a tampered state directory): the
-# next record fails authentication, nothing unauthenticated is written,
-# the checkpoint is dropped, and the install after that starts over.
-test_forged_checkpoint_refused() {
+# The attack of issue 19 (hole 2), with the bundle file and state_dir in
+# the attacker's hands (both on the data partition): a genuine bundle's
+# header, manifest, signatures and records 0-15, then a self-consistent
+# chain of the attacker's records, and a checkpoint naming the attacker's
+# record 16 (its chain hash too, for the checkpoint format that trusted
+# it). Nothing in state_dir is a root of trust: record 16 must hash to
+# what the signed manifest names for that resume point, so it is refused
+# before a byte of the attacker's reaches the slot.
+test_forged_checkpoint_attack_refused() {
+	setup_cut
+	python3 - "$D/u.tnd" "$D/evil.tnd" "$D/state/resume.json" "$D/v1.img" <<'PY'
+import hashlib, json, struct, sys, zlib
+src, dst, ck, img = sys.argv[1:5]
+b = open(src, "rb").read()
+mlen, slen = struct.unpack(">II", b[16:24])
+pos = 32 + mlen + slen
+recs = []                                     # (offset, header, data)
+while pos < len(b):
+    h = b[pos:pos + 64]
+    stored = struct.unpack(">I", h[12:16])[0]
+    recs.append((pos, h, b[pos + 64:pos + 64 + stored]))
+    pos += 64 + stored
+K = 16
+out = bytearray(b[:recs[K][0]])               # header .. genuine records 0-15
+evil, nxt = [], bytes(32)
+for i in range(len(recs) - 1, K - 1, -1):     # back to front: each names the next
+    h = bytearray(recs[i][1])
+    n = struct.unpack(">I", h[24:28])[0]
+    data = (b"ATTACKER" * (n // 8 + 1))[:n]
+    h[8] = 0                                  # stored
+    h[9:12] = bytes(3)
+    h[12:16] = struct.pack(">I", n)
+    h[28:32] = struct.pack(">I", zlib.crc32(data))
+    h[32:64] = nxt
+    nxt = hashlib.sha256(bytes(h) + data).digest()
+    evil.append(bytes(h) + data)
+for r in reversed(evil):
+    out += r
+assert len(out) == len(b), "the attacker's payload must have the genuine size"
+open(dst, "wb").write(out)
+c = json.load(open(ck))
+c["chunk"] = K
+c["payload_read"] = recs[K][0] - (32 + mlen + slen)
+c["image_offset"] = K * struct.unpack(">I", recs[0][1][24:28])[0]
+c["prefix_crc"] = zlib.crc32(open(img, "rb").read(c["image_offset"]))
+c["next_chunk_sha256"] = nxt.hex()            # what a checkpoint once carried
+json.dump(c, open(ck, "w"))
+PY
+	cp "$D/slotB.img" "$D/slotB.before"
+	expect_refusal 12 "does not match the signed manifest" \
+		"$TANDEM" -c "$CONF" -q install --progress=none "$D/evil.tnd"
+	! grep -qa ATTACKER "$D/slotB.img" || fail "the attacker's bytes reached slot B"
+	cmp -s "$D/slotB.img" "$D/slotB.before" || fail "slot B changed: nothing may be written"
+	[ ! -e "$D/state/resume.json" ] || fail "forged checkpoint kept"
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); b=s["slots"]["B"]
+assert b["state"]=="installing" and "sha256" not in b, b
+assert s["last_install"]["error_code"]=="E_INTEGRITY", s' "$D/state/state.json" ||
+		fail "state.json says what is not true"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "A B" ] || fail "boot order changed"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_B_LEFT)" = 0 ] || fail "slot B bootable"
+	# the genuine bundle installs whole afterwards
+	"$TANDEM" -c "$CONF" install --progress=none --json "$D/u.tnd" >"$D/out.json"
+	img_in_slot || fail "slot B does not hold the image"
+}
+
+# A checkpoint that names a record the manifest does not sign as a resume
+# point is not followed: the install starts over (and succeeds).
+test_checkpoint_off_a_resume_point_starts_over() {
 	setup_cut
 	python3 - "$D/state/resume.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
-c["next_chunk_sha256"] = "00" * 32
+c["chunk"] += 1
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	"$TANDEM" -c "$CONF" install --progress=none --json "$D/u.tnd" >"$D/out.json" 2>"$D/err"
+	[ "$(resumed_from "$D/out.json")" = 0 ] || fail "followed a checkpoint off a resume point"
+	grep -q "names no signed resume point" "$D/err" || fail "$(cat "$D/err")"
+	img_in_slot || fail "slot B does not hold the image"
+}
+
+# Offsets that lie (a tampered state directory): the record read there is
+# not the one the signed resume point names, so it is refused before
+# anything is written, the checkpoint is dropped, and the next install
+# starts over.
+test_checkpoint_lying_offsets_refused() {
+	setup_cut
+	python3 - "$D/state/resume.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["payload_read"] += 64
 json.dump(c, open(sys.argv[1], "w"))
 PY
 	cp "$D/slotB.img" "$D/slotB.before"
-	expect_refusal 12 "does not match the signed manifest" "$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	expect_refusal 12 "chunk 65 of 192" "$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
 	cmp -s "$D/slotB.img" "$D/slotB.before" || fail "bytes reached the slot after a forged checkpoint"
 	[ ! -e "$D/state/resume.json" ] || fail "forged checkpoint kept"
 	"$TANDEM" -c "$CONF" install --progress=none --json "$D/u.tnd" >"$D/out.json"
@@ -139,7 +221,12 @@ PY
 
 # Cut twice: the second run leaves a later checkpoint, the third finishes.
 test_cut_twice() {
-	setup_cut
+	new_device dev 64M
+	head -c $((IMG_MIB * 1048576)) /dev/urandom >"$D/v1.img"
+	build_bundle "$D/u.tnd" "$D/v1.img" --chunk-size 256K
+	# 40% of the bundle holds only the first 16 MiB window: the first
+	# checkpoint cannot run ahead of what the second cut must pass
+	CUT=$(cut_install 0 40) || fail "could not cut the install" || return 1
 	local first=$CUT
 	CUT=$(cut_install "$first" 97) || fail "second cut failed" || return 1
 	[ "$CUT" -gt "$first" ] || fail "second checkpoint $CUT not past the first $first"

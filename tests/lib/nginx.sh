@@ -12,7 +12,8 @@
 #                           served at /; POST /report bodies go to
 #                           DIR/reports.log, one per line; every request
 #                           to DIR/access.log as
-#                           "status method uri range body_bytes bytes_sent"
+#                           "status method uri range body_bytes bytes_sent";
+#                           /to-http/X redirects (302) to NGINX_HTTP/X
 #   nginx_down              stops it (also safe when it never started)
 #   free_port               prints a free loopback TCP port
 # Every wait is bounded; only 127.0.0.1 is used.
@@ -85,6 +86,10 @@ http {
 			proxy_pass http://127.0.0.1:$http/report-sink;
 		}
 		location = /report-sink { access_log off; return 204; }
+		# A redirect that leaves HTTPS for plain HTTP (server.url_policy)
+		location /to-http/ {
+			rewrite ^/to-http/(.*)\$ http://127.0.0.1:$http/\$1 redirect;
+		}
 	}
 	server {
 		listen 127.0.0.1:$mtls ssl;

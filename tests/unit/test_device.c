@@ -289,8 +289,12 @@ static void uboot_env(void **state)
 	assert_int_equal(bs.tries[0], 2);
 	assert_int_equal(bs.tries[1], 3); /* missing: the configured default */
 	assert_int_equal(tnd_bl_disable(bl, 1), 0);
-	assert_int_equal(tnd_bl_activate(bl, 1, 3), 0);
+	assert_int_equal(tnd_bl_activate(bl, 1, 3, 0), 0);
 	tnd_bl_close(bl);
+	/* no floor yet: the variable is not written (a RAUC board's
+	 * environment stays as it was) */
+	snprintf(cmd, sizeof(cmd), "! fw_printenv -c %s | grep -q ^TANDEM_SECURITY_FLOOR=", conf);
+	assert_int_equal(system(cmd), 0);
 	/* reopened: what was stored, and only that */
 	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
 	assert_int_equal(tnd_bl_read(bl, &bs), 0);
@@ -304,8 +308,8 @@ static void uboot_env(void **state)
 	for (int round = 0; round < 4; round++) {
 		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
 		assert_int_equal(tnd_bl_disable(bl, round % 2), 0);
-		assert_int_equal(tnd_bl_activate(bl, round % 2, 2), 0);
-		assert_int_equal(tnd_bl_mark_good(bl, 1 - round % 2, 1), 0);
+		assert_int_equal(tnd_bl_activate(bl, round % 2, 2, 0), 0);
+		assert_int_equal(tnd_bl_mark_good(bl, 1 - round % 2, 1, 0), 0);
 		tnd_bl_close(bl);
 		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
 		assert_int_equal(tnd_bl_read(bl, &bs), 0);
@@ -325,6 +329,27 @@ static void uboot_env(void **state)
 	assert_int_equal(bs.order[1], 1);
 	assert_int_equal(bs.tries[1], 0);
 	snprintf(cmd, sizeof(cmd), "fw_printenv -c %s foo | grep -qx foo=bar", conf);
+	assert_int_equal(system(cmd), 0);
+	/* the floor: raised with the store that activates or confirms, never
+	 * lowered, kept by the stores that do not name one */
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_activate(bl, 0, 3, 5), 0);
+	assert_int_equal(tnd_bl_mark_good(bl, 0, 3, 2), 0);
+	assert_int_equal(tnd_bl_mark_bad(bl, 1), 0);
+	assert_int_equal(tnd_bl_read(bl, &bs), 0);
+	tnd_bl_close(bl);
+	assert_int_equal(bs.floor, 5);
+	snprintf(cmd, sizeof(cmd),
+		 "fw_printenv -c %s TANDEM_SECURITY_FLOOR | grep -qx TANDEM_SECURITY_FLOOR=5",
+		 conf);
+	assert_int_equal(system(cmd), 0);
+	/* a damaged floor fails closed: the environment is refused */
+	snprintf(cmd, sizeof(cmd), "fw_setenv -c %s TANDEM_SECURITY_FLOOR 5x", conf);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_read(bl, &bs), TND_E_BOOTLOADER);
+	tnd_bl_close(bl);
+	snprintf(cmd, sizeof(cmd), "fw_setenv -c %s TANDEM_SECURITY_FLOOR 5", conf);
 	assert_int_equal(system(cmd), 0);
 	/* a garbage counter is an error, not a guess */
 	snprintf(cmd, sizeof(cmd), "fw_setenv -c %s BOOT_A_LEFT x", conf);

@@ -7,6 +7,7 @@
 #include "bootloader.h"
 #include "health.h"
 #include "log.h"
+#include "policy.h"
 #include "state.h"
 #include "timeutil.h"
 
@@ -16,20 +17,53 @@ static bool holds_image(const struct tnd_slot_info *si)
 	return si->state == TND_SLOT_INSTALLED || si->state == TND_SLOT_GOOD;
 }
 
-static int open_bl(const struct tnd_config *cfg, struct tnd_bootloader **bl)
+/*
+ * The backend, and the floor in force: the state's, raised by the boot
+ * environment's copy (which outlives a lost state directory).
+ */
+static int open_bl(const struct tnd_config *cfg, const struct tnd_state *st,
+		   struct tnd_bootloader **bl, uint64_t *floor)
 {
-	int ret = tnd_bl_open(bl, cfg);
+	struct tnd_boot_state bs;
+	int ret;
 
-	if (!ret && !*bl)
-		ret = tnd_err_set(
-		    TND_E_CONFIG,
-		    "no bootloader is configured (\"type\": \"none\"): nothing to change");
-	return ret;
+	*floor = st->security_floor;
+	if ((ret = tnd_bl_open(bl, cfg)))
+		return ret;
+	if ((ret = tnd_bl_read(*bl, &bs))) {
+		tnd_bl_close(*bl);
+		*bl = NULL;
+		return ret;
+	}
+	if (bs.floor > *floor)
+		*floor = bs.floor;
+	return 0;
+}
+
+/* Makes slot boot next, from a command: it must hold a verified image at
+ * or above the floor (install/policy.c). */
+static int switch_to(const struct tnd_config *cfg, struct tnd_state *st, int slot, int booted)
+{
+	struct tnd_bootloader *bl = NULL;
+	uint64_t floor;
+	int ret;
+
+	if ((ret = open_bl(cfg, st, &bl, &floor)))
+		return ret;
+	ret = tnd_policy_may_boot(&(struct tnd_policy){.cfg = cfg, .st = st, .floor = floor}, slot,
+				  st->slot[slot].security_version);
+	if (!ret)
+		ret = tnd_bl_activate(bl, slot, cfg->boot_tries, floor);
+	tnd_bl_close(bl);
+	if (ret)
+		return ret;
+	if ((ret = tnd_state_set_pending(st, cfg, slot == booted ? -1 : slot)))
+		return ret;
+	return tnd_state_save(st, cfg->state_dir);
 }
 
 int tnd_activate(const struct tnd_config *cfg, int slot)
 {
-	struct tnd_bootloader *bl = NULL;
 	struct tnd_state st;
 	int ret, booted;
 
@@ -39,20 +73,11 @@ int tnd_activate(const struct tnd_config *cfg, int slot)
 		return tnd_err_set(TND_E_NOT_READY,
 				   "slot %s holds no verified image (state: %s): install one first",
 				   tnd_slot_name(slot), tnd_slot_state_name(st.slot[slot].state));
-	if ((ret = open_bl(cfg, &bl)))
-		return ret;
-	ret = tnd_bl_activate(bl, slot, cfg->boot_tries);
-	tnd_bl_close(bl);
-	if (ret)
-		return ret;
-	if ((ret = tnd_state_set_pending(&st, cfg, slot == booted ? -1 : slot)))
-		return ret;
-	return tnd_state_save(&st, cfg->state_dir);
+	return switch_to(cfg, &st, slot, booted);
 }
 
 int tnd_rollback(const struct tnd_config *cfg, int *to)
 {
-	struct tnd_bootloader *bl = NULL;
 	struct tnd_state st;
 	int ret, booted, other;
 
@@ -65,16 +90,10 @@ int tnd_rollback(const struct tnd_config *cfg, int *to)
 		    TND_E_NOT_READY,
 		    "slot %s holds no known-good image (state: %s): refusing to roll back",
 		    tnd_slot_name(other), tnd_slot_state_name(st.slot[other].state));
-	if ((ret = open_bl(cfg, &bl)))
-		return ret;
-	ret = tnd_bl_activate(bl, other, cfg->boot_tries);
-	tnd_bl_close(bl);
-	if (ret)
-		return ret;
-	if ((ret = tnd_state_set_pending(&st, cfg, other)))
+	if ((ret = switch_to(cfg, &st, other, booted)))
 		return ret;
 	*to = other;
-	return tnd_state_save(&st, cfg->state_dir);
+	return 0;
 }
 
 /* The pending slot is not the one running: U-Boot fell back. */
@@ -113,12 +132,13 @@ int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
 	struct tnd_bootloader *bl = NULL;
 	struct tnd_state st;
 	struct tnd_slot_info *si;
+	uint64_t floor;
 	int ret, other;
 
 	memset(res, 0, sizeof(*res));
 	res->fallback_from = -1;
 	if ((ret = tnd_booted_slot(cfg, &res->booted)) ||
-	    (ret = tnd_state_load(&st, cfg->state_dir)) || (ret = open_bl(cfg, &bl)))
+	    (ret = tnd_state_load(&st, cfg->state_dir)) || (ret = open_bl(cfg, &st, &bl, &floor)))
 		goto out;
 	/* Another slot pending is a fallback only once the device has rebooted
 	 * since the activation: before that, the update simply has not been
@@ -162,14 +182,16 @@ int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
 		goto out;
 	}
 	/* Environment first: a cut before the state write leaves the slot
-	 * pending, and the next confirm finishes the job. */
-	if ((ret = tnd_bl_mark_good(bl, res->booted, cfg->boot_tries)))
+	 * pending, and the next confirm finishes the job. The floor rises in
+	 * the same store, so that it outlives the state directory. */
+	if (si->security_version > floor)
+		floor = si->security_version;
+	if ((ret = tnd_bl_mark_good(bl, res->booted, cfg->boot_tries, floor)))
 		goto out;
 	res->healthy = true;
 	si->state = TND_SLOT_GOOD;
 	si->updated = tnd_time_now();
-	if (si->security_version > st.security_floor)
-		st.security_floor = si->security_version;
+	st.security_floor = floor;
 	if (st.pending_slot == res->booted) {
 		tnd_outcome_set(&st.last_update, "success", res->booted, si->version, NULL);
 		st.pending_slot = -1;

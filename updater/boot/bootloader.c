@@ -11,46 +11,48 @@ static const struct {
 	enum tnd_bl_type type;
 	const struct tnd_bootloader_ops *ops;
 } backends[] = {
+    {TND_BL_NONE, &tnd_bl_none_ops},
 #ifdef CONFIG_BOOTLOADER_UBOOT
     {TND_BL_UBOOT, &tnd_bl_uboot_ops},
 #endif
-    {TND_BL_NONE, NULL},
 };
+
+static const struct tnd_bootloader_ops *find_backend(const struct tnd_config *cfg)
+{
+	for (size_t i = 0; i < TND_ARRAY_SIZE(backends); i++)
+		if (backends[i].type == cfg->bootloader)
+			return backends[i].ops;
+	tnd_err_set(TND_E_UNSUPPORTED, "this build has no backend for the configured bootloader");
+	return NULL;
+}
 
 int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg)
 {
+	const struct tnd_bootloader_ops *ops = find_backend(cfg);
+
 	*out = NULL;
-	for (size_t i = 0; i < TND_ARRAY_SIZE(backends); i++) {
-		if (backends[i].type != cfg->bootloader)
-			continue;
-		if (!backends[i].ops)
-			return 0;
-		return backends[i].ops->open(out, cfg);
-	}
-	return tnd_err_set(TND_E_UNSUPPORTED,
-			   "this build has no backend for the configured bootloader");
+	return ops ? ops->open(out, cfg) : TND_E_UNSUPPORTED;
 }
 
 int tnd_bl_open_init(struct tnd_bootloader **out, const struct tnd_config *cfg,
 		     const char *defaults, bool *blank)
 {
+	const struct tnd_bootloader_ops *ops = find_backend(cfg);
+
 	*out = NULL;
 	*blank = false;
-	for (size_t i = 0; i < TND_ARRAY_SIZE(backends); i++) {
-		if (backends[i].type != cfg->bootloader)
-			continue;
-		if (!backends[i].ops)
-			return 0;
-		return backends[i].ops->open_init(out, cfg, defaults, blank);
-	}
-	return tnd_err_set(TND_E_UNSUPPORTED,
-			   "this build has no backend for the configured bootloader");
+	return ops ? ops->open_init(out, cfg, defaults, blank) : TND_E_UNSUPPORTED;
 }
 
 void tnd_bl_close(struct tnd_bootloader *bl)
 {
 	if (bl)
 		bl->ops->close(bl);
+}
+
+bool tnd_bl_switches(const struct tnd_bootloader *bl)
+{
+	return bl->ops->switches;
 }
 
 int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
@@ -63,12 +65,19 @@ int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 static int bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 {
 	char order[16];
-	int ret = bl->ops->write(bl, bs);
+	int ret;
+
+	if (!bl->ops->switches)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "no bootloader is configured (\"type\": \"none\"): nothing "
+				   "decides what boots");
+	ret = bl->ops->write(bl, bs);
 
 	if (ret)
 		return tnd_err_prefix(TND_E_BOOTLOADER, "%s", bl->ops->name);
 	tnd_boot_order_str(bs, order, sizeof(order));
-	tnd_debug("boot state: order \"%s\", tries A=%u B=%u", order, bs->tries[0], bs->tries[1]);
+	tnd_debug("boot state: order \"%s\", tries A=%u B=%u, floor %llu", order, bs->tries[0],
+		  bs->tries[1], (unsigned long long)bs->floor);
 	return 0;
 }
 
@@ -79,7 +88,7 @@ int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 
 int tnd_bl_disable(struct tnd_bootloader *bl, int slot)
 {
-	if (!bl)
+	if (!bl->ops->switches)
 		return 0;
 	/* Last as well as no tries: when every counter is spent the boot script
 	 * resets them and boots the first slot of the order, which must never be
@@ -87,11 +96,13 @@ int tnd_bl_disable(struct tnd_bootloader *bl, int slot)
 	return tnd_bl_mark_bad(bl, slot);
 }
 
-int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
+int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries, uint64_t floor)
 {
 	struct tnd_boot_state bs;
 	int ret, n = 1;
 
+	if (!bl->ops->switches)
+		return bl_write(bl, NULL); /* the error that says why */
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
 	int old[TND_NSLOTS];
@@ -104,19 +115,25 @@ int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
 			bs.order[n++] = old[i];
 	bs.norder = n;
 	bs.tries[slot] = tries;
+	if (floor > bs.floor)
+		bs.floor = floor;
 	return bl_write(bl, &bs);
 }
 
-int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries)
+int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries, uint64_t floor)
 {
 	struct tnd_boot_state bs;
 	int ret;
 
+	if (!bl->ops->switches)
+		return 0;
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
-	if (bs.tries[slot] == tries)
+	if (bs.tries[slot] == tries && bs.floor >= floor)
 		return 0; /* nothing to write: spare the flash */
 	bs.tries[slot] = tries;
+	if (floor > bs.floor)
+		bs.floor = floor;
 	return bl_write(bl, &bs);
 }
 
@@ -125,6 +142,8 @@ int tnd_bl_mark_bad(struct tnd_bootloader *bl, int slot)
 	struct tnd_boot_state bs;
 	int ret, n = 0, order[TND_NSLOTS];
 
+	if (!bl->ops->switches)
+		return 0;
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
 	if (bs.tries[slot] == 0 && bs.norder && bs.order[bs.norder - 1] == slot)

@@ -3,14 +3,22 @@
  * Bootloader backends behind one ops table, chosen by configuration from
  * a static table (docs/boot-protocol.md). The boot state is RAUC's U-Boot
  * scheme: an ordered list of slots and a count of boot tries left for
- * each. Backends only read and write that state as a whole, and every
- * write is one atomic store; the policy (what activate, mark good or
- * mark bad change) lives here, once, for all backends.
+ * each, plus Tandem's copy of the anti-rollback floor. Backends only read
+ * and write that state as a whole, and every write is one atomic store;
+ * the policy (what activate, mark good or mark bad change) lives here,
+ * once, for all backends. "none" is a backend too: it switches nothing,
+ * and says so.
+ *
+ * A new backend is one file in this folder with a `const struct
+ * tnd_bootloader_ops`, one entry in the table of bootloader.c, one
+ * value of enum tnd_bl_type (core/config.c parses its name) and one
+ * Kconfig option.
  */
 #ifndef TANDEM_BOOTLOADER_H
 #define TANDEM_BOOTLOADER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "error.h"
@@ -19,12 +27,18 @@ struct tnd_boot_state {
 	int order[TND_NSLOTS]; /* slot numbers, first boots first */
 	int norder;
 	unsigned tries[TND_NSLOTS];
+	/* The anti-rollback floor as the boot environment keeps it, so that it
+	 * survives the loss of the state directory (docs/security.md); 0 when
+	 * the environment has none. Writes only ever raise it. */
+	uint64_t floor;
 };
 
 struct tnd_bootloader;
 
 struct tnd_bootloader_ops {
 	const char *name;
+	/* false for "none": nothing Tandem writes decides what boots */
+	bool switches;
 	int (*open)(struct tnd_bootloader **out, const struct tnd_config *cfg);
 	/* Provisioning: as open, but an environment with no valid copy is
 	 * started from `defaults` (NULL: empty) instead of refused; *blank
@@ -42,7 +56,7 @@ struct tnd_bootloader {
 	const struct tnd_config *cfg; /* borrowed */
 };
 
-/* Opens the configured backend; *out is NULL for "none". */
+/* Opens the configured backend ("none" included); close with tnd_bl_close. */
 int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg) TND_MUST_CHECK;
 /*
  * For `tandem provision`: opens the configured backend even when the
@@ -52,23 +66,32 @@ int tnd_bl_open(struct tnd_bootloader **out, const struct tnd_config *cfg) TND_M
  */
 int tnd_bl_open_init(struct tnd_bootloader **out, const struct tnd_config *cfg,
 		     const char *defaults, bool *blank) TND_MUST_CHECK;
-/* Writes the whole boot state (order and tries) in one atomic store. */
-int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs) TND_MUST_CHECK;
+/* Accepts NULL. */
 void tnd_bl_close(struct tnd_bootloader *bl);
+/* Whether this backend decides what boots (false for "none"). */
+bool tnd_bl_switches(const struct tnd_bootloader *bl);
 int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs) TND_MUST_CHECK;
+/* Writes the whole boot state (order, tries, floor) in one atomic store;
+ * "none" refuses (E_UNSUPPORTED). */
+int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs) TND_MUST_CHECK;
 
 /* Before a slot is written: make sure it cannot be booted (tries 0, last
  * in the order), so a power cut mid-write never leaves a half image in
- * line to boot. Writes the environment only when something changes. */
+ * line to boot. Writes the environment only when something changes;
+ * "none": nothing to do. */
 int tnd_bl_disable(struct tnd_bootloader *bl, int slot) TND_MUST_CHECK;
-/* After a verified install: slot first in the order with `tries` tries;
- * nothing else changes. */
-int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries) TND_MUST_CHECK;
+/* After a verified install: slot first in the order with `tries` tries,
+ * the floor raised to `floor` when it is lower; nothing else changes.
+ * "none" refuses: nothing would make the slot boot. */
+int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries,
+		    uint64_t floor) TND_MUST_CHECK;
 
 /* A slot that booted and passed its health checks: full tries again, so
- * later reboots of a good system never run it out. */
-int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries) TND_MUST_CHECK;
-/* A slot that failed: no tries, and last in the order. */
+ * later reboots of a good system never run it out; the floor raised to
+ * `floor`. "none": nothing to do. */
+int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries,
+		     uint64_t floor) TND_MUST_CHECK;
+/* A slot that failed: no tries, and last in the order. "none": nothing. */
 int tnd_bl_mark_bad(struct tnd_bootloader *bl, int slot) TND_MUST_CHECK;
 
 /* "A B" style text of an order; buf of at least 8 bytes. */
@@ -76,6 +99,7 @@ void tnd_boot_order_str(const struct tnd_boot_state *bs, char *buf, size_t size)
 /* Parses "A B", "B", "B A"; unknown or repeated names are TND_E_BOOTLOADER. */
 int tnd_boot_order_parse(struct tnd_boot_state *bs, const char *s) TND_MUST_CHECK;
 
+extern const struct tnd_bootloader_ops tnd_bl_none_ops;
 #ifdef CONFIG_BOOTLOADER_UBOOT
 extern const struct tnd_bootloader_ops tnd_bl_uboot_ops;
 #endif

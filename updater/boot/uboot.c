@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * U-Boot backend: BOOT_ORDER, BOOT_A_LEFT and BOOT_B_LEFT in the U-Boot
- * environment, through libubootenv and fw_env.config. libubootenv writes
- * the inactive copy of a redundant environment and flips the flag last,
- * so each libuboot_env_store() is one atomic change of all three variables.
+ * environment (RAUC's names, docs/boot-protocol.md), and Tandem's copy of
+ * the anti-rollback floor, TANDEM_SECURITY_FLOOR, through libubootenv and
+ * fw_env.config. libubootenv writes the inactive copy of a redundant
+ * environment and flips the flag last, so each libuboot_env_store() is
+ * one atomic change of all of them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +16,8 @@
 
 #include "bootloader.h"
 #include "util.h"
+
+#define FLOOR_VAR "TANDEM_SECURITY_FLOOR"
 
 struct uboot_bl {
 	struct tnd_bootloader base; /* first: the ops see a struct tnd_bootloader */
@@ -114,13 +118,23 @@ static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 			bs->tries[i] = (unsigned)n;
 		free(v);
 	}
+	if (!ret) {
+		char *v = libuboot_get_env(u->ctx, FLOOR_VAR);
+
+		/* A damaged floor fails closed: the environment is refused,
+		 * never read as "no floor" (docs/security.md). */
+		if (v && (tnd_parse_u64(v, &bs->floor) || bs->floor > UINT32_MAX))
+			ret = tnd_err_set(TND_E_BOOTLOADER,
+					  FLOOR_VAR "=\"%s\" is not a security version", v);
+		free(v);
+	}
 	return ret;
 }
 
 static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
-	char order[16], tries[4], name[16];
+	char order[16], tries[4], name[16], floor[24];
 	int r;
 
 	tnd_boot_order_str(bs, order, sizeof(order));
@@ -129,6 +143,12 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 		snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(i));
 		snprintf(tries, sizeof(tries), "%u", bs->tries[i] % 10);
 		r = libuboot_set_env(u->ctx, name, tries);
+	}
+	/* Written once there is a floor to keep: an environment a RAUC board
+	 * left stays as it was until then. */
+	if (!r && bs->floor) {
+		snprintf(floor, sizeof(floor), "%llu", (unsigned long long)bs->floor);
+		r = libuboot_set_env(u->ctx, FLOOR_VAR, floor);
 	}
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot set variables (error %d)", r);
@@ -149,6 +169,7 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 
 const struct tnd_bootloader_ops tnd_bl_uboot_ops = {
     .name = "uboot",
+    .switches = true,
     .open = uboot_open,
     .open_init = uboot_open_init,
     .close = uboot_close,

@@ -157,3 +157,13 @@ void tnd_progress_done(struct tnd_progress *p, const char *json_fields)
 		p->drawn = false;
 	}
 }
+
+static void on_phase(void *ctx, const char *phase, const char *detail)
+{
+	tnd_progress_phase(ctx, phase, detail);
+}
+
+struct tnd_events tnd_progress_events(struct tnd_progress *p)
+{
+	return (struct tnd_events){.phase = on_phase, .progress = tnd_progress_update, .ctx = p};
+}

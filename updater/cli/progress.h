@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "pipeline.h"
+#include "transaction.h"
 
 enum tnd_progress_mode {
 	TND_PROGRESS_AUTO,
@@ -38,6 +38,8 @@ void tnd_progress_phase(struct tnd_progress *p, const char *phase, const char *d
 /* Rate-limited; the pipeline calls it after every record. */
 void tnd_progress_update(void *p, const struct tnd_pipeline_stats *st);
 void tnd_progress_error(struct tnd_progress *p, int code, const char *msg);
+/* The install's events (transaction.h) drawn or printed by p. */
+struct tnd_events tnd_progress_events(struct tnd_progress *p);
 /* Ends the bar; `json_fields` (may be NULL) is spliced into the done event. */
 void tnd_progress_done(struct tnd_progress *p, const char *json_fields);
 

@@ -8,7 +8,7 @@
 
 #include "bootloader.h"
 #ifdef CONFIG_HTTP
-#include "fleet.h"
+#include "pollstate.h"
 #endif
 #include "state.h"
 #include "timeutil.h"
@@ -18,8 +18,10 @@ struct status {
 	int booted; /* -1 unknown */
 	char booted_err[TND_ERR_MSG_MAX];
 	struct tnd_state st;
-	bool have_bs;
+	bool have_bs, switches;
 	struct tnd_boot_state bs;
+	const char *bl_name;
+	uint64_t floor; /* in force: the state's and the environment's */
 	char bl_err[TND_ERR_MSG_MAX];
 #ifdef CONFIG_HTTP
 	bool have_poll; /* a server is configured */
@@ -39,11 +41,17 @@ static int gather(const struct tnd_config *cfg, struct status *s)
 	if ((ret = tnd_state_load(&s->st, cfg->state_dir)))
 		return ret;
 	/* A broken environment is something status must show, not hide behind. */
-	if (tnd_bl_open(&bl, cfg) == 0 && bl) {
+	s->bl_name = "none";
+	s->floor = s->st.security_floor;
+	if (tnd_bl_open(&bl, cfg) == 0) {
+		s->bl_name = bl->ops->name;
+		s->switches = tnd_bl_switches(bl);
 		s->have_bs = tnd_bl_read(bl, &s->bs) == 0;
 		if (!s->have_bs)
 			snprintf(s->bl_err, sizeof(s->bl_err), "%s", tnd_err_msg());
-	} else if (cfg->bootloader != TND_BL_NONE) {
+		else if (s->bs.floor > s->floor)
+			s->floor = s->bs.floor;
+	} else {
 		snprintf(s->bl_err, sizeof(s->bl_err), "%s", tnd_err_msg());
 	}
 	tnd_bl_close(bl);
@@ -54,41 +62,17 @@ static int gather(const struct tnd_config *cfg, struct status *s)
 }
 
 #ifdef CONFIG_HTTP
-static void add_time(cJSON *o, const char *k, int64_t t)
-{
-	char buf[TND_TIME_STR_LEN];
-
-	if (t) {
-		tnd_time_format(buf, t);
-		cJSON_AddStringToObject(o, k, buf);
-	}
-}
-
-/* "poll": the fleet poll's last outcome and schedule (docs/status.md). */
+/* "poll": the fleet poll's last outcome and schedule (docs/status.md),
+ * through the one poll-state serializer. */
 static void add_poll(cJSON *root, const struct tnd_config *cfg, const struct status *s)
 {
-	const struct tnd_poll_state *p = &s->poll;
 	cJSON *o;
 
 	if (!s->have_poll || !(o = cJSON_AddObjectToObject(root, "poll")))
 		return;
 	cJSON_AddStringToObject(o, "server", cfg->server.url);
-	add_time(o, "last_poll", p->last_poll);
-	if (p->result[0])
-		cJSON_AddStringToObject(o, "result", p->result);
-	if (p->version[0])
-		cJSON_AddStringToObject(o, "version", p->version);
-	if (p->error_code[0]) {
-		cJSON_AddStringToObject(o, "error_code", p->error_code);
-		cJSON_AddStringToObject(o, "error", p->error);
-	}
-	add_time(o, "next_poll", p->next_poll);
-	cJSON_AddNumberToObject(o, "failures", p->failures);
-	cJSON_AddNumberToObject(o, "index_sequence", (double)p->sequence);
-	cJSON_AddNumberToObject(o, "requests", p->requests);
-	cJSON_AddNumberToObject(o, "bytes", (double)p->bytes);
-	if (p->bundle[0])
-		cJSON_AddStringToObject(o, "bundle", p->bundle);
+	if (tnd_poll_state_to_json(&s->poll, o))
+		cJSON_DeleteItemFromObject(root, "poll");
 }
 
 static void print_poll(const struct tnd_config *cfg, const struct status *s)
@@ -127,11 +111,6 @@ static int order_pos(const struct tnd_boot_state *bs, int slot)
 	return -1;
 }
 
-static const char *bl_name(const struct tnd_config *cfg)
-{
-	return cfg->bootloader == TND_BL_UBOOT ? "uboot" : "none";
-}
-
 static int print_json(const struct tnd_config *cfg, const struct status *s)
 {
 	cJSON *root = cJSON_CreateObject(), *slots, *bl, *last;
@@ -147,8 +126,8 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 	if (s->booted < 0)
 		cJSON_AddStringToObject(root, "booted_slot_error", s->booted_err);
 	bl = cJSON_AddObjectToObject(root, "bootloader");
-	cJSON_AddStringToObject(bl, "type", bl_name(cfg));
-	if (s->have_bs) {
+	cJSON_AddStringToObject(bl, "type", s->bl_name);
+	if (s->have_bs && s->switches) {
 		tnd_boot_order_str(&s->bs, order, sizeof(order));
 		cJSON_AddStringToObject(bl, "boot_order", order);
 	} else if (s->bl_err[0]) {
@@ -178,7 +157,7 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 			tnd_time_format(t, si->updated);
 			cJSON_AddStringToObject(o, "updated", t);
 		}
-		if (s->have_bs) {
+		if (s->have_bs && s->switches) {
 			cJSON_AddNumberToObject(o, "boot_tries_left", s->bs.tries[i]);
 			cJSON_AddNumberToObject(o, "boot_priority", order_pos(&s->bs, i));
 		}
@@ -187,7 +166,7 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(s->st.pending_slot));
 	else
 		cJSON_AddNullToObject(root, "pending_slot");
-	cJSON_AddNumberToObject(root, "security_floor", (double)s->st.security_floor);
+	cJSON_AddNumberToObject(root, "security_floor", (double)s->floor);
 	if (s->st.time_floor) {
 		char tf[TND_TIME_STR_LEN];
 
@@ -235,9 +214,9 @@ static void print_text(const struct tnd_config *cfg, const struct status *s)
 		printf("booted slot: %s\n", tnd_slot_name(s->booted));
 	else
 		printf("booted slot: unknown (%s)\n", s->booted_err);
-	if (s->have_bs) {
+	if (s->have_bs && s->switches) {
 		tnd_boot_order_str(&s->bs, order, sizeof(order));
-		printf("boot order:  %s (%s)\n", order, bl_name(cfg));
+		printf("boot order:  %s (%s)\n", order, s->bl_name);
 	} else if (s->bl_err[0]) {
 		printf("boot order:  unreadable: %s\n", s->bl_err);
 	} else {
@@ -254,9 +233,11 @@ static void print_text(const struct tnd_config *cfg, const struct status *s)
 			tnd_hex_encode(hex, si->sha256, TND_SHA256_LEN);
 			printf("  sha256:   %s\n", hex);
 		}
-		if (s->have_bs)
+		if (s->have_bs && s->switches)
 			printf("  tries:    %u left\n", s->bs.tries[i]);
 	}
+	if (s->floor)
+		printf("\nsecurity floor: %llu\n", (unsigned long long)s->floor);
 	if (s->st.pending_slot >= 0)
 		printf("\npending:      slot %s is activated and not yet confirmed\n",
 		       tnd_slot_name(s->st.pending_slot));

@@ -141,8 +141,10 @@ static int parse_server(struct tnd_config *cfg, const cJSON *sv, const char *whe
 					   "stall_timeout",
 					   "retries",
 					   "delta_xz_rebuild",
+					   "url_policy",
 					   NULL};
 	struct tnd_server_config *s = &cfg->server;
+	char policy[16] = "https";
 
 	if (!cJSON_IsObject(sv))
 		return tnd_err_set(TND_E_CONFIG, "%s: \"server\" must be an object", where);
@@ -158,13 +160,34 @@ static int parse_server(struct tnd_config *cfg, const cJSON *sv, const char *whe
 	    get_unsigned(sv, "connect_timeout", 1, 600, &s->connect_timeout, where) ||
 	    get_unsigned(sv, "stall_timeout", 1, 3600, &s->stall_timeout, where) ||
 	    get_unsigned(sv, "retries", 0, 100, &s->retries, where) ||
-	    get_bool(sv, "delta_xz_rebuild", &s->delta_xz_rebuild, where))
+	    get_bool(sv, "delta_xz_rebuild", &s->delta_xz_rebuild, where) ||
+	    get_string(sv, "url_policy", policy, sizeof(policy), where))
 		return TND_E_CONFIG;
+	if (!strcmp(policy, "https"))
+		s->url_policy = TND_URLS_HTTPS;
+	else if (!strcmp(policy, "same-origin"))
+		s->url_policy = TND_URLS_SAME_ORIGIN;
+	else if (!strcmp(policy, "any"))
+		s->url_policy = TND_URLS_ANY;
+	else
+		return tnd_err_set(
+		    TND_E_CONFIG,
+		    "%s: \"url_policy\" must be \"https\", \"same-origin\" or \"any\"", where);
 	if (!s->url[0])
 		return tnd_err_set(TND_E_CONFIG, "%s: \"server\" needs a \"url\"", where);
 	if (strncmp(s->url, "http://", 7) && strncmp(s->url, "https://", 8))
 		return tnd_err_set(TND_E_CONFIG,
 				   "%s: server url must start with http:// or https://", where);
+	/* The device fetches nothing over plain HTTP unless told to: the
+	 * signatures protect what it installs either way, but a hop that can
+	 * change bytes can also stall or replay them. */
+	if (s->url_policy == TND_URLS_HTTPS &&
+	    (strncmp(s->url, "https://", 8) ||
+	     (s->report_url[0] && strncmp(s->report_url, "https://", 8))))
+		return tnd_err_set(TND_E_CONFIG,
+				   "%s: server url and report_url must be https:// (or set "
+				   "\"url_policy\": \"any\" to allow plain HTTP)",
+				   where);
 	if (!s->client_cert[0] != !s->client_key[0])
 		return tnd_err_set(TND_E_CONFIG,
 				   "%s: \"client_cert\" and \"client_key\" go together", where);

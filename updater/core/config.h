@@ -20,6 +20,13 @@
 
 enum tnd_bl_type { TND_BL_NONE, TND_BL_UBOOT };
 
+/* Which URLs a fleet device follows (server.url_policy, docs/fleet.md). */
+enum tnd_url_policy {
+	TND_URLS_HTTPS,	      /* https:// only, any host (a CDN), redirects too */
+	TND_URLS_SAME_ORIGIN, /* server.url's scheme, host and port only; no redirects */
+	TND_URLS_ANY,	      /* http:// and https://, any host */
+};
+
 struct tnd_config {
 	char path[PATH_MAX]; /* the file it came from */
 	char compatible[TND_NAME_MAX];
@@ -53,6 +60,7 @@ struct tnd_config {
 		 * smallest download, minutes of CPU)? Builds without
 		 * CONFIG_DELTA_XZ never take such deltas. */
 		bool delta_xz_rebuild;
+		enum tnd_url_policy url_policy;
 	} server;
 };
 

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "atomicfile.h"
+#include "json.h"
 #include "log.h"
 #include "timeutil.h"
 #include "util.h"
@@ -26,36 +27,30 @@ const char *tnd_slot_state_name(enum tnd_slot_state s)
 
 static void copy_str(const cJSON *obj, const char *key, char *out, size_t size)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const char *v = tnd_json_string(tnd_json_get(obj, key), size);
 
-	if (cJSON_IsString(v))
-		snprintf(out, size, "%s", v->valuestring);
+	if (v)
+		snprintf(out, size, "%s", v);
 }
 
-/* A non-negative integer below 2^53 (exact in a double), or 0 when
- * absent. Anything else marks the file corrupt (*bad): converting an
- * out-of-range double is undefined, and a damaged anti-rollback floor
- * must fail closed, never read as 0. */
+/* A non-negative integer below 2^53, or 0 when absent. Anything else
+ * marks the file corrupt (*bad): a damaged anti-rollback floor must fail
+ * closed, never read as 0. */
 static uint64_t get_u64(const cJSON *obj, const char *key, bool *bad)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *v = tnd_json_get(obj, key);
+	uint64_t n = 0;
 
-	if (!v)
-		return 0;
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0) ||
-	    v->valuedouble != (double)(uint64_t)v->valuedouble) {
+	if (v && !tnd_json_uint(v, TND_JSON_INT_MAX, &n))
 		*bad = true;
-		return 0;
-	}
-	return (uint64_t)v->valuedouble;
+	return n;
 }
 
 static int64_t get_time(const cJSON *obj, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	int64_t t;
 
-	return cJSON_IsString(v) && tnd_time_parse(v->valuestring, &t) == 0 ? t : 0;
+	return tnd_json_time(tnd_json_get(obj, key), &t) ? t : 0;
 }
 
 static void parse_slot(struct tnd_slot_info *si, const cJSON *o, bool *bad)
@@ -130,9 +125,9 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		cJSON_Delete(root);
 		return tnd_err_set(TND_E_STATE, "%s is corrupt (not a JSON object)", path);
 	}
-	slots = cJSON_GetObjectItemCaseSensitive(root, "slots");
+	slots = tnd_json_get(root, "slots");
 	for (int i = 0; i < TND_NSLOTS; i++) {
-		const cJSON *o = cJSON_GetObjectItemCaseSensitive(slots, tnd_slot_name(i));
+		const cJSON *o = tnd_json_get(slots, tnd_slot_name(i));
 
 		if (cJSON_IsObject(o))
 			parse_slot(&st->slot[i], o, &bad);
@@ -146,14 +141,13 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		copy_str(root, "pending_boot_id", st->pending_boot_id, sizeof(st->pending_boot_id));
 		st->security_floor = get_u64(root, "security_floor", &bad);
 		/* Like the security floor, a damaged clock floor fails closed. */
-		if (cJSON_GetObjectItemCaseSensitive(root, "time_floor") &&
+		if (tnd_json_get(root, "time_floor") &&
 		    !(st->time_floor = get_time(root, "time_floor")))
 			bad = true;
-		parse_outcome(&st->last_boot, cJSON_GetObjectItemCaseSensitive(root, "last_boot"));
-		parse_outcome(&st->last_update,
-			      cJSON_GetObjectItemCaseSensitive(root, "last_update"));
+		parse_outcome(&st->last_boot, tnd_json_get(root, "last_boot"));
+		parse_outcome(&st->last_update, tnd_json_get(root, "last_update"));
 	}
-	last = cJSON_GetObjectItemCaseSensitive(root, "last_install");
+	last = tnd_json_get(root, "last_install");
 	if (cJSON_IsObject(last)) {
 		st->last_install_time = get_time(last, "time");
 		copy_str(last, "result", st->last_install_result, sizeof(st->last_install_result));
@@ -166,23 +160,13 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 	return 0;
 }
 
-static void add_time(cJSON *o, const char *key, int64_t t)
-{
-	char s[TND_TIME_STR_LEN];
-
-	if (!t)
-		return;
-	tnd_time_format(s, t);
-	cJSON_AddStringToObject(o, key, s);
-}
-
 void tnd_outcome_to_json(cJSON *parent, const char *key, const struct tnd_outcome *o)
 {
 	cJSON *j;
 
 	if (!o->result[0] || !(j = cJSON_AddObjectToObject(parent, key)))
 		return;
-	add_time(j, "time", o->time);
+	tnd_json_add_time_opt(j, "time", o->time);
 	cJSON_AddStringToObject(j, "result", o->result);
 	cJSON_AddStringToObject(j, "slot", o->slot);
 	if (o->version[0])
@@ -218,23 +202,23 @@ int tnd_state_save(const struct tnd_state *st, const char *state_dir)
 			cJSON_AddStringToObject(o, "sha256", hex);
 		}
 		if (si->size)
-			cJSON_AddNumberToObject(o, "size", (double)si->size);
-		cJSON_AddNumberToObject(o, "security_version", (double)si->security_version);
-		add_time(o, "updated", si->updated);
+			tnd_json_add_uint(o, "size", si->size);
+		tnd_json_add_uint(o, "security_version", si->security_version);
+		tnd_json_add_time_opt(o, "updated", si->updated);
 	}
 	if (st->pending_slot >= 0) {
 		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(st->pending_slot));
-		add_time(root, "pending_since", st->pending_since);
+		tnd_json_add_time_opt(root, "pending_since", st->pending_since);
 		cJSON_AddStringToObject(root, "pending_boot_id", st->pending_boot_id);
 	}
-	cJSON_AddNumberToObject(root, "security_floor", (double)st->security_floor);
-	add_time(root, "time_floor", st->time_floor);
+	tnd_json_add_uint(root, "security_floor", st->security_floor);
+	tnd_json_add_time_opt(root, "time_floor", st->time_floor);
 	tnd_outcome_to_json(root, "last_boot", &st->last_boot);
 	tnd_outcome_to_json(root, "last_update", &st->last_update);
 	if (st->last_install_result[0]) {
 		last = cJSON_AddObjectToObject(root, "last_install");
 		if (last) {
-			add_time(last, "time", st->last_install_time);
+			tnd_json_add_time_opt(last, "time", st->last_install_time);
 			cJSON_AddStringToObject(last, "result", st->last_install_result);
 			if (st->last_error_code[0])
 				cJSON_AddStringToObject(last, "error_code", st->last_error_code);

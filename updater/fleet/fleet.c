@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * tandem poll / tandem daemon (fleet.h, docs/fleet.md).
- *
- * One poll:
+ * Polling a channel (fleet.h, docs/fleet.md). One poll:
  *   1. send status reports queued by earlier polls (state_dir/reports/);
  *   2. GET the index with If-None-Match: a 304 ends the poll (one small
  *      request, no signature check);
@@ -23,13 +21,11 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,130 +36,17 @@
 #include "channel.h"
 #include "delta.h"
 #include "http.h"
-#include "transaction.h"
+#include "json.h"
 #include "log.h"
-#include "progress.h"
 #include "sign.h"
 #include "state.h"
 #include "timeutil.h"
+#include "transaction.h"
 #include "util.h"
 
 #define REPORTS_DIR "reports"
 #define REPORTS_MAX 32 /* queued reports kept while the server is away */
 #define BACKOFF_MIN 30 /* seconds before the first retry of a failed poll */
-
-/* ------------------------------------------------------------ poll.json */
-
-static void put_str(cJSON *o, const char *k, const char *v)
-{
-	if (v && v[0])
-		cJSON_AddStringToObject(o, k, v);
-}
-
-static void put_time(cJSON *o, const char *k, int64_t t)
-{
-	char s[TND_TIME_STR_LEN];
-
-	if (t) {
-		tnd_time_format(s, t);
-		cJSON_AddStringToObject(o, k, s);
-	}
-}
-
-int tnd_poll_state_save(const struct tnd_poll_state *ps, const char *state_dir)
-{
-	char path[PATH_MAX + 16], *text;
-	cJSON *o = cJSON_CreateObject();
-	int r;
-
-	if (!o)
-		return tnd_err_set(TND_E_NOMEM, "out of memory");
-	put_str(o, "etag", ps->etag);
-	cJSON_AddNumberToObject(o, "sequence", (double)ps->sequence);
-	put_time(o, "last_poll", ps->last_poll);
-	put_str(o, "result", ps->result);
-	put_str(o, "version", ps->version);
-	put_str(o, "error_code", ps->error_code);
-	put_str(o, "error", ps->error);
-	put_time(o, "next_poll", ps->next_poll);
-	cJSON_AddNumberToObject(o, "failures", ps->failures);
-	cJSON_AddNumberToObject(o, "bytes", (double)ps->bytes);
-	cJSON_AddNumberToObject(o, "requests", ps->requests);
-	put_str(o, "bundle", ps->bundle);
-	put_time(o, "reported_update", ps->reported_update);
-	text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text)
-		return tnd_err_set(TND_E_NOMEM, "out of memory");
-	snprintf(path, sizeof(path), "%s/%s", state_dir, TND_POLL_FILE);
-	r = tnd_atomic_write(path, text, strlen(text), 0644);
-	free(text);
-	return r ? tnd_err_prefix(TND_E_STATE, "poll state") : 0;
-}
-
-static void get_s(const cJSON *o, const char *k, char *out, size_t size)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	if (cJSON_IsString(v))
-		snprintf(out, size, "%s", v->valuestring);
-}
-
-static int64_t get_t(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	int64_t t = 0;
-
-	if (cJSON_IsString(v) && tnd_time_parse(v->valuestring, &t))
-		t = 0;
-	return t;
-}
-
-static uint64_t get_u(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0
-		   ? (uint64_t)v->valuedouble
-		   : 0;
-}
-
-int tnd_poll_state_load(struct tnd_poll_state *ps, const char *state_dir)
-{
-	char path[PATH_MAX + 16], *text;
-	cJSON *o;
-
-	memset(ps, 0, sizeof(*ps));
-	snprintf(path, sizeof(path), "%s/%s", state_dir, TND_POLL_FILE);
-	if (access(path, F_OK) && errno == ENOENT)
-		return 0; /* never polled */
-	if (tnd_read_small_file(path, 64 * 1024, &text, NULL))
-		return tnd_err_prefix(TND_E_STATE, "poll state");
-	o = cJSON_Parse(text);
-	free(text);
-	if (!cJSON_IsObject(o)) {
-		cJSON_Delete(o);
-		/* Only a cache and a floor: losing it costs one full fetch,
-		 * and the sequence floor is rebuilt from the next index. */
-		tnd_warn("%s is not valid JSON: starting afresh", path);
-		return 0;
-	}
-	get_s(o, "etag", ps->etag, sizeof(ps->etag));
-	ps->sequence = get_u(o, "sequence");
-	ps->last_poll = get_t(o, "last_poll");
-	get_s(o, "result", ps->result, sizeof(ps->result));
-	get_s(o, "version", ps->version, sizeof(ps->version));
-	get_s(o, "error_code", ps->error_code, sizeof(ps->error_code));
-	get_s(o, "error", ps->error, sizeof(ps->error));
-	ps->next_poll = get_t(o, "next_poll");
-	ps->failures = (unsigned)get_u(o, "failures");
-	ps->bytes = get_u(o, "bytes");
-	ps->requests = (unsigned)get_u(o, "requests");
-	get_s(o, "bundle", ps->bundle, sizeof(ps->bundle));
-	ps->reported_update = get_t(o, "reported_update");
-	cJSON_Delete(o);
-	return 0;
-}
 
 /* ------------------------------------------------------------ reports */
 
@@ -264,19 +147,19 @@ static void report(const struct tnd_config *cfg, const struct tnd_http_opts *ho,
 		return;
 	device_id(cfg, id, sizeof(id));
 	tnd_time_format(now, tnd_time_now());
-	put_str(o, "device_id", id);
-	put_str(o, "compatible", cfg->compatible);
-	put_str(o, "event", event);
-	put_str(o, "version", version);
-	put_str(o, "slot", slot);
-	put_str(o, "time", now);
+	tnd_json_add_string_opt(o, "device_id", id);
+	tnd_json_add_string_opt(o, "compatible", cfg->compatible);
+	tnd_json_add_string_opt(o, "event", event);
+	tnd_json_add_string_opt(o, "version", version);
+	tnd_json_add_string_opt(o, "slot", slot);
+	tnd_json_add_string_opt(o, "time", now);
 	if (ps && ps->bundle[0]) {
-		put_str(o, "bundle", ps->bundle);
+		tnd_json_add_string_opt(o, "bundle", ps->bundle);
 		cJSON_AddNumberToObject(o, "bytes", (double)ps->bytes);
 	}
 	if (code) {
-		put_str(o, "error_code", tnd_err_name(code));
-		put_str(o, "error", msg);
+		tnd_json_add_string_opt(o, "error_code", tnd_err_name(code));
+		tnd_json_add_string_opt(o, "error", msg);
 	}
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -308,29 +191,49 @@ static void report_update_outcome(const struct tnd_config *cfg, const struct tnd
 
 /* ------------------------------------------------------------ one poll */
 
-struct poll_opts {
-	bool no_activate;
-	volatile sig_atomic_t *cancel;
-};
+/* What the signed index says the bundle at this entry's URL is: the
+ * install transaction refuses anything else (install/policy.h). */
+static void expect_entry(struct tnd_expect *e, const struct tnd_channel_release *rel,
+			 const struct tnd_channel_delta *d)
+{
+	const struct tnd_channel_file *f = d ? &d->file : &rel->full;
 
-/* Installs one bundle URL; fills *res. */
-static int install_url(const struct tnd_config *cfg, const struct tnd_http_opts *ho,
-		       const struct poll_opts *po, const char *url, struct tnd_install_result *res,
-		       struct tnd_http_stats *hs)
+	memset(e, 0, sizeof(*e));
+	snprintf(e->version, sizeof(e->version), "%s", rel->version);
+	e->security_version = rel->security_version;
+	e->image_size = rel->image_size;
+	memcpy(e->image_sha256, rel->image_sha256, TND_SHA256_LEN);
+	e->delta = d != NULL;
+	if (d) {
+		e->base_size = d->base_size;
+		memcpy(e->base_sha256, d->base_sha256, TND_SHA256_LEN);
+	}
+	e->file_size = f->size;
+	memcpy(e->file_sha256, f->sha256, TND_SHA256_LEN);
+}
+
+/* Installs the bundle of one index entry; fills *res. */
+static int install_entry(const struct tnd_config *cfg, const struct tnd_http_opts *ho,
+			 const struct tnd_poll_opts *po, const struct tnd_channel_release *rel,
+			 const struct tnd_channel_delta *d, struct tnd_install_result *res,
+			 struct tnd_http_stats *hs)
 {
 	struct tnd_install_opts io = {
 	    .slot = -1, .no_activate = po->no_activate, .cancel = po->cancel};
-	struct tnd_progress prog;
+	char url[TND_URL_MAX];
 	struct tnd_source *src;
+	struct tnd_expect e;
 	int r;
 
-	r = tnd_http_source_open(&src, url, ho);
-	if (r)
+	*hs = (struct tnd_http_stats){0};
+	if ((r = tnd_channel_resolve_url(cfg->server.url, d ? d->file.url : rel->full.url, url,
+					 sizeof(url))) ||
+	    (r = tnd_http_url_allowed(ho, url)) || (r = tnd_http_source_open(&src, url, ho)))
 		return r;
-	tnd_progress_init(&prog, TND_PROGRESS_NONE);
-	io.progress = &prog;
+	expect_entry(&e, rel, d);
 	io.source = url;
 	io.src = src;
+	io.expect = &e;
 	r = tnd_install(cfg, &io, res);
 	tnd_http_source_stats(src, hs);
 	tnd_source_close(src);
@@ -354,12 +257,21 @@ static bool xz_rebuild_ok(const struct tnd_config *cfg)
 #endif
 }
 
+void tnd_fleet_http_opts(const struct tnd_config *cfg, volatile sig_atomic_t *cancel,
+			 struct tnd_http_opts *ho)
+{
+	*ho = (struct tnd_http_opts){.server = &cfg->server,
+				     .policy = cfg->server.url_policy,
+				     .origin = cfg->server.url,
+				     .cancel = cancel};
+}
+
 /* Sets ps->result; returns 0, or an error (message set). */
-static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
+static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *po,
 		     struct tnd_poll_state *ps)
 {
-	struct tnd_http_opts ho = {.server = &cfg->server, .cancel = po->cancel};
-	char url[TND_URL_MAX], id[256], hex[TND_SHA256_HEX_LEN];
+	struct tnd_http_opts ho;
+	char id[256];
 	const struct tnd_channel_release *rel;
 	const struct tnd_channel_delta *delta = NULL;
 	struct tnd_http_response resp;
@@ -371,6 +283,7 @@ static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 	struct tnd_state st;
 	int booted, other, r;
 
+	tnd_fleet_http_opts(cfg, po->cancel, &ho);
 	ps->bytes = 0;
 	ps->requests = 0;
 	ps->version[0] = '\0';
@@ -464,36 +377,33 @@ static int poll_once(const struct tnd_config *cfg, const struct poll_opts *po,
 	if (st.slot[booted].has_sha256)
 		delta = tnd_channel_pick_delta(rel, st.slot[booted].sha256, xz_rebuild_ok(cfg));
 	if (delta) {
-		r = tnd_channel_resolve_url(cfg->server.url, delta->file.url, url, sizeof(url));
-		if (!r && delta->xz_rebuild)
+		if (delta->xz_rebuild)
 			tnd_info("poll: installing %s from a delta (%" PRIu64
 				 " bytes; this device compresses %" PRIu64
 				 " bytes of xz stream content again)",
 				 rel->version, delta->file.size, delta->xz_rebuild);
-		else if (!r)
+		else
 			tnd_info("poll: installing %s from a delta (%" PRIu64 " bytes)",
 				 rel->version, delta->file.size);
-		if (!r) {
-			snprintf(ps->bundle, sizeof(ps->bundle), "%s",
-				 delta->xz_rebuild ? "delta-xz" : "delta");
-			r = install_url(cfg, &ho, po, url, &res, &hs);
-			ps->requests += hs.requests;
-			ps->bytes += hs.received;
-		}
-		if (r == TND_E_NETWORK || r == TND_E_CANCELLED || r == TND_E_NOT_FOUND || !r)
+		snprintf(ps->bundle, sizeof(ps->bundle), "%s",
+			 delta->xz_rebuild ? "delta-xz" : "delta");
+		r = install_entry(cfg, &ho, po, rel, delta, &res, &hs);
+		ps->requests += hs.requests;
+		ps->bytes += hs.received;
+		/* what the server sent is not what the index promised: a full
+		 * bundle from the same server proves nothing more */
+		if (r == TND_E_NETWORK || r == TND_E_CANCELLED || r == TND_E_NOT_FOUND ||
+		    r == TND_E_WRONG_RELEASE || r == TND_E_BUSY || !r)
 			goto installed;
 		/* a delta this device cannot apply (another liblzma, a base
 		 * that changed): the full bundle does not depend on it */
 		tnd_warn("poll: the delta failed (%s); installing the full bundle", tnd_err_msg());
 	}
-	r = tnd_channel_resolve_url(cfg->server.url, rel->full.url, url, sizeof(url));
-	if (!r) {
-		tnd_info("poll: installing %s (%" PRIu64 " bytes)", rel->version, rel->full.size);
-		snprintf(ps->bundle, sizeof(ps->bundle), "full");
-		r = install_url(cfg, &ho, po, url, &res, &hs);
-		ps->requests += hs.requests;
-		ps->bytes += hs.received;
-	}
+	tnd_info("poll: installing %s (%" PRIu64 " bytes)", rel->version, rel->full.size);
+	snprintf(ps->bundle, sizeof(ps->bundle), "full");
+	r = install_entry(cfg, &ho, po, rel, NULL, &res, &hs);
+	ps->requests += hs.requests;
+	ps->bytes += hs.received;
 installed:
 	if (r) {
 		char msg[TND_ERR_MSG_MAX];
@@ -503,7 +413,6 @@ installed:
 		tnd_err_set(r, "%s", msg);
 		goto out;
 	}
-	tnd_hex_encode(hex, res.sha256, TND_SHA256_LEN);
 	snprintf(ps->result, sizeof(ps->result), "installed");
 	/* what was installed, by its signed manifest: a format-1 index does
 	 * not say whether a delta rebuilds xz streams */
@@ -523,9 +432,8 @@ out:
 	return r;
 }
 
-/* Runs one poll and records it; returns the poll's error. */
-static int poll_and_record(const struct tnd_config *cfg, const struct poll_opts *po,
-			   struct tnd_poll_state *ps)
+int tnd_poll(const struct tnd_config *cfg, const struct tnd_poll_opts *po,
+	     struct tnd_poll_state *ps)
 {
 	int r = poll_once(cfg, po, ps), s;
 
@@ -550,119 +458,18 @@ static int poll_and_record(const struct tnd_config *cfg, const struct poll_opts 
 	return r;
 }
 
-static void print_json(const struct tnd_poll_state *ps)
+int tnd_fleet_open(const struct tnd_config *cfg, struct tnd_poll_state *ps)
 {
-	cJSON *o = cJSON_CreateObject();
-	char *t;
-
-	if (!o)
-		return;
-	put_str(o, "result", ps->result);
-	put_str(o, "version", ps->version);
-	put_str(o, "error_code", ps->error_code);
-	put_str(o, "error", ps->error);
-	cJSON_AddNumberToObject(o, "sequence", (double)ps->sequence);
-	cJSON_AddNumberToObject(o, "requests", ps->requests);
-	cJSON_AddNumberToObject(o, "bytes", (double)ps->bytes);
-	put_str(o, "bundle", ps->bundle);
-	put_time(o, "next_poll", ps->next_poll);
-	t = cJSON_PrintUnformatted(o);
-	if (t)
-		puts(t);
-	free(t);
-	cJSON_Delete(o);
-}
-
-/* What poll and daemon need before their first poll: the configuration,
- * a server in it, and the last poll's state. */
-static int fleet_load(const char *config_path, struct tnd_config *cfg, struct tnd_poll_state *ps)
-{
-	int r = tnd_config_load(cfg, config_path);
-
-	if (r)
-		return r;
 	if (!cfg->server.url[0])
 		return tnd_err_set(TND_E_CONFIG, "%s: no \"server\" with a \"url\" to poll",
 				   cfg->path);
 	return tnd_poll_state_load(ps, cfg->state_dir);
 }
 
-static void reboot_now(void)
-{
-	tnd_info("rebooting into the new slot");
-	sync();
-	if (execl("/sbin/reboot", "reboot", (char *)NULL) < 0)
-		reboot(RB_AUTOBOOT);
-}
-
-static void poll_usage(FILE *f)
-{
-	fputs("Usage: tandem [-c CONF] poll [--once] [--json] [--no-activate] [--reboot]\n"
-	      "\n"
-	      "Polls the channel index at server.url once: installs the board's latest\n"
-	      "release if this device takes part in it (delta when one fits the booted\n"
-	      "slot, else the full bundle), streaming from the server. A 304 answer costs\n"
-	      "one small request. The outcome goes to the state directory (poll.json) and\n"
-	      "`tandem status`. For cron and tests; `tandem daemon` polls on a schedule.\n"
-	      "\n"
-	      "Options:\n"
-	      "  --once          poll once (the only mode; accepted for clarity)\n"
-	      "  --json          print the outcome as one JSON object\n"
-	      "  --no-activate   install and verify, but leave the boot order alone\n"
-	      "  --reboot        reboot after an update was installed and activated\n",
-	      f);
-}
-
-int tnd_cmd_poll(const char *config_path, volatile sig_atomic_t *cancel, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"once", no_argument, NULL, 'o'},	     {"json", no_argument, NULL, 'j'},
-	    {"no-activate", no_argument, NULL, 'n'}, {"reboot", no_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},	     {0},
-	};
-	struct poll_opts po = {.cancel = cancel};
-	struct tnd_poll_state ps;
-	struct tnd_config cfg;
-	int c, r, json = 0, reboot_after = 0;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			break;
-		case 'j':
-			json = 1;
-			break;
-		case 'n':
-			po.no_activate = true;
-			break;
-		case 'r':
-			reboot_after = 1;
-			break;
-		case 'h':
-			poll_usage(stdout);
-			return 0;
-		default:
-			return tnd_err_bad_option(argv[optind - 1]);
-		}
-	}
-	if (optind != argc)
-		return tnd_err_set(TND_E_USAGE, "poll takes no arguments");
-	r = fleet_load(config_path, &cfg, &ps);
-	if (r)
-		return r;
-	ps.next_poll = 0;
-	r = poll_and_record(&cfg, &po, &ps);
-	if (json)
-		print_json(&ps);
-	if (!r && reboot_after && !po.no_activate && !strcmp(ps.result, "installed"))
-		reboot_now();
-	return r;
-}
-
 /* Seconds until the next poll: the interval with jitter after a success,
  * exponential backoff after failures (never above the interval), the
  * whole interval after a permanent failure. */
-static unsigned next_delay(const struct tnd_config *cfg, const struct tnd_poll_state *ps, int r)
+unsigned tnd_poll_delay(const struct tnd_config *cfg, const struct tnd_poll_state *ps, int r)
 {
 	const struct tnd_server_config *s = &cfg->server;
 	unsigned base = s->poll_interval, j = 0;
@@ -683,87 +490,4 @@ static unsigned next_delay(const struct tnd_config *cfg, const struct tnd_poll_s
 	else if (s->poll_jitter)
 		return base;
 	return base - s->poll_jitter + j;
-}
-
-static void daemon_usage(FILE *f)
-{
-	fputs("Usage: tandem [-c CONF] daemon [--no-activate] [--reboot] [--syslog]\n"
-	      "\n"
-	      "Polls server.url every server.poll_interval seconds (+- poll_jitter),\n"
-	      "as `tandem poll` does once, until SIGTERM or SIGINT. After a failed poll\n"
-	      "it tries again sooner (30 s, doubling, never above the interval); a\n"
-	      "missing file or a bad signature waits the whole interval. Logs one line\n"
-	      "per event on standard error (the journal, under systemd).\n"
-	      "\n"
-	      "Options:\n"
-	      "  --no-activate   install and verify, but leave the boot order alone\n"
-	      "  --reboot        reboot after an update was installed and activated\n"
-	      "  --syslog        log to syslog instead of standard error\n",
-	      f);
-}
-
-int tnd_cmd_daemon(const char *config_path, volatile sig_atomic_t *cancel, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"no-activate", no_argument, NULL, 'n'},
-	    {"reboot", no_argument, NULL, 'r'},
-	    {"syslog", no_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	struct poll_opts po = {.cancel = cancel};
-	struct tnd_poll_state ps;
-	struct tnd_config cfg;
-	int c, r, reboot_after = 0, use_syslog = 0;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			po.no_activate = true;
-			break;
-		case 'r':
-			reboot_after = 1;
-			break;
-		case 's':
-			use_syslog = 1;
-			break;
-		case 'h':
-			daemon_usage(stdout);
-			return 0;
-		default:
-			return tnd_err_bad_option(argv[optind - 1]);
-		}
-	}
-	if (optind != argc)
-		return tnd_err_set(TND_E_USAGE, "daemon takes no arguments");
-	r = fleet_load(config_path, &cfg, &ps);
-	if (r)
-		return r;
-	if (use_syslog)
-		tnd_log_use_syslog();
-	tnd_info("daemon: polling %s every %u s (+- %u s)", cfg.server.url,
-		 cfg.server.poll_interval, cfg.server.poll_jitter);
-	while (!*cancel) {
-		unsigned delay;
-
-		r = poll_and_record(&cfg, &po, &ps);
-		if (r == TND_E_CANCELLED || *cancel)
-			break;
-		if (r)
-			tnd_error("poll failed: %s", tnd_err_msg());
-		if (!r && reboot_after && !po.no_activate && !strcmp(ps.result, "installed"))
-			reboot_now();
-		delay = next_delay(&cfg, &ps, r);
-		ps.next_poll = tnd_time_now() + delay;
-		if (tnd_poll_state_save(&ps, cfg.state_dir))
-			tnd_warn("%s", tnd_err_msg());
-		tnd_info("daemon: next poll in %u s", delay);
-		for (unsigned i = 0; i < delay * 10 && !*cancel; i++) {
-			struct timespec ts = {0, 100 * 1000 * 1000};
-
-			nanosleep(&ts, NULL);
-		}
-	}
-	tnd_info("daemon: stopping");
-	return 0;
 }

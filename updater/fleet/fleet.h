@@ -1,52 +1,45 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fleet updates (docs/fleet.md): `tandem poll` and `tandem daemon` fetch
- * the signed channel index from server.url, decide whether this device
- * takes the board's latest release (not installed yet, not failed here
- * before, inside the staged rollout), pick the delta whose base is the
- * booted slot's image or else the full bundle, and install it streaming
- * from the server. The poll's outcome is kept in state_dir/poll.json
- * (written atomically) for `tandem status` and the next poll.
+ * Fleet updates (docs/fleet.md): a poll fetches the signed channel index
+ * from server.url, decides whether this device takes the board's latest
+ * release (not installed yet, not failed here before, inside the staged
+ * rollout), picks the delta whose base is the booted slot's image or else
+ * the full bundle, and installs it streaming from the server through the
+ * one install transaction, which refuses anything but the release the
+ * index entry describes. The poll's outcome is kept in state_dir/poll.json
+ * (pollstate.h) for `tandem status` and the next poll. `tandem poll` and
+ * `tandem daemon` (cli/) call this once, or on a schedule.
  */
 #ifndef TANDEM_FLEET_H
 #define TANDEM_FLEET_H
 
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 
 #include "config.h"
 #include "error.h"
-#include "manifest.h"
+#include "pollstate.h"
 
-#define TND_POLL_FILE "poll.json"
+struct tnd_http_opts;
 
-/* What state_dir/poll.json holds (docs/status.md, "poll"). */
-struct tnd_poll_state {
-	char etag[256];	   /* of the last index acted on completely */
-	uint64_t sequence; /* highest index sequence accepted: never goes back */
-	int64_t last_poll; /* when the last poll ended */
-	char result[24];   /* see docs/fleet.md: installed, up-to-date, ... */
-	char version[TND_NAME_MAX];
-	char error_code[32];
-	char error[TND_ERR_MSG_MAX];
-	int64_t next_poll; /* daemon: when it polls next; 0: not scheduled */
-	unsigned failures; /* failed polls in a row */
-	uint64_t bytes;	   /* bytes the last poll received (headers and bodies) */
-	unsigned requests; /* HTTP requests the last poll made */
-	/* what the last poll installed or tried last: "full", "delta" or
-	 * "delta-xz" (a delta that rebuilt xz streams); "": nothing */
-	char bundle[16];
-	int64_t reported_update; /* time of the last update outcome reported */
+struct tnd_poll_opts {
+	bool no_activate;
+	volatile sig_atomic_t *cancel;
 };
 
-int tnd_poll_state_load(struct tnd_poll_state *ps, const char *state_dir) TND_MUST_CHECK;
-int tnd_poll_state_save(const struct tnd_poll_state *ps, const char *state_dir) TND_MUST_CHECK;
-
-/* `tandem poll` and `tandem daemon`; argv[0] is the command's name. */
-int tnd_cmd_poll(const char *config_path, volatile sig_atomic_t *cancel, int argc,
-		 char **argv) TND_MUST_CHECK;
-int tnd_cmd_daemon(const char *config_path, volatile sig_atomic_t *cancel, int argc,
-		   char **argv) TND_MUST_CHECK;
+/* What a poll needs: a server in the configuration, and the last poll's
+ * state (loaded into ps). */
+int tnd_fleet_open(const struct tnd_config *cfg, struct tnd_poll_state *ps) TND_MUST_CHECK;
+/* One poll, its outcome recorded in ps and poll.json; returns the poll's
+ * error. ps->result says what happened ("installed", "up-to-date", ...).
+ * The caller holds the device's lock. */
+int tnd_poll(const struct tnd_config *cfg, const struct tnd_poll_opts *o,
+	     struct tnd_poll_state *ps) TND_MUST_CHECK;
+/* Seconds until the next poll of a daemon after one that returned r: the
+ * interval with jitter, sooner after a passing failure (30 s doubling). */
+unsigned tnd_poll_delay(const struct tnd_config *cfg, const struct tnd_poll_state *ps, int r);
+/* HTTP options for the channel's traffic: TLS, timeouts, server.url_policy. */
+void tnd_fleet_http_opts(const struct tnd_config *cfg, volatile sig_atomic_t *cancel,
+			 struct tnd_http_opts *ho);
 
 #endif

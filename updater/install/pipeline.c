@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "chunk.h"
-#include "delta.h"
 #include "log.h"
+#include "record.h"
 #include "util.h"
 
 #define MAX_THREADS 8
@@ -35,6 +35,7 @@ struct job {
 	enum job_state state;
 	struct tnd_raw_record raw;     /* raw.rec is trusted only from READY on */
 	struct tnd_resume_point after; /* the chain right after this record */
+	bool resumable;		       /* after.index is a signed resume point */
 	uint8_t *in;
 };
 
@@ -51,9 +52,9 @@ struct pipe {
 	int err;
 	char errmsg[TND_ERR_MSG_MAX];
 	uint64_t written;
-	struct tnd_slot_writer *w;
-	struct tnd_delta_out *delta; /* NULL for full images */
-	struct checkpoints *ck;	     /* NULL: none asked for */
+	struct tnd_image_stage *stage;
+	bool delta;
+	struct checkpoints *ck; /* NULL: none asked for */
 	size_t chunk;
 };
 
@@ -61,7 +62,9 @@ struct pipe {
  * Checkpoints: after each write the worker whose turn it is records the
  * point after it (one per CK_STEP of image is enough: the slot writer
  * makes whole read-back windows durable). For a full payload that is the
- * record after, with the chain's state; for a delta, whose decoder state
+ * record after, when the manifest names it a signed resume point (nothing
+ * in the checkpoint file is trusted: the signed manifest says what that
+ * record must hash to, docs/install.md "Resume"); for a delta, whose decoder state
  * cannot be saved, the image offset alone: a resumed delta reads its op
  * stream from the start and the decoder skips to the offset (lib/delta.h,
  * tnd_delta_dec_skip_to), without reading the base or writing the slot
@@ -80,18 +83,17 @@ struct checkpoints {
 	unsigned head, n;
 	uint32_t crc; /* of the image written so far (turns only) */
 	uint64_t pushed, saved;
-	uint8_t first[TND_SHA256_LEN]; /* the chain's start, for delta points */
 	int (*fn)(void *ctx, const struct tnd_resume_point *pt);
 	void *ctx;
 };
 
 /* The image grew by len bytes with CRC-32 crc, and pt is the point after
- * them (none when last: there is nothing to resume after the end). */
+ * them (none when `none`: the end, or not a point to continue from). */
 static void checkpoint_push(struct checkpoints *ck, const struct tnd_resume_point *pt, uint32_t crc,
-			    uint64_t len, bool last)
+			    uint64_t len, bool none)
 {
 	ck->crc = tnd_crc32_combine(ck->crc, crc, len);
-	if (last || pt->out - ck->pushed < CK_STEP)
+	if (none || pt->out - ck->pushed < CK_STEP)
 		return;
 	pthread_mutex_lock(&ck->mu);
 	if (ck->n < CK_RING) {
@@ -105,13 +107,15 @@ static void checkpoint_push(struct checkpoints *ck, const struct tnd_resume_poin
 	pthread_mutex_unlock(&ck->mu);
 }
 
-static void checkpoint_after(struct checkpoints *ck, const struct job *j, uint64_t chunks)
+/* Full payloads: after a record's write; only a signed resume point is a
+ * point to continue from, but every record extends the prefix's CRC. */
+static void checkpoint_after(struct checkpoints *ck, const struct job *j)
 {
 	const struct tnd_record *rec = &j->raw.rec;
 
 	checkpoint_push(ck, &j->after,
 			rec->type == TND_REC_ZERO ? tnd_crc32_zeros(rec->out_len) : rec->out_crc32,
-			rec->out_len, j->after.index >= chunks);
+			rec->out_len, !j->resumable);
 }
 
 /* The slot writer's durable callback (its verifier thread). */
@@ -135,87 +139,41 @@ static int checkpoint_durable(void *ctx, uint64_t end)
 	return ck->fn(ck->ctx, &best);
 }
 
-/* Delta payloads: each record's turn feeds the op stream to the decoder and
- * collects what it emits into whole chunks for the slot writer, hashing the
- * image on the way. */
-struct tnd_delta_out {
-	struct tnd_delta_dec *dec;
+/* Where the stage's image bytes go: the slot, and for a delta (whose
+ * checkpoints name an image offset only) the checkpoint ring. */
+struct slot_sink {
 	struct tnd_slot_writer *w;
-	uint64_t off;		/* image offset of the next byte emitted */
-	uint64_t start, size;	/* a resumed install writes from start on */
-	struct checkpoints *ck; /* NULL: none asked for */
+	struct checkpoints *ck; /* delta payloads only; NULL: none */
+	uint64_t size;
 };
 
-/* The decoder hands out its output in pieces of at most 64 KiB (each
- * checked against its signed CRC-32 first, from format 3 on): written as
- * they come, zero runs (common in filesystem images) without writes. */
-static int delta_emit(void *ctx, const uint8_t *data, size_t len, uint32_t crc)
+static void delta_point(struct slot_sink *s, uint64_t end, uint32_t crc, uint64_t len)
 {
-	struct tnd_delta_out *d = ctx;
-	int ret;
+	struct tnd_resume_point pt = {.out = end};
 
-	/* a resume: the slot holds the image up to start */
-	if (d->off + len <= d->start) {
-		d->off += len;
-		return 0;
-	}
-	if (d->off < d->start) {
-		data += d->start - d->off;
-		len -= (size_t)(d->start - d->off);
-		d->off = d->start;
-		crc = tnd_crc32(data, len); /* of the part written */
-	}
-	if (tnd_is_zero(data, len))
-		ret = tnd_slot_zero(d->w, d->off, len);
-	else
-		ret = tnd_slot_write(d->w, d->off, data, len, crc);
-	d->off += len;
-	if (!ret && d->ck) {
-		struct tnd_resume_point pt = {.out = d->off};
+	if (!s->ck)
+		return;
+	checkpoint_push(s->ck, &pt, crc, len, end >= s->size);
+}
 
-		memcpy(pt.expect, d->ck->first, TND_SHA256_LEN);
-		checkpoint_push(d->ck, &pt, crc, len, d->off >= d->size);
-	}
+static int sink_write(void *ctx, uint64_t off, const uint8_t *data, size_t len, uint32_t crc)
+{
+	struct slot_sink *s = ctx;
+	int ret = tnd_slot_write(s->w, off, data, len, crc);
+
+	if (!ret)
+		delta_point(s, off + len, crc, len);
 	return ret;
 }
 
-static int delta_feed(struct tnd_delta_out *d, const struct tnd_record *rec, const uint8_t *data)
+static int sink_zero(void *ctx, uint64_t off, uint64_t len)
 {
-	static const uint8_t zeros[4096];
+	struct slot_sink *s = ctx;
+	int ret = tnd_slot_zero(s->w, off, len);
 
-	if (rec->type != TND_REC_ZERO)
-		return tnd_delta_dec_feed(d->dec, data, rec->out_len, delta_emit, d);
-	for (uint64_t left = rec->out_len; left;) {
-		size_t n = left > sizeof(zeros) ? sizeof(zeros) : (size_t)left;
-		int ret = tnd_delta_dec_feed(d->dec, zeros, n, delta_emit, d);
-
-		if (ret)
-			return ret;
-		left -= n;
-	}
-	return 0;
-}
-
-static int delta_end(struct tnd_delta_out *d)
-{
-	return tnd_delta_dec_finish(d->dec);
-}
-
-/* After tnd_slot_finish(): a delta's image, as the device holds it, must
- * hash to the manifest's image SHA-256. */
-static int delta_check(struct tnd_slot_writer *w, const struct tnd_manifest *m)
-{
-	uint8_t got[TND_SHA256_LEN];
-	char want_hex[TND_SHA256_HEX_LEN], got_hex[TND_SHA256_HEX_LEN];
-
-	tnd_slot_readback_sha256(w, got);
-	if (tnd_memeq_ct(got, m->image_sha256, TND_SHA256_LEN))
-		return 0;
-	tnd_hex_encode(want_hex, m->image_sha256, TND_SHA256_LEN);
-	tnd_hex_encode(got_hex, got, TND_SHA256_LEN);
-	return tnd_err_set(TND_E_INTEGRITY,
-			   "delta produced an image with SHA-256 %s, the manifest says %s", got_hex,
-			   want_hex);
+	if (!ret)
+		delta_point(s, off + len, tnd_crc32_zeros(len), len);
+	return ret;
 }
 
 /* Records the first failure (with this thread's message) and wakes all. */
@@ -245,7 +203,7 @@ static int authenticate_ready(struct pipe *p)
 		j->after.index = p->r->next_index;
 		j->after.payload_read = p->r->payload_read;
 		j->after.out = p->r->next_out;
-		memcpy(j->after.expect, p->r->expect, TND_SHA256_LEN);
+		j->resumable = tnd_manifest_resume_point(&p->r->manifest, j->after.index) != NULL;
 		j->state = JOB_READY;
 		p->aseq++;
 		pthread_cond_signal(&p->work);
@@ -272,38 +230,25 @@ static struct job *next_work(struct pipe *p, bool *more)
 }
 
 /* The ordered part of a record, run by the worker whose turn it is: into
- * the delta decoder, or into the slot; then the checkpoint. */
+ * the image stage (the slot, or the delta decoder); then the checkpoint. */
 static int put_record(struct pipe *p, const struct job *j, const uint8_t *data)
 {
-	const struct tnd_record *rec = &j->raw.rec;
-	int ret;
+	int ret = tnd_image_stage_put(p->stage, &j->raw.rec, data);
 
-	if (p->delta)
-		ret = delta_feed(p->delta, rec, data);
-	else if (rec->type == TND_REC_ZERO)
-		ret = tnd_slot_zero(p->w, rec->out_offset, rec->out_len);
-	else
-		ret = tnd_slot_write(p->w, rec->out_offset, data, rec->out_len, rec->out_crc32);
 	if (!ret && p->ck && !p->delta)
-		checkpoint_after(p->ck, j, p->r->manifest.chunks);
+		checkpoint_after(p->ck, j);
 	return ret;
 }
 
-/* Inflates a claimed job (outside the lock), waits for its turn, writes
+/* Expands a claimed job (outside the lock), waits for its turn, writes
  * it. Called and returns with the lock held. */
 static int run_job(struct pipe *p, struct job *j, struct tnd_inflater *inf, uint8_t *out)
 {
-	const struct tnd_record *rec = &j->raw.rec;
-	const uint8_t *data = j->in;
-	int ret = 0;
+	const uint8_t *data;
+	int ret;
 
 	pthread_mutex_unlock(&p->mu);
-	if (rec->type == TND_REC_DEFLATE) {
-		ret = tnd_inflate_chunk(inf, j->in, rec->stored_len, out, rec->out_len);
-		if (ret)
-			tnd_err_prefix(ret, "chunk %u", rec->index);
-		data = out;
-	}
+	ret = tnd_record_expand(inf, &j->raw.rec, j->in, out, false, &data);
 	pthread_mutex_lock(&p->mu);
 	if (ret)
 		return ret;
@@ -316,7 +261,7 @@ static int run_job(struct pipe *p, struct job *j, struct tnd_inflater *inf, uint
 	pthread_mutex_lock(&p->mu);
 	if (ret)
 		return ret;
-	p->written = p->delta ? p->delta->off : p->written + rec->out_len;
+	p->written = tnd_image_stage_written(p->stage);
 	p->wseq++;
 	j->state = JOB_FREE;
 	pthread_cond_broadcast(&p->turn);
@@ -447,17 +392,17 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 	unsigned threads = o->threads < 1 ? 1 : o->threads > MAX_THREADS ? MAX_THREADS : o->threads;
 	size_t chunk = r->manifest.chunk_size;
 	pthread_t workers[MAX_THREADS];
+	struct slot_sink ss = {.w = w, .size = r->manifest.image_size};
+	struct tnd_image_sink sink = {.write = sink_write, .zero = sink_zero, .ctx = &ss};
+	struct checkpoints *ck = NULL;
 	unsigned started = 0;
 	struct pipe p;
 	int ret = 0;
 
-	struct tnd_delta_out delta = {0};
-	struct checkpoints *ck = NULL;
-
 	memset(&p, 0, sizeof(p));
-	p.w = w;
 	p.r = r;
 	p.written = o->start_out;
+	p.delta = r->manifest.payload_type == TND_PAYLOAD_DELTA;
 	/* A resumed reader starts at a later record (tnd_bundle_resume). */
 	p.rseq = p.aseq = p.wseq = r->next_index;
 	p.chunk = chunk;
@@ -476,42 +421,15 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		pthread_mutex_init(&ck->mu, NULL);
 		ck->crc = o->start_crc;
 		ck->pushed = ck->saved = o->start_out;
-		memcpy(ck->first, r->expect, TND_SHA256_LEN);
 		ck->fn = o->checkpoint;
 		ck->ctx = o->checkpoint_ctx;
 		p.ck = ck;
+		ss.ck = p.delta ? ck : NULL;
 		w->durable = checkpoint_durable;
 		w->durable_ctx = ck;
 	}
-	if (r->manifest.payload_type == TND_PAYLOAD_DELTA) {
-		if (o->base_fd < 0) {
-			ret = tnd_err_set(TND_E_INTERNAL, "delta without a base");
-			goto out;
-		}
-		ret = tnd_delta_dec_new(&delta.dec, o->base_fd, r->manifest.base_size,
-					r->manifest.image_size);
-		if (ret)
-			goto out;
-		delta.w = w;
-		/* The decoder emits from the check span that holds start_out on;
-		 * delta_emit drops what lies before start_out. */
-		delta.start = o->start_out;
-		delta.off = o->start_out - o->start_out % TND_DELTA_CHECK_SPAN;
-		delta.size = r->manifest.image_size;
-		delta.ck = ck;
-		tnd_delta_dec_skip_to(delta.dec, o->start_out);
-		/* The manifest said which format the stream is: it must be. */
-		tnd_delta_dec_require(delta.dec, r->manifest.delta_format);
-		/* Formats 1 and 2 carry no signed CRC-32 of their output: the
-		 * verifier hashes what it reads back, and it must be the signed
-		 * image. Later formats check every 64 KiB before it is written
-		 * (lib/delta.c), and their read-back is a full image's. A
-		 * resumed install reads back only what it writes: there the
-		 * caller hashes the whole slot afterwards instead. */
-		if (!tnd_delta_version_checked(r->manifest.delta_format) && !o->start_out)
-			tnd_slot_hash_readback(w);
-		p.delta = &delta;
-	}
+	if ((ret = tnd_image_stage_new(&p.stage, &r->manifest, o->base_fd, o->start_out, &sink)))
+		goto out;
 	p.jobs = calloc(p.njobs, sizeof(*p.jobs));
 	for (unsigned i = 0; p.jobs && i < p.njobs; i++) {
 		/* Page-aligned: a stored record is written from here. */
@@ -550,23 +468,19 @@ int tnd_pipeline_run(struct tnd_bundle_reader *r, struct tnd_slot_writer *w,
 		ret = tnd_err_set(p.err, "%s", p.errmsg);
 		goto out;
 	}
-	if (p.delta) {
-		if ((ret = delta_end(p.delta)))
-			goto out;
-		p.written = p.delta->off;
-	}
+	if ((ret = tnd_image_stage_finish(p.stage)))
+		goto out;
+	p.written = tnd_image_stage_written(p.stage);
 	{
 		double t0 = tnd_now_mono();
 
 		ret = tnd_slot_finish(w);
 		tnd_debug("final flush and read-back took %.3f s", tnd_now_mono() - t0);
 	}
-	if (!ret && p.delta && w->hashing)
-		ret = delta_check(w, &r->manifest);
 	if (!ret)
 		report(&p, r, o);
 out:
-	tnd_delta_dec_free(delta.dec);
+	tnd_image_stage_free(p.stage);
 	for (unsigned i = 0; p.jobs && i < p.njobs; i++)
 		free(p.jobs[i].in);
 	free(p.jobs);

@@ -224,14 +224,15 @@ static int install_keyring(const char *src, const char *dst, struct tnd_provisio
 static int copy_slot(const struct tnd_config *cfg, const struct tnd_manifest *m, int from, int to,
 		     const struct tnd_provision_opts *o)
 {
-	struct tnd_slot_writer w = {.fd = -1, .rfd = -1};
 	struct tnd_pipeline_stats ps = {.image_size = m->image_size};
+	struct tnd_slot_writer w;
 	uint32_t chunk = m->chunk_size;
 	uint8_t got[TND_SHA256_LEN], *buf = NULL;
 	struct tnd_sha256 h;
 	uint64_t pos = 0;
 	int fd, ret;
 
+	tnd_slot_writer_init(&w);
 	if ((fd = open(cfg->slot_dev[from], O_RDONLY | O_CLOEXEC)) < 0)
 		return tnd_err_errno(TND_E_SLOT, errno, "cannot open %s", cfg->slot_dev[from]);
 	if ((ret = tnd_slot_open(&w, cfg->slot_dev[to], m->image_size, chunk,
@@ -262,7 +263,8 @@ static int copy_slot(const struct tnd_config *cfg, const struct tnd_manifest *m,
 			goto out;
 		pos += n;
 		ps.written = ps.verified = ps.received = pos;
-		tnd_progress_update(o->progress, &ps);
+		if (o->events && o->events->progress)
+			o->events->progress(o->events->ctx, &ps);
 	}
 	tnd_sha256_final(&h, got);
 	if (!tnd_memeq_ct(got, m->image_sha256, TND_SHA256_LEN)) {
@@ -276,67 +278,6 @@ out:
 	tnd_slot_close(&w);
 	close(fd);
 	return ret;
-}
-
-static int check_policy(const struct tnd_config *cfg, const struct tnd_state *st,
-			const struct tnd_manifest *m)
-{
-	char t[TND_TIME_STR_LEN];
-
-	if (!m->verified)
-		return tnd_err_set(TND_E_INTERNAL, "manifest was not verified");
-	if (strcmp(m->compatible, cfg->compatible) != 0)
-		return tnd_err_set(TND_E_INCOMPATIBLE,
-				   "bundle is for \"%s\", this device is \"%s\"", m->compatible,
-				   cfg->compatible);
-	if (m->payload_type != TND_PAYLOAD_FULL)
-		return tnd_err_set(TND_E_UNSUPPORTED,
-				   "provisioning needs a full bundle: a delta has no base on a new "
-				   "board");
-	if (m->expires) {
-		bool unset;
-
-		if (tnd_trusted_now(st, &unset) >= m->expires) {
-			tnd_time_format(t, m->expires);
-			return tnd_err_set(TND_E_EXPIRED, "bundle expired at %s%s", t,
-					   unset ? " (system clock unset: checked against the "
-						   "build time)"
-						 : "");
-		}
-		tnd_warn_unset_clock(st);
-	}
-	if (m->security_version < st->security_floor)
-		return tnd_err_set(TND_E_DOWNGRADE,
-				   "bundle has security version %llu, below this device's floor of "
-				   "%llu",
-				   (unsigned long long)m->security_version,
-				   (unsigned long long)st->security_floor);
-	if (m->chunk_size > (uint32_t)CONFIG_MAX_CHUNK_SIZE_KIB * 1024)
-		return tnd_err_set(TND_E_UNSUPPORTED,
-				   "bundle chunk size %u exceeds this device's limit of %u KiB",
-				   m->chunk_size, CONFIG_MAX_CHUNK_SIZE_KIB);
-	return 0;
-}
-
-/* Provisioning overwrites both slots: never from the system it runs on. */
-static int check_not_running(const struct tnd_config *cfg)
-{
-	struct stat a, b;
-	int booted;
-
-	if (tnd_booted_slot(cfg, &booted) == 0)
-		return tnd_err_set(TND_E_SLOT,
-				   "this system booted slot %s: provisioning rewrites both slots, "
-				   "run it from a provisioning host, installer or recovery system",
-				   tnd_slot_name(booted));
-	tnd_err_clear();
-	if (stat(cfg->slot_dev[0], &a) == 0 && stat(cfg->slot_dev[1], &b) == 0 &&
-	    (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode)
-		 ? a.st_rdev == b.st_rdev
-		 : a.st_dev == b.st_dev && a.st_ino == b.st_ino))
-		return tnd_err_set(TND_E_CONFIG, "slots A and B are the same device (%s)",
-				   cfg->slot_dev[0]);
-	return 0;
 }
 
 /* Everything the identity options name is checked before anything is written. */
@@ -427,22 +368,29 @@ static void raise_time_floor(struct tnd_state *st, const struct tnd_manifest *m)
 		st->time_floor = m->created;
 }
 
-/* The environment a provisioned board starts with: A first, full tries. */
+/* The environment a provisioned board starts with: A first, full tries,
+ * the floor the state holds. "none": nothing to set up. */
 static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **blp, bool blank,
-			 struct tnd_provision_result *res)
+			 uint64_t floor, struct tnd_provision_result *res)
 {
-	struct tnd_boot_state want = {.order = {0, 1}, .norder = 2}, got;
+	struct tnd_boot_state want = {.order = {0, 1}, .norder = 2, .floor = floor}, got;
 	struct tnd_bootloader *bl = *blp;
 	int ret;
 
+	if (!tnd_bl_switches(bl))
+		return 0;
 	want.tries[0] = want.tries[1] = cfg->boot_tries;
 	res->tries = cfg->boot_tries;
 	res->env_was_blank = blank;
 	if (!blank && (ret = tnd_bl_read(bl, &got)) == 0 && got.norder == 2 && got.order[0] == 0 &&
-	    got.order[1] == 1 && got.tries[0] == want.tries[0] && got.tries[1] == want.tries[1]) {
+	    got.order[1] == 1 && got.tries[0] == want.tries[0] && got.tries[1] == want.tries[1] &&
+	    got.floor >= want.floor) {
 		res->env = TND_PROV_UNCHANGED;
 		return 0;
 	}
+	/* never lower a floor the environment already holds */
+	if (!blank && !ret && got.floor > want.floor)
+		want.floor = got.floor;
 	tnd_err_clear();
 	if ((ret = tnd_bl_write(bl, &want)))
 		return ret;
@@ -460,335 +408,150 @@ static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **b
 	return 0;
 }
 
-int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts *o,
-		  struct tnd_provision_result *res)
+static void phase(const struct tnd_provision_opts *o, const char *name, const char *detail)
 {
-	struct tnd_keyring kr = {0};
-	struct tnd_verify_opts vo = {.keyring = &kr, .threshold = cfg->signature_threshold};
-	struct tnd_slot_writer w = {.fd = -1, .rfd = -1};
+	if (o->events && o->events->phase)
+		o->events->phase(o->events->ctx, name, detail);
+}
+
+/* Slot i is about to change: out of the boot order's reach (when the
+ * environment is valid), then recorded "installing". */
+static int begin_slot(const struct tnd_config *cfg, struct tnd_state *st, int i, bool blank)
+{
 	struct tnd_bootloader *bl = NULL;
-	struct tnd_source *src = NULL;
-	struct tnd_bundle_reader r;
-	const struct tnd_manifest *m = &r.manifest;
-	struct tnd_state st, before;
-	bool need[TND_NSLOTS], blank = false, have_bl = false;
-	double t0 = tnd_now_mono();
-	char detail[256];
 	int ret;
 
-	memset(res, 0, sizeof(*res));
-	tnd_progress_phase(o->progress, "prepare", NULL);
-	if ((ret = check_not_running(cfg)) || (ret = check_identity(cfg, o)) ||
-	    (ret = tnd_state_load(&st, cfg->state_dir)) ||
-	    (ret = tnd_keyring_load_dir(&kr, o->keyring ? o->keyring : cfg->keyring)) ||
-	    (ret = tnd_source_open_file(&src, o->source)))
-		goto out;
-	before = st;
+	if (!blank) {
+		if ((ret = tnd_bl_open(&bl, cfg)) || (ret = tnd_bl_disable(bl, i))) {
+			tnd_bl_close(bl);
+			return ret;
+		}
+		tnd_bl_close(bl);
+	}
+	if (st->pending_slot == i && (ret = tnd_state_set_pending(st, cfg, -1)))
+		return ret;
+	memset(&st->slot[i], 0, sizeof(st->slot[i]));
+	st->slot[i].state = TND_SLOT_INSTALLING;
+	st->slot[i].updated = tnd_time_now();
+	return tnd_state_save(st, cfg->state_dir);
+}
 
-	tnd_progress_phase(o->progress, "authenticate", NULL);
-	if ((ret = tnd_bundle_open(&r, src, &vo)) || (ret = check_policy(cfg, &st, m)))
-		goto out;
+static int provision(const struct tnd_config *cfg, const struct tnd_provision_opts *o,
+		     struct tnd_txn *t, struct tnd_provision_result *res)
+{
+	const struct tnd_manifest *m = tnd_txn_manifest(t);
+	struct tnd_bootloader *bl = NULL;
+	struct tnd_state st, before;
+	bool need[TND_NSLOTS], blank = tnd_txn_env_blank(t);
+	char detail[PATH_MAX + 160];
+	int ret;
+
 	snprintf(res->version, sizeof(res->version), "%s", m->version);
 	memcpy(res->sha256, m->image_sha256, TND_SHA256_LEN);
 	res->image_size = m->image_size;
-	/* Readable (or blank) before anything is written. libubootenv locks
-	 * the whole machine while a context is open: each use opens anew. */
-	if ((ret = tnd_bl_open_init(&bl, cfg, o->env_defaults, &blank)))
-		goto out;
-	have_bl = bl != NULL;
-	tnd_bl_close(bl);
-	bl = NULL;
 
-	tnd_progress_phase(o->progress, "check", NULL);
+	phase(o, "check", NULL);
 	for (int i = 0; i < TND_NSLOTS; i++) {
 		uint8_t h[TND_SHA256_LEN];
 
 		if ((ret = tnd_slot_hash(cfg->slot_dev[i], m->image_size, h)))
-			goto out;
+			return ret;
 		need[i] = !tnd_memeq_ct(h, m->image_sha256, TND_SHA256_LEN);
 		res->slot[i] = need[i] ? TND_PROV_WRITTEN : TND_PROV_UNCHANGED;
 		tnd_debug("slot %s (%s): %s", tnd_slot_name(i), cfg->slot_dev[i],
 			  need[i] ? "to be written" : "already holds the image");
 	}
-
-	for (int i = 0; i < TND_NSLOTS; i++) {
-		if (!need[i]) {
-			if (!slot_record_matches(&st.slot[i], m))
-				slot_record_set(&st.slot[i], m);
-			continue;
-		}
-		/* Out of the boot order's reach before its content changes. */
-		if (have_bl && !blank) {
-			if ((ret = tnd_bl_open(&bl, cfg)) || (ret = tnd_bl_disable(bl, i)))
-				goto out;
-			tnd_bl_close(bl);
-			bl = NULL;
-		}
-		if (st.pending_slot == i && (ret = tnd_state_set_pending(&st, cfg, -1)))
-			goto out;
-		memset(&st.slot[i], 0, sizeof(st.slot[i]));
-		st.slot[i].state = TND_SLOT_INSTALLING;
-		st.slot[i].updated = tnd_time_now();
-		if ((ret = make_dirs(cfg->state_dir, 0755)) ||
-		    (ret = tnd_state_save(&st, cfg->state_dir)))
-			goto out;
-		snprintf(detail, sizeof(detail), "%s %s into slot %s (%s)", m->compatible,
-			 m->version, tnd_slot_name(i), cfg->slot_dev[i]);
-		if (i == 0) {
-			/* Slot A from the bundle, through the install pipeline. */
-			tnd_progress_phase(o->progress, "install", detail);
-			if ((ret = tnd_slot_open(&w, cfg->slot_dev[i], m->image_size, m->chunk_size,
-						 (uint64_t)CONFIG_READBACK_WINDOW_MIB << 20)))
-				goto out;
-			ret = tnd_pipeline_run(&r, &w,
-					       &(struct tnd_pipeline_opts){
-						   .threads = CONFIG_INSTALL_THREADS,
-						   .base_fd = -1,
-						   .progress = tnd_progress_update,
-						   .progress_ctx = o->progress,
-						   .cancel = o->cancel,
-					       });
-			tnd_slot_close(&w);
-		} else {
-			/* Slot B from slot A, which holds the verified image. */
-			tnd_progress_phase(o->progress, "copy", detail);
-			ret = copy_slot(cfg, m, 0, i, o);
-		}
-		if (ret)
-			goto out;
-		slot_record_set(&st.slot[i], m);
+	/* Slot A from the bundle, through the install transaction's stream;
+	 * it records A "installing", then "installed". */
+	if (need[0] && (ret = tnd_txn_stream(t)))
+		return ret;
+	if ((ret = tnd_state_load(&st, cfg->state_dir)))
+		return ret;
+	before = st;
+	if (!need[0] && !slot_record_matches(&st.slot[0], m))
+		slot_record_set(&st.slot[0], m);
+	if (need[1]) {
+		/* Slot B from slot A, which holds the verified image. */
+		if ((ret = begin_slot(cfg, &st, 1, blank)))
+			return ret;
+		snprintf(detail, sizeof(detail), "%s %s into slot B (%s)", m->compatible,
+			 m->version, cfg->slot_dev[1]);
+		phase(o, "copy", detail);
+		if ((ret = copy_slot(cfg, m, 0, 1, o)))
+			return ret;
+		slot_record_set(&st.slot[1], m);
 		if ((ret = tnd_state_save(&st, cfg->state_dir)))
-			goto out;
+			return ret;
+	} else if (!slot_record_matches(&st.slot[1], m)) {
+		slot_record_set(&st.slot[1], m);
 	}
 
 	if (o->keyring) {
-		tnd_progress_phase(o->progress, "keyring", cfg->keyring);
+		phase(o, "keyring", cfg->keyring);
 		if ((ret = install_keyring(o->keyring, cfg->keyring, res)))
-			goto out;
+			return ret;
 	}
 	if ((ret = install_identity(cfg, o, res)))
-		goto out;
+		return ret;
 
 	/* The state: both slots installed, nothing pending. Left alone when a
 	 * previous run already wrote it (its times are history worth keeping). */
 	if (st.pending_slot >= 0 && (ret = tnd_state_set_pending(&st, cfg, -1)))
-		goto out;
+		return ret;
 	if (!need[0] && !need[1] && slot_record_matches(&before.slot[0], m) &&
 	    slot_record_matches(&before.slot[1], m) && before.pending_slot < 0 &&
 	    !strcmp(before.last_install_result, "success")) {
 		res->state = TND_PROV_UNCHANGED;
 	} else {
+		struct tnd_state again;
+
 		raise_time_floor(&st, m);
 		st.last_install_time = tnd_time_now();
 		snprintf(st.last_install_result, sizeof(st.last_install_result), "success");
 		st.last_error_code[0] = st.last_error[0] = '\0';
-		if ((ret = make_dirs(cfg->state_dir, 0755)) ||
-		    (ret = tnd_state_save(&st, cfg->state_dir)))
-			goto out;
-		struct tnd_state again;
-
-		if ((ret = tnd_state_load(&again, cfg->state_dir)))
-			goto out;
+		if ((ret = tnd_state_save(&st, cfg->state_dir)) ||
+		    (ret = tnd_state_load(&again, cfg->state_dir)))
+			return ret;
 		if (!slot_record_matches(&again.slot[0], m) ||
-		    !slot_record_matches(&again.slot[1], m)) {
-			ret = tnd_err_set(TND_E_VERIFY, "state in %s reads back different",
-					  cfg->state_dir);
-			goto out;
-		}
+		    !slot_record_matches(&again.slot[1], m))
+			return tnd_err_set(TND_E_VERIFY, "state in %s reads back different",
+					   cfg->state_dir);
 		res->state = TND_PROV_WRITTEN;
 	}
 
-	if (have_bl) {
-		tnd_progress_phase(o->progress, "environment", cfg->env_config);
-		if ((ret = tnd_bl_open_init(&bl, cfg, o->env_defaults, &blank)) ||
-		    (ret = provision_env(cfg, &bl, blank, res)))
-			goto out;
-	}
-	res->seconds = tnd_now_mono() - t0;
-out:
+	phase(o, "environment", cfg->env_config);
+	if ((ret = tnd_bl_open_init(&bl, cfg, o->env_defaults, &blank)))
+		return ret;
+	ret = provision_env(cfg, &bl, blank, st.security_floor, res);
 	tnd_bl_close(bl);
-	tnd_source_close(src);
-	tnd_keyring_free(&kr);
 	return ret;
 }
 
-static void usage(FILE *f)
+int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts *o,
+		  struct tnd_provision_result *res)
 {
-	fputs("Usage: tandem [-c CONF] provision [OPTIONS] BUNDLE\n"
-	      "\n"
-	      "Factory provisioning: writes the full bundle's image into both slots (A from\n"
-	      "the bundle, B copied from A), initialises the boot environment (BOOT_ORDER\n"
-	      "\"A B\", full tries on both) and the state directory, and installs the keyring\n"
-	      "and the device's identity, checking each after writing it. BUNDLE is a file or\n"
-	      "- for standard input. Parts that already hold what they should are left\n"
-	      "alone, so running it again is safe and writes nothing. Refused on a system\n"
-	      "booted from one of the slots. See docs/factory.md.\n"
-	      "\n"
-	      "Options:\n"
-	      "  --keyring DIR        install DIR's *.pem public keys as the device's keyring\n"
-	      "                       (exactly: other keys there are removed); the bundle is\n"
-	      "                       checked against them. Default: the configured keyring\n"
-	      "  --device-id ID       write ID to the configuration's server.device_id_file\n"
-	      "  --client-cert FILE   with --client-key: the device's TLS certificate and key,\n"
-	      "  --client-key FILE    copied to server.client_cert and server.client_key\n"
-	      "                       (mode 0600); they must be a matching pair\n"
-	      "  --env-defaults FILE  a blank environment (no valid copy) starts from FILE's\n"
-	      "                       name=value lines, e.g. U-Boot's u-boot-initial-env;\n"
-	      "                       default: Tandem's variables only\n"
-	      "  --progress=MODE      auto (bar on a terminal), tty, json (JSON lines), none\n"
-	      "  --json               print the result (or the error) as one JSON object\n",
-	      f);
-}
-
-static void result_json(const struct tnd_config *cfg, const struct tnd_provision_result *res)
-{
-	cJSON *root = cJSON_CreateObject(), *slots, *o;
-	char hex[TND_SHA256_HEX_LEN], *text;
-
-	if (!root)
-		return;
-	tnd_hex_encode(hex, res->sha256, TND_SHA256_LEN);
-	cJSON_AddStringToObject(root, "result", "success");
-	cJSON_AddStringToObject(root, "version", res->version);
-	cJSON_AddStringToObject(root, "sha256", hex);
-	cJSON_AddNumberToObject(root, "size", (double)res->image_size);
-	slots = cJSON_AddObjectToObject(root, "slots");
-	for (int i = 0; slots && i < TND_NSLOTS; i++) {
-		if (!(o = cJSON_AddObjectToObject(slots, tnd_slot_name(i))))
-			continue;
-		cJSON_AddStringToObject(o, "device", cfg->slot_dev[i]);
-		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->slot[i]));
-	}
-	if ((o = cJSON_AddObjectToObject(root, "environment"))) {
-		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->env));
-		cJSON_AddBoolToObject(o, "was_blank", res->env_was_blank);
-		if (res->env != TND_PROV_NONE) {
-			cJSON_AddStringToObject(o, "boot_order", "A B");
-			cJSON_AddNumberToObject(o, "tries", res->tries);
-		}
-	}
-	if ((o = cJSON_AddObjectToObject(root, "state"))) {
-		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->state));
-		cJSON_AddStringToObject(o, "dir", cfg->state_dir);
-	}
-	if ((o = cJSON_AddObjectToObject(root, "keyring"))) {
-		cJSON_AddStringToObject(o, "action", tnd_prov_action_name(res->keyring));
-		cJSON_AddStringToObject(o, "dir", cfg->keyring);
-		if (res->keyring != TND_PROV_NONE)
-			cJSON_AddNumberToObject(o, "keys", res->keys);
-	}
-	if ((o = cJSON_AddObjectToObject(root, "identity"))) {
-		cJSON_AddStringToObject(o, "device_id", tnd_prov_action_name(res->device_id));
-		cJSON_AddStringToObject(o, "client_cert", tnd_prov_action_name(res->client_cert));
-		cJSON_AddStringToObject(o, "client_key", tnd_prov_action_name(res->client_key));
-	}
-	cJSON_AddNumberToObject(root, "seconds", (double)(int64_t)(res->seconds * 1000) / 1000);
-	if ((text = cJSON_PrintUnformatted(root))) {
-		puts(text);
-		free(text);
-	}
-	cJSON_Delete(root);
-}
-
-static void error_json(int code, const char *msg)
-{
-	cJSON *root = cJSON_CreateObject();
-	char *text;
-
-	if (!root)
-		return;
-	cJSON_AddStringToObject(root, "result", "error");
-	cJSON_AddStringToObject(root, "error", tnd_err_name(code));
-	cJSON_AddNumberToObject(root, "exit", tnd_err_exit_status(code));
-	cJSON_AddStringToObject(root, "message", msg);
-	if ((text = cJSON_PrintUnformatted(root))) {
-		puts(text);
-		free(text);
-	}
-	cJSON_Delete(root);
-}
-
-int tnd_cmd_provision(const char *config, volatile sig_atomic_t *cancel, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"keyring", required_argument, NULL, 'k'},
-	    {"device-id", required_argument, NULL, 'i'},
-	    {"client-cert", required_argument, NULL, 'C'},
-	    {"client-key", required_argument, NULL, 'K'},
-	    {"env-defaults", required_argument, NULL, 'e'},
-	    {"progress", required_argument, NULL, 'p'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	struct tnd_install_opts io = {
+	    .source = o->source,
+	    .provision = true,
+	    .keyring = o->keyring,
+	    .env_defaults = o->env_defaults,
+	    .events = o->events,
+	    .cancel = o->cancel,
 	};
-	enum tnd_progress_mode mode = TND_PROGRESS_AUTO;
-	struct tnd_provision_opts o = {.cancel = cancel};
-	struct tnd_provision_result res;
-	struct tnd_progress prog;
-	struct tnd_config cfg;
-	char done[256];
-	int c, ret, json = 0;
+	double t0 = tnd_now_mono();
+	struct tnd_txn *t = NULL;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			o.keyring = optarg;
-			break;
-		case 'i':
-			o.device_id = optarg;
-			break;
-		case 'C':
-			o.client_cert = optarg;
-			break;
-		case 'K':
-			o.client_key = optarg;
-			break;
-		case 'e':
-			o.env_defaults = optarg;
-			break;
-		case 'p':
-			if ((ret = tnd_progress_parse_mode(optarg, &mode)))
-				return ret;
-			break;
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			return tnd_err_bad_option(argv[optind - 1]);
-		}
-	}
-	if (optind + 1 != argc)
-		return tnd_err_set(TND_E_USAGE, "provision takes one BUNDLE");
-	o.source = argv[optind];
-	tnd_progress_init(&prog, mode);
-	o.progress = &prog;
-	ret = tnd_config_load(&cfg, config);
-	if (!ret)
-		ret = tnd_provision(&cfg, &o, &res);
-	if (ret) {
-		char msg[TND_ERR_MSG_MAX];
-
-		snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
-		tnd_progress_error(&prog, ret, msg);
-		if (json)
-			error_json(ret, msg);
-		tnd_err_set(ret, "%s", msg);
+	memset(res, 0, sizeof(*res));
+	/* Nothing is written before the identity options are checked and the
+	 * manifest is authenticated and allowed (the transaction's prepare). */
+	if ((ret = check_identity(cfg, o)) || (ret = make_dirs(cfg->state_dir, 0755)) ||
+	    (ret = tnd_txn_prepare(&t, cfg, &io)))
 		return ret;
-	}
-	snprintf(done, sizeof(done), "{\"slot_a\":\"%s\",\"slot_b\":\"%s\",\"seconds\":%.3f}",
-		 tnd_prov_action_name(res.slot[0]), tnd_prov_action_name(res.slot[1]), res.seconds);
-	tnd_progress_done(&prog, done);
-	if (json)
-		result_json(&cfg, &res);
-	else if (prog.mode != TND_PROGRESS_JSON)
-		tnd_info("provisioned %s: slot A %s, slot B %s, environment %s, state %s, "
-			 "keyring %s (%.2f s)",
-			 res.version, tnd_prov_action_name(res.slot[0]),
-			 tnd_prov_action_name(res.slot[1]), tnd_prov_action_name(res.env),
-			 tnd_prov_action_name(res.state), tnd_prov_action_name(res.keyring),
-			 res.seconds);
-	return 0;
+	ret = provision(cfg, o, t, res);
+	if (ret)
+		tnd_txn_fail(t, ret);
+	tnd_txn_free(t);
+	res->seconds = tnd_now_mono() - t0;
+	return ret;
 }

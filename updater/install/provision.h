@@ -14,7 +14,7 @@
 
 #include "config.h"
 #include "crypto.h"
-#include "progress.h"
+#include "transaction.h"
 
 struct tnd_provision_opts {
 	const char *source; /* bundle file or "-" */
@@ -25,8 +25,8 @@ struct tnd_provision_opts {
 	const char *device_id;	 /* NULL: none written */
 	const char *client_cert; /* with client_key; NULL: none written */
 	const char *client_key;
-	const char *env_defaults; /* a blank environment starts from this file */
-	struct tnd_progress *progress;
+	const char *env_defaults;	 /* a blank environment starts from this file */
+	const struct tnd_events *events; /* NULL: nobody watches */
 	volatile sig_atomic_t *cancel;
 };
 
@@ -53,10 +53,10 @@ struct tnd_provision_result {
 
 const char *tnd_prov_action_name(enum tnd_prov_action a);
 
+/* The caller holds the device's lock. The bundle goes through the one
+ * install transaction (its prepare refuses deltas here, and the policy
+ * holds as for any install); slot A is written by its stream step. */
 int tnd_provision(const struct tnd_config *cfg, const struct tnd_provision_opts *o,
 		  struct tnd_provision_result *res) TND_MUST_CHECK;
-
-/* The command: tandem [-c CONF] provision [OPTIONS] BUNDLE. */
-int tnd_cmd_provision(const char *config, volatile sig_atomic_t *cancel, int argc, char **argv);
 
 #endif

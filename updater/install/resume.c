@@ -12,12 +12,15 @@
 
 #include "atomicfile.h"
 #include "config.h"
+#include "json.h"
 #include "log.h"
 #include "slot.h"
 #include "util.h"
 
 #define RESUME_FILE "resume.json"
 #define RESUME_MAX  4096
+/* 2: no chain hash in the file (the manifest's resume points instead) */
+#define RESUME_FORMAT 2
 
 void tnd_resume_init(struct tnd_resume *rs, const char *state_dir, int slot, const char *device,
 		     const uint8_t digest[TND_SHA256_LEN])
@@ -46,28 +49,19 @@ void tnd_resume_discard(struct tnd_resume *rs, const char *why)
 		tnd_warn("%s", tnd_err_msg());
 }
 
-/* A non-negative integer below 2^53 (exact in a JSON number), or false. */
 static bool get_count(const cJSON *o, const char *key, uint64_t *out)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0) ||
-	    (double)(uint64_t)v->valuedouble != v->valuedouble)
-		return false;
-	*out = (uint64_t)v->valuedouble;
-	return true;
+	return tnd_json_uint(tnd_json_get(o, key), TND_JSON_INT_MAX, out);
 }
 
-static bool get_hex(const cJSON *o, const char *key, uint8_t out[TND_SHA256_LEN])
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) && strlen(v->valuestring) == 2 * TND_SHA256_LEN &&
-	       tnd_hex_decode(out, TND_SHA256_LEN, v->valuestring) == 0;
-}
-
-/* Parses the file; false with *why set when it is not this install's. */
-static bool parse(struct tnd_resume *rs, const char *text, const char **why)
+/*
+ * Parses the file; false with *why set when it is not this install's or
+ * not a point m allows. Format 1 files (which carried the chain's next
+ * hash, trusted, hole 2 of issue 19) are not read: that install starts
+ * over once.
+ */
+static bool parse(struct tnd_resume *rs, const char *text, const struct tnd_manifest *m,
+		  const char **why)
 {
 	cJSON *root = cJSON_Parse(text);
 	const cJSON *slot, *dev;
@@ -76,15 +70,20 @@ static bool parse(struct tnd_resume *rs, const char *text, const char **why)
 	bool ok = false;
 
 	*why = "the checkpoint is damaged";
-	if (!cJSON_IsObject(root) || !get_count(root, "format", &format) || format != 1)
+	if (!cJSON_IsObject(root) || !get_count(root, "format", &format))
 		goto out;
-	slot = cJSON_GetObjectItemCaseSensitive(root, "slot");
-	dev = cJSON_GetObjectItemCaseSensitive(root, "device");
-	if (!get_hex(root, "manifest", digest) || !cJSON_IsString(slot) || !cJSON_IsString(dev) ||
+	if (format != RESUME_FORMAT) {
+		*why = "the checkpoint was written by another version of tandem";
+		goto out;
+	}
+	slot = tnd_json_get(root, "slot");
+	dev = tnd_json_get(root, "device");
+	if (!tnd_json_sha256(tnd_json_get(root, "manifest"), false, digest) ||
+	    !cJSON_IsString(slot) || !cJSON_IsString(dev) ||
 	    !get_count(root, "chunk", &rs->pt.index) ||
 	    !get_count(root, "payload_read", &rs->pt.payload_read) ||
 	    !get_count(root, "image_offset", &rs->pt.out) || !get_count(root, "prefix_crc", &crc) ||
-	    crc > UINT32_MAX || !get_hex(root, "next_chunk_sha256", rs->pt.expect))
+	    crc > UINT32_MAX)
 		goto out;
 	rs->pt.prefix_crc = (uint32_t)crc;
 	if (!tnd_memeq_ct(digest, rs->digest, TND_SHA256_LEN))
@@ -92,6 +91,15 @@ static bool parse(struct tnd_resume *rs, const char *text, const char **why)
 	else if (tnd_slot_from_name(slot->valuestring) != rs->slot ||
 		 strcmp(dev->valuestring, rs->device) != 0)
 		*why = "the checkpoint belongs to another slot";
+	else if (m->payload_type == TND_PAYLOAD_FULL && !tnd_manifest_resume_point(m, rs->pt.index))
+		*why = m->resume_every ? "the checkpoint names no signed resume point of the bundle"
+				       : "the bundle names no signed resume points (built by an "
+					 "older tandem-image)";
+	/* A delta's point names an image offset only (its op stream is read
+	 * again from the start); anything else is not one of ours. */
+	else if (m->payload_type == TND_PAYLOAD_DELTA &&
+		 (rs->pt.index != 0 || rs->pt.payload_read != 0 || rs->pt.out >= m->image_size))
+		*why = "the checkpoint is damaged";
 	else
 		ok = true;
 out:
@@ -99,7 +107,8 @@ out:
 	return ok;
 }
 
-void tnd_resume_load(struct tnd_resume *rs, const struct tnd_state *st, const char *refuse)
+void tnd_resume_load(struct tnd_resume *rs, const struct tnd_state *st,
+		     const struct tnd_manifest *m, const char *refuse)
 {
 	const char *why = NULL;
 	char *text = NULL;
@@ -116,7 +125,7 @@ void tnd_resume_load(struct tnd_resume *rs, const struct tnd_state *st, const ch
 		why = "the checkpoint cannot be read";
 	} else if (refuse) {
 		why = refuse;
-	} else if (!parse(rs, text, &why)) {
+	} else if (!parse(rs, text, m, &why)) {
 		/* why set by parse */
 	} else if (st->slot[rs->slot].state != TND_SLOT_INSTALLING) {
 		why = "the slot is no longer being installed";
@@ -138,21 +147,18 @@ void tnd_resume_load(struct tnd_resume *rs, const struct tnd_state *st, const ch
 int tnd_resume_save(void *ctx, const struct tnd_resume_point *pt)
 {
 	struct tnd_resume *rs = ctx;
-	char digest[TND_SHA256_HEX_LEN], next[TND_SHA256_HEX_LEN], *text = NULL;
 	cJSON *root = cJSON_CreateObject();
+	char *text = NULL;
 	int ret;
 
-	tnd_hex_encode(digest, rs->digest, TND_SHA256_LEN);
-	tnd_hex_encode(next, pt->expect, TND_SHA256_LEN);
-	if (root && cJSON_AddNumberToObject(root, "format", 1) &&
-	    cJSON_AddStringToObject(root, "manifest", digest) &&
+	if (root && !tnd_json_add_uint(root, "format", RESUME_FORMAT) &&
+	    !tnd_json_add_sha256(root, "manifest", rs->digest) &&
 	    cJSON_AddStringToObject(root, "slot", tnd_slot_name(rs->slot)) &&
 	    cJSON_AddStringToObject(root, "device", rs->device) &&
-	    cJSON_AddNumberToObject(root, "chunk", (double)pt->index) &&
-	    cJSON_AddNumberToObject(root, "payload_read", (double)pt->payload_read) &&
-	    cJSON_AddNumberToObject(root, "image_offset", (double)pt->out) &&
-	    cJSON_AddNumberToObject(root, "prefix_crc", (double)pt->prefix_crc) &&
-	    cJSON_AddStringToObject(root, "next_chunk_sha256", next))
+	    !tnd_json_add_uint(root, "chunk", pt->index) &&
+	    !tnd_json_add_uint(root, "payload_read", pt->payload_read) &&
+	    !tnd_json_add_uint(root, "image_offset", pt->out) &&
+	    !tnd_json_add_uint(root, "prefix_crc", pt->prefix_crc))
 		text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (!text)

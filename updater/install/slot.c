@@ -14,6 +14,7 @@
 
 #include "chunk.h"
 #include "crypto.h"
+#include "digest.h"
 #include "util.h"
 
 #define ALIGN	  4096u
@@ -56,14 +57,19 @@ int tnd_slot_dev_size(const char *path, uint64_t *size)
 	return 0;
 }
 
+void tnd_slot_writer_init(struct tnd_slot_writer *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->fd = w->rfd = w->dfd = -1;
+}
+
 int tnd_slot_open(struct tnd_slot_writer *w, const char *path, uint64_t image_size,
 		  uint32_t chunk_size, uint64_t window)
 {
 	struct stat st;
 	int ret;
 
-	memset(w, 0, sizeof(*w));
-	w->fd = w->rfd = w->dfd = -1;
+	tnd_slot_writer_init(w);
 	snprintf(w->path, sizeof(w->path), "%s", path);
 	if ((ret = tnd_slot_dev_size(path, &w->dev_size)))
 		return ret;
@@ -483,11 +489,11 @@ void tnd_slot_close(struct tnd_slot_writer *w)
 		w->win[i].e = NULL;
 }
 
+/* The slot as the medium holds it: written pages synced and dropped
+ * from the cache first, then read front to back. */
 static int read_slot(const char *dev, uint64_t size, struct tnd_sha256 *h, uint32_t *crc)
 {
-	size_t bufsize = 1 << 20;
-	uint64_t devsize, pos = 0;
-	uint8_t *buf;
+	uint64_t devsize;
 	int fd, ret;
 
 	if ((ret = tnd_slot_dev_size(dev, &devsize)))
@@ -497,26 +503,9 @@ static int read_slot(const char *dev, uint64_t size, struct tnd_sha256 *h, uint3
 				   dev, (unsigned long long)devsize, (unsigned long long)size);
 	if ((fd = open(dev, O_RDONLY | O_CLOEXEC)) < 0)
 		return tnd_err_errno(TND_E_SLOT, errno, "cannot open %s", dev);
-	if (!(buf = malloc(bufsize))) {
-		close(fd);
-		return tnd_err_set(TND_E_NOMEM, "out of memory");
-	}
 	(void)fdatasync(fd);
 	posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_DONTNEED);
-	while (pos < size) {
-		size_t n = size - pos < bufsize ? (size_t)(size - pos) : bufsize;
-
-		if ((ret = tnd_pread_full(fd, buf, n, (off_t)pos))) {
-			ret = tnd_err_errno(TND_E_SLOT_IO, -ret, "cannot read %s", dev);
-			break;
-		}
-		if (h)
-			tnd_sha256_update(h, buf, n);
-		if (crc)
-			*crc = tnd_crc32_combine(*crc, tnd_crc32(buf, n), n);
-		pos += n;
-	}
-	free(buf);
+	ret = tnd_digest_fd(fd, size, dev, TND_E_SLOT_IO, h, crc, NULL);
 	close(fd);
 	return ret;
 }

@@ -94,6 +94,14 @@ struct tnd_slot_writer {
 	struct tnd_sha256 rb_hash;
 };
 
+/*
+ * Makes w a writer that holds nothing: every descriptor -1, so that
+ * tnd_slot_close() on it closes nothing (a writer filled in by hand had
+ * its O_DIRECT descriptor 0, and every early failure closed standard
+ * input). tnd_slot_open() starts with it.
+ */
+void tnd_slot_writer_init(struct tnd_slot_writer *w);
+
 /* Size of a block device or regular file. */
 int tnd_slot_dev_size(const char *path, uint64_t *size) TND_MUST_CHECK;
 
@@ -131,7 +139,7 @@ int tnd_slot_finish(struct tnd_slot_writer *w) TND_MUST_CHECK;
  * that w->durable learns how far it is good. The writer takes no more
  * writes after it. */
 int tnd_slot_flush(struct tnd_slot_writer *w) TND_MUST_CHECK;
-/* Closes; accepts a zeroed or already closed writer. */
+/* Closes; accepts a writer that is only initialised or already closed. */
 void tnd_slot_close(struct tnd_slot_writer *w);
 
 #endif

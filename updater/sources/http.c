@@ -130,16 +130,25 @@ static int setup_easy(CURL *c, const char *url, const struct tnd_http_opts *o, c
 		if (r == CURLE_OK)                                                                 \
 			r = cu.easy_setopt(c, opt, val);                                           \
 	} while (0)
+	int ret = tnd_http_url_allowed(o, url);
+	bool tls_only = o->policy == TND_URLS_HTTPS;
+
+	if (ret)
+		return ret;
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 #if LIBCURL_VERSION_NUM >= 0x075500
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_PROTOCOLS_STR, tls_only ? "https" : "http,https");
+	SET(CURLOPT_REDIR_PROTOCOLS_STR, tls_only ? "https" : "http,https");
 #else
-	SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-	SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	SET(CURLOPT_PROTOCOLS,
+	    (long)(tls_only ? CURLPROTO_HTTPS : CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	SET(CURLOPT_REDIR_PROTOCOLS,
+	    (long)(tls_only ? CURLPROTO_HTTPS : CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-	SET(CURLOPT_FOLLOWLOCATION, 1L); /* a CDN may redirect */
+	/* A CDN may redirect; same-origin follows none (libcurl cannot hold a
+	 * redirect to one host: a 3xx answer is then an error). */
+	SET(CURLOPT_FOLLOWLOCATION, o->policy == TND_URLS_SAME_ORIGIN ? 0L : 1L);
 	SET(CURLOPT_MAXREDIRS, 5L);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_USERAGENT, "tandem/" TANDEM_VERSION);
@@ -161,6 +170,41 @@ static int setup_easy(CURL *c, const char *url, const struct tnd_http_opts *o, c
 #undef SET
 	if (r != CURLE_OK)
 		return tnd_err_set(TND_E_NETWORK, "libcurl: %s", cu.easy_strerror(r));
+	return 0;
+}
+
+/* Bytes of "scheme://host:port" at the start of url (0: none). */
+static size_t origin_len(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	if (!p)
+		return 0;
+	p += 3;
+	return (size_t)(p - url) + strcspn(p, "/?#");
+}
+
+static const char *policy_name(enum tnd_url_policy p)
+{
+	return p == TND_URLS_HTTPS ? "https" : p == TND_URLS_SAME_ORIGIN ? "same-origin" : "any";
+}
+
+int tnd_http_url_allowed(const struct tnd_http_opts *o, const char *url)
+{
+	size_t n = origin_len(url);
+
+	if (!tnd_is_url(url))
+		return tnd_err_set(TND_E_NETWORK, "%s: only http:// and https:// URLs", url);
+	if (o->policy == TND_URLS_HTTPS && strncmp(url, "https://", 8))
+		return tnd_err_set(TND_E_NETWORK,
+				   "%s: plain HTTP refused by server.url_policy \"%s\"", url,
+				   policy_name(o->policy));
+	if (o->policy == TND_URLS_SAME_ORIGIN && o->origin &&
+	    (!n || n != origin_len(o->origin) || strncmp(url, o->origin, n)))
+		return tnd_err_set(TND_E_NETWORK,
+				   "%s: another origin than %.*s, refused by server.url_policy "
+				   "\"same-origin\"",
+				   url, (int)origin_len(o->origin), o->origin);
 	return 0;
 }
 

@@ -26,8 +26,17 @@
 
 struct tnd_http_opts {
 	const struct tnd_server_config *server; /* TLS, proxy, timeouts, retries */
-	volatile sig_atomic_t *cancel;		/* set by a signal: stop waiting */
+	/* Which URLs and redirects may be followed (config.h): a fleet's
+	 * traffic uses server->url_policy; `tandem install URL` never lets a
+	 * redirect leave https. */
+	enum tnd_url_policy policy;
+	const char *origin;	       /* TND_URLS_SAME_ORIGIN: the URL whose origin rules */
+	volatile sig_atomic_t *cancel; /* set by a signal: stop waiting */
 };
+
+/* Whether url may be fetched under o's policy (TND_E_NETWORK, naming the
+ * policy, when not): its scheme, and for same-origin its host and port. */
+int tnd_http_url_allowed(const struct tnd_http_opts *o, const char *url) TND_MUST_CHECK;
 
 /* What a bundle download did, for logs, status and tests. */
 struct tnd_http_stats {

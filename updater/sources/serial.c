@@ -11,10 +11,9 @@
  * the sender learns that the install consumed everything before it waits
  * for the result.
  */
-#include "receive.h"
+#include "serial.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -25,7 +24,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "transaction.h"
 #include "link.h"
 #include "log.h"
 #include "slot.h"
@@ -431,148 +429,52 @@ static void receiver_close(struct receiver *r)
 	free(r->win);
 }
 
-static void usage(FILE *f)
+int tnd_receive(const struct tnd_config *cfg, const struct tnd_receive_opts *o,
+		struct tnd_receive_result *res)
 {
-	fputs(
-	    "Usage: tandem [-c CONF] receive --serial DEV [--baud B] [--timeout S]\n"
-	    "                          [--progress=MODE] [--json] [--slot A|B] [--no-activate]\n"
-	    "\n"
-	    "Installs a bundle sent over a serial line by `tandem-image send`. The bundle\n"
-	    "streams through the same verified install path as `tandem install` and is\n"
-	    "never stored on the device. The sender learns the result: the installed\n"
-	    "version, or the error that refused the bundle.\n"
-	    "\n"
-	    "Options:\n"
-	    "  --serial DEV      serial device, e.g. /dev/ttyS0 (not in use by a getty)\n"
-	    "  --baud B          line rate (default 115200; standard rates up to 4000000)\n"
-	    "  --timeout S       give up after S seconds without a word from the sender,\n"
-	    "                    before or during the transfer (default 300; 0: never)\n"
-	    "  --progress=MODE   auto (bar on a terminal), tty, json (JSON lines on stdout), none\n"
-	    "  --json            print the result as one JSON object on stdout\n"
-	    "  --slot A|B        target slot (default: the one not booted)\n"
-	    "  --no-activate     install and verify, but leave the boot order alone\n",
-	    f);
-}
+	struct receiver r = {.dev = o->device,
+			     .baud = o->baud ? o->baud : 115200,
+			     .timeout = o->timeout,
+			     .fd = -1,
+			     .cancel = o->install.cancel};
+	struct tnd_install_opts io = o->install;
+	char hex[TND_SHA256_HEX_LEN];
+	int ret;
 
-static int parse_args(struct receiver *r, struct tnd_install_opts *o, enum tnd_progress_mode *mode,
-		      int *json, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"serial", required_argument, NULL, 'd'},
-	    {"baud", required_argument, NULL, 'b'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"progress", required_argument, NULL, 'p'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"slot", required_argument, NULL, 's'},
-	    {"no-activate", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	uint64_t v;
-	int c, ret;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			r->dev = optarg;
-			break;
-		case 'b':
-			if (tnd_parse_u64(optarg, &v) || v > 4000000 ||
-			    !tnd_link_baud_ok((unsigned)v))
-				return tnd_err_set(TND_E_USAGE,
-						   "--baud: '%s' is not a standard rate "
-						   "(1200 to 4000000)",
-						   optarg);
-			r->baud = (unsigned)v;
-			break;
-		case 't':
-			if (tnd_parse_u64(optarg, &v) || v > 86400)
-				return tnd_err_set(TND_E_USAGE,
-						   "--timeout takes seconds (0..86400)");
-			r->timeout = (double)v;
-			break;
-		case 'p':
-			if ((ret = tnd_progress_parse_mode(optarg, mode)))
-				return ret;
-			break;
-		case 'j':
-			*json = 1;
-			break;
-		case 's':
-			o->slot = tnd_slot_from_name(optarg);
-			if (o->slot < 0)
-				return tnd_err_set(TND_E_USAGE, "--slot must be A or B");
-			break;
-		case 'n':
-			o->no_activate = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		default:
-			return tnd_err_bad_option(argv[optind - 1]);
-		}
-	}
-	if (!r->dev)
-		return tnd_err_set(TND_E_USAGE, "receive needs --serial DEV");
-	if (optind != argc)
-		return tnd_err_set(TND_E_USAGE, "receive takes no arguments");
-	return 0;
-}
-
-int tnd_cmd_receive(const char *config_path, volatile sig_atomic_t *cancel, int argc, char **argv)
-{
-	struct receiver r = {.baud = 115200, .timeout = 300, .fd = -1, .cancel = cancel};
-	struct tnd_install_opts o = {.slot = -1, .cancel = cancel, .source = NULL};
-	enum tnd_progress_mode mode = TND_PROGRESS_AUTO;
-	struct tnd_install_result res;
-	struct tnd_progress prog;
-	struct tnd_config cfg;
-	char hex[TND_SHA256_HEX_LEN], done[RESULT_MAX];
-	int ret, json = 0;
-
-	if ((ret = parse_args(&r, &o, &mode, &json, argc, argv)))
-		return ret > 0 ? 0 : ret;
-	/* Configuration first: a device that cannot install should say so
-	 * here, not after the sender pushed the bundle. */
-	if ((ret = tnd_config_load(&cfg, config_path)))
-		return ret;
+	memset(res, 0, sizeof(*res));
 	if ((ret = receiver_start(&r)))
 		goto out;
-	tnd_progress_init(&prog, mode);
-	o.progress = &prog;
-	o.src = &r.src;
-	o.source = r.src.name;
-	if (prog.mode != TND_PROGRESS_JSON && !json)
-		tnd_info("waiting for `tandem-image send` on %s at %u baud", r.dev, r.baud);
-	ret = tnd_install(&cfg, &o, &res);
+	if (o->waiting)
+		o->waiting(o->waiting_ctx, r.dev, r.baud);
+	io.src = &r.src;
+	io.source = r.src.name;
+	ret = tnd_install(cfg, &io, &res->install);
 	if (ret) {
 		char msg[TND_ERR_MSG_MAX];
 
 		snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
 		receiver_finish(&r, ret, msg);
 		tnd_err_set(ret, "%s", msg);
-		tnd_progress_error(&prog, ret, msg);
 		goto out;
 	}
-	tnd_hex_encode(hex, res.sha256, TND_SHA256_LEN);
-	snprintf(done, sizeof(done),
+	/* The sender's copy of the result (docs/serial.md, "DONE"). */
+	tnd_hex_encode(hex, res->install.sha256, TND_SHA256_LEN);
+	res->link.bytes = r.win->total;
+	res->link.data_frames = r.data_frames;
+	res->link.duplicates = r.duplicates;
+	res->link.bad_frames = r.parser.hdr_errors + r.parser.crc_errors;
+	res->link.sessions = r.sessions;
+	snprintf(res->json, sizeof(res->json),
 		 "{\"slot\":\"%s\",\"version\":\"%s\",\"sha256\":\"%s\",\"size\":%llu,"
 		 "\"activated\":%s,\"seconds\":%.3f,\"link\":{\"bytes\":%llu,\"data_frames\":%llu,"
 		 "\"duplicates\":%llu,\"bad_frames\":%llu,\"sessions\":%llu}}",
-		 tnd_slot_name(res.slot), res.version, hex, (unsigned long long)res.image_size,
-		 res.activated ? "true" : "false", res.seconds, (unsigned long long)r.win->total,
-		 (unsigned long long)r.data_frames, (unsigned long long)r.duplicates,
-		 (unsigned long long)(r.parser.hdr_errors + r.parser.crc_errors),
-		 (unsigned long long)r.sessions);
-	receiver_finish(&r, 0, done);
-	tnd_progress_done(&prog, done);
-	if (json)
-		puts(done);
-	else if (prog.mode != TND_PROGRESS_JSON)
-		tnd_info("installed %s into slot %s (%.1f MiB in %.2f s)%s", res.version,
-			 tnd_slot_name(res.slot), (double)res.image_size / 1048576.0, res.seconds,
-			 res.activated ? "; it boots next" : "; not activated");
+		 tnd_slot_name(res->install.slot), res->install.version, hex,
+		 (unsigned long long)res->install.image_size,
+		 res->install.activated ? "true" : "false", res->install.seconds,
+		 (unsigned long long)res->link.bytes, (unsigned long long)res->link.data_frames,
+		 (unsigned long long)res->link.duplicates, (unsigned long long)res->link.bad_frames,
+		 (unsigned long long)res->link.sessions);
+	receiver_finish(&r, 0, res->json);
 out:
 	receiver_close(&r);
 	return ret;
