@@ -207,7 +207,7 @@ $(O)/tandem-image: $(call obj,image-tools/main.c) $(LIBIMAGE) $(LIBTANDEM)
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 
-$(O)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIBUPDATER) $(LIBIMAGE) $(LIBTANDEM)
+$(O)/tests/%: tests/unit/%.c tests/unit/testutil.h tests/unit/tu_device.h $(LIBUPDATER) $(LIBIMAGE) $(LIBTANDEM)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $< $(LIBUPDATER) $(LIBIMAGE) $(LIBTANDEM) \
