@@ -107,16 +107,16 @@ t_prepare() {
 }
 
 # t_bundle NAME: build bundle NAME (once per run) into $T_BUNDLE.
-#   good: slot B release slot-b-v2, version 2.0
+#   good: slot B release slot-b-v2, version 2.0, security version 1
 #   bad:  slot-b-bad, version 2.1, a failing health check in its initramfs
 #   big:  slot-b-big, version 3.0, padded with random data (power cut)
 t_bundle() {
-	local name=$1 w=$E2E_WORK rel ver initrd slot_extra=""
+	local name=$1 w=$E2E_WORK rel ver sv=0 initrd slot_extra=""
 	initrd=$w/tandem-initrd.img
 	T_BUNDLE=$w/bundle-$name.tnd
 	case $T_BUNDLES in *" $name "*) return 0 ;; esac
 	case $name in
-	good) rel=slot-b-v2 ver=2.0 ;;
+	good) rel=slot-b-v2 ver=2.0 sv=1 ;;
 	bad)
 		rel=slot-b-bad ver=2.1
 		initrd=$w/tandem-initrd-bad.img
@@ -135,7 +135,8 @@ t_bundle() {
 	esac
 	E2E_SLOT_EXTRA=$slot_extra e2e_build_slot "$w/slot-$name.ext4" "$rel" "$initrd"
 	if ! "$T_IMAGE_TOOL" build --key "$w/tandem-keys/test.key" --image "$w/slot-$name.ext4" \
-		--version "$ver" --compatible "$T_COMPATIBLE" --out "$T_BUNDLE" >"$w/bundle-$name.log" 2>&1; then
+		--version "$ver" --security-version "$sv" --compatible "$T_COMPATIBLE" \
+		--out "$T_BUNDLE" >"$w/bundle-$name.log" 2>&1; then
 		cat "$w/bundle-$name.log" >&2
 		return 1
 	fi
@@ -281,6 +282,17 @@ sc_tandem_update() {
 	expect "nothing pending" "$(t_json after-confirm .pending_slot)" null
 	expect "B counter reset by confirm" "$(e2e_env_get BOOT_B_LEFT)" 3
 	expect "boot order" "$(e2e_env_get BOOT_ORDER)" "B A"
+	# The floor confirm raised lives in the environment too (it outlives
+	# a lost state directory), and U-Boot's own save keeps it.
+	expect "floor in the environment" "$(e2e_env_get TANDEM_SECURITY_FLOOR)" 1
+	t_action 3 <<-'EOF'
+	status after-reboot
+	EOF
+	boot 3
+	expect "slot after a reboot" "$booted" B
+	expect "B counter spent by U-Boot" "$(e2e_env_get BOOT_B_LEFT)" 2
+	expect "floor kept by U-Boot's save" "$(e2e_env_get TANDEM_SECURITY_FLOOR)" 1
+	expect "status: floor" "$(t_json after-reboot .security_floor)" 1
 }
 
 # 3. The new slot fails its health check: confirm exits 24 (E_HEALTH),

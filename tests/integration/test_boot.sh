@@ -160,6 +160,29 @@ test_rollback_and_activate() {
 	expect_refusal 25 "holds no verified image" "$TANDEM" -c "$CONF" activate B
 }
 
+# Issue 20's false failure: a cut after the state saved the pending slot
+# and before the environment store that activates it. The environment is
+# as the install's first store left it (B last, no tries); the device
+# boots A. B was never tried: confirm must not call it failed (a fleet
+# would never retry the release); it finishes the activation instead.
+test_cut_before_activation_is_not_a_failure() {
+	setup_device
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	printf 'BOOT_ORDER=A B\nBOOT_B_LEFT=0\n' >"$D/cut.env"
+	fw_setenv -c "$D/fw_env.config" -s "$D/cut.env"
+	[ "$(env_get BOOT_B_LEFT)" = 0 ] || fail "the environment of the cut was not set up"
+	[ "$(sim_boot "$D")" = A ] || fail "A did not boot"
+	"$TANDEM" -c "$CONF" confirm 2>"$D/err" || fail "confirm failed: $(cat "$D/err")"
+	grep -q "never reached the boot environment" "$D/err" || fail "message: $(cat "$D/err")"
+	status_py 'b=s["slots"]["B"]; assert b["state"]=="installed", s
+assert s["pending_slot"]=="B" and "last_update" not in s, s'
+	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "B not activated again"
+	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "B has $(env_get BOOT_B_LEFT) tries"
+	[ "$(sim_boot "$D")" = B ] || fail "B did not boot after the activation"
+	"$TANDEM" -c "$CONF" -q confirm
+	status_py 'assert s["slots"]["B"]["state"]=="good" and s["last_update"]["result"]=="success", s'
+}
+
 test_doctor() {
 	setup_device
 	"$TANDEM" -c "$CONF" doctor >"$D/doc" || fail "doctor failed on a sane device: $(cat "$D/doc")"

@@ -399,6 +399,26 @@ PY
 	slot_holds "$D/v3.img" "$D/slotA.img" || fail "slot A does not hold 3.0"
 }
 
+# Issue 20's false failure, as a fleet sees it: a cut between the pending
+# mark and the environment store left B installed but never tried. The
+# fleet must not give up on the release (failed-before): confirm at the
+# next boot finishes the activation, and the poll after waits for B.
+test_fleet_cut_before_activation_retried() {
+	setup
+	poll
+	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	printf 'BOOT_ORDER=A B\nBOOT_B_LEFT=0\n' >"$D/cut.env"
+	fw_setenv -c "$D/fw_env.config" -s "$D/cut.env"
+	[ "$(sim_boot "$D")" = A ] || fail "A did not boot"
+	"$TANDEM" -c "$CONF" -q confirm
+	rm -f "$D/state/poll.json" # the index as new: what would the device do?
+	poll
+	[ "$(result result)" = pending-reboot ] || fail "poll gave up: $(cat "$D/poll.json")"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "B A" ] || fail "B not activated"
+	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_B_LEFT)" = 3 ] || fail "B has no tries"
+	[ "$(sim_boot "$D")" = B ] || fail "B did not boot"
+}
+
 # server.url_policy: plain HTTP, and redirects to it, only when allowed.
 test_fleet_url_policy() {
 	setup

@@ -39,7 +39,7 @@ KNOWN_BUGS = [
     # (name, scenarios, modes, symptom substring): a bug found and not yet
     # fixed is listed here so the rest stays checked. Empty: the one found
     # (install saved "installing" before disabling the target in the
-    # environment) was fixed in updater/install.c.
+    # environment) was fixed in updater/install/transaction.c.
 ]
 
 

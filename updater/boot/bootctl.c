@@ -98,7 +98,7 @@ int tnd_rollback(const struct tnd_config *cfg, int *to)
 
 /* The pending slot is not the one running: U-Boot fell back. */
 static int note_fallback(const struct tnd_config *cfg, struct tnd_bootloader *bl,
-			 struct tnd_state *st, struct tnd_confirm_result *res)
+			 struct tnd_state *st, uint64_t floor, struct tnd_confirm_result *res)
 {
 	int p = st->pending_slot;
 	struct tnd_boot_state bs;
@@ -106,6 +106,22 @@ static int note_fallback(const struct tnd_config *cfg, struct tnd_bootloader *bl
 
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
+	/* The boot script only ever tries the order's first slot with tries
+	 * left, and never reorders: a pending slot that is not first never
+	 * reached the environment (a cut between the state's pending mark and
+	 * the store that activates it). It was not tried, so it did not
+	 * fail. Its image was verified and recorded before the mark, so the
+	 * install's last step is finished now (pending again, for this boot,
+	 * then the store), and it boots next. */
+	if (!bs.norder || bs.order[0] != p) {
+		tnd_warn("slot %s was to boot next, but its activation never reached the boot "
+			 "environment: activating it again, it boots next",
+			 tnd_slot_name(p));
+		if ((ret = tnd_state_set_pending(st, cfg, p)) ||
+		    (ret = tnd_state_save(st, cfg->state_dir)))
+			return ret;
+		return tnd_bl_activate(bl, p, cfg->boot_tries, floor);
+	}
 	if (bs.tries[p] == 0)
 		snprintf(
 		    res->reason, sizeof(res->reason),
@@ -149,7 +165,7 @@ int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
 		if ((ret = tnd_boot_id(cfg, now)))
 			goto out;
 		if (strcmp(now, st.pending_boot_id) != 0 &&
-		    (ret = note_fallback(cfg, bl, &st, res)))
+		    (ret = note_fallback(cfg, bl, &st, floor, res)))
 			goto out;
 	}
 

@@ -55,6 +55,22 @@ bool tnd_bl_switches(const struct tnd_bootloader *bl)
 	return bl->ops->switches;
 }
 
+int tnd_bl_floor(const struct tnd_config *cfg, uint64_t state_floor, uint64_t *floor)
+{
+	struct tnd_bootloader *bl;
+	struct tnd_boot_state bs;
+	int ret;
+
+	*floor = state_floor;
+	if ((ret = tnd_bl_open(&bl, cfg)))
+		return ret;
+	ret = tnd_bl_read(bl, &bs);
+	tnd_bl_close(bl);
+	if (!ret && bs.floor > *floor)
+		*floor = bs.floor;
+	return ret;
+}
+
 int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 {
 	int ret = bl->ops->read(bl, bs);

@@ -75,6 +75,11 @@ int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs) TND_MUST_C
  * "none" refuses (E_UNSUPPORTED). */
 int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs) TND_MUST_CHECK;
 
+/* The anti-rollback floor in force: state_floor (the state's copy),
+ * raised by the boot environment's copy. */
+int tnd_bl_floor(const struct tnd_config *cfg, uint64_t state_floor,
+		 uint64_t *floor) TND_MUST_CHECK;
+
 /* Before a slot is written: make sure it cannot be booted (tries 0, last
  * in the order), so a power cut mid-write never leaves a half image in
  * line to boot. Writes the environment only when something changes;

@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 
 #include "atomicfile.h"
+#include "bootloader.h"
 #include "channel.h"
 #include "delta.h"
 #include "http.h"
@@ -281,6 +282,7 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 	struct tnd_keyring kr = {0};
 	struct tnd_verify_opts vo = {.keyring = &kr, .threshold = cfg->signature_threshold};
 	struct tnd_state st;
+	uint64_t floor;
 	int booted, other, r;
 
 	tnd_fleet_http_opts(cfg, po->cancel, &ho);
@@ -364,6 +366,17 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 			     ? "poll: %s failed on this device before: not again"
 			     : "poll: %s is installed in slot %s, waiting for a reboot",
 			 rel->version, tnd_slot_name(other));
+		goto out;
+	}
+	/* A release below the floor would be refused: nothing to fetch
+	 * (docs/channel-format.md, rule 4). */
+	if ((r = tnd_bl_floor(cfg, st.security_floor, &floor)))
+		goto out;
+	if (rel->security_version < floor) {
+		snprintf(ps->result, sizeof(ps->result), "below-floor");
+		tnd_info("poll: %s has security version %" PRIu64 ", below this device's floor of "
+			 "%" PRIu64 ": not installed",
+			 rel->version, rel->security_version, floor);
 		goto out;
 	}
 	device_id(cfg, id, sizeof(id));
