@@ -168,8 +168,17 @@ test_rollback_and_activate() {
 test_cut_before_activation_is_not_a_failure() {
 	setup_device
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	# what the cut leaves: the environment of the install's first store,
+	# the state of the pending mark's save (before the activating store)
 	printf 'BOOT_ORDER=A B\nBOOT_B_LEFT=0\n' >"$D/cut.env"
 	fw_setenv -c "$D/fw_env.config" -s "$D/cut.env"
+	python3 - "$D/state/state.json" <<-'PY'
+	import json, sys
+	s = json.load(open(sys.argv[1]))
+	assert s["pending_slot"] == "B", s
+	s["pending_activated"] = False
+	json.dump(s, open(sys.argv[1], "w"))
+	PY
 	[ "$(env_get BOOT_B_LEFT)" = 0 ] || fail "the environment of the cut was not set up"
 	[ "$(sim_boot "$D")" = A ] || fail "A did not boot"
 	"$TANDEM" -c "$CONF" confirm 2>"$D/err" || fail "confirm failed: $(cat "$D/err")"

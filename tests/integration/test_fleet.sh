@@ -407,8 +407,17 @@ test_fleet_cut_before_activation_retried() {
 	setup
 	poll
 	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	# what the cut leaves: the environment of the install's first store,
+	# the state of the pending mark's save (before the activating store)
 	printf 'BOOT_ORDER=A B\nBOOT_B_LEFT=0\n' >"$D/cut.env"
 	fw_setenv -c "$D/fw_env.config" -s "$D/cut.env"
+	python3 - "$D/state/state.json" <<-'PY'
+	import json, sys
+	s = json.load(open(sys.argv[1]))
+	assert s["pending_slot"] == "B", s
+	s["pending_activated"] = False
+	json.dump(s, open(sys.argv[1], "w"))
+	PY
 	[ "$(sim_boot "$D")" = A ] || fail "A did not boot"
 	"$TANDEM" -c "$CONF" -q confirm
 	rm -f "$D/state/poll.json" # the index as new: what would the device do?

@@ -40,6 +40,27 @@ static int open_bl(const struct tnd_config *cfg, const struct tnd_state *st,
 	return 0;
 }
 
+/*
+ * slot first in the boot order, in the order that lets confirm tell a
+ * cut activation from a failed one: the pending mark (`pending`, or -1
+ * when the booted slot is activated, which cancels any), the environment
+ * store, then the mark that the store landed.
+ */
+static int activate_pending(const struct tnd_config *cfg, struct tnd_state *st,
+			    struct tnd_bootloader *bl, int pending, int slot, uint64_t floor)
+{
+	int ret;
+
+	if ((ret = tnd_state_set_pending(st, cfg, pending)) ||
+	    (ret = tnd_state_save(st, cfg->state_dir)) ||
+	    (ret = tnd_bl_activate(bl, slot, cfg->boot_tries, floor)))
+		return ret;
+	if (pending < 0)
+		return 0;
+	st->pending_activated = true;
+	return tnd_state_save(st, cfg->state_dir);
+}
+
 /* Makes slot boot next, from a command: it must hold a verified image at
  * or above the floor (install/policy.c). */
 static int switch_to(const struct tnd_config *cfg, struct tnd_state *st, int slot, int booted)
@@ -53,13 +74,9 @@ static int switch_to(const struct tnd_config *cfg, struct tnd_state *st, int slo
 	ret = tnd_policy_may_boot(&(struct tnd_policy){.cfg = cfg, .st = st, .floor = floor}, slot,
 				  st->slot[slot].security_version);
 	if (!ret)
-		ret = tnd_bl_activate(bl, slot, cfg->boot_tries, floor);
+		ret = activate_pending(cfg, st, bl, slot == booted ? -1 : slot, slot, floor);
 	tnd_bl_close(bl);
-	if (ret)
-		return ret;
-	if ((ret = tnd_state_set_pending(st, cfg, slot == booted ? -1 : slot)))
-		return ret;
-	return tnd_state_save(st, cfg->state_dir);
+	return ret;
 }
 
 int tnd_activate(const struct tnd_config *cfg, int slot)
@@ -107,20 +124,18 @@ static int note_fallback(const struct tnd_config *cfg, struct tnd_bootloader *bl
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
 	/* The boot script only ever tries the order's first slot with tries
-	 * left, and never reorders: a pending slot that is not first never
-	 * reached the environment (a cut between the state's pending mark and
-	 * the store that activates it). It was not tried, so it did not
-	 * fail. Its image was verified and recorded before the mark, so the
-	 * install's last step is finished now (pending again, for this boot,
-	 * then the store), and it boots next. */
-	if (!bs.norder || bs.order[0] != p) {
+	 * left, and never reorders: a pending slot that is not first, and
+	 * whose activating store never completed, was not tried, so it did
+	 * not fail (a cut between the state's pending mark and that store).
+	 * One whose store completed and that is no longer first was tried:
+	 * this confirm's own mark_bad landed before a cut took its state
+	 * save. The image of the first was verified and recorded before the
+	 * mark, so the activation is finished now, and it boots next. */
+	if ((!bs.norder || bs.order[0] != p) && !st->pending_activated) {
 		tnd_warn("slot %s was to boot next, but its activation never reached the boot "
 			 "environment: activating it again, it boots next",
 			 tnd_slot_name(p));
-		if ((ret = tnd_state_set_pending(st, cfg, p)) ||
-		    (ret = tnd_state_save(st, cfg->state_dir)))
-			return ret;
-		return tnd_bl_activate(bl, p, cfg->boot_tries, floor);
+		return activate_pending(cfg, st, bl, p, p, floor);
 	}
 	if (bs.tries[p] == 0)
 		snprintf(

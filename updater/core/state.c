@@ -96,6 +96,7 @@ int tnd_state_set_pending(struct tnd_state *st, const struct tnd_config *cfg, in
 	st->pending_slot = slot;
 	st->pending_since = slot >= 0 ? tnd_time_now() : 0;
 	st->pending_boot_id[0] = '\0';
+	st->pending_activated = false;
 	return slot >= 0 ? tnd_boot_id(cfg, st->pending_boot_id) : 0;
 }
 
@@ -139,6 +140,9 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		st->pending_slot = pending[0] ? tnd_slot_from_name(pending) : -1;
 		st->pending_since = get_time(root, "pending_since");
 		copy_str(root, "pending_boot_id", st->pending_boot_id, sizeof(st->pending_boot_id));
+		/* absent: written before the key existed, when the mark was
+		 * saved only around a completed store */
+		st->pending_activated = !cJSON_IsFalse(tnd_json_get(root, "pending_activated"));
 		st->security_floor = get_u64(root, "security_floor", &bad);
 		/* Like the security floor, a damaged clock floor fails closed. */
 		if (tnd_json_get(root, "time_floor") &&
@@ -210,6 +214,7 @@ int tnd_state_save(const struct tnd_state *st, const char *state_dir)
 		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(st->pending_slot));
 		tnd_json_add_time_opt(root, "pending_since", st->pending_since);
 		cJSON_AddStringToObject(root, "pending_boot_id", st->pending_boot_id);
+		cJSON_AddBoolToObject(root, "pending_activated", st->pending_activated);
 	}
 	tnd_json_add_uint(root, "security_floor", st->security_floor);
 	tnd_json_add_time_opt(root, "time_floor", st->time_floor);

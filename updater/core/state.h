@@ -50,6 +50,11 @@ struct tnd_state {
 	int pending_slot;
 	int64_t pending_since;
 	char pending_boot_id[64]; /* the boot in which it was activated */
+	/* The environment store that makes it boot next completed. The mark
+	 * is saved before that store and this after it, so that confirm can
+	 * tell a slot whose activation a cut stopped (never tried) from one
+	 * that was tried and fell back. */
+	bool pending_activated;
 	/* Anti-rollback floor: raised only when a slot holding a higher
 	 * security version is confirmed healthy. */
 	uint64_t security_floor;
@@ -76,7 +81,9 @@ struct cJSON;
 /* Adds o as parent[key] (nothing when o is unset); shared by state and status. */
 void tnd_outcome_to_json(struct cJSON *parent, const char *key, const struct tnd_outcome *o);
 
-/* Marks slot as activated and awaiting confirmation after a reboot. */
+/* Marks slot as about to be activated and awaiting confirmation after a
+ * reboot (-1: nothing pending); pending_activated is cleared, for the
+ * caller to set once the environment store is done. */
 int tnd_state_set_pending(struct tnd_state *st, const struct tnd_config *cfg,
 			  int slot) TND_MUST_CHECK;
 

@@ -511,6 +511,13 @@ static int commit(struct tnd_txn *t, struct tnd_install_result *res)
 			return ret;
 		}
 		res->activated = true;
+		/* The store landed: a fallback from here on is a failed update
+		 * (bootctl.c, note_fallback). */
+		t->st.pending_activated = true;
+		if ((ret = tnd_state_save(&t->st, t->cfg->state_dir))) {
+			tnd_bl_close(bl);
+			return ret;
+		}
 	}
 	tnd_bl_close(bl);
 out:
