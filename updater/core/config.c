@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "json.h"
 #include "util.h"
 
 #define CONFIG_MAX (64 * 1024)
@@ -42,14 +43,14 @@ static int get_unsigned(const cJSON *obj, const char *key, unsigned min, unsigne
 			unsigned *out, const char *where)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	uint64_t n;
 
 	if (!v)
 		return 0;
-	if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max ||
-	    v->valuedouble != (double)(unsigned)v->valuedouble)
+	if (!tnd_json_uint(v, max, &n) || n < min)
 		return tnd_err_set(TND_E_CONFIG, "%s: \"%s\" must be an integer from %u to %u",
 				   where, key, min, max);
-	*out = (unsigned)v->valuedouble;
+	*out = (unsigned)n;
 	return 0;
 }
 

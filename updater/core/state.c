@@ -25,6 +25,28 @@ const char *tnd_slot_state_name(enum tnd_slot_state s)
 	return (unsigned)s < TND_ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
 }
 
+void tnd_slot_record_installed(struct tnd_slot_info *si, const struct tnd_manifest *m)
+{
+	memset(si, 0, sizeof(*si));
+	si->state = TND_SLOT_INSTALLED;
+	snprintf(si->version, sizeof(si->version), "%s", m->version);
+	snprintf(si->compatible, sizeof(si->compatible), "%s", m->compatible);
+	memcpy(si->sha256, m->image_sha256, TND_SHA256_LEN);
+	si->has_sha256 = true;
+	si->size = m->image_size;
+	si->security_version = m->security_version;
+	si->updated = tnd_time_now();
+}
+
+bool tnd_slot_record_holds(const struct tnd_slot_info *si, const struct tnd_manifest *m)
+{
+	return (si->state == TND_SLOT_INSTALLED || si->state == TND_SLOT_GOOD) && si->has_sha256 &&
+	       memcmp(si->sha256, m->image_sha256, TND_SHA256_LEN) == 0 &&
+	       si->size == m->image_size && strcmp(si->version, m->version) == 0 &&
+	       strcmp(si->compatible, m->compatible) == 0 &&
+	       si->security_version == m->security_version;
+}
+
 static void copy_str(const cJSON *obj, const char *key, char *out, size_t size)
 {
 	const char *v = tnd_json_string(tnd_json_get(obj, key), size);

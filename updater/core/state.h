@@ -14,6 +14,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "error.h"
+#include "manifest.h"
 
 enum tnd_slot_state {
 	TND_SLOT_UNKNOWN = 0, /* never written by Tandem */
@@ -74,6 +75,11 @@ struct tnd_state {
 };
 
 const char *tnd_slot_state_name(enum tnd_slot_state s);
+/* The slot now holds the verified image m describes: "installed", with
+ * m's version, board, image hash and size and security version. */
+void tnd_slot_record_installed(struct tnd_slot_info *si, const struct tnd_manifest *m);
+/* Whether si records exactly that (installed or good). */
+bool tnd_slot_record_holds(const struct tnd_slot_info *si, const struct tnd_manifest *m);
 void tnd_outcome_set(struct tnd_outcome *o, const char *result, int slot, const char *version,
 		     const char *reason);
 

@@ -340,28 +340,6 @@ static int install_identity(const struct tnd_config *cfg, const struct tnd_provi
 	return 0;
 }
 
-static bool slot_record_matches(const struct tnd_slot_info *si, const struct tnd_manifest *m)
-{
-	return (si->state == TND_SLOT_INSTALLED || si->state == TND_SLOT_GOOD) && si->has_sha256 &&
-	       memcmp(si->sha256, m->image_sha256, TND_SHA256_LEN) == 0 &&
-	       si->size == m->image_size && strcmp(si->version, m->version) == 0 &&
-	       strcmp(si->compatible, m->compatible) == 0 &&
-	       si->security_version == m->security_version;
-}
-
-static void slot_record_set(struct tnd_slot_info *si, const struct tnd_manifest *m)
-{
-	memset(si, 0, sizeof(*si));
-	si->state = TND_SLOT_INSTALLED;
-	snprintf(si->version, sizeof(si->version), "%s", m->version);
-	snprintf(si->compatible, sizeof(si->compatible), "%s", m->compatible);
-	memcpy(si->sha256, m->image_sha256, TND_SHA256_LEN);
-	si->has_sha256 = true;
-	si->size = m->image_size;
-	si->security_version = m->security_version;
-	si->updated = tnd_time_now();
-}
-
 static void raise_time_floor(struct tnd_state *st, const struct tnd_manifest *m)
 {
 	if (m->created > st->time_floor)
@@ -468,8 +446,8 @@ static int provision(const struct tnd_config *cfg, const struct tnd_provision_op
 	if ((ret = tnd_state_load(&st, cfg->state_dir)))
 		return ret;
 	before = st;
-	if (!need[0] && !slot_record_matches(&st.slot[0], m))
-		slot_record_set(&st.slot[0], m);
+	if (!need[0] && !tnd_slot_record_holds(&st.slot[0], m))
+		tnd_slot_record_installed(&st.slot[0], m);
 	if (need[1]) {
 		/* Slot B from slot A, which holds the verified image. */
 		if ((ret = begin_slot(cfg, &st, 1, blank)))
@@ -479,11 +457,11 @@ static int provision(const struct tnd_config *cfg, const struct tnd_provision_op
 		phase(o, "copy", detail);
 		if ((ret = copy_slot(cfg, m, 0, 1, o)))
 			return ret;
-		slot_record_set(&st.slot[1], m);
+		tnd_slot_record_installed(&st.slot[1], m);
 		if ((ret = tnd_state_save(&st, cfg->state_dir)))
 			return ret;
-	} else if (!slot_record_matches(&st.slot[1], m)) {
-		slot_record_set(&st.slot[1], m);
+	} else if (!tnd_slot_record_holds(&st.slot[1], m)) {
+		tnd_slot_record_installed(&st.slot[1], m);
 	}
 
 	if (o->keyring) {
@@ -498,8 +476,8 @@ static int provision(const struct tnd_config *cfg, const struct tnd_provision_op
 	 * previous run already wrote it (its times are history worth keeping). */
 	if (st.pending_slot >= 0 && (ret = tnd_state_set_pending(&st, cfg, -1)))
 		return ret;
-	if (!need[0] && !need[1] && slot_record_matches(&before.slot[0], m) &&
-	    slot_record_matches(&before.slot[1], m) && before.pending_slot < 0 &&
+	if (!need[0] && !need[1] && tnd_slot_record_holds(&before.slot[0], m) &&
+	    tnd_slot_record_holds(&before.slot[1], m) && before.pending_slot < 0 &&
 	    !strcmp(before.last_install_result, "success")) {
 		res->state = TND_PROV_UNCHANGED;
 	} else {
@@ -512,8 +490,8 @@ static int provision(const struct tnd_config *cfg, const struct tnd_provision_op
 		if ((ret = tnd_state_save(&st, cfg->state_dir)) ||
 		    (ret = tnd_state_load(&again, cfg->state_dir)))
 			return ret;
-		if (!slot_record_matches(&again.slot[0], m) ||
-		    !slot_record_matches(&again.slot[1], m))
+		if (!tnd_slot_record_holds(&again.slot[0], m) ||
+		    !tnd_slot_record_holds(&again.slot[1], m))
 			return tnd_err_set(TND_E_VERIFY, "state in %s reads back different",
 					   cfg->state_dir);
 		res->state = TND_PROV_WRITTEN;

@@ -452,14 +452,7 @@ static int stream(struct tnd_txn *t)
 				   t->o.source);
 	tnd_slot_close(&t->w);
 
-	si->state = TND_SLOT_INSTALLED;
-	snprintf(si->version, sizeof(si->version), "%s", m->version);
-	snprintf(si->compatible, sizeof(si->compatible), "%s", m->compatible);
-	memcpy(si->sha256, m->image_sha256, TND_SHA256_LEN);
-	si->has_sha256 = true;
-	si->size = m->image_size;
-	si->security_version = m->security_version;
-	si->updated = tnd_time_now();
+	tnd_slot_record_installed(si, m);
 	/* A signed creation time is a lower bound for the clock from now on. */
 	if (m->created > t->st.time_floor)
 		t->st.time_floor = m->created;
