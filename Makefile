@@ -7,6 +7,7 @@
 #   make deps               install (as root) the Debian packages needed
 #   make check              ASan+UBSan build, unit and integration tests
 #   make demo               the main job on a simulated device made of files
+#   make check-fresh        make demo and make check on a fresh Debian (root)
 #   make bench              benchmarks against the baselines (see docs/performance.md)
 #   make install DESTDIR=... PREFIX=...
 #   make CROSS_COMPILE=aarch64-linux-gnu- SYSROOT=...    cross build
@@ -85,7 +86,7 @@ $(AUTOCONF) $(AUTOMK): $(KCONFIG_CONFIG) Kconfig
 # installed another way); without dpkg there is nothing to check.
 COMMA := ,
 DEPS_CHECK ?= y
-SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench
+SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench check-fresh
 BUILD_GOALS := $(filter-out $(CONFIG_TARGETS) $(SETUP_GOALS),$(or $(MAKECMDGOALS),all))
 ifneq ($(BUILD_GOALS),)
 ifneq ($(filter $(CONFIG_TARGETS) distclean,$(MAKECMDGOALS)),)
@@ -278,6 +279,13 @@ demo:
 	@$(MAKE) --no-print-directory O=$(O) all
 	@tests/demo.sh $(O)
 
+.PHONY: check-fresh
+# make demo && make check, then make check alone, each the first command
+# on a fresh Debian bookworm, on the committed HEAD (scripts/check-fresh.sh;
+# root, minutes per run). Not part of make check.
+check-fresh:
+	@scripts/check-fresh.sh $(O)/check-fresh
+
 .PHONY: bench
 bench: deps
 	@$(MAKE) --no-print-directory O=$(O) OPT="-O2 -g" all $(O)/inflate2
@@ -325,7 +333,7 @@ clean:
 distclean: clean
 	rm -f $(KCONFIG_CONFIG) $(KCONFIG_CONFIG).old defconfig
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "boards: $(BOARDS)"
 
 .PHONY: disk
