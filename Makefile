@@ -4,8 +4,10 @@
 #
 #   make [<board>_defconfig|defconfig|menuconfig]   configure (Kconfig)
 #   make                    build build/tandem and build/tandem-image
+#   make deps               install (as root) the Debian packages needed
 #   make check              ASan+UBSan build, unit and integration tests
 #   make demo               the main job on a simulated device made of files
+#   make check-fresh        make demo and make check on a fresh Debian (root)
 #   make bench              benchmarks against the baselines (see docs/performance.md)
 #   make install DESTDIR=... PREFIX=...
 #   make CROSS_COMPILE=aarch64-linux-gnu- SYSROOT=...    cross build
@@ -39,7 +41,9 @@ PKG_CONFIG_RUN = $(if $(PKG_CONFIG_LIBDIR),PKG_CONFIG_LIBDIR=$(PKG_CONFIG_LIBDIR
 # ---------------------------------------------------------------- Kconfig
 AUTOCONF := $(O)/include/generated/tandem_config.h
 AUTOMK   := $(O)/include/config/auto.conf
-KCONFIG_PY = $(PYTHON) -c 'import sys,runpy; sys.argv[0]="$(1)"; sys.path.insert(0,"/usr/lib/python3/dist-packages"); runpy.run_module("$(1)", run_name="__main__")'
+# Without Python or kconfiglib, one line says so (not a traceback).
+KCONFIG_PY = command -v $(PYTHON) >/dev/null || { echo "Kconfig: no $(PYTHON) (Debian: python3, python3-kconfiglib; make deps as root)" >&2; exit 1; }; \
+	$(PYTHON) -c 'import sys,runpy,importlib.util; sys.argv[0]="$(1)"; sys.path.insert(0,"/usr/lib/python3/dist-packages"); importlib.util.find_spec("kconfiglib") or sys.exit("Kconfig: $(PYTHON) has no kconfiglib (Debian: python3-kconfiglib; make deps as root)"); runpy.run_module("$(1)", run_name="__main__")'
 
 BOARDS := $(notdir $(patsubst %/defconfig,%,$(wildcard board-configs/*/defconfig)))
 CONFIG_TARGETS := defconfig menuconfig oldconfig olddefconfig savedefconfig $(addsuffix _defconfig,$(BOARDS))
@@ -64,8 +68,44 @@ $(AUTOCONF) $(AUTOMK): $(KCONFIG_CONFIG) Kconfig
 	@mkdir -p $(dir $(AUTOCONF)) $(dir $(AUTOMK))
 	@$(call KCONFIG_PY,genconfig) --header-path $(AUTOCONF) --config-out $(AUTOMK) Kconfig >/dev/null
 
-ifeq ($(filter $(CONFIG_TARGETS) deps clean distclean help format format-check,$(MAKECMDGOALS)),)
--include $(AUTOMK)
+# GNU make remakes an included makefile (auto.conf, and .config before
+# it) before it runs any goal, so what a goal needs first is decided here,
+# from the command line, not with prerequisites:
+#  - SETUP_GOALS read no configuration. demo, check, check-e2e and bench
+#    install their packages (scripts/deps.sh) and then build in a sub-make:
+#    read here, the configuration would be made before Python and
+#    kconfiglib are installed.
+#  - the configuration goals need Python and kconfiglib;
+#  - every other goal (make, make install, a program, a test binary) reads
+#    the configuration, made from board-configs/sim/defconfig when there is
+#    no .config; a failure to make it stops make.
+# Before Kconfig runs, a Debian machine without the packages of the
+# configuration and the build stops with their names; a cross build
+# (CROSS_COMPILE, SYSROOT or CC given) needs only those of the
+# configuration on the host. DEPS_CHECK=n skips this (libraries
+# installed another way); without dpkg there is nothing to check.
+COMMA := ,
+DEPS_CHECK ?= y
+SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench check-fresh
+BUILD_GOALS := $(filter-out $(CONFIG_TARGETS) $(SETUP_GOALS),$(or $(MAKECMDGOALS),all))
+ifneq ($(BUILD_GOALS),)
+ifneq ($(filter $(CONFIG_TARGETS) distclean,$(MAKECMDGOALS)),)
+$(error run 'make $(filter $(CONFIG_TARGETS) distclean,$(MAKECMDGOALS))' and 'make $(BUILD_GOALS)' one after the other: a build reads the configuration before any goal runs)
+endif
+DEPS_FOR := kconfig$(if $(CROSS_COMPILE)$(SYSROOT)$(filter command line,$(origin CC)),,$(COMMA)build)
+else ifneq ($(filter $(CONFIG_TARGETS),$(MAKECMDGOALS)),)
+DEPS_FOR := kconfig
+endif
+ifneq ($(DEPS_FOR),)
+ifeq ($(DEPS_CHECK),y)
+DEPS_MISSING := $(shell scripts/deps.sh --missing --for $(DEPS_FOR))
+ifneq ($(DEPS_MISSING),)
+$(error missing Debian packages to configure$(if $(findstring build,$(DEPS_FOR)), and build): $(DEPS_MISSING). As root, 'make deps' installs them (so do 'make demo' and 'make check'))
+endif
+endif
+endif
+ifneq ($(BUILD_GOALS),)
+include $(AUTOMK)
 endif
 
 # ---------------------------------------------------------------- flags
@@ -238,12 +278,23 @@ check: deps
 .PHONY: check-e2e
 # The QEMU end-to-end suite on real U-Boot, arm64 and x86 (make check runs
 # its --short form through tests/run-tests.sh).
-check-e2e: deps all
+check-e2e: deps
+	@$(MAKE) --no-print-directory O=$(O) all
 	@tests/e2e/run.sh
 
 .PHONY: demo
-demo: deps all
+# Only the packages of the build and the demo; make check adds the rest.
+demo:
+	@scripts/deps.sh --for kconfig,build,demo
+	@$(MAKE) --no-print-directory O=$(O) all
 	@tests/demo.sh $(O)
+
+.PHONY: check-fresh
+# make demo && make check, then make check alone, each the first command
+# on a fresh Debian bookworm, on the committed HEAD (scripts/check-fresh.sh;
+# root, minutes per run). Not part of make check.
+check-fresh:
+	@scripts/check-fresh.sh $(O)/check-fresh
 
 .PHONY: bench
 bench: deps
@@ -292,7 +343,7 @@ clean:
 distclean: clean
 	rm -f $(KCONFIG_CONFIG) $(KCONFIG_CONFIG).old defconfig
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
 	@echo "boards: $(BOARDS)"
 
 .PHONY: disk

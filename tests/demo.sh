@@ -7,6 +7,8 @@
 # tampered bundle being refused. Everything lives in BUILD_DIR/demo.
 set -euo pipefail
 
+[ -x "${1:-build}/tandem" ] && [ -x "${1:-build}/tandem-image" ] ||
+	{ echo "demo: no tandem and tandem-image in ${1:-build}/ (make demo builds them)" >&2; exit 1; }
 build=$(cd "${1:-build}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=$build/demo
