@@ -199,7 +199,8 @@ upd-$(CONFIG_PROVISION) += updater/install/provision.c updater/cli/cmd_provision
 upd-$(CONFIG_HTTP) += updater/sources/http.c updater/fleet/fleet.c updater/fleet/pollstate.c \
                       updater/cli/cmd_fleet.c
 
-img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c image-tools/decode.c
+img-y := image-tools/keygen.c image-tools/build.c image-tools/inspect.c image-tools/decode.c \
+         image-tools/channel_show.c
 img-y += image-tools/delta_encode.c image-tools/delta_xzmap.c
 img-y += image-tools/publish.c
 img-y += image-tools/send.c
