@@ -66,16 +66,53 @@ build_bundle() {
 		--compatible sim --chunk-size 64K --out "$out" "$@"
 }
 
+# state_facts: what state.json says of the slots, the pending slot and
+# the floors (not last_install, where a refusal is recorded); a missing
+# file says what an empty one does.
+state_facts() {
+	python3 - "$D/state/state.json" <<'PY'
+import json, os, sys
+s = json.load(open(sys.argv[1])) if os.path.exists(sys.argv[1]) else {}
+slots = s.get("slots", {})
+facts = {k: (slots.get(k, {}).get("state", "unknown"), slots.get(k, {}).get("version"),
+             slots.get(k, {}).get("sha256"), slots.get(k, {}).get("security_version", 0))
+         for k in "AB"}
+facts["pending"] = s.get("pending_slot")
+facts["floor"] = s.get("security_floor", 0)
+facts["time_floor"] = s.get("time_floor")
+print(json.dumps(facts, sort_keys=True))
+PY
+}
+
 # snapshot: remembers what must not change on a refused install.
 snapshot() {
 	SNAP_A=$(sha256sum <"$D/slotA.img")
+	SNAP_B=$(sha256sum <"$D/slotB.img")
 	SNAP_ENV=$(fw_printenv -c "$D/fw_env.config" | sort)
 	SNAP_ENV_FILES=$(cat "$D"/env/*.env | sha256sum)
+	SNAP_STATE=$(state_facts)
+	cp --sparse=always "$D/slotB.img" "$D/.slotB.snap"
+}
+
+# prefix_only IMAGE: every byte of slot B is either the image's, from its
+# start, or what was there at the last snapshot: nothing unauthenticated
+# reached the slot.
+prefix_only() {
+	python3 - "$1" "$D/slotB.img" "$D/.slotB.snap" <<'PY'
+import sys
+img, slot, snap = (open(p, "rb").read() for p in sys.argv[1:4])
+n = 0
+while n < len(img) and slot[n] == img[n]:
+    n += 1
+assert slot[n:] == snap[n:], "bytes other than the image's prefix reached slot B at %d" % n
+PY
 }
 
 # For refusals found while streaming, the target slot's old content is
 # partly overwritten: its counter must be 0 (never bootable), while the
-# booted slot, the boot order and the booted slot's counter are untouched.
+# booted slot, the boot order and the booted slot's counter are untouched;
+# state.json records B "installing" and nothing new of A. With IMAGE, what
+# reached slot B is a prefix of it (prefix_only).
 assert_active_untouched() {
 	local env=$D/fw_env.config
 	[ "$(sha256sum <"$D/slotA.img")" = "$SNAP_A" ] || fail "active slot A changed" || return 1
@@ -86,13 +123,23 @@ assert_active_untouched() {
 	[ "$(fw_printenv -c "$env" -n BOOT_B_LEFT)" = 0 ] || fail "slot B left bootable" || return 1
 	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["slots"]["B"]["state"]=="installing", s' \
 		"$D/state/state.json" || fail "slot B not recorded as installing" || return 1
+	python3 - "$SNAP_STATE" "$(state_facts)" <<'PY' || fail "state.json changed what it says of A" || return 1
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert a["A"] == b["A"] and a["floor"] == b["floor"] and b["pending"] != "B", (a, b)
+PY
+	[ $# -eq 0 ] || prefix_only "$1" || fail "unauthenticated bytes in slot B" || return 1
 }
 
-# Refusals found before the first slot write change nothing at all.
+# Refusals found before the first slot write change nothing at all: not a
+# byte of either slot, not the environment, and state.json says nothing
+# new of the slots (a refusal is recorded under last_install only).
 assert_untouched() {
 	[ "$(sha256sum <"$D/slotA.img")" = "$SNAP_A" ] || fail "active slot A changed" || return 1
+	[ "$(sha256sum <"$D/slotB.img")" = "$SNAP_B" ] || fail "slot B was written" || return 1
 	[ "$(fw_printenv -c "$D/fw_env.config" | sort)" = "$SNAP_ENV" ] || fail "environment changed" || return 1
 	[ "$(cat "$D"/env/*.env | sha256sum)" = "$SNAP_ENV_FILES" ] || fail "environment files were rewritten" || return 1
+	[ "$(state_facts)" = "$SNAP_STATE" ] || fail "state.json changed: $(state_facts)" || return 1
 }
 
 # expect_refusal EXPECTED_STATUS PATTERN CMD...: runs CMD, which must fail

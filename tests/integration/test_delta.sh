@@ -209,7 +209,7 @@ test_delta_corrupted_refused() {
 	snapshot
 	expect_refusal 12 "does not match the signed manifest" \
 		"$TANDEM" -c "$CONF" install --progress=none "$D/bad.tnd"
-	assert_active_untouched
+	assert_active_untouched "$D/target.img"
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/d.tnd"
 	same_prefix "$D/target.img" "$D/slotB.img" || fail "retry did not install"
 }

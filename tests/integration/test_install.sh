@@ -187,7 +187,7 @@ test_refuse_truncated() {
 		assert_untouched
 		# through a pipe the size is unknown: found while streaming
 		expect_refusal 12 "truncated" sh -c "cat '$D/t.tnd' | '$TANDEM' -c '$CONF' install --progress=none -"
-		if [ "$cut" -lt 400 ]; then assert_untouched; else assert_active_untouched; fi
+		if [ "$cut" -lt 400 ]; then assert_untouched; else assert_active_untouched "$D/v1.img"; fi
 	done
 }
 
@@ -214,18 +214,8 @@ test_refuse_flipped_bytes() {
 		[ "$(wc -l <"$WORK/err")" -eq 1 ] || fail "flip at $off: $(cat "$WORK/err")"
 		# header, manifest and signatures: nothing changes; in the payload:
 		# the target is taken out of the boot order's reach, nothing else
-		if [ "$off" -lt 400 ]; then assert_untouched; else assert_active_untouched; fi
-		# Whatever reached slot B must be a prefix of the image, and the rest untouched.
-		python3 - "$D/v1.img" "$D/slotB.img" "$off" <<'PY'
-import sys
-img = open(sys.argv[1], "rb").read()
-slot = open(sys.argv[2], "rb").read()
-n = 0
-while n < len(img) and slot[n] == img[n]:
-    n += 1
-assert all(b == ord("y") for b in slot[n:len(img)]) or slot[n:len(img)] == b"", \
-    "flip at %s: bytes other than the authenticated image prefix reached the slot" % sys.argv[3]
-PY
+		# whatever reached slot B is a prefix of the image, the rest untouched
+		if [ "$off" -lt 400 ]; then assert_untouched; else assert_active_untouched "$D/v1.img"; fi
 	done
 }
 
@@ -238,7 +228,7 @@ test_refuse_payload_longer_than_declared() {
 	expect_refusal 12 "declares\|after its last chunk" "$TANDEM" -c "$CONF" install --progress=none "$D/long.tnd"
 	assert_untouched
 	expect_refusal 12 "after its last chunk" sh -c "cat '$D/long.tnd' | '$TANDEM' -c '$CONF' install --progress=none -"
-	assert_active_untouched
+	assert_active_untouched "$D/v1.img"
 	# never activated after the trailing data was found
 	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "A B" ] || fail "activated"
 	"$TANDEM" -c "$CONF" status --json | grep -q '"error_code":.*"E_TRAILING"' || fail "not recorded"
