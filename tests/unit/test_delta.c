@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include "chunk.h"
+#include "crypto.h"
 #include "delta.h"
 #include "delta_encode.h"
 #include "error.h"
@@ -86,11 +87,12 @@ struct pair {
 	struct tnd_delta_stats st;
 };
 
-/* Writes base and target, encodes, loads the op stream into p->op. */
-static void encode_pair(struct pair *p, const char *dir, const uint8_t *b, size_t blen,
-			const uint8_t *t, size_t tlen)
+/* Writes base and target, encodes in format version `format` (0: the
+ * encoder's default), loads the op stream into p->op. */
+static void encode_pair_as(struct pair *p, const char *dir, const uint8_t *b, size_t blen,
+			   const uint8_t *t, size_t tlen, unsigned format)
 {
-	struct tnd_delta_enc_opts o = {.level = 6, .threads = 2};
+	struct tnd_delta_enc_opts o = {.level = 6, .threads = 2, .format = format};
 	struct tnd_delta_stats *st = &p->st;
 	int fd;
 
@@ -111,22 +113,31 @@ static void encode_pair(struct pair *p, const char *dir, const uint8_t *b, size_
 	assert_true(p->base_fd >= 0);
 }
 
+static void encode_pair(struct pair *p, const char *dir, const uint8_t *b, size_t blen,
+			const uint8_t *t, size_t tlen)
+{
+	encode_pair_as(p, dir, b, blen, t, tlen, 0);
+}
+
 static void free_pair(struct pair *p)
 {
 	close(p->base_fd);
 	free(p->op);
 }
 
-/* Decodes op[0..len) in pieces of `piece` bytes; returns the first error
+/* Decodes op[0..len) in pieces of `piece` bytes, with the helper thread
+ * of versions 5 and 6 (as the device) or inline; returns the first error
  * (0 if none), the output in *s. */
-static int decode(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, size_t len,
-		  size_t piece, struct sink *s)
+static int decode_as(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, size_t len,
+		     size_t piece, struct sink *s, bool inl)
 {
 	struct tnd_delta_dec *d;
 	size_t off = 0;
 	int r;
 
 	assert_int_equal(tnd_delta_dec_new(&d, base_fd, blen, tlen), 0);
+	if (inl)
+		tnd_delta_dec_inline(d);
 	r = 0;
 	while (off < len && !r) {
 		size_t n = len - off < piece ? len - off : piece;
@@ -140,6 +151,12 @@ static int decode(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, 
 	/* whatever happened, never more than the target */
 	assert_true(s->len <= tlen);
 	return r;
+}
+
+static int decode(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, size_t len,
+		  size_t piece, struct sink *s)
+{
+	return decode_as(base_fd, blen, tlen, op, len, piece, s, false);
 }
 
 /* One scratch directory per test: forking rm -rf is slow under ASan. */
@@ -588,8 +605,8 @@ static void h_check(struct hand *c, const uint8_t *span, size_t n)
 	h_put(c, rec, sizeof(rec));
 }
 
-static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
-		      uint8_t require, struct sink *s)
+static int run_hand_as(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
+		       uint8_t require, struct sink *s, bool inl)
 {
 	struct tnd_delta_dec *d;
 	int r;
@@ -597,11 +614,19 @@ static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t 
 	assert_int_equal(tnd_delta_dec_new(&d, base_fd, bsz, tsz), 0);
 	if (require)
 		tnd_delta_dec_require(d, require);
+	if (inl)
+		tnd_delta_dec_inline(d);
 	r = tnd_delta_dec_feed(d, h->b, h->n, sink_emit, s);
 	if (!r)
 		r = tnd_delta_dec_finish(d);
 	tnd_delta_dec_free(d);
 	return r;
+}
+
+static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
+		      uint8_t require, struct sink *s)
+{
+	return run_hand_as(base_fd, h, bsz, tsz, require, s, false);
 }
 
 static void test_checks(void **state)
@@ -732,6 +757,301 @@ static void test_check_catches_changed_base(void **state)
 	free_pair(&p);
 }
 
+/* Formats 5 and 6: a CHECK record with the SHA-256 of every 256 KiB. */
+static void h_check_sha(struct hand *c, const uint8_t *span, size_t n)
+{
+	uint8_t rec[TND_DELTA_CHECK_SHA_LEN] = {TND_DELTA_OP_CHECK};
+
+	tnd_sha256(span, n, rec + 1);
+	h_put(c, rec, sizeof(rec));
+}
+
+/* The version 5 twin of test_checks, in both decoder modes: the SHA-256
+ * right, wrong (nothing of the span handed out), missing, early; then
+ * two spans, with a wrong second or first CHECK, in spans of zeros (whose
+ * hash the decoder knows) and of other bytes. */
+static void test_checks_sha(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX];
+	uint8_t base[1000], want[150], *big;
+	struct hand *h = malloc(sizeof(*h)), c;
+	uint8_t end = TND_DELTA_TAG_END;
+	const size_t n = TND_DELTA_SHA_SPAN + 5000;
+	int fd;
+
+	assert_non_null(h);
+	for (size_t i = 0; i < sizeof(base); i++)
+		base[i] = (uint8_t)(i * 7);
+	snprintf(path, sizeof(path), "%s/base", dir);
+	tu_write_file(path, base, sizeof(base));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	memcpy(want, base + 10, 100);
+	memset(want + 100, 9, 50);
+	big = malloc(n);
+	assert_non_null(big);
+
+	for (int inl = 0; inl < 2; inl++) {
+		for (int variant = 0; variant < 5; variant++) {
+			struct sink s = {0};
+			int r;
+
+			c.n = 0;
+			h_put(&c, "\x01", 1);
+			h_varint(&c, 100);
+			h_varint(&c, tnd_delta_zigzag(10));
+			if (variant == 3)
+				h_check_sha(&c, want, 100); /* before the span is complete */
+			h_put(&c, "\x04", 1);
+			h_varint(&c, 50);
+			h_put(&c, "\x09", 1);
+			if (variant == 0 || variant == 4)
+				h_check_sha(&c, want, sizeof(want));
+			if (variant == 1) {
+				uint8_t other[150];
+
+				memcpy(other, want, sizeof(other));
+				other[120] ^= 1;
+				h_check_sha(&c, other, sizeof(other));
+			}
+			h_header_v(h, sizeof(base), sizeof(want), TND_DELTA_VERSION_SHA);
+			h_ctrl(h, &c);
+			h_put(h, &end, 1);
+			r = run_hand_as(fd, h, sizeof(base), sizeof(want),
+					variant == 4 ? TND_DELTA_VERSION_CHECKED : 0, &s, inl);
+			switch (variant) {
+			case 0:
+				assert_int_equal(r, 0);
+				assert_int_equal(s.len, sizeof(want));
+				assert_memory_equal(s.buf, want, sizeof(want));
+				break;
+			case 1: /* wrong hash: refused, and not a byte handed out */
+				assert_int_equal(r, TND_E_INCOMPATIBLE);
+				assert_int_equal(s.len, 0);
+				break;
+			case 2: /* no check at the end */
+			case 3: /* a check where no span is complete */
+				assert_int_equal(r, TND_E_FORMAT);
+				assert_int_equal(s.len, 0);
+				break;
+			default: /* the manifest promised another version */
+				assert_int_equal(r, TND_E_FORMAT);
+				break;
+			}
+			free(s.buf);
+		}
+
+		/* One FILL over two spans, the first CHECK due in its middle;
+		 * fill byte 0 (a zero span) and 0x5a. Variant 1: the second
+		 * CHECK is wrong, and the first span alone is handed out;
+		 * variant 2: the first is wrong, and nothing is. */
+		for (int fill = 0; fill < 0x100; fill += 0x5a) {
+			memset(big, fill, n);
+			for (int variant = 0; variant < 3; variant++) {
+				struct sink s = {0};
+				uint8_t other[16] = {1};
+				int r;
+
+				c.n = 0;
+				h_put(&c, "\x04", 1);
+				h_varint(&c, n);
+				h_put(&c, (uint8_t[]){(uint8_t)fill}, 1);
+				if (variant == 2)
+					h_check_sha(&c, other, sizeof(other));
+				else
+					h_check_sha(&c, big, TND_DELTA_SHA_SPAN);
+				if (variant == 1)
+					h_check_sha(&c, other, sizeof(other));
+				else
+					h_check_sha(&c, big, n - TND_DELTA_SHA_SPAN);
+				h_header_v(h, sizeof(base), n, TND_DELTA_VERSION_SHA);
+				h_ctrl(h, &c);
+				h_put(h, &end, 1);
+				r = run_hand_as(fd, h, sizeof(base), n, 0, &s, inl);
+				assert_int_equal(r, variant == 0 ? 0 : TND_E_INCOMPATIBLE);
+				assert_int_equal(s.len, variant == 0   ? n
+							: variant == 1 ? TND_DELTA_SHA_SPAN
+								       : 0);
+				if (s.len)
+					assert_memory_equal(s.buf, big, s.len);
+				free(s.buf);
+			}
+		}
+
+		/* A span that fails its check, then in the same feed() an op
+		 * that is malformed: the mismatch comes first in the target,
+		 * and is the error, with the helper thread as without. */
+		{
+			struct sink s = {0};
+			uint8_t other[16] = {1};
+
+			memset(big, 0x5a, n);
+			c.n = 0;
+			h_put(&c, "\x04", 1);
+			h_varint(&c, TND_DELTA_SHA_SPAN);
+			h_put(&c, "\x5a", 1);
+			h_check_sha(&c, other, sizeof(other));
+			h_put(&c, "\x09\x01", 2);
+			h_header_v(h, sizeof(base), n, TND_DELTA_VERSION_SHA);
+			h_ctrl(h, &c);
+			h_put(h, &end, 1);
+			assert_int_equal(run_hand_as(fd, h, sizeof(base), n, 0, &s, inl),
+					 TND_E_INCOMPATIBLE);
+			assert_int_equal(s.len, 0);
+			free(s.buf);
+		}
+	}
+	free(big);
+	free(h);
+	close(fd);
+}
+
+/*
+ * Solves the CRC-32 forging problem: changes buf[at..at+4) so that the
+ * CRC-32 of buf[0..n) is crc again. A CRC is affine in its input: for a
+ * fixed length, crc(x ^ e) = crc(x) ^ L(e) with L linear over GF(2), and
+ * L maps the 32 bits of any 4 consecutive bytes one to one onto the 32
+ * bits of the CRC. So the 4 bytes are the solution of a 32x32 system,
+ * whose columns are the changes single bit flips make.
+ */
+static void crc_forge(uint8_t *buf, size_t n, size_t at, uint32_t crc)
+{
+	uint32_t col[32], rhs = tnd_crc32(buf, n) ^ crc, now = tnd_crc32(buf, n);
+	uint64_t row[32]; /* augmented rows: 32 coefficient bits, then rhs */
+	uint32_t x = 0;
+
+	for (int j = 0; j < 32; j++) {
+		buf[at + j / 8] ^= (uint8_t)(1u << (j % 8));
+		col[j] = tnd_crc32(buf, n) ^ now;
+		buf[at + j / 8] ^= (uint8_t)(1u << (j % 8));
+	}
+	for (int i = 0; i < 32; i++) {
+		row[i] = (uint64_t)((rhs >> i) & 1) << 32;
+		for (int j = 0; j < 32; j++)
+			row[i] |= (uint64_t)((col[j] >> i) & 1) << j;
+	}
+	for (int j = 0; j < 32; j++) { /* Gauss-Jordan over GF(2) */
+		int p = j;
+
+		while (p < 32 && !((row[p] >> j) & 1))
+			p++;
+		assert_true(p < 32); /* one to one: always a pivot */
+		uint64_t t = row[p];
+		row[p] = row[j];
+		row[j] = t;
+		for (int i = 0; i < 32; i++)
+			if (i != j && ((row[i] >> j) & 1))
+				row[i] ^= row[j];
+	}
+	for (int j = 0; j < 32; j++)
+		x |= (uint32_t)((row[j] >> 32) & 1) << j;
+	for (int j = 0; j < 32; j++)
+		if ((x >> j) & 1)
+			buf[at + j / 8] ^= (uint8_t)(1u << (j % 8));
+	assert_int_equal(tnd_crc32(buf, n), crc);
+}
+
+/*
+ * Why versions 5 and 6: a booted slot changed inside a span a delta
+ * copies, with 4 more bytes changed so that the span's CRC-32 is the same.
+ * Version 3 accepts it and hands out a target that is not the signed one;
+ * version 5 refuses it before it hands out a byte of that span.
+ */
+static void test_sha_catches_forged_crc(void **state)
+{
+	const char *dir = *state;
+	const size_t n = 1u << 20, span = TND_DELTA_CHECK_SPAN, at = 5 * span;
+	uint8_t *b = rnd_buf(n), *t = malloc(n), *forged;
+	char path[PATH_MAX];
+	struct pair p3, p5;
+	size_t blen;
+	int fd;
+
+	assert_non_null(t);
+	memcpy(t, b, n);
+	for (size_t i = 7 * span; i < 7 * span + 3000; i += 7)
+		t[i] = (uint8_t)(t[i] + 1); /* a real edit, elsewhere */
+	encode_pair_as(&p3, dir, b, n, t, n, TND_DELTA_VERSION_CHECKED);
+	assert_int_equal(p3.st.version, TND_DELTA_VERSION_CHECKED);
+	close(p3.base_fd);
+	encode_pair_as(&p5, dir, b, n, t, n, TND_DELTA_VERSION_SHA);
+	assert_int_equal(p5.st.version, TND_DELTA_VERSION_SHA);
+
+	/* The attack on slot A: 16 bytes of the attacker's in the span at
+	 * `at`, which the delta copies as it is; 4 bytes after them
+	 * restore its CRC-32. */
+	forged = tu_read_file(p5.base, &blen);
+	memcpy(forged + at + 1000, "attacker's bytes", 16);
+	crc_forge(forged + at, span, 2000, tnd_crc32(b + at, span));
+	assert_memory_not_equal(forged + at, b + at, span);
+	snprintf(path, sizeof(path), "%s/forged", dir);
+	tu_write_file(path, forged, blen);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+
+	{ /* version 3: every CRC matches, and the output is not the target */
+		struct sink s = {0};
+
+		assert_int_equal(decode(fd, blen, n, p3.op, p3.op_len, 65536, &s), 0);
+		assert_int_equal(s.len, n);
+		assert_memory_not_equal(s.buf, t, n);
+		assert_memory_equal(s.buf + at, forged + at, span);
+		free(s.buf);
+	}
+	for (int inl = 0; inl < 2; inl++) { /* version 5: refused */
+		struct sink s = {0};
+
+		assert_int_equal(decode_as(fd, blen, n, p5.op, p5.op_len, 65536, &s, inl),
+				 TND_E_INCOMPATIBLE);
+		assert_int_equal(s.len, at - at % TND_DELTA_SHA_SPAN);
+		assert_memory_equal(s.buf, t, s.len);
+		free(s.buf);
+	}
+	close(fd);
+	free(forged);
+	free_pair(&p5);
+	free(p3.op);
+	free(t);
+	free(b);
+}
+
+/* Every format version the encoder writes, 1 to 6, round trips with and
+ * without the helper thread; without xz streams to rebuild, an even
+ * format writes the odd version below it. */
+static void test_formats(void **state)
+{
+	uint8_t *t;
+	size_t tlen;
+
+	for (unsigned f = 1; f <= TND_DELTA_VERSION_MAX; f++) {
+		unsigned v = tnd_delta_version_xz(f) ? f - 1 : f;
+		uint32_t span = tnd_delta_check_span(v);
+		uint8_t *b;
+		struct pair p;
+
+		mixed_pair(&p, *state, &t, &tlen);
+		b = tu_read_file(p.base, &tlen);
+		free_pair(&p);
+		encode_pair_as(&p, *state, b, tlen, t, tlen, f);
+		assert_int_equal(p.st.version, v);
+		assert_int_equal(p.op[4], v);
+		assert_int_equal(p.st.checks, span ? (tlen + span - 1) / span : 0);
+		for (int inl = 0; inl < 2; inl++) {
+			struct sink s = {0};
+
+			assert_int_equal(
+			    decode_as(p.base_fd, tlen, tlen, p.op, p.op_len, 4096, &s, inl), 0);
+			assert_int_equal(s.len, tlen);
+			assert_memory_equal(s.buf, t, tlen);
+			free(s.buf);
+		}
+		free_pair(&p);
+		free(b);
+		free(t);
+	}
+}
+
 /*
  * Short chance matches far away are not worth a jump: a region of new
  * code holding 16-byte pieces of a distant, random part of the base. Each
@@ -848,32 +1168,120 @@ static void test_xz_memory_reuse(void **state)
 }
 #endif
 
-/* Resuming: with skip_to, the decoder emits the target from the check
- * span that holds it on, exactly. */
+/* Resuming: with skip_to, the decoder emits the target from the 64 KiB
+ * piece that holds it on, exactly: in version 3 a check span, in version
+ * 5 a quarter of one (the span is made and checked whole), with and
+ * without the helper thread. */
 static void test_skip_to(void **state)
 {
+	static const unsigned formats[] = {TND_DELTA_VERSION_CHECKED, TND_DELTA_VERSION_SHA};
 	struct pair p;
-	uint8_t *t;
+	uint8_t *t, *b;
 	size_t tlen;
 
 	mixed_pair(&p, *state, &t, &tlen);
-	for (uint64_t skip = 0; skip <= 4 * TND_DELTA_CHECK_SPAN;
-	     skip += TND_DELTA_CHECK_SPAN + 1) {
-		uint64_t from = skip - skip % TND_DELTA_CHECK_SPAN;
+	b = tu_read_file(p.base, &tlen);
+	free_pair(&p);
+	for (size_t f = 0; f < TND_ARRAY_SIZE(formats); f++) {
+		encode_pair_as(&p, *state, b, tlen, t, tlen, formats[f]);
+		for (uint64_t skip = 0; skip <= 4 * TND_DELTA_OUT_MAX + 1;
+		     skip += TND_DELTA_OUT_MAX / 2 + 1) {
+			for (int inl = 0; inl < 2; inl++) {
+				uint64_t from = skip - skip % TND_DELTA_OUT_MAX;
+				struct tnd_delta_dec *d;
+				struct sink s = {0};
+
+				assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, tlen, tlen), 0);
+				tnd_delta_dec_skip_to(d, skip);
+				if (inl)
+					tnd_delta_dec_inline(d);
+				assert_int_equal(
+				    tnd_delta_dec_feed(d, p.op, p.op_len, sink_emit, &s), 0);
+				assert_int_equal(tnd_delta_dec_finish(d), 0);
+				tnd_delta_dec_free(d);
+				assert_int_equal(s.len, tlen - from);
+				assert_memory_equal(s.buf, t + from, s.len);
+				free(s.buf);
+			}
+		}
+		free_pair(&p);
+	}
+	free(b);
+	free(t);
+}
+
+/*
+ * The helper thread of versions 5 and 6, at its edges: emit() fails in
+ * the middle (no call after it, the error comes back as it is, and the
+ * decoder refuses everything after); a decoder freed after its header,
+ * in the middle of the stream with spans being hashed, after an error,
+ * without finish (ASan and LeakSanitizer see the rest); a changed base
+ * found mid-stream, when the stream arrives a byte at a time.
+ */
+static void test_helper_edges(void **state)
+{
+	const char *dir = *state;
+	size_t n = 3 * TND_DELTA_SHA_SPAN + 12345, blen;
+	uint8_t *b = code_buf(n), *t = malloc(n), *changed;
+	char path[PATH_MAX];
+	struct pair p;
+	int fd;
+
+	assert_non_null(t);
+	memcpy(t, b, n);
+	for (size_t i = 0; i < n; i += 1001)
+		t[i] = (uint8_t)(t[i] + 1);
+	encode_pair(&p, dir, b, n, t, n);
+	assert_int_equal(p.st.version, TND_DELTA_VERSION_SHA);
+
+	for (int fail_at = 1; fail_at <= 9; fail_at += 4) {
+		struct tnd_delta_dec *d;
+		struct sink s = {.fail_at = fail_at};
+
+		assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, n, n), 0);
+		assert_int_equal(tnd_delta_dec_feed(d, p.op, p.op_len, sink_emit, &s),
+				 TND_E_SLOT_IO);
+		assert_string_equal(tnd_err_msg(), "test: emit refused");
+		assert_int_equal(s.calls, fail_at);
+		assert_int_equal(s.len, (size_t)(fail_at - 1) * TND_DELTA_OUT_MAX);
+		assert_memory_equal(s.buf, t, s.len);
+		assert_true(tnd_delta_dec_feed(d, p.op, 1, sink_emit, &s) < 0);
+		assert_true(tnd_delta_dec_finish(d) < 0);
+		assert_int_equal(s.calls, fail_at);
+		tnd_delta_dec_free(d);
+		free(s.buf);
+	}
+	for (size_t cut = TND_DELTA_HDR_LEN; cut < p.op_len; cut += p.op_len / 7) {
 		struct tnd_delta_dec *d;
 		struct sink s = {0};
 
-		assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, tlen, tlen), 0);
-		tnd_delta_dec_skip_to(d, skip);
-		assert_int_equal(tnd_delta_dec_feed(d, p.op, p.op_len, sink_emit, &s), 0);
-		assert_int_equal(tnd_delta_dec_finish(d), 0);
-		tnd_delta_dec_free(d);
-		assert_int_equal(s.len, tlen - from);
-		assert_memory_equal(s.buf, t + from, s.len);
+		assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, n, n), 0);
+		assert_int_equal(tnd_delta_dec_feed(d, p.op, cut, sink_emit, &s), 0);
+		assert_memory_equal(s.buf, t, s.len);
+		tnd_delta_dec_free(d); /* no finish */
 		free(s.buf);
 	}
-	free(t);
+
+	changed = tu_read_file(p.base, &blen);
+	changed[2 * TND_DELTA_SHA_SPAN + 99] ^= 0x10;
+	snprintf(path, sizeof(path), "%s/changed-base", dir);
+	tu_write_file(path, changed, blen);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	for (int inl = 0; inl < 2; inl++) {
+		struct sink s = {0};
+
+		assert_int_equal(decode_as(fd, n, n, p.op, p.op_len, 1, &s, inl),
+				 TND_E_INCOMPATIBLE);
+		assert_int_equal(s.len, 2 * TND_DELTA_SHA_SPAN);
+		assert_memory_equal(s.buf, t, s.len);
+		free(s.buf);
+	}
+	close(fd);
+	free(changed);
 	free_pair(&p);
+	free(t);
+	free(b);
 }
 
 static void test_frame_flood(void **state)
@@ -932,7 +1340,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_frame_flood, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_checks, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_checks_sha, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_sha_catches_forged_crc, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_formats, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_skip_to, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_helper_edges, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_far_chance_matches, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_sparse_matches_in_incompressible_data, setup_dir,
 					    teardown_dir),
