@@ -1380,7 +1380,6 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	double t0 = tnd_now_mono(), t1;
 	uint8_t hdr[TND_DELTA_HDR_LEN];
 	unsigned format = o && o->format ? o->format : TND_DELTA_VERSION_MAX, version;
-	bool no_xz = (o && o->no_xz) || !tnd_delta_version_xz(format);
 	size_t i;
 	int ret = TND_E_INTERNAL, r;
 
@@ -1414,7 +1413,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 
 	/* 0. the images as the matcher sees them: xz streams expanded */
 #ifdef CONFIG_DELTA_XZ
-	if (!no_xz) {
+	if (!(o && o->no_xz) && tnd_delta_version_xz(format)) {
 		ret = tnd_xzmap_pair(base_img, (uint64_t)base_len, tgt_img, (uint64_t)tgt_len,
 				     e.threads, o && o->verbose, &bm, &tm);
 	} else
