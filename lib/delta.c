@@ -104,31 +104,39 @@ struct xz_state {
 #endif
 
 /*
- * Versions 5 and 6: the helper thread hashes each complete span (and
- * computes the CRC-32 of its pieces) while the caller's thread makes the
- * next; the caller's thread then compares the hash with its CHECK record
- * and hands the span out itself. So emit() is always called from the
- * caller's thread, and the helper runs no code but hashing. When the
- * caller's thread would wait for the helper, it hashes a span the helper
- * has not taken instead: hashing is the larger part of the work where
- * the base is in the page cache, and both cores then share it.
+ * Versions 5 and 6: the caller's thread makes spans into TND_DELTA_SPANS
+ * buffers and gives each to the helper thread when its CHECK record has
+ * come. A given span must be hashed (with the CRC-32 of each piece for
+ * emit()), compared with its record and handed out, in target order.
+ * The helper does that work, and asks the kernel for the base's
+ * read-ahead (which would otherwise hold the caller's thread up in the
+ * kernel); when the caller's thread has no free buffer, it does the same
+ * work rather than wait. So neither thread idles while the other has
+ * work, whether making spans (reading the base) or hashing and writing
+ * them is the slower part, which changes along the image. Hashing and
+ * handing out are one thread's at a time per span, and handing out is
+ * one thread's at a time (emitting), oldest span first.
  */
 enum span_state {
-	SPAN_FREE,    /* the caller's thread owns it (makes it, or it is unused) */
+	SPAN_FREE,    /* the caller's thread's: being made, or unused */
 	SPAN_GIVEN,   /* complete, to be hashed by whichever thread takes it */
 	SPAN_HASHING, /* taken */
-	SPAN_HASHED,  /* got, zero and crc are set: the caller's thread's again */
+	SPAN_HASHED,  /* got, zero and crc are set: to be handed out */
 };
 
 #define SPAN_PIECES (TND_DELTA_SHA_SPAN / TND_DELTA_OUT_MAX)
 
 struct span {
+	/* set by the caller's thread before it gives the span */
 	uint8_t *buf;
 	uint32_t len;
 	uint64_t start; /* target offset of buf[0] */
 	uint8_t want[TND_SHA256_LEN];
-	bool zeros;	       /* made of zero FILLs alone: buf was never written */
+	bool zeros; /* made of zero FILLs alone: buf was never written */
+	tnd_delta_emit_fn emit;
+	void *ctx;
 	enum span_state state; /* changes under the lock only */
+	/* set by whichever thread hashes it */
 	uint8_t got[TND_SHA256_LEN];
 	bool zero;
 	uint32_t crc[SPAN_PIECES];
@@ -137,17 +145,20 @@ struct span {
 struct helper {
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t work; /* a span was given, or stop */
-	pthread_cond_t done; /* a span was hashed */
+	pthread_cond_t work; /* the helper waits: a span given, hashed or out, read-ahead, stop */
+	pthread_cond_t done; /* the caller's thread waits: a span hashed or out, an error */
 	bool stop;
 	struct span s[TND_DELTA_SPANS];
-	/* the span the caller's thread makes (its own), the oldest given one
-	 * and how many are given (from tail on, in target order; both change
-	 * under the lock), and whether one failed its check or emit() (its
-	 * own: nothing more is handed out) */
-	unsigned cur, tail, given;
-	bool failed;
-	const struct tnd_delta_dec *dec; /* read only: the zero-span hash */
+	/* given spans run from tail on, in target order (under the lock);
+	 * the caller's thread makes s[cur] (its own) */
+	unsigned tail, given, cur;
+	bool emitting; /* a thread is handing s[tail] out */
+	/* the first mismatch or emit() error: nothing more is handed out */
+	int err;
+	char msg[TND_ERR_MSG_MAX];
+	/* base read-ahead to ask the kernel for (base_read) */
+	uint64_t ra_lo, ra_hi;
+	const struct tnd_delta_dec *dec; /* read only: base_fd, the zero-span hash */
 };
 
 struct tnd_delta_dec {
@@ -292,21 +303,89 @@ static void span_hash_unlocked(struct helper *h, struct span *s)
 	s->state = SPAN_HASHED;
 }
 
+static int check_hash(const struct span *s)
+{
+	char got_hex[TND_SHA256_HEX_LEN], want_hex[TND_SHA256_HEX_LEN];
+
+	if (tnd_memeq_ct(s->got, s->want, TND_SHA256_LEN))
+		return 0;
+	tnd_hex_encode(got_hex, s->got, TND_SHA256_LEN);
+	tnd_hex_encode(want_hex, s->want, TND_SHA256_LEN);
+	/* The op stream is authenticated: what differs is the base. */
+	return tnd_err_set(TND_E_INCOMPATIBLE,
+			   "delta: target bytes %llu to %llu come out with SHA-256 %s, the signed "
+			   "delta says %s: the base is not the image the delta was made from",
+			   (unsigned long long)s->start, (unsigned long long)(s->start + s->len),
+			   got_hex, want_hex);
+}
+
+/*
+ * Hands the oldest given span out if it is hashed and no other thread is
+ * at it (either thread may: whichever is free), with the lock held;
+ * false if not. emit() is called without the lock, one call at a time.
+ */
+static bool span_out(struct helper *h)
+{
+	struct span *s = &h->s[h->tail];
+	int r;
+
+	if (!h->given || h->emitting || s->state != SPAN_HASHED)
+		return false;
+	h->emitting = true;
+	pthread_mutex_unlock(&h->mu);
+	r = check_hash(s);
+	if (!r)
+		r = hand_out(h->dec, s->emit, s->ctx, s->buf, s->len, s->start, s->crc, s->zero);
+	pthread_mutex_lock(&h->mu);
+	if (r && !h->err) {
+		h->err = r;
+		snprintf(h->msg, sizeof(h->msg), "%s", tnd_err_msg());
+	}
+	s->state = SPAN_FREE;
+	h->tail = (h->tail + 1) % TND_DELTA_SPANS;
+	h->given--;
+	h->emitting = false;
+	/* the other thread may wait for a buffer, or for this span */
+	pthread_cond_signal(&h->done);
+	pthread_cond_signal(&h->work);
+	return true;
+}
+
+/* The helper's one step with the lock held: read-ahead first (the
+ * caller's thread will wait for those pages), then the oldest span out if
+ * it is hashed (it frees a buffer), then a hash. false: nothing to do. */
+static bool helper_step(struct helper *h)
+{
+	struct span *s = &h->s[h->tail];
+
+	if (h->ra_lo < h->ra_hi) {
+		uint64_t off = h->ra_lo;
+
+		h->ra_lo += RA_STEP;
+		pthread_mutex_unlock(&h->mu);
+		posix_fadvise(h->dec->base_fd, (off_t)off, (off_t)RA_STEP, POSIX_FADV_WILLNEED);
+		pthread_mutex_lock(&h->mu);
+		return true;
+	}
+	if (h->err)
+		return false; /* the caller's thread returns it, and stops */
+	if (span_out(h))
+		return true;
+	s = span_to_hash(h);
+	if (!s)
+		return false;
+	span_hash_unlocked(h, s);
+	return true;
+}
+
 static void *helper_main(void *arg)
 {
 	struct helper *h = arg;
 
 	pthread_mutex_lock(&h->mu);
-	while (!h->stop) {
-		struct span *s = span_to_hash(h);
-
-		if (!s) {
+	while (!h->stop)
+		if (!helper_step(h))
 			pthread_cond_wait(&h->work, &h->mu);
-			continue;
-		}
-		span_hash_unlocked(h, s);
-		pthread_cond_signal(&h->done);
-	}
 	pthread_mutex_unlock(&h->mu);
 	return NULL;
 }
@@ -337,8 +416,9 @@ static int helper_start(struct tnd_delta_dec *d)
 	return 0;
 }
 
-/* At any point: the helper finishes the span it hashes, if any, and
- * stops; the spans are only memory. */
+/* Between feed() calls the helper hands nothing out (feed() waited for
+ * it), so stopping it never cuts an emit() short; it may be asking for
+ * read-ahead, which it finishes. */
 static void helper_stop(struct tnd_delta_dec *d)
 {
 	struct helper *h = d->helper;
@@ -357,87 +437,79 @@ static void helper_stop(struct tnd_delta_dec *d)
 	d->helper = NULL;
 }
 
-/* The output buffer is a complete span whose CHECK record names want:
- * the helper hashes it, and the output moves on to the next span. */
-static void helper_give(struct tnd_delta_dec *d, const uint8_t *want)
+/* Until all but `keep` of the given spans are handed out, with the lock
+ * held: does the helper's work rather than wait for it (hands the oldest
+ * span out, or hashes one the helper has not taken); returns the first
+ * error as this thread's, or 0. */
+static int helper_wait(struct helper *h, unsigned keep)
+{
+	while (!h->err && h->given > keep) {
+		struct span *s;
+
+		if (span_out(h))
+			continue;
+		s = span_to_hash(h);
+		if (s) {
+			span_hash_unlocked(h, s);
+			pthread_cond_signal(&h->work); /* it may be the one to hand out */
+		} else {
+			pthread_cond_wait(&h->done, &h->mu);
+		}
+	}
+	return h->err ? tnd_err_set(h->err, "%s", h->msg) : 0;
+}
+
+/* The output buffer is a complete span whose CHECK record names want: the
+ * helper takes it, and the output moves on to the next free buffer. */
+static int helper_give(struct tnd_delta_dec *d, const uint8_t *want, emit_fn emit, void *ctx)
 {
 	struct helper *h = d->helper;
 	struct span *s = &h->s[h->cur];
+	int r;
 
 	s->len = d->out_len;
 	s->start = d->out_pos - d->out_len;
 	s->zeros = d->out_zero;
 	memcpy(s->want, want, TND_SHA256_LEN);
+	s->emit = emit;
+	s->ctx = ctx;
 	pthread_mutex_lock(&h->mu);
 	s->state = SPAN_GIVEN;
 	h->given++;
 	pthread_cond_signal(&h->work);
+	r = helper_wait(h, TND_DELTA_SPANS - 1);
 	pthread_mutex_unlock(&h->mu);
 	h->cur = (h->cur + 1) % TND_DELTA_SPANS;
 	d->out = h->s[h->cur].buf;
 	d->out_len = 0;
+	return r;
 }
 
-static int check_hash(const struct span *s)
+/* Every span given has been handed out, or the helper's error. */
+static int helper_drain(struct tnd_delta_dec *d)
 {
-	char got_hex[TND_SHA256_HEX_LEN], want_hex[TND_SHA256_HEX_LEN];
+	struct helper *h = d->helper;
+	int r;
 
-	if (tnd_memeq_ct(s->got, s->want, TND_SHA256_LEN))
-		return 0;
-	tnd_hex_encode(got_hex, s->got, TND_SHA256_LEN);
-	tnd_hex_encode(want_hex, s->want, TND_SHA256_LEN);
-	/* The op stream is authenticated: what differs is the base. */
-	return tnd_err_set(TND_E_INCOMPATIBLE,
-			   "delta: target bytes %llu to %llu come out with SHA-256 %s, the signed "
-			   "delta says %s: the base is not the image the delta was made from",
-			   (unsigned long long)s->start, (unsigned long long)(s->start + s->len),
-			   got_hex, want_hex);
+	pthread_mutex_lock(&h->mu);
+	r = helper_wait(h, 0);
+	pthread_mutex_unlock(&h->mu);
+	return r;
 }
 
-/*
- * Compares the given spans, oldest first, with their CHECK records as the
- * helper hashes them and hands them out; waits for the helper while more
- * than `keep` are given (TND_DELTA_SPANS - 1 frees the next output
- * buffer, 0 drains). emit NULL: compare only, hand nothing out (after an
- * error of the caller's thread, whose target bytes come later). After a
- * mismatch or an emit() error nothing more is handed out.
- */
-static int spans_out(struct tnd_delta_dec *d, unsigned keep, emit_fn emit, void *ctx)
+/* Asks the helper for the base's read-ahead from lo to hi; a request
+ * that does not continue the last one replaces what is left of it (the
+ * ops jumped). */
+static void helper_read_ahead(struct tnd_delta_dec *d, uint64_t lo, uint64_t hi)
 {
 	struct helper *h = d->helper;
 
-	while (h->given && !h->failed) {
-		struct span *s = &h->s[h->tail];
-		bool hashed;
-		int r;
-
-		pthread_mutex_lock(&h->mu);
-		while (s->state != SPAN_HASHED && h->given > keep) {
-			struct span *t = span_to_hash(h);
-
-			if (t)
-				span_hash_unlocked(h, t); /* rather than wait */
-			else
-				pthread_cond_wait(&h->done, &h->mu);
-		}
-		hashed = s->state == SPAN_HASHED;
-		pthread_mutex_unlock(&h->mu);
-		if (!hashed)
-			return 0;
-		r = check_hash(s);
-		if (!r && emit)
-			r = hand_out(d, emit, ctx, s->buf, s->len, s->start, s->crc, s->zero);
-		pthread_mutex_lock(&h->mu);
-		s->state = SPAN_FREE;
-		h->tail = (h->tail + 1) % TND_DELTA_SPANS;
-		h->given--;
-		pthread_mutex_unlock(&h->mu);
-		if (r) {
-			h->failed = true;
-			return r;
-		}
-	}
-	return 0;
+	pthread_mutex_lock(&h->mu);
+	if (h->ra_lo >= h->ra_hi || h->ra_hi != lo)
+		h->ra_lo = lo;
+	h->ra_hi = hi;
+	pthread_cond_signal(&h->work);
+	pthread_mutex_unlock(&h->mu);
 }
 
 int tnd_delta_dec_new(struct tnd_delta_dec **out, int base_fd, uint64_t base_size,
@@ -907,11 +979,8 @@ static int check_sha(struct tnd_delta_dec *d, const uint8_t *want, emit_fn emit,
 		d->out_zero = false;
 	}
 	s.zeros = d->out_zero;
-	if (d->helper) {
-		helper_give(d, want);
-		/* hands out what is hashed, and frees the next buffer */
-		return spans_out(d, TND_DELTA_SPANS - 1, emit, ctx);
-	}
+	if (d->helper)
+		return helper_give(d, want, emit, ctx);
 	d->out_len = 0;
 	memcpy(s.want, want, TND_SHA256_LEN);
 	span_hash(d, &s);
@@ -964,6 +1033,16 @@ static int base_read(struct tnd_delta_dec *d, uint64_t pos, uint8_t *dst, uint32
 	 * reclaim, not the decoder's memory. */
 	if (pos > d->ra_end)
 		d->ra_end = pos; /* a jump: read ahead from here on */
+	/* With a helper thread (versions 5 and 6), the helper asks: the
+	 * kernel sets the pages and reads up in the asking thread, about a
+	 * tenth of the decoding thread's time on that pair. */
+	if (d->helper && d->ra_end < pos + RA_AHEAD && d->ra_end < d->base_size) {
+		uint64_t lo = d->ra_end;
+
+		while (d->ra_end < pos + RA_AHEAD && d->ra_end < d->base_size)
+			d->ra_end += RA_STEP;
+		helper_read_ahead(d, lo, d->ra_end);
+	}
 	while (d->ra_end < pos + RA_AHEAD && d->ra_end < d->base_size) {
 		posix_fadvise(d->base_fd, (off_t)d->ra_end, (off_t)RA_STEP, POSIX_FADV_WILLNEED);
 		d->ra_end += RA_STEP;
@@ -1480,14 +1559,12 @@ int tnd_delta_dec_feed(struct tnd_delta_dec *d, const uint8_t *data, size_t len,
 	if (d->st == ST_FAILED)
 		return tnd_err_set(TND_E_INTERNAL, "delta: decoder used after an error");
 	r = feed(d, data, len, emit, ctx);
-	if (!d->helper)
-		return r;
-	/* emit() is called only in here (delta.h): hand out what the helper
-	 * still hashes. After an error nothing more is, but a span given
-	 * before it that fails its check comes first in the target: that
-	 * is the error to report. */
-	hr = spans_out(d, 0, r ? NULL : emit, ctx);
-	return hr ? fail(d, hr) : r;
+	/* emit() is called only while the caller is in here (delta.h): wait
+	 * for the helper to hand out every span given, which all come before
+	 * what this thread was making, so its error is the one to report. */
+	if (d->helper && (hr = helper_drain(d)))
+		r = fail(d, hr);
+	return r;
 }
 
 int tnd_delta_dec_finish(struct tnd_delta_dec *d)

@@ -152,15 +152,16 @@ enum tnd_delta_op {
 #define TND_DELTA_CHECK_LEN	5
 #define TND_DELTA_CHECK_SHA_LEN 33
 
-/* Spans of versions 5 and 6 a decoder holds: one being made, two hashed
- * by its helper thread or waiting to be handed out. */
+/* Spans of versions 5 and 6 a decoder holds: one being made, two being
+ * hashed or handed out (with the helper thread; one without). */
 #define TND_DELTA_SPANS 3
 /* Upper bound of the decoder's own heap use (buffers + zlib state), for
  * docs and tests: 3 stream buffers, base cache, 3 inflaters and the
- * output: one 64 KiB buffer for versions 1 to 4, TND_DELTA_SPANS spans
- * of 256 KiB for 5 and 6 (one with tnd_delta_dec_inline()). */
+ * output: one 64 KiB buffer for versions 1 to 4; for 5 and 6,
+ * TND_DELTA_SPANS spans of 256 KiB (one with tnd_delta_dec_inline())
+ * and 64 KiB of zeros. */
 #define TND_DELTA_DEC_MEM                                                                          \
-	(4 * 65536 + TND_DELTA_SPANS * (size_t)TND_DELTA_SHA_SPAN + 3 * 48 * 1024 + 4096)
+	(5 * 65536 + TND_DELTA_SPANS * (size_t)TND_DELTA_SHA_SPAN + 3 * 48 * 1024 + 4096)
 /* Version 2 adds, for 2^log2-byte stream contents: the content being
  * collected, its recompressed form, two decoded base streams; plus
  * liblzma's encoder or decoder (TND_DXZ_ENC_MEM, mapped only while used). */
@@ -202,13 +203,21 @@ struct tnd_delta_dec;
  * SHA-256). Returns 0 or a negative TND_E_* code, which aborts decoding
  * and is returned as is.
  *
- * It is called only from the thread in tnd_delta_dec_feed(), during that
- * call, in target order, one call at a time. For versions 5 and 6 a
- * helper thread of the decoder (unless tnd_delta_dec_inline()) hashes
- * each complete span while this thread makes the next; before feed()
- * returns it waits for the helper and hands out every span complete by
- * then. So when feed() returns 0, everything made so far has been
- * checked and handed out, but for a span still waiting for its CHECK.
+ * Which thread calls it: for versions 1 to 4, and for 5 and 6 after
+ * tnd_delta_dec_inline(), the thread in tnd_delta_dec_feed(). For
+ * versions 5 and 6 otherwise, that thread or the decoder's helper thread,
+ * whichever is free when a span is ready (lib/delta.c, struct span). In
+ * both cases the calls never overlap (one returns before the next
+ * starts, and all that the previous one wrote is visible to the next),
+ * they come in target order, and they happen only while
+ * tnd_delta_dec_feed() runs: before it returns, feed() waits until every
+ * span it completed is checked and handed out, so emit()'s state may be
+ * read, and the slot flushed, as soon as it returns. When it returns 0,
+ * everything made so far is handed out but for a span still waiting for
+ * its CHECK record; tnd_delta_dec_finish() returns 0 only after all of
+ * the target was. emit() must not call into the decoder nor depend on
+ * which thread runs it; a message it sets with tnd_err_set() reaches the
+ * caller's thread with its error.
  */
 typedef int (*tnd_delta_emit_fn)(void *ctx, const uint8_t *buf, size_t len, uint32_t crc);
 
@@ -253,10 +262,12 @@ void tnd_delta_dec_inline(struct tnd_delta_dec *d);
  * calls emit() with target bytes in order (see tnd_delta_emit_fn).
  * Malformed input is TND_E_FORMAT, a failed base read TND_E_IO, output
  * that differs from its CHECK record TND_E_INCOMPATIBLE (nothing of that
- * span or after it is handed out), an emit() error that error. A span
- * that fails its check is reported by the feed() that completed it, in
- * preference to an error of the same call about later bytes. After an
- * error the decoder only accepts tnd_delta_dec_free().
+ * span or after it is handed out), an emit() error that error, returned
+ * as is with its message whichever thread called emit(). Errors come in
+ * target order: a span that fails its check, or whose emit() fails, is
+ * reported by the feed() that completed it, in preference to an error
+ * of the same call about later bytes, and nothing after it is handed
+ * out. After an error the decoder only accepts tnd_delta_dec_free().
  */
 int tnd_delta_dec_feed(struct tnd_delta_dec *d, const uint8_t *data, size_t len,
 		       tnd_delta_emit_fn emit, void *ctx) TND_MUST_CHECK;
@@ -265,8 +276,9 @@ int tnd_delta_dec_feed(struct tnd_delta_dec *d, const uint8_t *data, size_t len,
  * exactly target_size bytes made, every span checked and handed out. */
 int tnd_delta_dec_finish(struct tnd_delta_dec *d) TND_MUST_CHECK;
 
-/* Accepts NULL, and a decoder in any state (a helper thread finishes the
- * hash it is computing, and is joined). Does not close base_fd. */
+/* Accepts NULL, and a decoder in any state: a helper thread (idle
+ * between feed() calls but for read-ahead requests) is stopped and
+ * joined. Does not close base_fd. */
 void tnd_delta_dec_free(struct tnd_delta_dec *d);
 
 #endif
