@@ -390,6 +390,14 @@ static void *helper_main(void *arg)
 	return NULL;
 }
 
+static void helper_free(struct helper *h)
+{
+	pthread_cond_destroy(&h->done);
+	pthread_cond_destroy(&h->work);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
 /* Starts the helper on d->bufs[] (all TND_DELTA_SPANS of them). */
 static int helper_start(struct tnd_delta_dec *d)
 {
@@ -406,10 +414,7 @@ static int helper_start(struct tnd_delta_dec *d)
 	pthread_cond_init(&h->done, NULL);
 	r = pthread_create(&h->thread, NULL, helper_main, h);
 	if (r) {
-		pthread_cond_destroy(&h->done);
-		pthread_cond_destroy(&h->work);
-		pthread_mutex_destroy(&h->mu);
-		free(h);
+		helper_free(h);
 		return r;
 	}
 	d->helper = h;
@@ -430,10 +435,7 @@ static void helper_stop(struct tnd_delta_dec *d)
 	pthread_cond_signal(&h->work);
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->thread, NULL);
-	pthread_cond_destroy(&h->done);
-	pthread_cond_destroy(&h->work);
-	pthread_mutex_destroy(&h->mu);
-	free(h);
+	helper_free(h);
 	d->helper = NULL;
 }
 

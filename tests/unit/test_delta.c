@@ -346,7 +346,8 @@ static void test_byte_at_a_time(void **state)
 }
 
 /* A pair that exercises every op and several frames per stream. */
-static void mixed_pair(struct pair *p, const char *dir, uint8_t **tp, size_t *tlen)
+static void mixed_pair_as(struct pair *p, const char *dir, uint8_t **tp, size_t *tlen,
+			  unsigned format)
 {
 	size_t n = 300000, i;
 	uint8_t *b = code_buf(n), *t = malloc(n);
@@ -359,10 +360,15 @@ static void mixed_pair(struct pair *p, const char *dir, uint8_t **tp, size_t *tl
 		t[i] = rnd8();
 	memset(t + 250000, 0xa5, 10000);
 	memcpy(t + 262144, b + 4096 * 3, 8192); /* moved blocks */
-	encode_pair(p, dir, b, n, t, n);
+	encode_pair_as(p, dir, b, n, t, n, format);
 	free(b);
 	*tp = t;
 	*tlen = n;
+}
+
+static void mixed_pair(struct pair *p, const char *dir, uint8_t **tp, size_t *tlen)
+{
+	mixed_pair_as(p, dir, tp, tlen, 0);
 }
 
 static void test_truncated(void **state)
@@ -634,6 +640,24 @@ static void h_check(struct hand *c, const uint8_t *span, size_t n)
 	h_put(c, rec, sizeof(rec));
 }
 
+/* Formats 5 and 6: a CHECK record with the SHA-256 of every 256 KiB. */
+static void h_check_sha(struct hand *c, const uint8_t *span, size_t n)
+{
+	uint8_t rec[TND_DELTA_CHECK_SHA_LEN] = {TND_DELTA_OP_CHECK};
+
+	tnd_sha256(span, n, rec + 1);
+	h_put(c, rec, sizeof(rec));
+}
+
+/* The CHECK record of format version v. */
+static void h_check_v(struct hand *c, unsigned v, const uint8_t *span, size_t n)
+{
+	if (tnd_delta_version_authenticated(v))
+		h_check_sha(c, span, n);
+	else
+		h_check(c, span, n);
+}
+
 static int run_hand_as(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
 		       uint8_t require, struct sink *s, bool inl)
 {
@@ -659,27 +683,21 @@ static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t 
 	return run_hand_as(base_fd, h, bsz, tsz, require, s, false);
 }
 
-static void test_checks(void **state)
+/*
+ * One span made by COPY 100 bytes from base offset 10 and FILL 50 bytes of
+ * 9, in format version v (with the helper thread or inline), and its
+ * CHECK record right, wrong (refused, and not a byte handed out),
+ * missing, early (where no span is complete), or in a stream of another
+ * version than the manifest's.
+ */
+static void one_span_checks(int fd, struct hand *h, const uint8_t *base, size_t blen, unsigned v,
+			    bool inl)
 {
-	const char *dir = *state;
-	char path[PATH_MAX];
-	uint8_t base[1000], want[150], *big;
-	struct hand *h = malloc(sizeof(*h)), c;
-	uint8_t end = TND_DELTA_TAG_END;
-	int fd;
+	uint8_t want[150], end = TND_DELTA_TAG_END;
+	struct hand c;
 
-	assert_non_null(h);
-	for (size_t i = 0; i < sizeof(base); i++)
-		base[i] = (uint8_t)(i * 7);
-	snprintf(path, sizeof(path), "%s/base", dir);
-	tu_write_file(path, base, sizeof(base));
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	/* the target: base[10..110) then 50 bytes of 9 */
 	memcpy(want, base + 10, 100);
 	memset(want + 100, 9, 50);
-
-	/* COPY, FILL, CHECK, with its CRC right, wrong, missing, early */
 	for (int variant = 0; variant < 5; variant++) {
 		struct sink s = {0};
 		int r;
@@ -689,45 +707,75 @@ static void test_checks(void **state)
 		h_varint(&c, 100);
 		h_varint(&c, tnd_delta_zigzag(10));
 		if (variant == 3)
-			h_check(&c, want, 100); /* before the span is complete */
+			h_check_v(&c, v, want, 100); /* before the span is complete */
 		h_put(&c, "\x04", 1);
 		h_varint(&c, 50);
 		h_put(&c, "\x09", 1);
 		if (variant == 0 || variant == 4)
-			h_check(&c, want, sizeof(want));
+			h_check_v(&c, v, want, sizeof(want));
 		if (variant == 1) {
 			uint8_t other[150];
 
 			memcpy(other, want, sizeof(other));
 			other[120] ^= 1;
-			h_check(&c, other, sizeof(other));
+			h_check_v(&c, v, other, sizeof(other));
 		}
-		h_header_v(h, sizeof(base), sizeof(want), TND_DELTA_VERSION_CHECKED);
+		h_header_v(h, blen, sizeof(want), (uint8_t)v);
 		h_ctrl(h, &c);
 		h_put(h, &end, 1);
-		r = run_hand_v(fd, h, sizeof(base), sizeof(want),
-			       variant == 4 ? TND_DELTA_VERSION : 0, &s);
+		r = run_hand_as(fd, h, blen, sizeof(want),
+				variant != 4			 ? 0
+				: v == TND_DELTA_VERSION_CHECKED ? TND_DELTA_VERSION
+								 : TND_DELTA_VERSION_CHECKED,
+				&s, inl);
 		switch (variant) {
 		case 0:
 			assert_int_equal(r, 0);
 			assert_int_equal(s.len, sizeof(want));
 			assert_memory_equal(s.buf, want, sizeof(want));
 			break;
-		case 1: /* wrong CRC: refused, and not a byte handed out */
+		case 1:
 			assert_int_equal(r, TND_E_INCOMPATIBLE);
 			assert_int_equal(s.len, 0);
 			break;
-		case 2: /* no check at the end */
-		case 3: /* a check where no span is complete */
+		case 2:
+		case 3:
 			assert_int_equal(r, TND_E_FORMAT);
 			assert_int_equal(s.len, 0);
 			break;
-		default: /* the manifest promised another version */
+		default:
 			assert_int_equal(r, TND_E_FORMAT);
 			break;
 		}
 		free(s.buf);
 	}
+}
+
+/* The 1000-byte base of the hand-made check streams, opened. */
+static int checks_base(const char *dir, uint8_t base[1000])
+{
+	char path[PATH_MAX];
+	int fd;
+
+	for (size_t i = 0; i < 1000; i++)
+		base[i] = (uint8_t)(i * 7);
+	snprintf(path, sizeof(path), "%s/base", dir);
+	tu_write_file(path, base, 1000);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void test_checks(void **state)
+{
+	uint8_t base[1000], *big;
+	struct hand *h = malloc(sizeof(*h)), c;
+	uint8_t end = TND_DELTA_TAG_END;
+	int fd = checks_base(*state, base);
+
+	assert_non_null(h);
+	/* COPY, FILL, CHECK, with its CRC right, wrong, missing, early */
+	one_span_checks(fd, h, base, sizeof(base), TND_DELTA_VERSION_CHECKED, false);
 
 	/* Two spans, the first CHECK in the middle of one FILL (the decoder
 	 * needs it when the span completes), then the end's. */
@@ -787,90 +835,24 @@ static void test_check_catches_changed_base(void **state)
 	free_pair(&p);
 }
 
-/* Formats 5 and 6: a CHECK record with the SHA-256 of every 256 KiB. */
-static void h_check_sha(struct hand *c, const uint8_t *span, size_t n)
-{
-	uint8_t rec[TND_DELTA_CHECK_SHA_LEN] = {TND_DELTA_OP_CHECK};
-
-	tnd_sha256(span, n, rec + 1);
-	h_put(c, rec, sizeof(rec));
-}
-
 /* The version 5 twin of test_checks, in both decoder modes: the SHA-256
  * right, wrong (nothing of the span handed out), missing, early; then
  * two spans, with a wrong second or first CHECK, in spans of zeros (whose
  * hash the decoder knows) and of other bytes. */
 static void test_checks_sha(void **state)
 {
-	const char *dir = *state;
-	char path[PATH_MAX];
-	uint8_t base[1000], want[150], *big;
+	uint8_t base[1000], *big;
 	struct hand *h = malloc(sizeof(*h)), c;
 	uint8_t end = TND_DELTA_TAG_END;
 	const size_t n = TND_DELTA_SHA_SPAN + 5000;
-	int fd;
+	int fd = checks_base(*state, base);
 
 	assert_non_null(h);
-	for (size_t i = 0; i < sizeof(base); i++)
-		base[i] = (uint8_t)(i * 7);
-	snprintf(path, sizeof(path), "%s/base", dir);
-	tu_write_file(path, base, sizeof(base));
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	memcpy(want, base + 10, 100);
-	memset(want + 100, 9, 50);
 	big = malloc(n);
 	assert_non_null(big);
 
 	for (int inl = 0; inl < 2; inl++) {
-		for (int variant = 0; variant < 5; variant++) {
-			struct sink s = {0};
-			int r;
-
-			c.n = 0;
-			h_put(&c, "\x01", 1);
-			h_varint(&c, 100);
-			h_varint(&c, tnd_delta_zigzag(10));
-			if (variant == 3)
-				h_check_sha(&c, want, 100); /* before the span is complete */
-			h_put(&c, "\x04", 1);
-			h_varint(&c, 50);
-			h_put(&c, "\x09", 1);
-			if (variant == 0 || variant == 4)
-				h_check_sha(&c, want, sizeof(want));
-			if (variant == 1) {
-				uint8_t other[150];
-
-				memcpy(other, want, sizeof(other));
-				other[120] ^= 1;
-				h_check_sha(&c, other, sizeof(other));
-			}
-			h_header_v(h, sizeof(base), sizeof(want), TND_DELTA_VERSION_SHA);
-			h_ctrl(h, &c);
-			h_put(h, &end, 1);
-			r = run_hand_as(fd, h, sizeof(base), sizeof(want),
-					variant == 4 ? TND_DELTA_VERSION_CHECKED : 0, &s, inl);
-			switch (variant) {
-			case 0:
-				assert_int_equal(r, 0);
-				assert_int_equal(s.len, sizeof(want));
-				assert_memory_equal(s.buf, want, sizeof(want));
-				break;
-			case 1: /* wrong hash: refused, and not a byte handed out */
-				assert_int_equal(r, TND_E_INCOMPATIBLE);
-				assert_int_equal(s.len, 0);
-				break;
-			case 2: /* no check at the end */
-			case 3: /* a check where no span is complete */
-				assert_int_equal(r, TND_E_FORMAT);
-				assert_int_equal(s.len, 0);
-				break;
-			default: /* the manifest promised another version */
-				assert_int_equal(r, TND_E_FORMAT);
-				break;
-			}
-			free(s.buf);
-		}
+		one_span_checks(fd, h, base, sizeof(base), TND_DELTA_VERSION_SHA, inl);
 
 		/* One FILL over two spans, the first CHECK due in its middle;
 		 * fill byte 0 (a zero span) and 0x5a. Variant 1: the second
@@ -1051,19 +1033,14 @@ static void test_sha_catches_forged_crc(void **state)
  * format writes the odd version below it. */
 static void test_formats(void **state)
 {
-	uint8_t *t;
-	size_t tlen;
-
 	for (unsigned f = 1; f <= TND_DELTA_VERSION_MAX; f++) {
 		unsigned v = tnd_delta_version_xz(f) ? f - 1 : f;
 		uint32_t span = tnd_delta_check_span(v);
-		uint8_t *b;
 		struct pair p;
+		uint8_t *t;
+		size_t tlen;
 
-		mixed_pair(&p, *state, &t, &tlen);
-		b = tu_read_file(p.base, &tlen);
-		free_pair(&p);
-		encode_pair_as(&p, *state, b, tlen, t, tlen, f);
+		mixed_pair_as(&p, *state, &t, &tlen, f);
 		assert_int_equal(p.st.version, v);
 		assert_int_equal(p.op[4], v);
 		assert_int_equal(p.st.checks, span ? (tlen + span - 1) / span : 0);
@@ -1077,7 +1054,6 @@ static void test_formats(void **state)
 			free(s.buf);
 		}
 		free_pair(&p);
-		free(b);
 		free(t);
 	}
 }
@@ -1206,14 +1182,11 @@ static void test_skip_to(void **state)
 {
 	static const unsigned formats[] = {TND_DELTA_VERSION_CHECKED, TND_DELTA_VERSION_SHA};
 	struct pair p;
-	uint8_t *t, *b;
+	uint8_t *t;
 	size_t tlen;
 
-	mixed_pair(&p, *state, &t, &tlen);
-	b = tu_read_file(p.base, &tlen);
-	free_pair(&p);
 	for (size_t f = 0; f < TND_ARRAY_SIZE(formats); f++) {
-		encode_pair_as(&p, *state, b, tlen, t, tlen, formats[f]);
+		mixed_pair_as(&p, *state, &t, &tlen, formats[f]);
 		for (uint64_t skip = 0; skip <= 4 * TND_DELTA_OUT_MAX + 1;
 		     skip += TND_DELTA_OUT_MAX / 2 + 1) {
 			for (int inl = 0; inl < 2; inl++) {
@@ -1236,9 +1209,8 @@ static void test_skip_to(void **state)
 			}
 		}
 		free_pair(&p);
+		free(t);
 	}
-	free(b);
-	free(t);
 }
 
 /*
