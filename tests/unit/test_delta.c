@@ -1174,6 +1174,59 @@ static void test_xz_memory_reuse(void **state)
 }
 #endif
 
+#ifdef CONFIG_DELTA_XZ
+/* An image holding one xz stream of content (made as squashfs makes its
+ * blocks) between two runs of other bytes; *len its length. */
+static uint8_t *xz_image(const uint8_t *content, size_t n, const uint8_t *around, size_t *len)
+{
+	const struct tnd_dxz_settings set = {.check = 0, .preset = 6, .dict = 10, .bcj = 0};
+	size_t cap = tnd_dxz_bound(n), clen;
+	uint8_t *img = malloc(40000 + cap);
+
+	assert_non_null(img);
+	memcpy(img, around, 20000);
+	assert_int_equal(tnd_dxz_encode(NULL, &set, content, n, img + 20000, cap, &clen), 0);
+	memcpy(img + 20000 + clen, around + 20000, 20000);
+	*len = 40000 + clen;
+	return img;
+}
+
+/* The even formats rebuild the changed xz stream on the device (its
+ * content diffed, not its bytes), and round trip with and without the
+ * helper thread: 6 with SHA-256 checks, 4 with CRC-32 ones, 2 without. */
+static void test_formats_xz(void **state)
+{
+	size_t n = 100000, blen, tlen;
+	uint8_t *a = code_buf(n), *around = rnd_buf(40000), *b, *t;
+
+	b = xz_image(a, n, around, &blen);
+	for (size_t i = 0; i < n; i += 997)
+		a[i] = (uint8_t)(a[i] + 1);
+	t = xz_image(a, n, around, &tlen);
+	for (unsigned f = TND_DELTA_VERSION_XZ; f <= TND_DELTA_VERSION_MAX; f += 2) {
+		struct pair p;
+
+		encode_pair_as(&p, *state, b, blen, t, tlen, f);
+		assert_int_equal(p.st.version, f);
+		assert_int_equal(p.st.xz_streams, 1);
+		for (int inl = 0; inl < 2; inl++) {
+			struct sink s = {0};
+
+			assert_int_equal(
+			    decode_as(p.base_fd, blen, tlen, p.op, p.op_len, 4096, &s, inl), 0);
+			assert_int_equal(s.len, tlen);
+			assert_memory_equal(s.buf, t, tlen);
+			free(s.buf);
+		}
+		free_pair(&p);
+	}
+	free(t);
+	free(b);
+	free(around);
+	free(a);
+}
+#endif
+
 /* Resuming: with skip_to, the decoder emits the target from the 64 KiB
  * piece that holds it on, exactly: in version 3 a check span, in version
  * 5 a quarter of one (the span is made and checked whole), with and
@@ -1348,6 +1401,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_checks_sha, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_sha_catches_forged_crc, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_formats, setup_dir, teardown_dir),
+#ifdef CONFIG_DELTA_XZ
+	    cmocka_unit_test_setup_teardown(test_formats_xz, setup_dir, teardown_dir),
+#endif
 	    cmocka_unit_test_setup_teardown(test_skip_to, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_helper_edges, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_far_chance_matches, setup_dir, teardown_dir),
