@@ -278,7 +278,7 @@ static int hash_file(const char *path, uint64_t *size, uint8_t hash[TND_SHA256_L
 static int make_delta(const struct tnd_build_opts *o, struct tnd_manifest *m, int *fd_out)
 {
 	char path[PATH_MAX];
-	struct tnd_delta_enc_opts eo = {.no_xz = o->no_delta_xz};
+	struct tnd_delta_enc_opts eo = {.no_xz = o->no_delta_xz, .format = o->delta_format};
 	struct tnd_delta_stats st;
 	int fd, ret;
 
@@ -431,6 +431,17 @@ out:
 	return ret;
 }
 
+int tnd_parse_delta_format(const char *arg, unsigned *format)
+{
+	uint64_t v;
+
+	if (tnd_parse_u64(arg, &v) || v < TND_DELTA_VERSION || v > TND_DELTA_VERSION_MAX)
+		return tnd_err_set(TND_E_USAGE, "--delta-format must be %d to %d",
+				   TND_DELTA_VERSION, TND_DELTA_VERSION_MAX);
+	*format = (unsigned)v;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fputs("Usage: tandem-image build --key KEY.pem [--key KEY2.pem ...] --image ROOTFS.img\n"
@@ -443,8 +454,12 @@ static void usage(FILE *f)
 	      "  --image FILE             the image to install into a slot\n"
 	      "  --base FILE              make a delta bundle that turns FILE (the image\n"
 	      "                           in the device's active slot) into --image\n"
-	      "  --no-delta-xz            never rebuild xz streams on the device (delta\n"
-	      "                           format 1, for devices without CONFIG_DELTA_XZ)\n"
+	      "  --no-delta-xz            never rebuild xz streams on the device (an odd\n"
+	      "                           delta format, for devices without CONFIG_DELTA_XZ)\n"
+	      "  --delta-format N         delta op stream format 1 to 6 (default 6: every\n"
+	      "                           256 KiB checked against its SHA-256); 3 and 4 for\n"
+	      "                           devices whose build reads no later one; an even\n"
+	      "                           N rebuilds xz streams where that helps, else N-1\n"
 	      "  --version STRING         release version, e.g. 1.2.0\n"
 	      "  --compatible STRING      board name the device's configuration must match\n"
 	      "  --security-version N     anti-rollback counter (default 0)\n"
@@ -473,6 +488,7 @@ int cmd_build(int argc, char **argv)
 	    {"out", required_argument, NULL, 'o'},
 	    {"base", required_argument, NULL, 'b'},
 	    {"no-delta-xz", no_argument, NULL, 'X'},
+	    {"delta-format", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -510,6 +526,10 @@ int cmd_build(int argc, char **argv)
 			break;
 		case 'X':
 			o.no_delta_xz = 1;
+			break;
+		case 'F':
+			if (tnd_parse_delta_format(optarg, &o.delta_format))
+				return TND_E_USAGE;
 			break;
 		case 's':
 			if (tnd_parse_u64(optarg, &v) || v > UINT32_MAX)

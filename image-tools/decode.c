@@ -104,7 +104,8 @@ int tnd_bundle_decode(struct tnd_bundle_reader *r, const char *base_path, int ou
 			ret = tnd_err_errno(TND_E_IO, errno, "cannot open %s", base_path);
 			goto out;
 		}
-		ret = tnd_image_stage_new(&stage, m, base_fd, 0, &sink);
+		if (!(ret = tnd_image_stage_new(&stage, m, base_fd, 0, &sink)))
+			tnd_image_stage_inline(stage);
 	} else if (delta) {
 		/* the op stream alone: records checked, nothing decoded */
 		stream_only = *m;

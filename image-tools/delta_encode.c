@@ -19,6 +19,7 @@
 #include "delta_xzmap.h"
 
 #include "chunk.h"
+#include "crypto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -906,8 +907,11 @@ struct serial {
 	uint64_t cursor; /* base cursor */
 	uint64_t xsrc, xcur;
 	bool v2; /* a version 2 record was written */
-	/* checks (versions 3 and 4): the real target, the real position the
-	 * decoder's output has reached, and how much of it is checked */
+	/* checks (versions 3 to 6): the span (0: none), whether a CHECK holds
+	 * a SHA-256 (5 and 6) or a CRC-32, the real target, the real position
+	 * the decoder's output has reached, and how much of it is checked */
+	uint32_t span;
+	bool sha;
 	const uint8_t *real;
 	uint64_t real_size, rpos, checked;
 	/* the decoder's cache of decoded base streams, replayed */
@@ -999,17 +1003,21 @@ static int put_xz(struct serial *z, const struct xz_piece *p)
  * before it makes a byte more. */
 static int put_checks(struct serial *z)
 {
-	while (z->checked < z->rpos &&
-	       (z->rpos - z->checked >= TND_DELTA_CHECK_SPAN || z->rpos == z->real_size)) {
+	while (z->span && z->checked < z->rpos &&
+	       (z->rpos - z->checked >= z->span || z->rpos == z->real_size)) {
 		uint64_t n = z->rpos - z->checked;
-		uint8_t rec[TND_DELTA_CHECK_LEN];
+		uint8_t rec[TND_DELTA_CHECK_SHA_LEN];
+		size_t rl = z->sha ? TND_DELTA_CHECK_SHA_LEN : TND_DELTA_CHECK_LEN;
 		int r;
 
-		if (n > TND_DELTA_CHECK_SPAN)
-			n = TND_DELTA_CHECK_SPAN;
+		if (n > z->span)
+			n = z->span;
 		rec[0] = TND_DELTA_OP_CHECK;
-		tnd_put_be32(rec + 1, tnd_crc32(z->real + z->checked, (size_t)n));
-		if ((r = bv_put(&z->raw[TND_DELTA_S_CTRL], rec, sizeof(rec))))
+		if (z->sha)
+			tnd_sha256(z->real + z->checked, (size_t)n, rec + 1);
+		else
+			tnd_put_be32(rec + 1, tnd_crc32(z->real + z->checked, (size_t)n));
+		if ((r = bv_put(&z->raw[TND_DELTA_S_CTRL], rec, rl)))
 			return r;
 		z->st->checks++;
 		z->checked += n;
@@ -1038,8 +1046,8 @@ static int put_op(struct serial *z, const struct enc_op *op)
 #endif
 		if (n > len)
 			n = len;
-		if (!tp->content) {
-			uint64_t span_left = TND_DELTA_CHECK_SPAN - z->rpos % TND_DELTA_CHECK_SPAN;
+		if (!tp->content && z->span) {
+			uint64_t span_left = z->span - z->rpos % z->span;
 
 			if (n > span_left)
 				n = span_left;
@@ -1127,13 +1135,23 @@ static int put_op(struct serial *z, const struct enc_op *op)
 	return 0;
 }
 
+/* version: of the op stream without xz ops (1, 3 or 5), which says what
+ * the checks are; *v2 is set when xz ops were written (the version is
+ * then one more). */
 static int build_streams(const struct enc *e, const struct xz_map *bm, const struct xz_map *tm,
-			 const uint8_t *real, uint64_t real_size,
+			 const uint8_t *real, uint64_t real_size, unsigned version,
 			 struct bytevec raw[TND_DELTA_NSTREAMS], struct tnd_delta_stats *st,
 			 bool *v2)
 {
-	struct serial z = {
-	    .e = e, .bm = bm, .tm = tm, .raw = raw, .st = st, .real = real, .real_size = real_size};
+	struct serial z = {.e = e,
+			   .bm = bm,
+			   .tm = tm,
+			   .raw = raw,
+			   .st = st,
+			   .span = tnd_delta_check_span(version),
+			   .sha = tnd_delta_version_authenticated(version),
+			   .real = real,
+			   .real_size = real_size};
 	size_t si, k;
 	int r;
 
@@ -1147,7 +1165,7 @@ static int build_streams(const struct enc *e, const struct xz_map *bm, const str
 			if ((r = put_op(&z, &ops[k])))
 				return r;
 	}
-	if (z.t != (uint64_t)e->tsz || z.checked != real_size)
+	if (z.t != (uint64_t)e->tsz || (z.span && z.checked != real_size))
 		return tnd_err_set(
 		    TND_E_INTERNAL,
 		    "delta encoder: ops cover %llu of %llu bytes, checks %llu of %llu",
@@ -1235,7 +1253,8 @@ static size_t varint_len(const uint8_t *p)
  * next frame exactly when the decoder runs dry on that stream, so it never
  * holds more than one frame (plus a partial op record) per stream.
  */
-static int interleave(struct writer *w, const struct cstream cs[3], const struct bytevec raw[3])
+static int interleave(struct writer *w, const struct cstream cs[3], const struct bytevec raw[3],
+		      size_t check_len)
 {
 	struct frame_cursor fc[TND_DELTA_NSTREAMS];
 	const uint8_t *ctrl = raw[TND_DELTA_S_CTRL].p;
@@ -1256,7 +1275,7 @@ static int interleave(struct writer *w, const struct cstream cs[3], const struct
 		/* re-read the record we wrote: its length and op length (a
 		 * CHECK has no op length) */
 		if (kind == TND_DELTA_OP_CHECK) {
-			rl = TND_DELTA_CHECK_LEN;
+			rl = check_len;
 			goto sized;
 		}
 		vl = varint_len(ctrl + cpos + rl);
@@ -1360,6 +1379,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	struct writer *w = NULL;
 	double t0 = tnd_now_mono(), t1;
 	uint8_t hdr[TND_DELTA_HDR_LEN];
+	unsigned format = o && o->format ? o->format : TND_DELTA_VERSION_MAX, version;
 	size_t i;
 	int ret = TND_E_INTERNAL, r;
 
@@ -1374,6 +1394,11 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 		e.threads = 1;
 	if (e.bs % 8 || e.level < 1 || e.level > 9)
 		return tnd_err_set(TND_E_USAGE, "delta encoder: bad block size or level");
+	if (format < TND_DELTA_VERSION || format > TND_DELTA_VERSION_MAX)
+		return tnd_err_set(TND_E_USAGE, "delta encoder: format %u, it writes %u to %u",
+				   format, TND_DELTA_VERSION, TND_DELTA_VERSION_MAX);
+	/* the version without xz ops: one less for an even format */
+	version = tnd_delta_version_xz(format) ? format - 1 : format;
 
 	ret = map_file(base_path, &base_img, &base_len);
 	if (ret)
@@ -1388,7 +1413,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 
 	/* 0. the images as the matcher sees them: xz streams expanded */
 #ifdef CONFIG_DELTA_XZ
-	if (!(o && o->no_xz)) {
+	if (!(o && o->no_xz) && tnd_delta_version_xz(format)) {
 		ret = tnd_xzmap_pair(base_img, (uint64_t)base_len, tgt_img, (uint64_t)tgt_len,
 				     e.threads, o && o->verbose, &bm, &tm);
 	} else
@@ -1453,7 +1478,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	e.idx = NULL;
 
 	/* 3. sub-streams, compressed in parallel */
-	ret = build_streams(&e, &bm, &tm, tgt_img, (uint64_t)tgt_len, raw, &st, &v2);
+	ret = build_streams(&e, &bm, &tm, tgt_img, (uint64_t)tgt_len, version, raw, &st, &v2);
 	if (ret)
 		goto out;
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
@@ -1478,7 +1503,7 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	w->total = 0;
 	memset(hdr, 0, sizeof(hdr));
 	memcpy(hdr, TND_DELTA_MAGIC, 4);
-	hdr[4] = v2 ? TND_DELTA_VERSION_XZ_CHECKED : TND_DELTA_VERSION_CHECKED;
+	hdr[4] = (uint8_t)(v2 ? version + 1 : version);
 	hdr[5] = TND_DELTA_FRAME_LOG2;
 	for (i = 0; i < TND_DELTA_NSTREAMS; i++)
 		hdr[6 + i] = (uint8_t)cs[i].codec;
@@ -1494,7 +1519,9 @@ int tnd_delta_encode(const char *base_path, const char *target_path, int out_fd,
 	tnd_put_be64(hdr + 20, (uint64_t)tgt_len);
 	ret = w_put(w, hdr, sizeof(hdr));
 	if (!ret)
-		ret = interleave(w, cs, raw);
+		ret = interleave(w, cs, raw,
+				 tnd_delta_version_authenticated(version) ? TND_DELTA_CHECK_SHA_LEN
+									  : TND_DELTA_CHECK_LEN);
 	if (!ret) {
 		uint8_t end = TND_DELTA_TAG_END;
 

@@ -20,23 +20,29 @@ struct tnd_delta_enc_opts {
 	unsigned threads;    /* worker threads; 0: online CPUs */
 	unsigned block_size; /* whole-block reuse granule, a multiple of 8; 0: 4096 */
 	int verbose;	     /* progress and timing on stderr */
-	/* Never use format version 2 (xz streams rebuilt on the device), for
+	/* Never rebuild xz streams on the device (the even versions), for
 	 * devices built without CONFIG_DELTA_XZ. Builds without it never do. */
 	int no_xz;
+	/* Format version to write, 1 to 6; 0: the newest, 6. Versions come in
+	 * pairs: 1 and 2 unchecked, 3 and 4 with CRC-32 checks, 5 and 6 with
+	 * SHA-256 checks (docs/delta-format.md); the odd one of a pair is
+	 * written when no xz stream is rebuilt (an odd format, no_xz, or
+	 * nothing to rebuild). */
+	unsigned format;
 };
 
 struct tnd_delta_stats {
 	uint64_t base_size, target_size;
 	uint64_t out_size; /* op stream bytes written */
 	uint64_t n_ops, n_frames;
-	uint64_t checks; /* CHECK records, one per 64 KiB of target */
+	uint64_t checks; /* CHECK records, one per check span of target */
 	/* target bytes produced by each op kind */
 	uint64_t copy_bytes, add_bytes, extra_bytes, fill_bytes;
 	uint64_t block_bytes; /* of copy_bytes: found by whole-block reuse */
 	uint64_t raw[TND_DELTA_NSTREAMS], comp[TND_DELTA_NSTREAMS];
 	double t_index, t_match, t_compress, t_total; /* seconds */
 	/* format version 2 */
-	int version;		    /* of the op stream written: 3, or 4 with xz ops */
+	int version;		    /* of the op stream written: 1..6, even with xz ops */
 	uint64_t xz_base_streams;   /* xz streams found in the base */
 	uint64_t xz_target_streams; /* ... in the target */
 	uint64_t xz_streams;	    /* target streams rebuilt (XZ ops) */

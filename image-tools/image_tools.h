@@ -30,12 +30,18 @@ struct tnd_build_opts {
 	int64_t expires; /* 0: never */
 	uint32_t chunk_size;
 	int level; /* zlib level 1..9 */
-	/* delta: format version 1 only, for devices without CONFIG_DELTA_XZ */
+	/* delta: no xz streams rebuilt (an odd format version), for devices
+	 * without CONFIG_DELTA_XZ */
 	int no_delta_xz;
+	/* delta: format version to write, 1..6 (tnd_delta_enc_opts); 0: 6 */
+	unsigned delta_format;
 	/* delta, when set: the bytes of xz stream content the device will
 	 * compress again (0: the delta rebuilds none) */
 	uint64_t *xz_rebuild;
 };
+
+/* --delta-format's argument (build and publish): 1 to 6, else TND_E_USAGE. */
+int tnd_parse_delta_format(const char *arg, unsigned *format) TND_MUST_CHECK;
 
 /* Builds a signed full-image bundle. The output appears atomically. */
 int tnd_build_bundle(const struct tnd_build_opts *o) TND_MUST_CHECK;

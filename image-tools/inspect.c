@@ -18,6 +18,25 @@
 #include "timeutil.h"
 #include "util.h"
 
+/* The format version, and what it promises the device (docs/delta-format.md). */
+static void print_delta_format(unsigned v)
+{
+	uint32_t span = tnd_delta_check_span(v);
+	const char *sep = " (";
+
+	printf("delta format:     %u", v);
+	if (tnd_delta_version_xz(v)) {
+		printf("%sxz streams rebuilt on the device", sep);
+		sep = "; ";
+	}
+	if (span) {
+		printf("%s%s of every %u KiB checked before it is written", sep,
+		       tnd_delta_version_authenticated(v) ? "SHA-256" : "CRC-32", span >> 10);
+		sep = "; ";
+	}
+	puts(*sep == ';' ? ")" : "");
+}
+
 static void print_manifest_text(const struct tnd_bundle_reader *r, const char *status)
 {
 	const struct tnd_manifest *m = &r->manifest;
@@ -43,10 +62,7 @@ static void print_manifest_text(const struct tnd_bundle_reader *r, const char *s
 	       m->payload_type == TND_PAYLOAD_DELTA ? "delta" : "full",
 	       (unsigned long long)m->chunks, m->chunk_size, (unsigned long long)m->payload_size);
 	if (m->payload_type == TND_PAYLOAD_DELTA)
-		printf("delta format:     %u%s\n", m->delta_format,
-		       m->delta_format == TND_DELTA_VERSION_XZ
-			   ? " (xz streams rebuilt on the device)"
-			   : "");
+		print_delta_format(m->delta_format);
 	for (size_t i = 0; i < r->nsigs; i++) {
 		tnd_hex_encode(hex, r->sigs[i].keyid, TND_KEYID_LEN);
 		printf("signed by key:    %s\n", hex);

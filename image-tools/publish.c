@@ -63,6 +63,7 @@ struct pub_opts {
 	int64_t expires_in;
 	double max_ratio;
 	enum delta_kinds kinds;
+	unsigned delta_format; /* build --delta-format; 0: the newest */
 	unsigned threshold;
 	const char *compatible; /* no-bundle form: the release --rollout changes */
 	bool json;
@@ -389,6 +390,7 @@ static int make_delta(struct publisher *p, const struct release_file *base,
 	bo.chunk_size = m->chunk_size;
 	bo.level = 6;
 	bo.no_delta_xz = plain;
+	bo.delta_format = p->o->delta_format;
 	bo.xz_rebuild = &res->xz_rebuild;
 	if ((ret = tnd_build_bundle(&bo)))
 		return tnd_err_prefix(ret, "delta from %s", bm.version);
@@ -907,6 +909,8 @@ static void usage(FILE *f)
 	      "                           the one its configuration asks for (index\n"
 	      "                           format 2: every device must read it)\n"
 	      "  --no-delta-xz            the same as --delta-kinds plain\n"
+	      "  --delta-format N         delta op stream format 1 to 6, as for build (default\n"
+	      "                           6; 3 or 4 for devices whose build reads no later)\n"
 	      "  --rollout PCT            share of devices (0-100) that take the new\n"
 	      "                           release (default 100); without bundles, with\n"
 	      "                           --compatible, changes a published release's share\n"
@@ -926,6 +930,7 @@ int cmd_publish(int argc, char **argv)
 	    {"delta-max-ratio", required_argument, NULL, 'r'},
 	    {"no-delta-xz", no_argument, NULL, 'X'},
 	    {"delta-kinds", required_argument, NULL, 'K'},
+	    {"delta-format", required_argument, NULL, 'F'},
 	    {"rollout", required_argument, NULL, 'R'},
 	    {"compatible", required_argument, NULL, 'C'},
 	    {"expires-in", required_argument, NULL, 'e'},
@@ -984,6 +989,10 @@ int cmd_publish(int argc, char **argv)
 			else
 				return tnd_err_set(TND_E_USAGE,
 						   "--delta-kinds must be smallest, plain or both");
+			break;
+		case 'F':
+			if (tnd_parse_delta_format(optarg, &o.delta_format))
+				return TND_E_USAGE;
 			break;
 		case 'R':
 			if (tnd_parse_u64(optarg, &v) || v > 100)

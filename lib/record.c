@@ -128,6 +128,12 @@ int tnd_image_stage_finish(struct tnd_image_stage *s)
 	return s->dec ? tnd_delta_dec_finish(s->dec) : 0;
 }
 
+void tnd_image_stage_inline(struct tnd_image_stage *s)
+{
+	if (s->dec)
+		tnd_delta_dec_inline(s->dec);
+}
+
 uint64_t tnd_image_stage_written(const struct tnd_image_stage *s)
 {
 	return s->written;

@@ -57,11 +57,17 @@ struct tnd_image_stage;
  */
 int tnd_image_stage_new(struct tnd_image_stage **out, const struct tnd_manifest *m, int base_fd,
 			uint64_t start, const struct tnd_image_sink *sink) TND_MUST_CHECK;
-/* One record's output, in record order (data NULL: a zero record). */
+/* One record's output, in record order (data NULL: a zero record). The
+ * sink may be called from the delta decoder's helper thread, but only
+ * within this call, never twice at once, always in image order. */
 int tnd_image_stage_put(struct tnd_image_stage *s, const struct tnd_record *rec,
 			const uint8_t *data) TND_MUST_CHECK;
 /* After the last record: a delta's stream must have ended exactly. */
 int tnd_image_stage_finish(struct tnd_image_stage *s) TND_MUST_CHECK;
+/* A delta's span checks on the calling thread (lib/delta.h,
+ * tnd_delta_dec_inline): for single-threaded callers such as the host's
+ * tools. Call before the first put. */
+void tnd_image_stage_inline(struct tnd_image_stage *s);
 /* Image bytes handed to the sink so far, plus the resumed start. */
 uint64_t tnd_image_stage_written(const struct tnd_image_stage *s);
 /* Accepts NULL. */

@@ -160,8 +160,9 @@ for pair in $PAIRS; do
 	TANDEM_IMAGE=$TIMG "$TOP/tests/lib/simdev.sh" "$W/dev" "$slot" >/dev/null
 	cp "$K/pub/release.pem" "$W/dev/keys/"
 	# As on a device Tandem updated before: slot A holds the base as an
-	# install from slot B left it, recorded (so a format 3/4 delta trusts
-	# the record and its own checks instead of hashing slot A first).
+	# install from slot B left it, recorded (so a checked delta, format 3
+	# to 6, trusts the record and its own checks instead of hashing slot A
+	# first).
 	sed -i 's/tandem.slot=A/tandem.slot=B/' "$W/dev/cmdline"
 	"$TANDEM" -q -c "$W/dev/tandem.conf" install --progress=none "$W/base.tnd" ||
 		die "tandem: cannot install the base into slot A"
@@ -197,7 +198,7 @@ for pair in $PAIRS; do
 			T_APPLY_RSS[$name]=$(for i in $(seq 1 "$RUNS"); do field "$W/$name.$i.json" maxrss_kib; done | median)
 		done
 	}
-	if "$TIMG" inspect "$W/t.tnd" | grep -q "^delta format: *4"; then
+	if "$TIMG" inspect "$W/t.tnd" | grep -q "^delta format: *[246] "; then
 		# xz streams rebuilt: the other side of the trade, no rebuilding
 		encode_one tandem "$W/t3.enc.json" "$TIMG" build --key "$K/key.pem" --base "$base" \
 			--image "$target" --version 2.0 --compatible sim --no-delta-xz --out "$W/t3.tnd" ||
@@ -265,8 +266,8 @@ print(sys.argv[4] + "\n")
 print(f"Encode runs once per tool (limit {tmo} s); apply is the median of {runs} runs. "
       "Tandem's size is the whole signed bundle; its apply is a device install into slot B "
       "of a simulated device whose slot A holds the base as Tandem installed it "
-      "(record checked, every 64 KiB of output checked against the signed delta before "
-      "it is written, fsync, read-back). Every output was compared with the target byte "
+      "(record checked, every 256 KiB of output checked against its SHA-256 in the signed "
+      "delta before it is written, fsync, read-back). Every output was compared with the target byte "
       "for byte.\n")
 for pair in dict.fromkeys(r["pair"] for r in rows):
     rs = [r for r in rows if r["pair"] == pair]

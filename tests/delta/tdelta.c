@@ -2,10 +2,11 @@
 /*
  * tdelta: measures the delta codec outside the product CLI.
  *
- *   tdelta diff [-l LEVEL] [-j THREADS] [-X] BASE TARGET OUT
+ *   tdelta diff [-l LEVEL] [-j THREADS] [-X] [-F FORMAT] BASE TARGET OUT
  *   tdelta patch [-n] BASE PATCH OUT
  *
- * -X: never format version 2 (no xz streams rebuilt from their contents).
+ * -X: no xz streams rebuilt from their contents (an odd format version).
+ * -F: the format version, 1 to 6 (default 6; see tnd_delta_enc_opts).
  *
  * patch streams the op stream from the file in 64 KiB pieces (as the
  * device gets it from the bundle reader) and then, unless -n, reports the
@@ -31,7 +32,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: tdelta diff [-l LEVEL] [-j THREADS] [-X] BASE TARGET OUT\n"
+	fprintf(stderr, "usage: tdelta diff [-l LEVEL] [-j THREADS] [-X] [-F FORMAT] BASE TARGET OUT\n"
 			"       tdelta patch [-n] BASE PATCH OUT\n");
 	return 2;
 }
@@ -42,9 +43,11 @@ static int cmd_diff(int argc, char **argv)
 	struct tnd_delta_stats st;
 	int opt, fd, r;
 
-	while ((opt = getopt(argc, argv, "l:j:X")) != -1) {
+	while ((opt = getopt(argc, argv, "l:j:XF:")) != -1) {
 		if (opt == 'X')
 			o.no_xz = 1;
+		else if (opt == 'F')
+			o.format = (unsigned)atoi(optarg);
 		else if (opt == 'l')
 			o.level = atoi(optarg);
 		else if (opt == 'j')

@@ -11,9 +11,11 @@
  *   flags & 4:  emit() fails after the first piece (abort path);
  *   flags & 8:  the caller's base size is 4 KiB larger than the base file,
  *               so reads near its end fail (a shrunken base device);
- *   flags >> 4: a resume: the decoder skips to that many 64 KiB check
- *               spans (tnd_delta_dec_skip_to), which must then be what
- *               emit() does not get.
+ *   flags & 16: versions 5 and 6 with the decoder's helper thread, as on
+ *               the device (else tnd_delta_dec_inline(): one thread);
+ *   flags >> 5: a resume: the decoder skips to that many 64 KiB pieces
+ *               (tnd_delta_dec_skip_to), which must then be what emit()
+ *               does not get.
  * The base is a fixed 80 KiB pattern (base_byte(), also used by
  * tests/fuzz/mkcorpus.sh) in a memfd, larger than the decoder's 64 KiB
  * read cache. The sizes handed to tnd_delta_dec_new come from the
@@ -22,8 +24,8 @@
  * teach the fuzzer to copy them.
  *
  * Properties: emit() never gets more than 64 KiB at once nor more than
- * target_size bytes in all; a stream that finishes produced exactly
- * target_size bytes, less the skipped spans.
+ * target_size bytes in all, always with their CRC-32; a stream that
+ * finishes produced exactly target_size bytes, less the skipped pieces.
  */
 #include <sys/mman.h>
 #include <unistd.h>
@@ -115,9 +117,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s.fail_after_first = flags & 4;
 	if (tnd_delta_dec_new(&d, base_fd, bsz, tsz))
 		abort();
-	skip = (uint64_t)(flags >> 4) * TND_DELTA_CHECK_SPAN;
+	if (!(flags & 16))
+		tnd_delta_dec_inline(d);
+	skip = (uint64_t)(flags >> 5) * TND_DELTA_OUT_MAX;
 	if (skip > tsz)
-		skip = tsz - tsz % TND_DELTA_CHECK_SPAN;
+		skip = tsz - tsz % TND_DELTA_OUT_MAX;
 	tnd_delta_dec_skip_to(d, skip);
 	piece = pieces[flags & 3] ? pieces[flags & 3] : size;
 	for (off = 0; off < size && !r; off += piece) {

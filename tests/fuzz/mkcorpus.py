@@ -5,6 +5,7 @@ made with this script; inputs the fuzzers found are kept beside the seeds).
 
     tests/fuzz/mkcorpus.py BUILD_DIR      (needs BUILD_DIR/tandem-image, tdelta)
     tests/fuzz/mkcorpus.py BUILD_DIR channel     (the channel index seeds only)
+    tests/fuzz/mkcorpus.py BUILD_DIR delta       (the delta op stream seeds only)
 
 Real bundles and deltas are made with the project's own tools, so the
 seeds start the fuzzers where real data lives; a signing key is made in a
@@ -135,7 +136,8 @@ def deltas(tmp):
     targets = {
         "same": base,
         "edit": base[:1000] + b"EDITED" + base[1006:40000] + bytes((b + 1) & 0xff for b in base[40000:40300]) + base[40300:],
-        "insert": base[:30000] + bytes(rng.getrandbits(8) for _ in range(3000)) + base[30000:],
+        # its own generator: the same bytes with or without the other seeds
+        "insert": base[:30000] + random.Random(5).randbytes(3000) + base[30000:],
         "shrink": base[5000:20000] + b"\xaa" * 9000,
         "grow": base + base[:70000],
         "empty": b"",
@@ -147,23 +149,32 @@ def deltas(tmp):
         targets["xz-insert"] = base[:20000] + sq + base[20000:60000]
         targets["xz-replace"] = base[:8192] + sq + base[8192 + len(sq):]
     tdelta = os.path.join(build, "tdelta")
-    for name, t in targets.items():
+    for (name, t), fmt in ((nt, f) for nt in targets.items() for f in (2, 4, 6)):
         tp, dp = os.path.join(tmp, "t-" + name), os.path.join(tmp, "d-" + name)
         with open(tp, "wb") as f:
             f.write(t)
-        if subprocess.run([tdelta, "diff", bp, tp, dp], stdout=subprocess.DEVNULL,
+        # Every pair of format versions (an even one rebuilds xz streams
+        # where there are any): 1/2 unchecked, named without a suffix as
+        # when the encoder wrote them by default, 3/4 with CRC-32 checks
+        # and 5/6 with SHA-256 checks suffixed with the version.
+        if subprocess.run([tdelta, "diff", "-F", str(fmt), bp, tp, dp], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode:
             continue
         d = open(dp, "rb").read()
-        # The encoder writes format 3/4 (with checks) now; the format 1/2
-        # seeds it made before keep the names without the suffix.
-        name += "-v%d" % d[4]
+        if d[4] > 2:
+            name += "-v%d" % d[4]
         put("delta", name, b"\x00" + d)
         if name.split("-v")[0] in ("edit", "insert"):
             put("delta", name + "-bytewise", b"\x01" + d)
             put("delta", name + "-7", b"\x02" + d)
             put("delta", name + "-emitfail", b"\x07" + d)
             put("delta", name + "-shortbase", b"\x08" + d[:12] + struct.pack(">Q", n + 4096) + d[20:])
+        if d[4] > 4:
+            # flag 16: the decoder's helper thread; flags >> 5: a resume
+            put("delta", name + "-helper", b"\x10" + d)
+            put("delta", name + "-helper-7-emitfail", b"\x16" + d)
+            put("delta", name + "-skip1", b"\x20" + d)
+            put("delta", name + "-helper-skip3", b"\x70" + d)
     # Every op with uncompressed (codec 0) and deflated sub-streams.
     ops = (bytes([1]) + varint(100) + varint(zz(0)) +        # COPY base[0..100)
            bytes([4]) + varint(50) + b"\xaa" +                # FILL
@@ -293,5 +304,8 @@ def main():
 if sys.argv[2:] == ["channel"]:  # only the channel seeds (a new target's first corpus)
     with tempfile.TemporaryDirectory() as tmpdir:
         channels(tmpdir)
+elif sys.argv[2:] == ["delta"]:  # only the delta seeds (a new format version)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        deltas(tmpdir)
 else:
     main()

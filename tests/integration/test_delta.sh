@@ -74,8 +74,9 @@ test_delta_wrong_base_refused_before_writing() {
 }
 
 # setup_recorded: slot A holds the base as Tandem installed it (its record
-# names the image), as on a device updated before. Format 3 deltas then
-# trust the record, and their signed checks, instead of hashing slot A.
+# names the image), as on a device updated before. Checked deltas (formats
+# 3 to 6; tandem-image makes 5) then trust the record, and their signed
+# checks, instead of hashing slot A.
 setup_recorded() {
 	setup
 	build_bundle "$D/base.tnd" "$D/base.img" --version 1.0
@@ -111,7 +112,7 @@ test_delta_changed_base_caught_by_checks() {
 	printf 'X' | dd of="$D/slotA.img" bs=1 seek=2000000 conv=notrunc 2>/dev/null
 	(set +o pipefail; yes | tr -d '\n' | head -c 16777216 >"$D/slotB.img")
 	snapshot
-	expect_refusal 13 "come out with CRC-32 [0-9a-f]\{8\}, the signed delta says [0-9a-f]\{8\}: the base is not the image" \
+	expect_refusal 13 "come out with SHA-256 [0-9a-f]\{64\}, the signed delta says [0-9a-f]\{64\}: the base is not the image" \
 		"$TANDEM" -c "$CONF" install --progress=none "$D/d.tnd"
 	assert_active_untouched
 	python3 - "$D/target.img" "$D/slotB.img" <<'PY'
@@ -128,11 +129,19 @@ PY
 # Hole 3 of issue 19: a CRC-32 is not an authenticator. An attacker who
 # can write slot A changes bytes inside a span the delta copies unchanged
 # and fixes 4 more so that the span's CRC-32 (what op-stream versions 3
-# and 4 check) stays the same. The image made from it is not the signed
-# one: it must be refused before anything says otherwise (no "installed"
-# record with the signed hash, no activation), whatever reached slot B.
+# and 4 check) stays the same. For a delta of those formats (published
+# before format 5, or made with --delta-format for older fleets) the
+# image made from it is hashed as it is read back: it must be refused
+# before anything says otherwise (no "installed" record with the signed
+# hash, no activation). Format 5 refuses it before the span is written
+# (test_delta_crc_forged_base_refused, below).
 test_delta_crc_preserving_base_change_refused() {
 	setup_recorded
+	# (a tandem-image without --delta-format made format 3 by default)
+	build_bundle "$D/d.tnd" "$D/target.img" --base "$D/base.img" --version 2.0 \
+		--delta-format 3 2>/dev/null ||
+		build_bundle "$D/d.tnd" "$D/target.img" --base "$D/base.img" --version 2.0
+	"$TANDEM_IMAGE" inspect "$D/d.tnd" | grep -q "delta format: *3" || fail "not a format 3 delta"
 	python3 - "$D/slotA.img" "$D/target.img" <<'PY'
 import sys, zlib
 slot, target = sys.argv[1:3]
@@ -200,6 +209,60 @@ assert s.get("pending_slot") != "B" and s["last_install"]["error_code"] == "E_IN
 PY
 }
 
+# An attacker who can write slot A changes 16 bytes of a span the delta
+# copies and 4 more that keep the span's CRC-32 (a CRC is affine: the 4
+# bytes solve 32 linear equations). The format 3 CRC-32 checks pass (the
+# host decode then fails only on the image hash, which a device trusting
+# its record and its checks never computes); format 5's SHA-256 refuses
+# the span before a byte of it is written.
+test_delta_crc_forged_base_refused() {
+	setup_recorded
+	build_bundle "$D/d3.tnd" "$D/target.img" --base "$D/base.img" --version 2.0 --delta-format 3
+	"$TANDEM_IMAGE" inspect "$D/d3.tnd" | grep -q "^delta format: *3 " || fail "not format 3"
+	# target span 20 (of 64 KiB) comes from 5000 bytes earlier in the base
+	python3 - "$D/target.img" "$D/slotA.img" 20 5000 <<'PY'
+import sys, zlib
+t = open(sys.argv[1], "rb").read()
+k, shift, span = int(sys.argv[3]), int(sys.argv[4]), 65536
+s0 = k * span
+T = bytearray(t[s0:s0 + span])
+want = zlib.crc32(T)
+T[20000:20016] = b"attacker's bytes"
+now = zlib.crc32(T)
+cols = []
+for j in range(32):
+    T[30000 + j // 8] ^= 1 << (j % 8)
+    cols.append(zlib.crc32(T) ^ now)
+    T[30000 + j // 8] ^= 1 << (j % 8)
+# Gauss-Jordan over GF(2): row i is bit i of the CRC, 32 unknowns + rhs
+rows = [sum(((cols[j] >> i) & 1) << j for j in range(32)) | (((now ^ want) >> i) & 1) << 32
+        for i in range(32)]
+for j in range(32):
+    p = next(i for i in range(j, 32) if rows[i] >> j & 1)
+    rows[j], rows[p] = rows[p], rows[j]
+    rows = [r ^ rows[j] if i != j and r >> j & 1 else r for i, r in enumerate(rows)]
+x = sum((rows[j] >> 32 & 1) << j for j in range(32))
+for j in range(32):
+    if x >> j & 1:
+        T[30000 + j // 8] ^= 1 << (j % 8)
+assert zlib.crc32(T) == want and T != t[s0:s0 + span]
+with open(sys.argv[2], "r+b") as f:
+    for off, n in ((20000, 16), (30000, 4)):
+        f.seek(s0 - shift + off)
+        f.write(T[off:off + n])
+PY
+	cp "$D/slotA.img" "$D/forged.img"
+	expect_refusal 10 "image SHA-256 differs from the manifest" \
+		"$TANDEM_IMAGE" verify --keyring "$D/keys" --base "$D/forged.img" "$D/d3.tnd"
+	(set +o pipefail; yes | tr -d '\n' | head -c 16777216 >"$D/slotB.img")
+	snapshot
+	expect_refusal 13 "target bytes 1310720 to 1572864 come out with SHA-256 [0-9a-f]\{64\}, the signed delta says" \
+		"$TANDEM" -c "$CONF" install --progress=none "$D/d.tnd"
+	assert_active_untouched
+	cmp -s -n 1310720 "$D/target.img" "$D/slotB.img" || fail "slot B lacks the target's first spans"
+	! cmp -s -i 1310720 -n 1000 "$D/target.img" "$D/slotB.img" || fail "the forged span reached slot B"
+}
+
 test_delta_corrupted_refused() {
 	setup
 	local size
@@ -235,10 +298,10 @@ test_delta_squashfs_xz_blocks_rebuilt() {
 	dd if="$D/base.img" of="$D/slotA.img" conv=notrunc 2>/dev/null
 	build_bundle "$D/v2.tnd" "$D/target.img" --base "$D/base.img" --version 2.0
 	build_bundle "$D/v1.tnd" "$D/target.img" --base "$D/base.img" --version 2.0 --no-delta-xz
-	"$TANDEM_IMAGE" inspect "$D/v2.tnd" | grep -q "^delta format: *4" ||
-		fail "squashfs xz pair did not make a format 4 (xz, checked) delta"
-	"$TANDEM_IMAGE" inspect "$D/v1.tnd" | grep -q "^delta format: *3" ||
-		fail "--no-delta-xz did not make a format 3 (checked) delta"
+	"$TANDEM_IMAGE" inspect "$D/v2.tnd" | grep -q "^delta format: *6 " ||
+		fail "squashfs xz pair did not make a format 6 (xz, SHA-256 checked) delta"
+	"$TANDEM_IMAGE" inspect "$D/v1.tnd" | grep -q "^delta format: *5 " ||
+		fail "--no-delta-xz did not make a format 5 (SHA-256 checked) delta"
 	# Edited xz blocks differ throughout when compressed; diffing their
 	# contents must pay off several times over.
 	[ "$(stat -c %s "$D/v2.tnd")" -lt $(($(stat -c %s "$D/v1.tnd") / 3)) ] ||

@@ -7,7 +7,10 @@
  */
 #include "testutil.h"
 
+#include <stdatomic.h>
+
 #include "chunk.h"
+#include "crypto.h"
 #include "delta.h"
 #include "delta_encode.h"
 #include "error.h"
@@ -21,27 +24,53 @@ struct sink {
 	size_t len, cap;
 	int fail_at; /* emit call number that fails, 0: never */
 	int calls;
+	int bad;	 /* pieces of a wrong size or CRC-32, overlapping calls */
+	atomic_int busy; /* in a call: a second one must not start */
 };
 
 /* Collects the output; the CRC-32 the decoder hands over must be the
- * output's (the device writes it into the slot's read-back records). */
+ * output's (the device writes it into the slot's read-back records). It
+ * may run in the decoder's helper thread, where a cmocka assertion would
+ * jump out of the wrong thread: it counts what is wrong in s->bad, which
+ * the test's thread checks (sink_check). */
 static int sink_emit(void *ctx, const uint8_t *buf, size_t len, uint32_t crc)
 {
 	struct sink *s = ctx;
+	int r = 0;
 
-	s->calls++;
-	if (s->fail_at && s->calls == s->fail_at)
-		return tnd_err_set(TND_E_SLOT_IO, "test: emit refused");
-	assert_true(len > 0 && len <= TND_DELTA_OUT_MAX);
-	assert_int_equal(crc, tnd_crc32(buf, len));
-	if (s->len + len > s->cap) {
-		s->cap = (s->len + len) * 2;
-		s->buf = realloc(s->buf, s->cap);
-		assert_non_null(s->buf);
+	if (atomic_exchange(&s->busy, 1)) {
+		s->bad++;
+		return tnd_err_set(TND_E_INTERNAL, "test: emit() calls overlap");
 	}
-	memcpy(s->buf + s->len, buf, len);
-	s->len += len;
-	return 0;
+	s->calls++;
+	if (s->fail_at && s->calls == s->fail_at) {
+		r = tnd_err_set(TND_E_SLOT_IO, "test: emit refused");
+	} else if (len == 0 || len > TND_DELTA_OUT_MAX || crc != tnd_crc32(buf, len)) {
+		s->bad++;
+		r = tnd_err_set(TND_E_INTERNAL, "test: a piece of %zu bytes, CRC-32 %08x", len,
+				crc);
+	} else if (s->len + len > s->cap) {
+		uint8_t *p = realloc(s->buf, (s->len + len) * 2);
+
+		if (p) {
+			s->buf = p;
+			s->cap = (s->len + len) * 2;
+		} else {
+			s->bad++;
+			r = tnd_err_set(TND_E_NOMEM, "test: out of memory");
+		}
+	}
+	if (!r) {
+		memcpy(s->buf + s->len, buf, len);
+		s->len += len;
+	}
+	atomic_store(&s->busy, 0);
+	return r;
+}
+
+static void sink_check(const struct sink *s)
+{
+	assert_int_equal(s->bad, 0);
 }
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -86,11 +115,12 @@ struct pair {
 	struct tnd_delta_stats st;
 };
 
-/* Writes base and target, encodes, loads the op stream into p->op. */
-static void encode_pair(struct pair *p, const char *dir, const uint8_t *b, size_t blen,
-			const uint8_t *t, size_t tlen)
+/* Writes base and target, encodes in format version `format` (0: the
+ * encoder's default), loads the op stream into p->op. */
+static void encode_pair_as(struct pair *p, const char *dir, const uint8_t *b, size_t blen,
+			   const uint8_t *t, size_t tlen, unsigned format)
 {
-	struct tnd_delta_enc_opts o = {.level = 6, .threads = 2};
+	struct tnd_delta_enc_opts o = {.level = 6, .threads = 2, .format = format};
 	struct tnd_delta_stats *st = &p->st;
 	int fd;
 
@@ -111,22 +141,31 @@ static void encode_pair(struct pair *p, const char *dir, const uint8_t *b, size_
 	assert_true(p->base_fd >= 0);
 }
 
+static void encode_pair(struct pair *p, const char *dir, const uint8_t *b, size_t blen,
+			const uint8_t *t, size_t tlen)
+{
+	encode_pair_as(p, dir, b, blen, t, tlen, 0);
+}
+
 static void free_pair(struct pair *p)
 {
 	close(p->base_fd);
 	free(p->op);
 }
 
-/* Decodes op[0..len) in pieces of `piece` bytes; returns the first error
+/* Decodes op[0..len) in pieces of `piece` bytes, with the helper thread
+ * of versions 5 and 6 (as the device) or inline; returns the first error
  * (0 if none), the output in *s. */
-static int decode(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, size_t len,
-		  size_t piece, struct sink *s)
+static int decode_as(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, size_t len,
+		     size_t piece, struct sink *s, bool inl)
 {
 	struct tnd_delta_dec *d;
 	size_t off = 0;
 	int r;
 
 	assert_int_equal(tnd_delta_dec_new(&d, base_fd, blen, tlen), 0);
+	if (inl)
+		tnd_delta_dec_inline(d);
 	r = 0;
 	while (off < len && !r) {
 		size_t n = len - off < piece ? len - off : piece;
@@ -137,9 +176,16 @@ static int decode(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, 
 	if (!r)
 		r = tnd_delta_dec_finish(d);
 	tnd_delta_dec_free(d);
+	sink_check(s);
 	/* whatever happened, never more than the target */
 	assert_true(s->len <= tlen);
 	return r;
+}
+
+static int decode(int base_fd, uint64_t blen, uint64_t tlen, const uint8_t *op, size_t len,
+		  size_t piece, struct sink *s)
+{
+	return decode_as(base_fd, blen, tlen, op, len, piece, s, false);
 }
 
 /* One scratch directory per test: forking rm -rf is slow under ASan. */
@@ -300,7 +346,8 @@ static void test_byte_at_a_time(void **state)
 }
 
 /* A pair that exercises every op and several frames per stream. */
-static void mixed_pair(struct pair *p, const char *dir, uint8_t **tp, size_t *tlen)
+static void mixed_pair_as(struct pair *p, const char *dir, uint8_t **tp, size_t *tlen,
+			  unsigned format)
 {
 	size_t n = 300000, i;
 	uint8_t *b = code_buf(n), *t = malloc(n);
@@ -313,10 +360,15 @@ static void mixed_pair(struct pair *p, const char *dir, uint8_t **tp, size_t *tl
 		t[i] = rnd8();
 	memset(t + 250000, 0xa5, 10000);
 	memcpy(t + 262144, b + 4096 * 3, 8192); /* moved blocks */
-	encode_pair(p, dir, b, n, t, n);
+	encode_pair_as(p, dir, b, n, t, n, format);
 	free(b);
 	*tp = t;
 	*tlen = n;
+}
+
+static void mixed_pair(struct pair *p, const char *dir, uint8_t **tp, size_t *tlen)
+{
+	mixed_pair_as(p, dir, tp, tlen, 0);
 }
 
 static void test_truncated(void **state)
@@ -588,8 +640,26 @@ static void h_check(struct hand *c, const uint8_t *span, size_t n)
 	h_put(c, rec, sizeof(rec));
 }
 
-static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
-		      uint8_t require, struct sink *s)
+/* Formats 5 and 6: a CHECK record with the SHA-256 of every 256 KiB. */
+static void h_check_sha(struct hand *c, const uint8_t *span, size_t n)
+{
+	uint8_t rec[TND_DELTA_CHECK_SHA_LEN] = {TND_DELTA_OP_CHECK};
+
+	tnd_sha256(span, n, rec + 1);
+	h_put(c, rec, sizeof(rec));
+}
+
+/* The CHECK record of format version v. */
+static void h_check_v(struct hand *c, unsigned v, const uint8_t *span, size_t n)
+{
+	if (tnd_delta_version_authenticated(v))
+		h_check_sha(c, span, n);
+	else
+		h_check(c, span, n);
+}
+
+static int run_hand_as(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
+		       uint8_t require, struct sink *s, bool inl)
 {
 	struct tnd_delta_dec *d;
 	int r;
@@ -597,34 +667,37 @@ static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t 
 	assert_int_equal(tnd_delta_dec_new(&d, base_fd, bsz, tsz), 0);
 	if (require)
 		tnd_delta_dec_require(d, require);
+	if (inl)
+		tnd_delta_dec_inline(d);
 	r = tnd_delta_dec_feed(d, h->b, h->n, sink_emit, s);
 	if (!r)
 		r = tnd_delta_dec_finish(d);
 	tnd_delta_dec_free(d);
+	sink_check(s);
 	return r;
 }
 
-static void test_checks(void **state)
+static int run_hand_v(int base_fd, const struct hand *h, uint64_t bsz, uint64_t tsz,
+		      uint8_t require, struct sink *s)
 {
-	const char *dir = *state;
-	char path[PATH_MAX];
-	uint8_t base[1000], want[150], *big;
-	struct hand *h = malloc(sizeof(*h)), c;
-	uint8_t end = TND_DELTA_TAG_END;
-	int fd;
+	return run_hand_as(base_fd, h, bsz, tsz, require, s, false);
+}
 
-	assert_non_null(h);
-	for (size_t i = 0; i < sizeof(base); i++)
-		base[i] = (uint8_t)(i * 7);
-	snprintf(path, sizeof(path), "%s/base", dir);
-	tu_write_file(path, base, sizeof(base));
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	/* the target: base[10..110) then 50 bytes of 9 */
+/*
+ * One span made by COPY 100 bytes from base offset 10 and FILL 50 bytes of
+ * 9, in format version v (with the helper thread or inline), and its
+ * CHECK record right, wrong (refused, and not a byte handed out),
+ * missing, early (where no span is complete), or in a stream of another
+ * version than the manifest's.
+ */
+static void one_span_checks(int fd, struct hand *h, const uint8_t *base, size_t blen, unsigned v,
+			    bool inl)
+{
+	uint8_t want[150], end = TND_DELTA_TAG_END;
+	struct hand c;
+
 	memcpy(want, base + 10, 100);
 	memset(want + 100, 9, 50);
-
-	/* COPY, FILL, CHECK, with its CRC right, wrong, missing, early */
 	for (int variant = 0; variant < 5; variant++) {
 		struct sink s = {0};
 		int r;
@@ -634,45 +707,75 @@ static void test_checks(void **state)
 		h_varint(&c, 100);
 		h_varint(&c, tnd_delta_zigzag(10));
 		if (variant == 3)
-			h_check(&c, want, 100); /* before the span is complete */
+			h_check_v(&c, v, want, 100); /* before the span is complete */
 		h_put(&c, "\x04", 1);
 		h_varint(&c, 50);
 		h_put(&c, "\x09", 1);
 		if (variant == 0 || variant == 4)
-			h_check(&c, want, sizeof(want));
+			h_check_v(&c, v, want, sizeof(want));
 		if (variant == 1) {
 			uint8_t other[150];
 
 			memcpy(other, want, sizeof(other));
 			other[120] ^= 1;
-			h_check(&c, other, sizeof(other));
+			h_check_v(&c, v, other, sizeof(other));
 		}
-		h_header_v(h, sizeof(base), sizeof(want), TND_DELTA_VERSION_CHECKED);
+		h_header_v(h, blen, sizeof(want), (uint8_t)v);
 		h_ctrl(h, &c);
 		h_put(h, &end, 1);
-		r = run_hand_v(fd, h, sizeof(base), sizeof(want),
-			       variant == 4 ? TND_DELTA_VERSION : 0, &s);
+		r = run_hand_as(fd, h, blen, sizeof(want),
+				variant != 4			 ? 0
+				: v == TND_DELTA_VERSION_CHECKED ? TND_DELTA_VERSION
+								 : TND_DELTA_VERSION_CHECKED,
+				&s, inl);
 		switch (variant) {
 		case 0:
 			assert_int_equal(r, 0);
 			assert_int_equal(s.len, sizeof(want));
 			assert_memory_equal(s.buf, want, sizeof(want));
 			break;
-		case 1: /* wrong CRC: refused, and not a byte handed out */
+		case 1:
 			assert_int_equal(r, TND_E_INCOMPATIBLE);
 			assert_int_equal(s.len, 0);
 			break;
-		case 2: /* no check at the end */
-		case 3: /* a check where no span is complete */
+		case 2:
+		case 3:
 			assert_int_equal(r, TND_E_FORMAT);
 			assert_int_equal(s.len, 0);
 			break;
-		default: /* the manifest promised another version */
+		default:
 			assert_int_equal(r, TND_E_FORMAT);
 			break;
 		}
 		free(s.buf);
 	}
+}
+
+/* The 1000-byte base of the hand-made check streams, opened. */
+static int checks_base(const char *dir, uint8_t base[1000])
+{
+	char path[PATH_MAX];
+	int fd;
+
+	for (size_t i = 0; i < 1000; i++)
+		base[i] = (uint8_t)(i * 7);
+	snprintf(path, sizeof(path), "%s/base", dir);
+	tu_write_file(path, base, 1000);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void test_checks(void **state)
+{
+	uint8_t base[1000], *big;
+	struct hand *h = malloc(sizeof(*h)), c;
+	uint8_t end = TND_DELTA_TAG_END;
+	int fd = checks_base(*state, base);
+
+	assert_non_null(h);
+	/* COPY, FILL, CHECK, with its CRC right, wrong, missing, early */
+	one_span_checks(fd, h, base, sizeof(base), TND_DELTA_VERSION_CHECKED, false);
 
 	/* Two spans, the first CHECK in the middle of one FILL (the decoder
 	 * needs it when the span completes), then the end's. */
@@ -730,6 +833,229 @@ static void test_check_catches_changed_base(void **state)
 	free(b);
 	free(t);
 	free_pair(&p);
+}
+
+/* The version 5 twin of test_checks, in both decoder modes: the SHA-256
+ * right, wrong (nothing of the span handed out), missing, early; then
+ * two spans, with a wrong second or first CHECK, in spans of zeros (whose
+ * hash the decoder knows) and of other bytes. */
+static void test_checks_sha(void **state)
+{
+	uint8_t base[1000], *big;
+	struct hand *h = malloc(sizeof(*h)), c;
+	uint8_t end = TND_DELTA_TAG_END;
+	const size_t n = TND_DELTA_SHA_SPAN + 5000;
+	int fd = checks_base(*state, base);
+
+	assert_non_null(h);
+	big = malloc(n);
+	assert_non_null(big);
+
+	for (int inl = 0; inl < 2; inl++) {
+		one_span_checks(fd, h, base, sizeof(base), TND_DELTA_VERSION_SHA, inl);
+
+		/* One FILL over two spans, the first CHECK due in its middle;
+		 * fill byte 0 (a zero span) and 0x5a. Variant 1: the second
+		 * CHECK is wrong, and the first span alone is handed out;
+		 * variant 2: the first is wrong, and nothing is. */
+		for (int fill = 0; fill < 0x100; fill += 0x5a) {
+			memset(big, fill, n);
+			for (int variant = 0; variant < 3; variant++) {
+				struct sink s = {0};
+				uint8_t other[16] = {1};
+				int r;
+
+				c.n = 0;
+				h_put(&c, "\x04", 1);
+				h_varint(&c, n);
+				h_put(&c, (uint8_t[]){(uint8_t)fill}, 1);
+				if (variant == 2)
+					h_check_sha(&c, other, sizeof(other));
+				else
+					h_check_sha(&c, big, TND_DELTA_SHA_SPAN);
+				if (variant == 1)
+					h_check_sha(&c, other, sizeof(other));
+				else
+					h_check_sha(&c, big, n - TND_DELTA_SHA_SPAN);
+				h_header_v(h, sizeof(base), n, TND_DELTA_VERSION_SHA);
+				h_ctrl(h, &c);
+				h_put(h, &end, 1);
+				r = run_hand_as(fd, h, sizeof(base), n, 0, &s, inl);
+				assert_int_equal(r, variant == 0 ? 0 : TND_E_INCOMPATIBLE);
+				assert_int_equal(s.len, variant == 0   ? n
+							: variant == 1 ? TND_DELTA_SHA_SPAN
+								       : 0);
+				if (s.len)
+					assert_memory_equal(s.buf, big, s.len);
+				free(s.buf);
+			}
+		}
+
+		/* A span that fails its check, then in the same feed() an op
+		 * that is malformed: the mismatch comes first in the target,
+		 * and is the error, with the helper thread as without. */
+		{
+			struct sink s = {0};
+			uint8_t other[16] = {1};
+
+			memset(big, 0x5a, n);
+			c.n = 0;
+			h_put(&c, "\x04", 1);
+			h_varint(&c, TND_DELTA_SHA_SPAN);
+			h_put(&c, "\x5a", 1);
+			h_check_sha(&c, other, sizeof(other));
+			h_put(&c, "\x09\x01", 2);
+			h_header_v(h, sizeof(base), n, TND_DELTA_VERSION_SHA);
+			h_ctrl(h, &c);
+			h_put(h, &end, 1);
+			assert_int_equal(run_hand_as(fd, h, sizeof(base), n, 0, &s, inl),
+					 TND_E_INCOMPATIBLE);
+			assert_int_equal(s.len, 0);
+			free(s.buf);
+		}
+	}
+	free(big);
+	free(h);
+	close(fd);
+}
+
+/*
+ * Solves the CRC-32 forging problem: changes buf[at..at+4) so that the
+ * CRC-32 of buf[0..n) is crc again. A CRC is affine in its input: for a
+ * fixed length, crc(x ^ e) = crc(x) ^ L(e) with L linear over GF(2), and
+ * L maps the 32 bits of any 4 consecutive bytes one to one onto the 32
+ * bits of the CRC. So the 4 bytes are the solution of a 32x32 system,
+ * whose columns are the changes single bit flips make.
+ */
+static void crc_forge(uint8_t *buf, size_t n, size_t at, uint32_t crc)
+{
+	uint32_t col[32], rhs = tnd_crc32(buf, n) ^ crc, now = tnd_crc32(buf, n);
+	uint64_t row[32]; /* augmented rows: 32 coefficient bits, then rhs */
+	uint32_t x = 0;
+
+	for (int j = 0; j < 32; j++) {
+		buf[at + j / 8] ^= (uint8_t)(1u << (j % 8));
+		col[j] = tnd_crc32(buf, n) ^ now;
+		buf[at + j / 8] ^= (uint8_t)(1u << (j % 8));
+	}
+	for (int i = 0; i < 32; i++) {
+		row[i] = (uint64_t)((rhs >> i) & 1) << 32;
+		for (int j = 0; j < 32; j++)
+			row[i] |= (uint64_t)((col[j] >> i) & 1) << j;
+	}
+	for (int j = 0; j < 32; j++) { /* Gauss-Jordan over GF(2) */
+		int p = j;
+
+		while (p < 32 && !((row[p] >> j) & 1))
+			p++;
+		assert_true(p < 32); /* one to one: always a pivot */
+		uint64_t t = row[p];
+		row[p] = row[j];
+		row[j] = t;
+		for (int i = 0; i < 32; i++)
+			if (i != j && ((row[i] >> j) & 1))
+				row[i] ^= row[j];
+	}
+	for (int j = 0; j < 32; j++)
+		x |= (uint32_t)((row[j] >> 32) & 1) << j;
+	for (int j = 0; j < 32; j++)
+		if ((x >> j) & 1)
+			buf[at + j / 8] ^= (uint8_t)(1u << (j % 8));
+	assert_int_equal(tnd_crc32(buf, n), crc);
+}
+
+/*
+ * Why versions 5 and 6: a booted slot changed inside a span a delta
+ * copies, with 4 more bytes changed so that the span's CRC-32 is the same.
+ * Version 3 accepts it and hands out a target that is not the signed one;
+ * version 5 refuses it before it hands out a byte of that span.
+ */
+static void test_sha_catches_forged_crc(void **state)
+{
+	const char *dir = *state;
+	const size_t n = 1u << 20, span = TND_DELTA_CHECK_SPAN, at = 5 * span;
+	uint8_t *b = rnd_buf(n), *t = malloc(n), *forged;
+	char path[PATH_MAX];
+	struct pair p3, p5;
+	size_t blen;
+	int fd;
+
+	assert_non_null(t);
+	memcpy(t, b, n);
+	for (size_t i = 7 * span; i < 7 * span + 3000; i += 7)
+		t[i] = (uint8_t)(t[i] + 1); /* a real edit, elsewhere */
+	encode_pair_as(&p3, dir, b, n, t, n, TND_DELTA_VERSION_CHECKED);
+	assert_int_equal(p3.st.version, TND_DELTA_VERSION_CHECKED);
+	close(p3.base_fd);
+	encode_pair_as(&p5, dir, b, n, t, n, TND_DELTA_VERSION_SHA);
+	assert_int_equal(p5.st.version, TND_DELTA_VERSION_SHA);
+
+	/* The attack on slot A: 16 bytes of the attacker's in the span at
+	 * `at`, which the delta copies as it is; 4 bytes after them
+	 * restore its CRC-32. */
+	forged = tu_read_file(p5.base, &blen);
+	memcpy(forged + at + 1000, "attacker's bytes", 16);
+	crc_forge(forged + at, span, 2000, tnd_crc32(b + at, span));
+	assert_memory_not_equal(forged + at, b + at, span);
+	snprintf(path, sizeof(path), "%s/forged", dir);
+	tu_write_file(path, forged, blen);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+
+	{ /* version 3: every CRC matches, and the output is not the target */
+		struct sink s = {0};
+
+		assert_int_equal(decode(fd, blen, n, p3.op, p3.op_len, 65536, &s), 0);
+		assert_int_equal(s.len, n);
+		assert_memory_not_equal(s.buf, t, n);
+		assert_memory_equal(s.buf + at, forged + at, span);
+		free(s.buf);
+	}
+	for (int inl = 0; inl < 2; inl++) { /* version 5: refused */
+		struct sink s = {0};
+
+		assert_int_equal(decode_as(fd, blen, n, p5.op, p5.op_len, 65536, &s, inl),
+				 TND_E_INCOMPATIBLE);
+		assert_int_equal(s.len, at - at % TND_DELTA_SHA_SPAN);
+		assert_memory_equal(s.buf, t, s.len);
+		free(s.buf);
+	}
+	close(fd);
+	free(forged);
+	free_pair(&p5);
+	free(p3.op);
+	free(t);
+	free(b);
+}
+
+/* Every format version the encoder writes, 1 to 6, round trips with and
+ * without the helper thread; without xz streams to rebuild, an even
+ * format writes the odd version below it. */
+static void test_formats(void **state)
+{
+	for (unsigned f = 1; f <= TND_DELTA_VERSION_MAX; f++) {
+		unsigned v = tnd_delta_version_xz(f) ? f - 1 : f;
+		uint32_t span = tnd_delta_check_span(v);
+		struct pair p;
+		uint8_t *t;
+		size_t tlen;
+
+		mixed_pair_as(&p, *state, &t, &tlen, f);
+		assert_int_equal(p.st.version, v);
+		assert_int_equal(p.op[4], v);
+		assert_int_equal(p.st.checks, span ? (tlen + span - 1) / span : 0);
+		for (int inl = 0; inl < 2; inl++) {
+			struct sink s = {0};
+
+			assert_int_equal(
+			    decode_as(p.base_fd, tlen, tlen, p.op, p.op_len, 4096, &s, inl), 0);
+			assert_int_equal(s.len, tlen);
+			assert_memory_equal(s.buf, t, tlen);
+			free(s.buf);
+		}
+		free_pair(&p);
+		free(t);
+	}
 }
 
 /*
@@ -848,32 +1174,172 @@ static void test_xz_memory_reuse(void **state)
 }
 #endif
 
-/* Resuming: with skip_to, the decoder emits the target from the check
- * span that holds it on, exactly. */
+#ifdef CONFIG_DELTA_XZ
+/* An image holding one xz stream of content (made as squashfs makes its
+ * blocks) between two runs of other bytes; *len its length. */
+static uint8_t *xz_image(const uint8_t *content, size_t n, const uint8_t *around, size_t *len)
+{
+	const struct tnd_dxz_settings set = {.check = 0, .preset = 6, .dict = 10, .bcj = 0};
+	size_t cap = tnd_dxz_bound(n), clen;
+	uint8_t *img = malloc(40000 + cap);
+
+	assert_non_null(img);
+	memcpy(img, around, 20000);
+	assert_int_equal(tnd_dxz_encode(NULL, &set, content, n, img + 20000, cap, &clen), 0);
+	memcpy(img + 20000 + clen, around + 20000, 20000);
+	*len = 40000 + clen;
+	return img;
+}
+
+/* The even formats rebuild the changed xz stream on the device (its
+ * content diffed, not its bytes), and round trip with and without the
+ * helper thread: 6 with SHA-256 checks, 4 with CRC-32 ones, 2 without. */
+static void test_formats_xz(void **state)
+{
+	size_t n = 100000, blen, tlen;
+	uint8_t *a = code_buf(n), *around = rnd_buf(40000), *b, *t;
+
+	b = xz_image(a, n, around, &blen);
+	for (size_t i = 0; i < n; i += 997)
+		a[i] = (uint8_t)(a[i] + 1);
+	t = xz_image(a, n, around, &tlen);
+	for (unsigned f = TND_DELTA_VERSION_XZ; f <= TND_DELTA_VERSION_MAX; f += 2) {
+		struct pair p;
+
+		encode_pair_as(&p, *state, b, blen, t, tlen, f);
+		assert_int_equal(p.st.version, f);
+		assert_int_equal(p.st.xz_streams, 1);
+		for (int inl = 0; inl < 2; inl++) {
+			struct sink s = {0};
+
+			assert_int_equal(
+			    decode_as(p.base_fd, blen, tlen, p.op, p.op_len, 4096, &s, inl), 0);
+			assert_int_equal(s.len, tlen);
+			assert_memory_equal(s.buf, t, tlen);
+			free(s.buf);
+		}
+		free_pair(&p);
+	}
+	free(t);
+	free(b);
+	free(around);
+	free(a);
+}
+#endif
+
+/* Resuming: with skip_to, the decoder emits the target from the 64 KiB
+ * piece that holds it on, exactly: in version 3 a check span, in version
+ * 5 a quarter of one (the span is made and checked whole), with and
+ * without the helper thread. */
 static void test_skip_to(void **state)
 {
+	static const unsigned formats[] = {TND_DELTA_VERSION_CHECKED, TND_DELTA_VERSION_SHA};
 	struct pair p;
 	uint8_t *t;
 	size_t tlen;
 
-	mixed_pair(&p, *state, &t, &tlen);
-	for (uint64_t skip = 0; skip <= 4 * TND_DELTA_CHECK_SPAN;
-	     skip += TND_DELTA_CHECK_SPAN + 1) {
-		uint64_t from = skip - skip % TND_DELTA_CHECK_SPAN;
+	for (size_t f = 0; f < TND_ARRAY_SIZE(formats); f++) {
+		mixed_pair_as(&p, *state, &t, &tlen, formats[f]);
+		for (uint64_t skip = 0; skip <= 4 * TND_DELTA_OUT_MAX + 1;
+		     skip += TND_DELTA_OUT_MAX / 2 + 1) {
+			for (int inl = 0; inl < 2; inl++) {
+				uint64_t from = skip - skip % TND_DELTA_OUT_MAX;
+				struct tnd_delta_dec *d;
+				struct sink s = {0};
+
+				assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, tlen, tlen), 0);
+				tnd_delta_dec_skip_to(d, skip);
+				if (inl)
+					tnd_delta_dec_inline(d);
+				assert_int_equal(
+				    tnd_delta_dec_feed(d, p.op, p.op_len, sink_emit, &s), 0);
+				assert_int_equal(tnd_delta_dec_finish(d), 0);
+				tnd_delta_dec_free(d);
+				sink_check(&s);
+				assert_int_equal(s.len, tlen - from);
+				assert_memory_equal(s.buf, t + from, s.len);
+				free(s.buf);
+			}
+		}
+		free_pair(&p);
+		free(t);
+	}
+}
+
+/*
+ * The helper thread of versions 5 and 6, at its edges: emit() fails in
+ * the middle (no call after it, the error comes back as it is, and the
+ * decoder refuses everything after); a decoder freed after its header,
+ * in the middle of the stream with spans being hashed, after an error,
+ * without finish (ASan and LeakSanitizer see the rest); a changed base
+ * found mid-stream, when the stream arrives a byte at a time.
+ */
+static void test_helper_edges(void **state)
+{
+	const char *dir = *state;
+	size_t n = 3 * TND_DELTA_SHA_SPAN + 12345, blen;
+	uint8_t *b = code_buf(n), *t = malloc(n), *changed;
+	char path[PATH_MAX];
+	struct pair p;
+	int fd;
+
+	assert_non_null(t);
+	memcpy(t, b, n);
+	for (size_t i = 0; i < n; i += 1001)
+		t[i] = (uint8_t)(t[i] + 1);
+	encode_pair(&p, dir, b, n, t, n);
+	assert_int_equal(p.st.version, TND_DELTA_VERSION_SHA);
+
+	for (int fail_at = 1; fail_at <= 9; fail_at += 4) {
+		struct tnd_delta_dec *d;
+		struct sink s = {.fail_at = fail_at};
+
+		assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, n, n), 0);
+		assert_int_equal(tnd_delta_dec_feed(d, p.op, p.op_len, sink_emit, &s),
+				 TND_E_SLOT_IO);
+		assert_string_equal(tnd_err_msg(), "test: emit refused");
+		assert_int_equal(s.calls, fail_at);
+		assert_int_equal(s.len, (size_t)(fail_at - 1) * TND_DELTA_OUT_MAX);
+		assert_memory_equal(s.buf, t, s.len);
+		assert_true(tnd_delta_dec_feed(d, p.op, 1, sink_emit, &s) < 0);
+		assert_true(tnd_delta_dec_finish(d) < 0);
+		assert_int_equal(s.calls, fail_at);
+		tnd_delta_dec_free(d);
+		sink_check(&s);
+		free(s.buf);
+	}
+	for (size_t cut = TND_DELTA_HDR_LEN; cut < p.op_len; cut += p.op_len / 7) {
 		struct tnd_delta_dec *d;
 		struct sink s = {0};
 
-		assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, tlen, tlen), 0);
-		tnd_delta_dec_skip_to(d, skip);
-		assert_int_equal(tnd_delta_dec_feed(d, p.op, p.op_len, sink_emit, &s), 0);
-		assert_int_equal(tnd_delta_dec_finish(d), 0);
-		tnd_delta_dec_free(d);
-		assert_int_equal(s.len, tlen - from);
-		assert_memory_equal(s.buf, t + from, s.len);
+		assert_int_equal(tnd_delta_dec_new(&d, p.base_fd, n, n), 0);
+		assert_int_equal(tnd_delta_dec_feed(d, p.op, cut, sink_emit, &s), 0);
+		sink_check(&s);
+		assert_memory_equal(s.buf, t, s.len);
+		tnd_delta_dec_free(d); /* no finish */
 		free(s.buf);
 	}
-	free(t);
+
+	changed = tu_read_file(p.base, &blen);
+	changed[2 * TND_DELTA_SHA_SPAN + 99] ^= 0x10;
+	snprintf(path, sizeof(path), "%s/changed-base", dir);
+	tu_write_file(path, changed, blen);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	for (int inl = 0; inl < 2; inl++) {
+		struct sink s = {0};
+
+		assert_int_equal(decode_as(fd, n, n, p.op, p.op_len, 1, &s, inl),
+				 TND_E_INCOMPATIBLE);
+		assert_int_equal(s.len, 2 * TND_DELTA_SHA_SPAN);
+		assert_memory_equal(s.buf, t, s.len);
+		free(s.buf);
+	}
+	close(fd);
+	free(changed);
 	free_pair(&p);
+	free(t);
+	free(b);
 }
 
 static void test_frame_flood(void **state)
@@ -932,7 +1398,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_frame_flood, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_checks, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_checks_sha, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_sha_catches_forged_crc, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_formats, setup_dir, teardown_dir),
+#ifdef CONFIG_DELTA_XZ
+	    cmocka_unit_test_setup_teardown(test_formats_xz, setup_dir, teardown_dir),
+#endif
 	    cmocka_unit_test_setup_teardown(test_skip_to, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_helper_edges, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_far_chance_matches, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_sparse_matches_in_incompressible_data, setup_dir,
 					    teardown_dir),
