@@ -25,6 +25,7 @@
 #include "bundle.h"
 #include "chunk.h"
 #include "delta_encode.h"
+#include "digest.h"
 #include "image_tools.h"
 #include "log.h"
 #include "timeutil.h"
@@ -253,26 +254,6 @@ static int copy_fd(int from, int to, uint64_t len)
 	return 0;
 }
 
-static int hash_file(const char *path, uint64_t *size, uint8_t hash[TND_SHA256_LEN])
-{
-	static uint8_t buf[1 << 20];
-	struct tnd_sha256 h;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return tnd_err_errno(TND_E_IO, errno, "cannot open %s", path);
-	tnd_sha256_init(&h);
-	*size = 0;
-	while ((n = tnd_read_full(fd, buf, sizeof(buf))) > 0) {
-		tnd_sha256_update(&h, buf, (size_t)n);
-		*size += (uint64_t)n;
-	}
-	tnd_sha256_final(&h, hash);
-	close(fd);
-	return n < 0 ? tnd_err_errno(TND_E_IO, (int)-n, "cannot read %s", path) : 0;
-}
-
 /* The op stream of base -> image, in an anonymous file next to the output,
  * rewound for chunking. */
 static int make_delta(const struct tnd_build_opts *o, struct tnd_manifest *m, int *fd_out)
@@ -282,8 +263,8 @@ static int make_delta(const struct tnd_build_opts *o, struct tnd_manifest *m, in
 	struct tnd_delta_stats st;
 	int fd, ret;
 
-	if ((ret = hash_file(o->base_path, &m->base_size, m->base_sha256)) ||
-	    (ret = hash_file(o->image_path, &m->image_size, m->image_sha256)))
+	if ((ret = tnd_sha256_path(o->base_path, m->base_sha256, &m->base_size)) ||
+	    (ret = tnd_sha256_path(o->image_path, m->image_sha256, &m->image_size)))
 		return ret;
 	m->has_base = true;
 	snprintf(path, sizeof(path), "%s.delta-XXXXXX", o->out_path);

@@ -36,6 +36,7 @@
 #include "atomicfile.h"
 #include "bundle.h"
 #include "channel.h"
+#include "digest.h"
 #include "image_tools.h"
 #include "log.h"
 #include "timeutil.h"
@@ -120,11 +121,12 @@ static int check_file_name(const char *what, const char *s)
 	return 0;
 }
 
+/* Copies a bundle into the channel and hashes the copy: what the index
+ * will name is what is on the disk the server serves. */
 static int copy_and_hash(const char *from, const char *to, uint64_t *size,
 			 uint8_t hash[TND_SHA256_LEN])
 {
 	static uint8_t buf[1 << 20];
-	struct tnd_sha256 h;
 	int in, out, r = 0;
 	ssize_t n;
 
@@ -137,45 +139,19 @@ static int copy_and_hash(const char *from, const char *to, uint64_t *size,
 		close(in);
 		return tnd_err_errno(TND_E_IO, errno, "cannot create %s", to);
 	}
-	tnd_sha256_init(&h);
-	*size = 0;
-	while ((n = tnd_read_full(in, buf, sizeof(buf))) > 0) {
-		tnd_sha256_update(&h, buf, (size_t)n);
-		*size += (uint64_t)n;
+	while ((n = tnd_read_full(in, buf, sizeof(buf))) > 0)
 		if ((r = tnd_write_full(out, buf, (size_t)n)))
 			break;
-	}
 	if (n < 0)
 		r = tnd_err_errno(TND_E_IO, (int)-n, "cannot read %s", from);
 	else if (r)
 		r = tnd_err_errno(TND_E_IO, -r, "cannot write %s", to);
 	else if (fsync(out) < 0)
 		r = tnd_err_errno(TND_E_IO, errno, "cannot sync %s", to);
-	tnd_sha256_final(&h, hash);
 	close(in);
 	if (close(out) < 0 && !r)
 		r = tnd_err_errno(TND_E_IO, errno, "cannot close %s", to);
-	return r;
-}
-
-static int hash_path(const char *path, uint64_t *size, uint8_t hash[TND_SHA256_LEN])
-{
-	static uint8_t buf[1 << 20];
-	struct tnd_sha256 h;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return tnd_err_errno(TND_E_IO, errno, "cannot open %s", path);
-	tnd_sha256_init(&h);
-	*size = 0;
-	while ((n = tnd_read_full(fd, buf, sizeof(buf))) > 0) {
-		tnd_sha256_update(&h, buf, (size_t)n);
-		*size += (uint64_t)n;
-	}
-	close(fd);
-	tnd_sha256_final(&h, hash);
-	return n < 0 ? tnd_err_errno(TND_E_IO, (int)-n, "cannot read %s", path) : 0;
+	return r ? r : tnd_sha256_path(to, hash, size);
 }
 
 /*
@@ -404,7 +380,7 @@ static int make_delta(struct publisher *p, const struct release_file *base,
 		tnd_source_close(src);
 	}
 	if (!ret)
-		ret = hash_path(out, &res->size, sha);
+		ret = tnd_sha256_path(out, sha, &res->size);
 	unlink(base_img);
 	if (ret) {
 		unlink(out);
@@ -468,7 +444,7 @@ static int check_existing(const char *dest, const char *copy_path, const uint8_t
 	*same = false;
 	if (stat(dest, &st) < 0)
 		return errno == ENOENT ? 0 : tnd_err_errno(TND_E_IO, errno, "%s", dest);
-	if (hash_path(dest, &size, old))
+	if (tnd_sha256_path(dest, old, &size))
 		return TND_E_IO;
 	if (memcmp(old, hash, TND_SHA256_LEN)) {
 		unlink(copy_path);

@@ -21,6 +21,7 @@
 
 #include "crypto.h"
 #include "image_tools.h"
+#include "digest.h"
 #include "link.h"
 #include "log.h"
 #include "util.h"
@@ -501,9 +502,8 @@ static cJSON *summary(struct sender *s)
 static int prepare_bundle(struct sender *s)
 {
 	struct tnd_sha256 h;
-	uint8_t buf[65536];
 	struct stat st;
-	ssize_t n;
+	int ret;
 
 	s->bfd = open(s->path, O_RDONLY | O_CLOEXEC);
 	if (s->bfd < 0)
@@ -515,11 +515,10 @@ static int prepare_bundle(struct sender *s)
 	/* The hash names the bundle, so that a receiver holding part of it
 	 * from an interrupted send can tell that this is the same one. */
 	tnd_sha256_init(&h);
-	while ((n = read(s->bfd, buf, sizeof(buf))) > 0)
-		tnd_sha256_update(&h, buf, (size_t)n);
+	ret = tnd_digest_fd(s->bfd, s->total, s->path, TND_E_IO, &h, NULL, NULL);
 	tnd_sha256_final(&h, s->sha256);
-	if (n < 0)
-		return tnd_err_errno(TND_E_IO, errno, "cannot read %s", s->path);
+	if (ret)
+		return ret;
 	while (!s->session && getrandom(&s->session, sizeof(s->session), 0) != sizeof(s->session))
 		if (errno != EINTR)
 			return tnd_err_errno(TND_E_CRYPTO, errno, "getrandom");
