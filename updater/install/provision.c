@@ -379,7 +379,8 @@ static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **b
 	if ((ret = tnd_bl_open(blp, cfg)) || (ret = tnd_bl_read(*blp, &got)))
 		return ret;
 	if (got.norder != 2 || got.order[0] != 0 || got.order[1] != 1 ||
-	    got.tries[0] != want.tries[0] || got.tries[1] != want.tries[1])
+	    got.tries[0] != want.tries[0] || got.tries[1] != want.tries[1] ||
+	    got.floor != want.floor)
 		return tnd_err_set(TND_E_VERIFY, "the environment at %s reads back different",
 				   cfg->env_config);
 	res->env = TND_PROV_WRITTEN;
