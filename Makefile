@@ -311,6 +311,10 @@ format-check:
 	else echo "  FORMAT  clang-format not installed: skipped"; fi
 
 # ---------------------------------------------------------------- install
+# Where the systemd units go: merged-/usr systems (Buildroot, Yocto) take
+# the default; Debian bookworm's debhelper looks in /lib/systemd/system
+# (debian/rules passes that).
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 .PHONY: install
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tandem
@@ -329,10 +333,10 @@ ifeq ($(INIT),sysv)
 	install -D -m 0755 bootloader-hooks/init.d/S99tandem-confirm $(DESTDIR)/etc/init.d/S99tandem-confirm
 else
 	install -D -m 0644 bootloader-hooks/systemd/tandem-confirm.service \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/tandem-confirm.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/tandem-confirm.service
 ifeq ($(CONFIG_HTTP),y)
 	install -D -m 0644 bootloader-hooks/systemd/tandem-daemon.service \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/tandem-daemon.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/tandem-daemon.service
 endif
 endif
 endif
