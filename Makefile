@@ -8,6 +8,7 @@
 #   make check              ASan+UBSan build, unit and integration tests
 #   make demo               the main job on a simulated device made of files
 #   make check-fresh        make demo and make check on a fresh Debian (root)
+#   make check-deb          the Debian packages: build, install, demo, purge (root)
 #   make bench              benchmarks against the baselines (see docs/performance.md)
 #   make install DESTDIR=... PREFIX=...
 #   make CROSS_COMPILE=aarch64-linux-gnu- SYSROOT=...    cross build
@@ -86,7 +87,8 @@ $(AUTOCONF) $(AUTOMK): $(KCONFIG_CONFIG) Kconfig
 # installed another way); without dpkg there is nothing to check.
 COMMA := ,
 DEPS_CHECK ?= y
-SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench check-fresh
+SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench check-fresh \
+               check-deb
 BUILD_GOALS := $(filter-out $(CONFIG_TARGETS) $(SETUP_GOALS),$(or $(MAKECMDGOALS),all))
 ifneq ($(BUILD_GOALS),)
 ifneq ($(filter $(CONFIG_TARGETS) distclean,$(MAKECMDGOALS)),)
@@ -295,6 +297,15 @@ demo:
 # root, minutes per run). Not part of make check.
 check-fresh:
 	@scripts/check-fresh.sh $(O)/check-fresh
+
+.PHONY: check-deb
+# The Debian packages (debian/) on a fresh Debian bookworm, from the
+# committed HEAD: dpkg-buildpackage for amd64 and arm64, lintian, install,
+# make demo's job with /usr/bin/tandem and /usr/bin/tandem-image, purge
+# (tests/packaging/deb.sh; root, minutes; DEB_ARM64=0 skips the cross
+# build). Not part of make check.
+check-deb:
+	@tests/packaging/deb.sh $(O)/check-deb
 
 .PHONY: bench
 bench: deps
