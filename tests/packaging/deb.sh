@@ -119,7 +119,12 @@ fi
 step "2. purge what the build installed"
 installed >"$work/after-build"
 added=$(comm -13 "$work/before-build" "$work/after-build")
-logged purge-build-deps sh -c "apt-get purge -y $(echo $added) && apt-get autoremove --purge -y" ||
+# arm64's libc6 and its kin are Essential for apt, though nothing of this
+# amd64 system needs them: only they are removed with that allowed.
+foreign=$(printf '%s\n' $added | grep ":arm64$" || true)
+native=$(printf '%s\n' $added | grep -v ":arm64$" || true)
+logged purge-build-deps sh -c "{ [ -z '$(echo $foreign)' ] || apt-get purge -y --allow-remove-essential $(echo $foreign); } &&
+		apt-get purge -y $(echo $native) && apt-get autoremove --purge -y" ||
 	fail "purging the build-dependencies"
 dpkg --remove-architecture arm64 2>/dev/null || true
 check "no build-dependency left (libmbedtls-dev, debhelper)" \
@@ -177,12 +182,13 @@ if logged purge sh -c "dpkg --purge tandem tandem-image && apt-get autoremove --
 else
 	fail "dpkg --purge tandem tandem-image"
 fi
-# dpkg -L's directories that were there before (/usr/bin) stay, of course
+# dpkg -L's directories that were there before (/usr/bin) stay, of course;
+# /lib is /usr/lib on a merged-/usr system, and the snapshot has real paths.
 leftovers() {
 	local f left=0
 	while read -r f; do
 		[ -e "$f" ] || continue
-		[ -d "$f" ] && grep -qxF "$f" "$work/fs-before" && continue
+		[ -d "$f" ] && grep -qxF "$(readlink -f "$f")" "$work/fs-before" && continue
 		echo "        left: $f"
 		left=1
 	done <"$work/files"
