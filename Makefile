@@ -9,6 +9,7 @@
 #   make demo               the main job on a simulated device made of files
 #   make check-fresh        make demo and make check on a fresh Debian (root)
 #   make check-deb          the Debian packages: build, install, demo, purge (root)
+#   make check-integrations the Yocto layer and the Buildroot external (root)
 #   make bench              benchmarks against the baselines (see docs/performance.md)
 #   make install DESTDIR=... PREFIX=...
 #   make CROSS_COMPILE=aarch64-linux-gnu- SYSROOT=...    cross build
@@ -88,7 +89,7 @@ $(AUTOCONF) $(AUTOMK): $(KCONFIG_CONFIG) Kconfig
 COMMA := ,
 DEPS_CHECK ?= y
 SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench check-fresh \
-               check-deb
+               check-deb check-integrations
 BUILD_GOALS := $(filter-out $(CONFIG_TARGETS) $(SETUP_GOALS),$(or $(MAKECMDGOALS),all))
 ifneq ($(BUILD_GOALS),)
 ifneq ($(filter $(CONFIG_TARGETS) distclean,$(MAKECMDGOALS)),)
@@ -306,6 +307,14 @@ check-fresh:
 # build). Not part of make check.
 check-deb:
 	@tests/packaging/deb.sh $(O)/check-deb
+
+.PHONY: check-integrations
+# integrations/ (meta-tandem, the Buildroot external) checked with
+# Buildroot's check-package and make, and bitbake's parser, on the
+# committed HEAD; needs TANDEM_BUILDROOT, TANDEM_POKY and TANDEM_META_OE
+# (tests/packaging/integrations.sh; root, minutes). Not part of make check.
+check-integrations:
+	@tests/packaging/integrations.sh $(O)/check-integrations
 
 .PHONY: bench
 bench: deps
