@@ -131,7 +131,7 @@ if brconfig all; then
 	check "every option: the packages they select are on" \
 		sh -c "for p in LIBUBOOTENV LIBDEFLATE NETTLE XZ LIBCURL MBEDTLS CJSON; do grep -qx BR2_PACKAGE_\$p=y '$work/br-all/.config' || exit 1; done"
 	check "every option: Tandem's Kconfig from them" has br-all.vars \
-		'^TANDEM_KCONFIG=CONFIG_UPDATER=y CONFIG_IMAGE_TOOLS=n CONFIG_INSTALL_THREADS=2 CONFIG_READBACK_WINDOW_MIB=16 CONFIG_DELTA=y CONFIG_DELTA_XZ=y CONFIG_PROGRESS_TTY=y CONFIG_SERIAL=y CONFIG_PROVISION=y CONFIG_BOOTLOADER_UBOOT=y CONFIG_INFLATE_LIBDEFLATE=y CONFIG_SHA256_NETTLE=y CONFIG_HTTP=y$'
+		'^TANDEM_KCONFIG=CONFIG_UPDATER=y CONFIG_IMAGE_TOOLS=n CONFIG_INSTALL_THREADS=2 CONFIG_READBACK_WINDOW_MIB=16 CONFIG_DELTA=y CONFIG_DELTA_XZ=y CONFIG_PROGRESS_TTY=y CONFIG_SERIAL=y CONFIG_PROVISION=y CONFIG_BOOTLOADER_UBOOT=y CONFIG_INFLATE_LIBDEFLATE=y CONFIG_HTTP=y CONFIG_SHA256_NETTLE=y$'
 	check "every option: dependencies (tandem-show-info)" sh -c \
 		"for d in host-python-kconfiglib host-python3 libubootenv libdeflate nettle xz libcurl mbedtls cjson zlib; do grep -q \"\\\"\$d\\\"\" '$work/br-all.info' || exit 1; done"
 	check "every option: libyaml for the static libubootenv" has br-all.vars '^TANDEM_UPD_LDLIBS=-ldl -lyaml -lz$'
@@ -141,7 +141,7 @@ else
 fi
 if brconfig fewest; then
 	check "the fewest options: Tandem's Kconfig from them" has br-fewest.vars \
-		'^TANDEM_KCONFIG=CONFIG_UPDATER=y CONFIG_IMAGE_TOOLS=n CONFIG_INSTALL_THREADS=1 CONFIG_READBACK_WINDOW_MIB=16 CONFIG_DELTA=n CONFIG_DELTA_XZ=n CONFIG_PROGRESS_TTY=n CONFIG_SERIAL=n CONFIG_PROVISION=n CONFIG_BOOTLOADER_UBOOT=n CONFIG_INFLATE_LIBDEFLATE=n CONFIG_SHA256_MBEDTLS=y CONFIG_HTTP=n$'
+		'^TANDEM_KCONFIG=CONFIG_UPDATER=y CONFIG_IMAGE_TOOLS=n CONFIG_INSTALL_THREADS=1 CONFIG_READBACK_WINDOW_MIB=16 CONFIG_DELTA=n CONFIG_DELTA_XZ=n CONFIG_PROGRESS_TTY=n CONFIG_SERIAL=n CONFIG_PROVISION=n CONFIG_BOOTLOADER_UBOOT=n CONFIG_INFLATE_LIBDEFLATE=n CONFIG_HTTP=n CONFIG_SHA256_MBEDTLS=y$'
 	check "the fewest options: no optional library" sh -c \
 		"! grep -qE '\"(libubootenv|libdeflate|nettle|xz|libcurl|openssl)\"' '$work/br-fewest.info'"
 else
@@ -171,7 +171,7 @@ if logged host-tool make -C "$src" O="$work/host" KCONFIG_CONFIG="$work/host/.co
 	for v in 1.0 1.1; do
 		echo "$v" >"$work/post-image/tree/version"
 		head -c 1M /dev/urandom >"$work/post-image/tree/payload-$v"
-		mkfs.ext4 -q -F -d "$work/post-image/tree" "$work/post-image/rootfs-$v.ext4" 8M
+		mkfs.ext4 -q -F -d "$work/post-image/tree" "$work/post-image/rootfs-$v.ext4" 8M >/dev/null
 	done
 	cp "$work/post-image/rootfs-1.1.ext4" "$bin/rootfs.ext4"
 	cat >"$work/post-image/.config" <<EOF

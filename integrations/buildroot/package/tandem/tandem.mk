@@ -37,7 +37,8 @@ TANDEM_MAKE_ENV = \
 	CFLAGS="$(TARGET_CFLAGS)" \
 	LDFLAGS="$(TARGET_LDFLAGS)"
 
-# Tandem's Kconfig options, from the BR2_PACKAGE_TANDEM_* ones.
+# Tandem's Kconfig options, from the BR2_PACKAGE_TANDEM_* ones, and the
+# libraries they need.
 TANDEM_KCONFIG = \
 	CONFIG_UPDATER=y \
 	CONFIG_IMAGE_TOOLS=n \
@@ -47,26 +48,21 @@ TANDEM_KCONFIG = \
 	CONFIG_DELTA_XZ=$(if $(BR2_PACKAGE_TANDEM_DELTA_XZ),y,n) \
 	CONFIG_PROGRESS_TTY=$(if $(BR2_PACKAGE_TANDEM_PROGRESS_TTY),y,n) \
 	CONFIG_SERIAL=$(if $(BR2_PACKAGE_TANDEM_SERIAL),y,n) \
-	CONFIG_PROVISION=$(if $(BR2_PACKAGE_TANDEM_PROVISION),y,n)
-# The device program's own libraries: -ldl for libcurl, loaded at run time.
-TANDEM_UPD_LDLIBS = -ldl
+	CONFIG_PROVISION=$(if $(BR2_PACKAGE_TANDEM_PROVISION),y,n) \
+	CONFIG_BOOTLOADER_UBOOT=$(if $(BR2_PACKAGE_TANDEM_UBOOT),y,n) \
+	CONFIG_INFLATE_LIBDEFLATE=$(if $(BR2_PACKAGE_TANDEM_LIBDEFLATE),y,n) \
+	CONFIG_HTTP=$(if $(BR2_PACKAGE_TANDEM_HTTP),y,n)
+TANDEM_DEPENDENCIES += \
+	$(if $(BR2_PACKAGE_TANDEM_UBOOT),libubootenv) \
+	$(if $(BR2_PACKAGE_TANDEM_LIBDEFLATE),libdeflate) \
+	$(if $(BR2_PACKAGE_TANDEM_DELTA_XZ),xz) \
+	$(if $(BR2_PACKAGE_TANDEM_HTTP),libcurl)
 
-ifeq ($(BR2_PACKAGE_TANDEM_UBOOT),y)
-TANDEM_KCONFIG += CONFIG_BOOTLOADER_UBOOT=y
-TANDEM_DEPENDENCIES += libubootenv
-# libubootenv is linked statically (Tandem's Makefile: -l:libubootenv.a),
-# and that archive needs libyaml, which the Makefile does not name.
-TANDEM_UPD_LDLIBS += -lyaml -lz
-else
-TANDEM_KCONFIG += CONFIG_BOOTLOADER_UBOOT=n
-endif
-
-ifeq ($(BR2_PACKAGE_TANDEM_LIBDEFLATE),y)
-TANDEM_KCONFIG += CONFIG_INFLATE_LIBDEFLATE=y
-TANDEM_DEPENDENCIES += libdeflate
-else
-TANDEM_KCONFIG += CONFIG_INFLATE_LIBDEFLATE=n
-endif
+# The device program's own libraries: -ldl for libcurl, loaded at run
+# time; libubootenv is linked statically (Tandem's Makefile:
+# -l:libubootenv.a), and that archive needs libyaml, which the Makefile
+# does not name.
+TANDEM_UPD_LDLIBS = -ldl $(if $(BR2_PACKAGE_TANDEM_UBOOT),-lyaml -lz)
 
 ifeq ($(BR2_PACKAGE_TANDEM_SHA256_NETTLE),y)
 TANDEM_KCONFIG += CONFIG_SHA256_NETTLE=y
@@ -76,17 +72,6 @@ TANDEM_KCONFIG += CONFIG_SHA256_OPENSSL=y
 TANDEM_DEPENDENCIES += openssl
 else
 TANDEM_KCONFIG += CONFIG_SHA256_MBEDTLS=y
-endif
-
-ifeq ($(BR2_PACKAGE_TANDEM_DELTA_XZ),y)
-TANDEM_DEPENDENCIES += xz
-endif
-
-ifeq ($(BR2_PACKAGE_TANDEM_HTTP),y)
-TANDEM_KCONFIG += CONFIG_HTTP=y
-TANDEM_DEPENDENCIES += libcurl
-else
-TANDEM_KCONFIG += CONFIG_HTTP=n
 endif
 
 # Kconfig drops what other options rule out: stop instead of building
