@@ -8,6 +8,8 @@
 #   make check              ASan+UBSan build, unit and integration tests
 #   make demo               the main job on a simulated device made of files
 #   make check-fresh        make demo and make check on a fresh Debian (root)
+#   make check-deb          the Debian packages: build, install, demo, purge (root)
+#   make check-integrations the Yocto layer and the Buildroot external (root)
 #   make bench              benchmarks against the baselines (see docs/performance.md)
 #   make install DESTDIR=... PREFIX=...
 #   make CROSS_COMPILE=aarch64-linux-gnu- SYSROOT=...    cross build
@@ -86,7 +88,8 @@ $(AUTOCONF) $(AUTOMK): $(KCONFIG_CONFIG) Kconfig
 # installed another way); without dpkg there is nothing to check.
 COMMA := ,
 DEPS_CHECK ?= y
-SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench check-fresh
+SETUP_GOALS := deps clean distclean help format format-check demo check check-e2e bench check-fresh \
+               check-deb check-integrations
 BUILD_GOALS := $(filter-out $(CONFIG_TARGETS) $(SETUP_GOALS),$(or $(MAKECMDGOALS),all))
 ifneq ($(BUILD_GOALS),)
 ifneq ($(filter $(CONFIG_TARGETS) distclean,$(MAKECMDGOALS)),)
@@ -297,6 +300,23 @@ demo:
 check-fresh:
 	@scripts/check-fresh.sh $(O)/check-fresh
 
+.PHONY: check-deb
+# The Debian packages (debian/) on a fresh Debian bookworm, from the
+# committed HEAD: dpkg-buildpackage for amd64 and arm64, lintian, install,
+# make demo's job with /usr/bin/tandem and /usr/bin/tandem-image, purge
+# (tests/packaging/deb.sh; root, minutes; DEB_ARM64=0 skips the cross
+# build). Not part of make check.
+check-deb:
+	@tests/packaging/deb.sh $(O)/check-deb
+
+.PHONY: check-integrations
+# integrations/ (meta-tandem, the Buildroot external) checked with
+# Buildroot's check-package and make, and bitbake's parser, on the
+# committed HEAD; needs TANDEM_BUILDROOT, TANDEM_POKY and TANDEM_META_OE
+# (tests/packaging/integrations.sh; root, minutes). Not part of make check.
+check-integrations:
+	@tests/packaging/integrations.sh $(O)/check-integrations
+
 .PHONY: bench
 bench: deps
 	@$(MAKE) --no-print-directory O=$(O) OPT="-O2 -g" all $(O)/inflate2
@@ -312,6 +332,10 @@ format-check:
 	else echo "  FORMAT  clang-format not installed: skipped"; fi
 
 # ---------------------------------------------------------------- install
+# Where the systemd units go: merged-/usr systems (Buildroot, Yocto) take
+# the default; Debian bookworm's debhelper looks in /lib/systemd/system
+# (debian/rules passes that).
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 .PHONY: install
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tandem
@@ -330,10 +354,10 @@ ifeq ($(INIT),sysv)
 	install -D -m 0755 bootloader-hooks/init.d/S99tandem-confirm $(DESTDIR)/etc/init.d/S99tandem-confirm
 else
 	install -D -m 0644 bootloader-hooks/systemd/tandem-confirm.service \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/tandem-confirm.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/tandem-confirm.service
 ifeq ($(CONFIG_HTTP),y)
 	install -D -m 0644 bootloader-hooks/systemd/tandem-daemon.service \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system/tandem-daemon.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/tandem-daemon.service
 endif
 endif
 endif

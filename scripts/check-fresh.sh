@@ -15,18 +15,7 @@ set -uo pipefail
 out=${1:?usage: check-fresh.sh LOG_DIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-# fresh-machine.sh lives in the workspace's shared directory, beside the
-# checkout (../shared), or where TANDEM_SHARED says (as for
-# tests/delta/bench.sh's image pair).
-fm=""
-for d in ${TANDEM_SHARED:-} "$top/../shared" "$(dirname "$top")/../shared"; do
-	[ -x "$d/fresh-machine.sh" ] && { fm=$(cd "$d" && pwd)/fresh-machine.sh; break; }
-done
-if [ -z "$fm" ]; then
-	echo "check-fresh: no fresh-machine.sh in ../shared beside the checkout ($(dirname "$top")/shared);" \
-		"set TANDEM_SHARED=DIR to the directory holding it" >&2
-	exit 2
-fi
+fm=$("$top/scripts/find-fresh-machine.sh" 2>&1) || { echo "check-fresh: $fm" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "check-fresh: needs root (fresh-machine.sh uses debootstrap and chroot)" >&2; exit 2; }
 [ -z "$(git -C "$top" status --porcelain --untracked-files=no)" ] ||
 	echo "check-fresh: uncommitted changes are not tested: the runs clone HEAD ($(git -C "$top" rev-parse --short HEAD))"

@@ -7,6 +7,8 @@
 #   build    to build the programs
 #   demo     for make demo's simulated device
 #   check    for make check's tests
+#   integrations  for make check-integrations (Buildroot's check-package
+#            and make, bitbake's host tools); not part of the default
 # Default: every group. Extra package names may be passed as arguments
 # (the benchmark adds its own).
 #
@@ -24,6 +26,7 @@ why() {
 	build) echo "to build (compiler, libraries)" ;;
 	demo) echo "for make demo (ext4 images, the U-Boot environment)" ;;
 	check) echo "for make check (unit tests, formatting, serial link, QEMU, HTTP, disk images, strace)" ;;
+	integrations) echo "for make check-integrations (Buildroot's check-package and make, bitbake)" ;;
 	extra) echo "as the caller asked" ;;
 	esac
 }
@@ -36,8 +39,13 @@ pkgs() {
 	demo) echo "e2fsprogs u-boot-tools libubootenv-tool" ;;
 	check) echo "libcmocka-dev squashfs-tools clang-format socat lrzsz qemu-system-arm u-boot-qemu
 		fdisk nginx openssl curl genimage dosfstools mtools strace" ;;
+	# check-package: python3-magic, flake8, shellcheck; Buildroot's make:
+	# its host dependencies; bitbake: the HOSTTOOLS of poky's bitbake.conf
+	integrations) echo "python3-magic flake8 shellcheck rsync bc bzip2 patch cpio unzip file wget
+		gawk diffstat texinfo chrpath python3-pexpect xz-utils debianutils iputils-ping
+		python3-git python3-jinja2 python3-subunit zstd lz4 locales libacl1 rpcsvc-proto" ;;
 	extra) echo "$extra" ;;
-	*) echo "deps: unknown group '$1' (kconfig, build, demo, check)" >&2; exit 2 ;;
+	*) echo "deps: unknown group '$1' (kconfig, build, demo, check, integrations)" >&2; exit 2 ;;
 	esac
 }
 

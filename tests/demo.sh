@@ -5,15 +5,19 @@
 # one into the inactive slot of a device whose slots are files and whose
 # boot environment is a real redundant U-Boot environment, and shows a
 # tampered bundle being refused. Everything lives in BUILD_DIR/demo.
+# TANDEM_BINDIR=/usr/bin runs the installed programs instead of
+# BUILD_DIR's (tests/packaging/deb.sh, on the Debian packages).
 set -euo pipefail
 
-[ -x "${1:-build}/tandem" ] && [ -x "${1:-build}/tandem-image" ] ||
-	{ echo "demo: no tandem and tandem-image in ${1:-build}/ (make demo builds them)" >&2; exit 1; }
+bindir=${TANDEM_BINDIR:-${1:-build}}
+[ -x "$bindir/tandem" ] && [ -x "$bindir/tandem-image" ] ||
+	{ echo "demo: no tandem and tandem-image in $bindir/ (make demo builds them)" >&2; exit 1; }
+mkdir -p "${1:-build}"
 build=$(cd "${1:-build}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=$build/demo
-export TANDEM_IMAGE=$build/tandem-image
-tandem=$build/tandem
+export TANDEM_IMAGE=$bindir/tandem-image
+tandem=$bindir/tandem
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
