@@ -6,8 +6,7 @@ switches the boot slot in the U-Boot environment atomically. tandem-native \
 provides tandem-image, which the tandem-bundle class uses to sign bundles."
 SECTION = "admin"
 LICENSE = "MIT"
-# Tandem has no license file: every source file starts with this line.
-LIC_FILES_CHKSUM = "file://Makefile;beginline=1;endline=1;md5=b2dccaa94b3629a08bfb4f983cad6f89"
+LIC_FILES_CHKSUM = "file://LICENSE;md5=2712b2d32260c236a7434adf3a4ddc46"
 
 # By default, the committed TANDEM_GIT_BRANCH of the Tandem tree this layer
 # lives in (no network). A product pins its release instead, in local.conf
