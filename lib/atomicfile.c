@@ -26,44 +26,35 @@ int tnd_fsync_dir(const char *dir)
 	return 0;
 }
 
-int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mode)
+int tnd_atomic_write_at(int dfd, const char *dir, const char *name, const void *data, size_t len,
+			unsigned mode)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
+	char tmp[NAME_MAX + 1];
 	int ret = TND_E_IO, fd, r;
-	char *slash;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
-	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
-		return tnd_err_set(TND_E_IO, "path too long: %s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-
+	if (strchr(name, '/') || snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
+		return tnd_err_set(TND_E_IO, "not a file name: %s", name);
 	/* A fresh file, never one that is there: a leftover of a cut, or a
 	 * symlink someone planted in the directory (state_dir may be on a
 	 * partition others write), which O_TRUNC would have followed to
-	 * overwrite any file with our data. unlink() removes the link itself;
-	 * O_EXCL | O_NOFOLLOW refuse one that reappears in between. */
-	if (unlink(tmp) < 0 && errno != ENOENT)
-		return tnd_err_errno(TND_E_IO, errno, "cannot remove %s", tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	 * overwrite any file with our data. unlinkat() removes the link
+	 * itself; O_EXCL | O_NOFOLLOW refuse one that reappears in between. */
+	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT)
+		return tnd_err_errno(TND_E_IO, errno, "cannot remove %s/%s", dir, tmp);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
-		return tnd_err_errno(TND_E_IO, errno, "cannot create %s", tmp);
+		return tnd_err_errno(TND_E_IO, errno, "cannot create %s/%s", dir, tmp);
 	r = tnd_write_full(fd, data, len);
 	if (r < 0) {
-		tnd_err_errno(TND_E_IO, -r, "cannot write %s", tmp);
+		tnd_err_errno(TND_E_IO, -r, "cannot write %s/%s", dir, tmp);
 		goto fail;
 	}
 	if (fsync(fd) < 0) {
-		tnd_err_errno(TND_E_IO, errno, "cannot sync %s", tmp);
+		tnd_err_errno(TND_E_IO, errno, "cannot sync %s/%s", dir, tmp);
 		goto fail;
 	}
-	if (rename(tmp, path) < 0) {
-		tnd_err_errno(TND_E_IO, errno, "cannot rename %s to %s", tmp, path);
+	if (renameat(dfd, tmp, dfd, name) < 0) {
+		tnd_err_errno(TND_E_IO, errno, "cannot rename %s/%s to %s", dir, tmp, name);
 		goto fail;
 	}
 	/* Again after the rename: on vfat the directory entry of a renamed
@@ -75,14 +66,40 @@ int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mo
 		int e = errno;
 
 		close(fd);
-		return tnd_err_errno(TND_E_IO, e, "cannot sync %s", path);
+		return tnd_err_errno(TND_E_IO, e, "cannot sync %s/%s", dir, name);
 	}
 	if (close(fd) < 0)
-		return tnd_err_errno(TND_E_IO, errno, "cannot close %s", path);
-	return tnd_fsync_dir(dir);
+		return tnd_err_errno(TND_E_IO, errno, "cannot close %s/%s", dir, name);
+	if (fsync(dfd) < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot sync directory %s", dir);
+	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	close(fd);
+	unlinkat(dfd, tmp, 0);
+	return ret;
+}
+
+int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char dir[PATH_MAX];
+	const char *name;
+	char *slash;
+	int dfd, ret;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return tnd_err_set(TND_E_IO, "path too long: %s", path);
+	slash = strrchr(dir, '/');
+	name = slash ? path + (slash - dir) + 1 : path;
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return tnd_err_errno(TND_E_IO, errno, "cannot open directory %s", dir);
+	ret = tnd_atomic_write_at(dfd, dir, name, data, len, mode);
+	close(dfd);
 	return ret;
 }

@@ -15,6 +15,11 @@
 #include "error.h"
 
 int tnd_atomic_write(const char *path, const void *data, size_t len, unsigned mode) TND_MUST_CHECK;
+/* The same for the file name in the directory open as dfd (dir only names
+ * it in messages): for a directory opened once without following a
+ * symlink, which a path could be swapped for in between. */
+int tnd_atomic_write_at(int dfd, const char *dir, const char *name, const void *data, size_t len,
+			unsigned mode) TND_MUST_CHECK;
 /* fsync of a directory, so a rename or create in it is durable. */
 int tnd_fsync_dir(const char *dir) TND_MUST_CHECK;
 

@@ -137,17 +137,27 @@ bool tnd_is_zero(const void *buf, size_t len)
 	return memcmp(p, p + 16, len - 16) == 0;
 }
 
-int tnd_read_small_file(const char *path, size_t max, char **out, size_t *out_len)
+static int read_small(int dfd, const char *path, size_t max, char **out, size_t *out_len,
+		      bool strict)
 {
 	int ret = TND_E_IO;
 	char *buf = NULL;
+	struct stat sb;
 	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* strict: never through a symlink, never blocked on a FIFO, never
+	 * anything but a regular file (a device, a socket) */
+	fd = openat(dfd, path, O_RDONLY | O_CLOEXEC | (strict ? O_NOFOLLOW | O_NONBLOCK : 0));
 	if (fd < 0)
 		return tnd_err_errno(errno == ENOENT ? TND_E_NOT_FOUND : TND_E_IO, errno,
-				     "cannot open %s", path);
+				     errno == ELOOP && strict ? "refusing %s: a symbolic link"
+							      : "cannot open %s",
+				     path);
+	if (strict && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+		ret = tnd_err_set(TND_E_IO, "refusing %s: not a regular file", path);
+		goto out_close;
+	}
 	buf = malloc(max + 1);
 	if (!buf) {
 		ret = tnd_err_set(TND_E_NOMEM, "out of memory reading %s", path);
@@ -173,6 +183,21 @@ out_free:
 out_close:
 	close(fd);
 	return ret;
+}
+
+int tnd_read_small_file(const char *path, size_t max, char **out, size_t *out_len)
+{
+	return read_small(AT_FDCWD, path, max, out, out_len, false);
+}
+
+int tnd_read_own_file(const char *path, size_t max, char **out, size_t *out_len)
+{
+	return read_small(AT_FDCWD, path, max, out, out_len, true);
+}
+
+int tnd_read_own_file_at(int dfd, const char *name, size_t max, char **out, size_t *out_len)
+{
+	return read_small(dfd, name, max, out, out_len, true);
 }
 
 int tnd_parse_u64(const char *s, uint64_t *out)

@@ -66,6 +66,14 @@ bool tnd_is_zero(const void *buf, size_t len);
 /* Reads a whole small file (at most max bytes) into a NUL-terminated
  * buffer the caller frees. */
 int tnd_read_small_file(const char *path, size_t max, char **out, size_t *out_len) TND_MUST_CHECK;
+/* The same for a file Tandem wrote itself in a directory others may write
+ * (state_dir): a symbolic link, a FIFO or anything but a regular file is
+ * refused, not followed or read (one planted there must not make Tandem
+ * open, block on, or close another of its files). */
+int tnd_read_own_file(const char *path, size_t max, char **out, size_t *out_len) TND_MUST_CHECK;
+/* ... name in the directory open as dfd */
+int tnd_read_own_file_at(int dfd, const char *name, size_t max, char **out,
+			 size_t *out_len) TND_MUST_CHECK;
 
 /* Parses a decimal unsigned integer, the whole string. */
 int tnd_parse_u64(const char *s, uint64_t *out) TND_MUST_CHECK;

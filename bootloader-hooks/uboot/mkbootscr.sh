@@ -69,7 +69,7 @@ cmd=${out%.scr}.cmd
 	echo "setenv tandem_initrd $INITRD"
 	echo "setenv tandem_bootargs \"$cmdline\""
 	echo "setenv tandem_boot '$BOOT_CMD'"
-	echo "setenv tandem_env_vars \"BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT TANDEM_SECURITY_FLOOR\""
+	echo "setenv tandem_env_vars \"BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT TANDEM_SECURITY_FLOOR TANDEM_A_IMAGE TANDEM_B_IMAGE\""
 	if [ "$ENV_STORAGE" = file ]; then
 		echo "setenv tandem_env_file0 $ENV_FILE0"
 		echo "setenv tandem_env_file1 $ENV_FILE1"

@@ -285,6 +285,10 @@ sc_tandem_update() {
 	# The floor confirm raised lives in the environment too (it outlives
 	# a lost state directory), and U-Boot's own save keeps it.
 	expect "floor in the environment" "$(e2e_env_get TANDEM_SECURITY_FLOOR)" 1
+	# So does what B verifiably holds, which every later switch to B reads.
+	local b_id
+	b_id=$(e2e_env_get TANDEM_B_IMAGE)
+	expect "B's identity in the environment" "$(echo "$b_id" | grep -cx '1:[0-9a-f]\{64\}')" 1
 	t_action 3 <<-'EOF'
 	status after-reboot
 	EOF
@@ -292,6 +296,7 @@ sc_tandem_update() {
 	expect "slot after a reboot" "$booted" B
 	expect "B counter spent by U-Boot" "$(e2e_env_get BOOT_B_LEFT)" 2
 	expect "floor kept by U-Boot's save" "$(e2e_env_get TANDEM_SECURITY_FLOOR)" 1
+	expect "B's identity kept by U-Boot's save" "$(e2e_env_get TANDEM_B_IMAGE)" "$b_id"
 	expect "status: floor" "$(t_json after-reboot .security_floor)" 1
 }
 

@@ -43,7 +43,10 @@ test_update_confirmed_on_new_slot() {
 	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "B tries not reset"
 	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "order"
 	status_py 'b=s["slots"]["B"]; assert b["state"]=="good" and b["booted"], s
-assert s["last_update"]["result"]=="success" and s["pending_slot"] is None, s'
+assert s["last_update"]["result"]=="success" and s["pending_slot"] is None, s
+assert b["identity"]=="2:"+b["sha256"] and s["slots"]["A"]["identity"]=="unknown", s'
+	"$TANDEM" -c "$CONF" status | grep -q "^  identity: 2:$(sha256sum <"$D/v1.img" | cut -d' ' -f1)$" ||
+		fail "status: $("$TANDEM" -c "$CONF" status)"
 	grep -q '"security_floor":.*2' "$D/state/state.json" || fail "floor not raised on confirm"
 	# rebooting a good system never runs out of tries
 	for _ in 1 2 3 4 5; do [ "$(sim_boot "$D")" = B ]; "$TANDEM" -c "$CONF" -q confirm; done
@@ -137,11 +140,14 @@ test_rollback_and_activate() {
 	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "activate B: $(env_get BOOT_B_LEFT) tries"
 	[ "$(sim_boot "$D")" = B ] || fail "B did not boot"
 	"$TANDEM" -c "$CONF" -q confirm
-	# A holds the factory image (security version 0), below the floor that
+	# A holds the factory image, which the environment says nothing about
+	# (security version 0 as far as anything knows), below the floor that
 	# confirming B raised to 2: no command makes it boot again
-	expect_refusal 13 "slot A holds security version 0, below this device's floor of 2" \
+	expect_refusal 13 "does not say which release slot A holds .*floor is 2" \
 		"$TANDEM" -c "$CONF" rollback
-	expect_refusal 13 "below this device's floor of 2" "$TANDEM" -c "$CONF" activate A
+	expect_refusal 13 "floor is 2" "$TANDEM" -c "$CONF" activate A
+	"$TANDEM" -c "$CONF" doctor | grep -q "^warn  identity .*slot A holds" ||
+		fail "doctor: $("$TANDEM" -c "$CONF" doctor)"
 	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "a refused rollback changed the boot order"
 	status_py 'assert s["pending_slot"] is None and s["security_floor"]==2, s'
 	# once A holds a release at the floor, rolling back to it is allowed
@@ -162,16 +168,20 @@ test_rollback_and_activate() {
 
 # Issue 20's false failure: a cut after the state saved the pending slot
 # and before the environment store that activates it. The environment is
-# as the install's first store left it (B last, no tries); the device
-# boots A. B was never tried: confirm must not call it failed (a fleet
-# would never retry the release); it finishes the activation instead.
+# as the install's identity store left it (B last, no tries, vouched
+# for); the device boots A. B was never tried: confirm must not call it
+# failed (a fleet would never retry the release). Nor does it activate B
+# on the word of state.json, which an attacker may write: it clears the
+# pending mark, and the next activation (a poll, or by hand) finishes.
 test_cut_before_activation_is_not_a_failure() {
 	setup_device
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
-	# what the cut leaves: the environment of the install's first store,
+	# what the cut leaves: the environment of the install's identity store,
 	# the state of the pending mark's save (before the activating store)
 	printf 'BOOT_ORDER=A B\nBOOT_B_LEFT=0\n' >"$D/cut.env"
 	fw_setenv -c "$D/fw_env.config" -s "$D/cut.env"
+	[ "$(env_get TANDEM_B_IMAGE)" = "2:$(sha256sum <"$D/v1.img" | cut -d' ' -f1)" ] ||
+		fail "B's identity: $(env_get TANDEM_B_IMAGE)"
 	python3 - "$D/state/state.json" <<-'PY'
 	import json, sys
 	s = json.load(open(sys.argv[1]))
@@ -184,9 +194,12 @@ test_cut_before_activation_is_not_a_failure() {
 	"$TANDEM" -c "$CONF" confirm 2>"$D/err" || fail "confirm failed: $(cat "$D/err")"
 	grep -q "never reached the boot environment" "$D/err" || fail "message: $(cat "$D/err")"
 	status_py 'b=s["slots"]["B"]; assert b["state"]=="installed", s
-assert s["pending_slot"]=="B" and "last_update" not in s, s'
-	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "B not activated again"
-	[ "$(env_get BOOT_B_LEFT)" = 3 ] || fail "B has $(env_get BOOT_B_LEFT) tries"
+assert s["pending_slot"] is None and "last_update" not in s, s'
+	[ "$(env_get BOOT_ORDER)" = "A B" ] && [ "$(env_get BOOT_B_LEFT)" = 0 ] ||
+		fail "confirm changed the environment: $(env_get BOOT_ORDER), $(env_get BOOT_B_LEFT)"
+	[ "$(sim_boot "$D")" = A ] || fail "A did not boot again"
+	"$TANDEM" -c "$CONF" -q confirm
+	"$TANDEM" -c "$CONF" -q activate B
 	[ "$(sim_boot "$D")" = B ] || fail "B did not boot after the activation"
 	"$TANDEM" -c "$CONF" -q confirm
 	status_py 'assert s["slots"]["B"]["state"]=="good" and s["last_update"]["result"]=="success", s'

@@ -81,8 +81,12 @@ PY
 	[ "$(cat "$D/etc/device-id")" = SN-0001 ] || fail "device id"
 	cmp "$D/id/device.key" "$D/etc/tls/device.key" || fail "client key not installed"
 	[ "$(stat -c %a "$D/etc/tls/device.key")" = 600 ] || fail "client key mode $(stat -c %a "$D/etc/tls/device.key")"
-	# Only Tandem's variables in a blank environment (no --env-defaults).
-	[ "$(fw_printenv -c "$D/fw_env.config" | sort | tr '\n' ' ')" = "BOOT_A_LEFT=3 BOOT_B_LEFT=3 BOOT_ORDER=A B " ] ||
+	# Only Tandem's variables in a blank environment (no --env-defaults),
+	# both slots vouched for as holding the image (security version 0)
+	local id
+	id=0:$(sha256sum <"$D/v1.img" | cut -d' ' -f1)
+	[ "$(fw_printenv -c "$D/fw_env.config" | sort | tr '\n' ' ')" = \
+		"BOOT_A_LEFT=3 BOOT_B_LEFT=3 BOOT_ORDER=A B TANDEM_A_IMAGE=$id TANDEM_B_IMAGE=$id " ] ||
 		fail "environment: $(fw_printenv -c "$D/fw_env.config")"
 	# First boot of the provisioned board: A comes up, confirm marks it good,
 	# and the board installs its first update into B.
@@ -105,13 +109,14 @@ test_provision_twice_writes_nothing() {
 	build_bundle "$D/u.tnd" "$D/v1.img"
 	"$TANDEM" -c "$CONF" -q provision --progress=none --keyring "$D/factory-keys" --device-id X1 "$D/u.tnd"
 	local before after
-	before=$(cd "$D" && sha256sum env/* state/* etc/keys/* etc/device-id slotA.img slotB.img)
+	# (state/lock is the device's lock: it holds the last holder's pid)
+	before=$(cd "$D" && sha256sum env/* state/state.json etc/keys/* etc/device-id slotA.img slotB.img)
+	[ "$(ls "$D/state")" = "$(printf 'lock\nstate.json')" ] || fail "state files: $(ls "$D/state")"
 	touch -d '2001-01-01' "$D"/env/* "$D/state/state.json"
 	"$TANDEM" -c "$CONF" provision --progress=none --json --keyring "$D/factory-keys" --device-id X1 \
 		"$D/u.tnd" >"$D/out.json"
-	after=$(cd "$D" && sha256sum env/* state/* etc/keys/* etc/device-id slotA.img slotB.img)
+	after=$(cd "$D" && sha256sum env/* state/state.json etc/keys/* etc/device-id slotA.img slotB.img)
 	[ "$before" = "$after" ] || fail "second run changed something"
-	# (state/lock is the device's lock: created once, never written)
 	[ -z "$(find "$D/env" "$D/state" -type f ! -name lock -newermt '2002-01-01')" ] ||
 		fail "second run rewrote files"
 	python3 - "$D/out.json" <<'PY'

@@ -211,7 +211,7 @@ c["payload_read"] += 64
 json.dump(c, open(sys.argv[1], "w"))
 PY
 	cp "$D/slotB.img" "$D/slotB.before"
-	expect_refusal 12 "chunk 65 of 192" "$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	expect_refusal 12 "chunk [0-9]* of 192" "$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
 	cmp -s "$D/slotB.img" "$D/slotB.before" || fail "bytes reached the slot after a forged checkpoint"
 	[ ! -e "$D/state/resume.json" ] || fail "forged checkpoint kept"
 	"$TANDEM" -c "$CONF" install --progress=none --json "$D/u.tnd" >"$D/out.json"

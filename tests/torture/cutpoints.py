@@ -149,6 +149,19 @@ class Runner:
                 continue
             raise Broken(f"invariant 2 ({when}): slot {o} can boot after a fallback ({envs}) "
                          f"and holds no complete image")
+        # Invariant 5: what the environment vouches a slot holds
+        # (TANDEM_X_IMAGE, which activate, rollback and confirm trust
+        # over state.json) is true, byte for byte.
+        for o in "AB":
+            v = e.get(f"TANDEM_{o}_IMAGE")
+            if not v or v == "erased":
+                continue
+            want = v.split(":", 1)[-1]
+            img = next((b for b in self.images.values() if hashlib.sha256(b).hexdigest() == want),
+                       None)
+            if img is None or open(f"{self.dev}/slot{o}.img", "rb").read(len(img)) != img:
+                raise Broken(f"invariant 5 ({when}): the environment says slot {o} holds {v}, "
+                             f"and it does not")
         leftovers = [f for f in os.listdir(f"{self.dev}/state") if "cutshim" in f]
         if leftovers:
             raise Broken(f"harness: shim leftovers {leftovers}")

@@ -289,7 +289,7 @@ static void uboot_env(void **state)
 	assert_int_equal(bs.tries[0], 2);
 	assert_int_equal(bs.tries[1], 3); /* missing: the configured default */
 	assert_int_equal(tnd_bl_disable(bl, 1), 0);
-	assert_int_equal(tnd_bl_activate(bl, 1, 3, 0), 0);
+	assert_int_equal(tnd_bl_activate(bl, 1, 3), 0);
 	tnd_bl_close(bl);
 	/* no floor yet: the variable is not written (a RAUC board's
 	 * environment stays as it was) */
@@ -308,7 +308,7 @@ static void uboot_env(void **state)
 	for (int round = 0; round < 4; round++) {
 		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
 		assert_int_equal(tnd_bl_disable(bl, round % 2), 0);
-		assert_int_equal(tnd_bl_activate(bl, round % 2, 2, 0), 0);
+		assert_int_equal(tnd_bl_activate(bl, round % 2, 2), 0);
 		assert_int_equal(tnd_bl_mark_good(bl, 1 - round % 2, 1, 0), 0);
 		tnd_bl_close(bl);
 		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
@@ -330,10 +330,11 @@ static void uboot_env(void **state)
 	assert_int_equal(bs.tries[1], 0);
 	snprintf(cmd, sizeof(cmd), "fw_printenv -c %s foo | grep -qx foo=bar", conf);
 	assert_int_equal(system(cmd), 0);
-	/* the floor: raised with the store that activates or confirms, never
-	 * lowered, kept by the stores that do not name one */
+	/* the floor: raised with the store that confirms, never lowered, kept
+	 * by the stores that do not name one */
 	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
-	assert_int_equal(tnd_bl_activate(bl, 0, 3, 5), 0);
+	assert_int_equal(tnd_bl_mark_good(bl, 0, 3, 5), 0);
+	assert_int_equal(tnd_bl_activate(bl, 0, 3), 0);
 	assert_int_equal(tnd_bl_mark_good(bl, 0, 3, 2), 0);
 	assert_int_equal(tnd_bl_mark_bad(bl, 1), 0);
 	assert_int_equal(tnd_bl_read(bl, &bs), 0);
@@ -343,6 +344,52 @@ static void uboot_env(void **state)
 		 "fw_printenv -c %s TANDEM_SECURITY_FLOOR | grep -qx TANDEM_SECURITY_FLOOR=5",
 		 conf);
 	assert_int_equal(system(cmd), 0);
+	/* identities: set, kept by mark_bad and activate, forgotten by the
+	 * store that takes the slot out before it is written */
+	{
+		struct tnd_slot_id id = {.kind = TND_ID_VALID, .security_version = 7};
+
+		memset(id.sha256, 0xab, sizeof(id.sha256));
+		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+		assert_int_equal(tnd_bl_set_identity(bl, 1, &id), 0);
+		assert_int_equal(tnd_bl_activate(bl, 1, 3), 0);
+		assert_int_equal(tnd_bl_mark_bad(bl, 1), 0);
+		assert_int_equal(tnd_bl_read(bl, &bs), 0);
+		tnd_bl_close(bl);
+		assert_int_equal(bs.id[1].kind, TND_ID_VALID);
+		assert_int_equal(bs.id[0].kind, TND_ID_ERASED); /* the rounds above disabled A */
+		assert_int_equal(bs.id[1].security_version, 7);
+		assert_memory_equal(bs.id[1].sha256, id.sha256, sizeof(id.sha256));
+		snprintf(cmd, sizeof(cmd),
+			 "fw_printenv -c %s -n TANDEM_B_IMAGE | grep -qx 7:abababab.*ab", conf);
+		assert_int_equal(system(cmd), 0);
+		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+		assert_int_equal(tnd_bl_disable(bl, 1), 0);
+		assert_int_equal(tnd_bl_read(bl, &bs), 0);
+		tnd_bl_close(bl);
+		assert_int_equal(bs.id[1].kind, TND_ID_ERASED);
+		snprintf(cmd, sizeof(cmd), "fw_printenv -c %s | grep -qx TANDEM_B_IMAGE=erased",
+			 conf);
+		assert_int_equal(system(cmd), 0);
+		/* a damaged identity fails closed, as a damaged floor does */
+		static const char *const bad[] = {"7", "7:abc", "x:" /* 64 hex follow */,
+						  "4294967296:"};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			bool full = bad[i][strlen(bad[i]) - 1] == ':';
+
+			snprintf(
+			    cmd, sizeof(cmd), "fw_setenv -c %s TANDEM_A_IMAGE '%s%s'", conf, bad[i],
+			    full
+				? "abababababababababababababababababababababababababababababababab"
+				: "");
+			assert_int_equal(system(cmd), 0);
+			assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+			assert_int_equal(tnd_bl_read(bl, &bs), TND_E_BOOTLOADER);
+			tnd_bl_close(bl);
+		}
+		snprintf(cmd, sizeof(cmd), "fw_setenv -c %s TANDEM_A_IMAGE", conf);
+		assert_int_equal(system(cmd), 0);
+	}
 	/* a damaged floor fails closed: the environment is refused */
 	snprintf(cmd, sizeof(cmd), "fw_setenv -c %s TANDEM_SECURITY_FLOOR 5x", conf);
 	assert_int_equal(system(cmd), 0);

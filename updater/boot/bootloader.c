@@ -55,19 +55,22 @@ bool tnd_bl_switches(const struct tnd_bootloader *bl)
 	return bl->ops->switches;
 }
 
-int tnd_bl_floor(const struct tnd_config *cfg, uint64_t state_floor, uint64_t *floor)
+int tnd_bl_floor(const struct tnd_config *cfg, uint64_t state_floor, uint64_t *floor,
+		 struct tnd_boot_state *bs)
 {
 	struct tnd_bootloader *bl;
-	struct tnd_boot_state bs;
+	struct tnd_boot_state local;
 	int ret;
 
+	if (!bs)
+		bs = &local;
 	*floor = state_floor;
 	if ((ret = tnd_bl_open(&bl, cfg)))
 		return ret;
-	ret = tnd_bl_read(bl, &bs);
+	ret = tnd_bl_read(bl, bs);
 	tnd_bl_close(bl);
-	if (!ret && bs.floor > *floor)
-		*floor = bs.floor;
+	if (!ret && bs->floor > *floor)
+		*floor = bs->floor;
 	return ret;
 }
 
@@ -102,6 +105,33 @@ int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 	return bl_write(bl, bs);
 }
 
+/* No tries and last in the order (and, with erase, its identity
+ * erased), in one store, only when something changes. */
+static int take_out(struct tnd_bootloader *bl, int slot, bool erase)
+{
+	struct tnd_boot_state bs;
+	int ret, n = 0, order[TND_NSLOTS] = {0};
+
+	if ((ret = tnd_bl_read(bl, &bs)))
+		return ret;
+	if (bs.tries[slot] == 0 && bs.norder && bs.order[bs.norder - 1] == slot &&
+	    !(erase && bs.id[slot].kind != TND_ID_ERASED))
+		return 0; /* already so: spare the flash a write */
+	for (int i = 0; i < bs.norder; i++)
+		if (bs.order[i] != slot)
+			order[n++] = bs.order[i];
+	for (int i = 0; i < bs.norder; i++)
+		if (bs.order[i] == slot)
+			order[n++] = slot;
+	memcpy(bs.order, order, sizeof(order));
+	bs.tries[slot] = 0;
+	if (erase) {
+		memset(&bs.id[slot], 0, sizeof(bs.id[slot]));
+		bs.id[slot].kind = TND_ID_ERASED;
+	}
+	return bl_write(bl, &bs);
+}
+
 int tnd_bl_disable(struct tnd_bootloader *bl, int slot)
 {
 	if (!bl->ops->switches)
@@ -109,10 +139,23 @@ int tnd_bl_disable(struct tnd_bootloader *bl, int slot)
 	/* Last as well as no tries: when every counter is spent the boot script
 	 * resets them and boots the first slot of the order, which must never be
 	 * a half-written one. */
-	return tnd_bl_mark_bad(bl, slot);
+	return take_out(bl, slot, true);
 }
 
-int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries, uint64_t floor)
+int tnd_bl_set_identity(struct tnd_bootloader *bl, int slot, const struct tnd_slot_id *id)
+{
+	struct tnd_boot_state bs;
+	int ret;
+
+	if (!bl->ops->switches)
+		return 0;
+	if ((ret = tnd_bl_read(bl, &bs)))
+		return ret;
+	bs.id[slot] = *id;
+	return bl_write(bl, &bs);
+}
+
+int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
 {
 	struct tnd_boot_state bs;
 	int ret, n = 1;
@@ -131,8 +174,6 @@ int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries, uint64_
 			bs.order[n++] = old[i];
 	bs.norder = n;
 	bs.tries[slot] = tries;
-	if (floor > bs.floor)
-		bs.floor = floor;
 	return bl_write(bl, &bs);
 }
 
@@ -155,24 +196,10 @@ int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries, uint64
 
 int tnd_bl_mark_bad(struct tnd_bootloader *bl, int slot)
 {
-	struct tnd_boot_state bs;
-	int ret, n = 0, order[TND_NSLOTS];
-
 	if (!bl->ops->switches)
 		return 0;
-	if ((ret = tnd_bl_read(bl, &bs)))
-		return ret;
-	if (bs.tries[slot] == 0 && bs.norder && bs.order[bs.norder - 1] == slot)
-		return 0; /* already so: spare the flash a write */
-	for (int i = 0; i < bs.norder; i++)
-		if (bs.order[i] != slot)
-			order[n++] = bs.order[i];
-	for (int i = 0; i < bs.norder; i++)
-		if (bs.order[i] == slot)
-			order[n++] = slot;
-	memcpy(bs.order, order, sizeof(order));
-	bs.tries[slot] = 0;
-	return bl_write(bl, &bs);
+	/* Its identity stays: a failed slot still holds what it holds. */
+	return take_out(bl, slot, false);
 }
 
 void tnd_boot_order_str(const struct tnd_boot_state *bs, char *buf, size_t size)

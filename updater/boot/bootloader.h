@@ -21,7 +21,32 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "error.h"
+
+/*
+ * What a slot verifiably holds, as the boot environment keeps it: the
+ * image's SHA-256 and security version from the signed manifest it was
+ * installed from, set in a store after the slot was written and read
+ * back. The store that takes the slot out of the boot order's reach
+ * before its first byte changes marks it erased instead. State files may
+ * say the same, but an attacker can write those; the environment is what
+ * the device boots from (docs/security.md), so every decision that makes
+ * a slot boot, or raises the floor, reads it from here.
+ */
+enum tnd_id_kind {
+	TND_ID_UNKNOWN = 0, /* nothing said: written by other means, or before
+			     * Tandem kept identities (counts as security
+			     * version 0) */
+	TND_ID_ERASED,	    /* being written, or written and not verified */
+	TND_ID_VALID,
+};
+
+struct tnd_slot_id {
+	enum tnd_id_kind kind;
+	uint64_t security_version; /* TND_ID_VALID only */
+	uint8_t sha256[TND_SHA256_LEN];
+};
 
 struct tnd_boot_state {
 	int order[TND_NSLOTS]; /* slot numbers, first boots first */
@@ -31,6 +56,7 @@ struct tnd_boot_state {
 	 * survives the loss of the state directory (docs/security.md); 0 when
 	 * the environment has none. Writes only ever raise it. */
 	uint64_t floor;
+	struct tnd_slot_id id[TND_NSLOTS];
 };
 
 struct tnd_bootloader;
@@ -76,20 +102,23 @@ int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs) TND_MUST_C
 int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs) TND_MUST_CHECK;
 
 /* The anti-rollback floor in force: state_floor (the state's copy),
- * raised by the boot environment's copy. */
-int tnd_bl_floor(const struct tnd_config *cfg, uint64_t state_floor,
-		 uint64_t *floor) TND_MUST_CHECK;
+ * raised by the boot environment's copy; with bs (may be NULL) the whole
+ * boot state too. */
+int tnd_bl_floor(const struct tnd_config *cfg, uint64_t state_floor, uint64_t *floor,
+		 struct tnd_boot_state *bs) TND_MUST_CHECK;
 
 /* Before a slot is written: make sure it cannot be booted (tries 0, last
- * in the order), so a power cut mid-write never leaves a half image in
- * line to boot. Writes the environment only when something changes;
- * "none": nothing to do. */
+ * in the order) and its identity erased, so a power cut mid-write never
+ * leaves a half image in line to boot or vouched for. Writes the
+ * environment only when something changes; "none": nothing to do. */
 int tnd_bl_disable(struct tnd_bootloader *bl, int slot) TND_MUST_CHECK;
-/* After a verified install: slot first in the order with `tries` tries,
- * the floor raised to `floor` when it is lower; nothing else changes.
- * "none" refuses: nothing would make the slot boot. */
-int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries,
-		    uint64_t floor) TND_MUST_CHECK;
+/* After a slot was written and verified: its identity (still out of the
+ * boot order's reach). "none": nothing to do. */
+int tnd_bl_set_identity(struct tnd_bootloader *bl, int slot,
+			const struct tnd_slot_id *id) TND_MUST_CHECK;
+/* After a verified install: slot first in the order with `tries` tries;
+ * nothing else changes. "none" refuses: nothing would make the slot boot. */
+int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries) TND_MUST_CHECK;
 
 /* A slot that booted and passed its health checks: full tries again, so
  * later reboots of a good system never run it out; the floor raised to

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * U-Boot backend: BOOT_ORDER, BOOT_A_LEFT and BOOT_B_LEFT in the U-Boot
- * environment (RAUC's names, docs/boot-protocol.md), and Tandem's copy of
- * the anti-rollback floor, TANDEM_SECURITY_FLOOR, through libubootenv and
- * fw_env.config. libubootenv writes the inactive copy of a redundant
- * environment and flips the flag last, so each libuboot_env_store() is
- * one atomic change of all of them.
+ * environment (RAUC's names, docs/boot-protocol.md), Tandem's copy of the
+ * anti-rollback floor, TANDEM_SECURITY_FLOOR, and each slot's verified
+ * identity, TANDEM_A_IMAGE and TANDEM_B_IMAGE ("<security version>:<image
+ * SHA-256>"), through libubootenv and fw_env.config. libubootenv writes the inactive copy of a
+ * redundant environment and flips the flag last, so each libuboot_env_store() is one atomic change
+ * of all of them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "util.h"
 
 #define FLOOR_VAR "TANDEM_SECURITY_FLOOR"
+#define ERASED	  "erased" /* TANDEM_X_IMAGE of a slot being written */
 
 struct uboot_bl {
 	struct tnd_bootloader base; /* first: the ops see a struct tnd_bootloader */
@@ -90,6 +92,38 @@ static void uboot_close(struct tnd_bootloader *bl)
 	free(u);
 }
 
+/* TANDEM_X_IMAGE: "<security version>:<64 hex digits>", or "erased";
+ * absent: unknown; anything else refuses the environment, as a damaged
+ * floor does. */
+static int read_identity(struct uboot_bl *u, int slot, struct tnd_slot_id *id)
+{
+	char name[24], *v, *colon;
+	int ret = 0;
+
+	snprintf(name, sizeof(name), "TANDEM_%s_IMAGE", tnd_slot_name(slot));
+	memset(id, 0, sizeof(*id));
+	if (!(v = libuboot_get_env(u->ctx, name)))
+		return 0;
+	if (!strcmp(v, ERASED)) {
+		id->kind = TND_ID_ERASED;
+		free(v);
+		return 0;
+	}
+	colon = strchr(v, ':');
+	if (colon)
+		*colon = '\0';
+	if (!colon || tnd_parse_u64(v, &id->security_version) ||
+	    id->security_version > UINT32_MAX || strlen(colon + 1) != 2 * TND_SHA256_LEN ||
+	    tnd_hex_decode(id->sha256, TND_SHA256_LEN, colon + 1))
+		ret = tnd_err_set(TND_E_BOOTLOADER,
+				  "%s is not \"<security version>:<SHA-256>\" or \"" ERASED "\"",
+				  name);
+	else
+		id->kind = TND_ID_VALID;
+	free(v);
+	return ret;
+}
+
 static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
@@ -128,13 +162,15 @@ static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 					  FLOOR_VAR "=\"%s\" is not a security version", v);
 		free(v);
 	}
+	for (int i = 0; !ret && i < TND_NSLOTS; i++)
+		ret = read_identity(u, i, &bs->id[i]);
 	return ret;
 }
 
 static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
-	char order[16], tries[4], name[16], floor[24];
+	char order[16], tries[4], name[24], floor[24], id[24 + TND_SHA256_HEX_LEN];
 	int r;
 
 	tnd_boot_order_str(bs, order, sizeof(order));
@@ -149,6 +185,19 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 	if (!r && bs->floor) {
 		snprintf(floor, sizeof(floor), "%llu", (unsigned long long)bs->floor);
 		r = libuboot_set_env(u->ctx, FLOOR_VAR, floor);
+	}
+	for (int i = 0; !r && i < TND_NSLOTS; i++) {
+		const struct tnd_slot_id *s = &bs->id[i];
+		int n;
+
+		snprintf(name, sizeof(name), "TANDEM_%s_IMAGE", tnd_slot_name(i));
+		n = snprintf(id, sizeof(id), "%llu:", (unsigned long long)s->security_version);
+		tnd_hex_encode(id + n, s->sha256, TND_SHA256_LEN);
+		/* NULL drops the variable (unknown stays unknown) */
+		r = libuboot_set_env(u->ctx, name,
+				     s->kind == TND_ID_VALID	? id
+				     : s->kind == TND_ID_ERASED ? ERASED
+								: NULL);
 	}
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot set variables (error %d)", r);

@@ -94,7 +94,8 @@ int cmd_confirm(const struct cli *g, int argc, char **argv)
 	    "health checks (executables in health_dir, each within health_timeout\n"
 	    "seconds): if all pass, marks the booted slot good (full boot tries) and\n"
 	    "exits 0; if one fails, marks it bad, puts the other slot first when it\n"
-	    "holds a verified image, and exits with status 24 (--reboot reboots then).\n";
+	    "holds a verified image the boot environment vouches for at or above the\n"
+	    "floor, and exits with status 24 (--reboot reboots then).\n";
 	struct tnd_lock lock = TND_LOCK_INIT;
 	struct tnd_confirm_result res;
 	struct tnd_config cfg;

@@ -26,20 +26,50 @@ static void poll_usage(FILE *f)
 	      "  --once          poll once (the only mode; accepted for clarity)\n"
 	      "  --json          print the outcome as one JSON object\n"
 	      "  --no-activate   install and verify, but leave the boot order alone\n"
-	      "  --reboot        reboot after an update was installed and activated\n",
+	      "  --reboot        reboot when another slot boots next (installed or activated)\n",
 	      f);
 }
 
-/* One poll under the device's lock. A poll that finds the lock taken (a
- * manual install, a confirm) records nothing: it is simply not its turn. */
+/* Whether the poll made another slot boot next: --reboot's cue. */
+static bool boots_next(const struct tnd_poll_state *ps)
+{
+	return !strcmp(ps->result, "installed") || !strcmp(ps->result, "activated");
+}
+
+/*
+ * One poll under the device's lock, from poll.json as it is then (another
+ * `tandem poll` may have moved its sequence floor or ETag since this
+ * process last looked). With delay (the daemon), the next poll's time is
+ * computed and saved under the same lock. A poll that finds the lock
+ * taken (a manual install, a confirm) records nothing: it is simply not
+ * its turn.
+ */
 static int locked_poll(const struct tnd_config *cfg, const struct tnd_poll_opts *po,
-		       struct tnd_poll_state *ps)
+		       struct tnd_poll_state *ps, unsigned *delay)
 {
 	struct tnd_lock lock = TND_LOCK_INIT;
 	int ret = tnd_lock_take(&lock, cfg, "poll");
 
-	if (!ret)
+	if (!ret && !(ret = tnd_poll_state_load(ps, cfg->state_dir))) {
+		if (!delay)
+			ps->next_poll = 0; /* a poll by hand: no schedule */
 		ret = tnd_poll(cfg, po, ps);
+	}
+	if (delay) {
+		*delay = tnd_poll_delay(cfg, ps, ret);
+		/* A busy device's poll did not happen: poll.json keeps the
+		 * last one, and the schedule lives in this process only. */
+		if (ret != TND_E_BUSY) {
+			char msg[TND_ERR_MSG_MAX];
+
+			snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
+			ps->next_poll = tnd_time_now() + *delay;
+			if (tnd_poll_state_save(ps, cfg->state_dir))
+				tnd_warn("%s", tnd_err_msg());
+			if (ret) /* the poll's error, not the save's */
+				tnd_err_set(ret, "%s", msg);
+		}
+	}
 	tnd_lock_release(&lock);
 	return ret;
 }
@@ -80,8 +110,7 @@ int cmd_poll(const struct cli *g, int argc, char **argv)
 		return tnd_err_set(TND_E_USAGE, "poll takes no arguments");
 	if ((r = cli_begin(g, "poll", &cfg, NULL)) || (r = tnd_fleet_open(&cfg, &ps)))
 		return r;
-	ps.next_poll = 0;
-	r = locked_poll(&cfg, &po, &ps);
+	r = locked_poll(&cfg, &po, &ps, NULL);
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 
@@ -96,7 +125,7 @@ int cmd_poll(const struct cli *g, int argc, char **argv)
 		}
 		cli_print_json(o);
 	}
-	if (!r && reboot_after && !po.no_activate && !strcmp(ps.result, "installed"))
+	if (!r && reboot_after && !po.no_activate && boots_next(&ps))
 		cli_reboot();
 	return r;
 }
@@ -113,7 +142,7 @@ static void daemon_usage(FILE *f)
 	      "\n"
 	      "Options:\n"
 	      "  --no-activate   install and verify, but leave the boot order alone\n"
-	      "  --reboot        reboot after an update was installed and activated\n"
+	      "  --reboot        reboot when another slot boots next (installed or activated)\n"
 	      "  --syslog        log to syslog instead of standard error\n",
 	      f);
 }
@@ -161,19 +190,13 @@ int cmd_daemon(const struct cli *g, int argc, char **argv)
 	while (!*g->cancel) {
 		unsigned delay;
 
-		r = locked_poll(&cfg, &po, &ps);
+		r = locked_poll(&cfg, &po, &ps, &delay);
 		if (r == TND_E_CANCELLED || *g->cancel)
 			break;
 		if (r)
 			tnd_error("poll failed: %s", tnd_err_msg());
-		if (!r && reboot_after && !po.no_activate && !strcmp(ps.result, "installed"))
+		if (!r && reboot_after && !po.no_activate && boots_next(&ps))
 			cli_reboot();
-		delay = tnd_poll_delay(&cfg, &ps, r);
-		ps.next_poll = tnd_time_now() + delay;
-		/* A busy device's poll did not happen: poll.json keeps the
-		 * last one, and the schedule lives in this process only. */
-		if (r != TND_E_BUSY && tnd_poll_state_save(&ps, cfg.state_dir))
-			tnd_warn("%s", tnd_err_msg());
 		tnd_info("daemon: next poll in %u s", delay);
 		for (unsigned i = 0; i < delay * 10 && !*g->cancel; i++) {
 			struct timespec ts = {0, 100 * 1000 * 1000};

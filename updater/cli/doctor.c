@@ -152,6 +152,18 @@ static void check_env(const struct tnd_config *cfg, struct report *r, int booted
 	else
 		note(r, OK, "agreement", "booted slot %s agrees with the environment%s",
 		     tnd_slot_name(booted), st->pending_slot >= 0 ? " (an update is pending)" : "");
+	/* The other slot is a fallback only as far as the environment vouches
+	 * for it (docs/security.md): say so while it does not. */
+	int other = 1 - booted;
+	uint64_t floor = bs.floor > st->security_floor ? bs.floor : st->security_floor;
+
+	if (bs.id[other].kind == TND_ID_UNKNOWN && floor > 0 &&
+	    (st->slot[other].state == TND_SLOT_GOOD || st->slot[other].state == TND_SLOT_INSTALLED))
+		note(r, WARN, "identity",
+		     "the environment does not say which release slot %s holds (written before "
+		     "Tandem kept identities, or by other means) and the floor is %llu: no "
+		     "rollback or switch to it until a release is installed into it",
+		     tnd_slot_name(other), (unsigned long long)floor);
 }
 
 int tnd_doctor(const struct tnd_config *cfg, bool json)
@@ -180,7 +192,10 @@ int tnd_doctor(const struct tnd_config *cfg, bool json)
 		     cfg->signature_threshold);
 	tnd_keyring_free(&kr);
 	snprintf(probe, sizeof(probe), "%s/.doctor-probe", cfg->state_dir);
-	fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A new file, never one planted there: O_TRUNC would follow a
+	 * symlink and empty whatever it points at. */
+	unlink(probe);
+	fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		note(&r, FAIL, "state", "cannot write in %s: %s", cfg->state_dir, strerror(errno));
 	} else {

@@ -103,6 +103,23 @@ static void print_poll(const struct tnd_config *cfg, const struct status *s)
 }
 #endif
 
+#define ID_STR_LEN (24 + TND_SHA256_HEX_LEN)
+
+/* What the environment vouches the slot holds, as TANDEM_X_IMAGE says
+ * it: "<security version>:<SHA-256>", "erased" or "unknown". */
+static void identity_str(const struct tnd_slot_id *id, char *out, size_t size)
+{
+	int n;
+
+	if (id->kind != TND_ID_VALID) {
+		snprintf(out, size, "%s", id->kind == TND_ID_ERASED ? "erased" : "unknown");
+		return;
+	}
+	n = snprintf(out, size, "%llu:", (unsigned long long)id->security_version);
+	if (n > 0 && (size_t)n + TND_SHA256_HEX_LEN <= size)
+		tnd_hex_encode(out + n, id->sha256, TND_SHA256_LEN);
+}
+
 static int order_pos(const struct tnd_boot_state *bs, int slot)
 {
 	for (int i = 0; i < bs->norder; i++)
@@ -114,7 +131,7 @@ static int order_pos(const struct tnd_boot_state *bs, int slot)
 static int print_json(const struct tnd_config *cfg, const struct status *s)
 {
 	cJSON *root = cJSON_CreateObject(), *slots, *bl, *last;
-	char hex[TND_SHA256_HEX_LEN], t[TND_TIME_STR_LEN], order[16], *text;
+	char hex[TND_SHA256_HEX_LEN], t[TND_TIME_STR_LEN], order[16], id[ID_STR_LEN], *text;
 
 	if (!root)
 		return tnd_err_set(TND_E_NOMEM, "out of memory");
@@ -160,6 +177,8 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 		if (s->have_bs && s->switches) {
 			cJSON_AddNumberToObject(o, "boot_tries_left", s->bs.tries[i]);
 			cJSON_AddNumberToObject(o, "boot_priority", order_pos(&s->bs, i));
+			identity_str(&s->bs.id[i], id, sizeof(id));
+			cJSON_AddStringToObject(o, "identity", id);
 		}
 	}
 	if (s->st.pending_slot >= 0)
@@ -207,7 +226,7 @@ static void print_outcome(const char *label, const struct tnd_outcome *o)
 
 static void print_text(const struct tnd_config *cfg, const struct status *s)
 {
-	char hex[TND_SHA256_HEX_LEN], order[16];
+	char hex[TND_SHA256_HEX_LEN], order[16], id[ID_STR_LEN];
 
 	printf("compatible:  %s\n", cfg->compatible);
 	if (s->booted >= 0)
@@ -233,8 +252,11 @@ static void print_text(const struct tnd_config *cfg, const struct status *s)
 			tnd_hex_encode(hex, si->sha256, TND_SHA256_LEN);
 			printf("  sha256:   %s\n", hex);
 		}
-		if (s->have_bs && s->switches)
+		if (s->have_bs && s->switches) {
 			printf("  tries:    %u left\n", s->bs.tries[i]);
+			identity_str(&s->bs.id[i], id, sizeof(id));
+			printf("  identity: %s\n", id);
+		}
 	}
 	if (s->floor)
 		printf("\nsecurity floor: %llu\n", (unsigned long long)s->floor);

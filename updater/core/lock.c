@@ -1,4 +1,14 @@
 // SPDX-License-Identifier: MIT
+/*
+ * One tandem at a time (lock.h): an open file description lock on
+ * state_dir/lock. Not a POSIX record lock: that one belongs to the
+ * process, and any close() of any descriptor of the same file drops it,
+ * so a symlink or a hard link to the lock file planted in state_dir (as
+ * resume.json, say) would have freed it the moment Tandem read through
+ * the link. An OFD lock lives as long as its own descriptor. It does not
+ * name its holder, so the holder writes its pid into the file for the
+ * message.
+ */
 #include "lock.h"
 
 #include <errno.h>
@@ -10,18 +20,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 #define LOCK_FILE "lock"
 
-/* "pid N (tandem install ...)" for the message, from the holder's
- * command line; just the pid when it cannot be read. */
-static void describe(pid_t pid, char *out, size_t size)
+/* "pid N: tandem install ..." for the message, from the pid the holder
+ * wrote into the lock file (read from the descriptor at hand: only
+ * digits, it is only a message) and that process's command line. */
+static void describe(int fd, char *out, size_t size)
 {
-	char path[64], *text = NULL;
+	char path[64], buf[24], *text = NULL;
+	ssize_t got = pread(fd, buf, sizeof(buf) - 1, 0);
+	uint64_t pid;
 	size_t n = 0;
 	int len;
 
+	buf[got > 0 ? got : 0] = '\0';
+	buf[strspn(buf, "0123456789")] = '\0';
+	if (tnd_parse_u64(buf, &pid) || pid == 0 || pid > INT_MAX) {
+		tnd_err_clear();
+		snprintf(out, size, "pid unknown");
+		return;
+	}
 	len = snprintf(out, size, "pid %ld", (long)pid);
 	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
 	if (tnd_read_small_file(path, 4096, &text, &n)) {
@@ -39,38 +60,39 @@ static void describe(pid_t pid, char *out, size_t size)
 int tnd_lock_take(struct tnd_lock *l, const struct tnd_config *cfg, const char *what)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-	char path[PATH_MAX], who[256];
-	int fd;
+	char path[PATH_MAX], who[256], pid[24], old[24];
+	int fd, n;
 
 	l->fd = -1;
 	if (snprintf(path, sizeof(path), "%s/" LOCK_FILE, cfg->state_dir) >= (int)sizeof(path))
 		return tnd_err_set(TND_E_CONFIG, "state_dir is too long");
 	if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
 		return tnd_err_errno(TND_E_STATE, errno, "cannot create %s", cfg->state_dir);
-	/* Never a symlink someone planted (O_NOFOLLOW); nothing is written to
-	 * it, so it is created once and never changes. */
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* Never a symlink someone planted (O_NOFOLLOW); created once, only
+	 * its content (the holder's pid) changes. */
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return tnd_err_errno(TND_E_STATE, errno, "cannot open %s", path);
-	if (fcntl(fd, F_SETLK, &fl) < 0) {
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
 		int e = errno;
 
 		if (e != EAGAIN && e != EACCES) {
 			close(fd);
 			return tnd_err_errno(TND_E_STATE, e, "cannot lock %s", path);
 		}
-		/* POSIX record locks name their holder: the message can say
-		 * who (an open file description lock could not). */
-		fl = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET};
-		if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
-			describe(fl.l_pid, who, sizeof(who));
-		else
-			snprintf(who, sizeof(who), "pid unknown");
+		describe(fd, who, sizeof(who));
 		close(fd);
 		return tnd_err_set(TND_E_BUSY,
 				   "another tandem is running (%s): %s waits for it to finish; "
 				   "try again then",
 				   who, what);
+	}
+	/* Taken: say who holds it (a failure here costs only the message).
+	 * Not synced, and not written again by the daemon's every poll. */
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (pread(fd, old, sizeof(old), 0) != n || memcmp(old, pid, (size_t)n)) {
+		if (ftruncate(fd, 0) < 0 || tnd_pwrite_full(fd, pid, (size_t)n, 0) < 0)
+			tnd_debug("cannot write the pid into %s", path);
 	}
 	l->fd = fd;
 	return 0;

@@ -8,12 +8,13 @@
  * install wiping a concurrent successful one's: no version, no hash, no
  * security version, so the floor would not rise on confirm).
  *
- * The lock is a POSIX record lock (fcntl F_SETLK) on state_dir/lock: the
- * kernel releases it when the process dies, power cuts leave nothing to
- * clean up, and a second process learns the holder's pid for its message.
- * Nothing is written into the file. One descriptor per process holds it
- * (closing any other descriptor of the file would drop a POSIX lock), and
- * children (health checks, hooks) do not inherit it.
+ * The lock is an open file description lock (fcntl F_OFD_SETLK) on
+ * state_dir/lock: the kernel releases it when its descriptor closes or
+ * the process dies, power cuts leave nothing to clean up, and no other
+ * descriptor of the same file (a link planted in state_dir, read by
+ * Tandem) can drop it, as it would a POSIX record lock. The holder writes
+ * its pid into the file for the second process's message. Children
+ * (health checks, hooks) do not inherit it (O_CLOEXEC).
  * Read-only commands (status, doctor) take no lock: every file they read
  * is replaced atomically.
  */

@@ -58,14 +58,26 @@ static void copy_str(const cJSON *obj, const char *key, char *out, size_t size)
 /* A non-negative integer below 2^53, or 0 when absent. Anything else
  * marks the file corrupt (*bad): a damaged anti-rollback floor must fail
  * closed, never read as 0. */
-static uint64_t get_u64(const cJSON *obj, const char *key, bool *bad)
+static uint64_t get_uint(const cJSON *obj, const char *key, uint64_t max, bool *bad)
 {
 	const cJSON *v = tnd_json_get(obj, key);
 	uint64_t n = 0;
 
-	if (v && !tnd_json_uint(v, TND_JSON_INT_MAX, &n))
+	if (v && !tnd_json_uint(v, max, &n))
 		*bad = true;
 	return n;
+}
+
+static uint64_t get_u64(const cJSON *obj, const char *key, bool *bad)
+{
+	return get_uint(obj, key, TND_JSON_INT_MAX, bad);
+}
+
+/* A security version: a manifest's never exceeds UINT32_MAX, so a state
+ * that says more was not written by Tandem. */
+static uint64_t get_sv(const cJSON *obj, const char *key, bool *bad)
+{
+	return get_uint(obj, key, UINT32_MAX, bad);
 }
 
 static int64_t get_time(const cJSON *obj, const char *key)
@@ -88,7 +100,7 @@ static void parse_slot(struct tnd_slot_info *si, const cJSON *o, bool *bad)
 	copy_str(o, "sha256", hex, sizeof(hex));
 	si->has_sha256 = hex[0] && tnd_hex_decode(si->sha256, TND_SHA256_LEN, hex) == 0;
 	si->size = get_u64(o, "size", bad);
-	si->security_version = get_u64(o, "security_version", bad);
+	si->security_version = get_sv(o, "security_version", bad);
 	si->updated = get_time(o, "updated");
 }
 
@@ -133,7 +145,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 	memset(st, 0, sizeof(*st));
 	st->pending_slot = -1;
 	snprintf(path, sizeof(path), "%s/" STATE_FILE, state_dir);
-	ret = tnd_read_small_file(path, STATE_MAX, &text, NULL);
+	ret = tnd_read_own_file(path, STATE_MAX, &text, NULL);
 	if (ret == TND_E_NOT_FOUND) {
 		tnd_err_clear();
 		return 0;
@@ -165,7 +177,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		/* absent: written before the key existed, when the mark was
 		 * saved only around a completed store */
 		st->pending_activated = !cJSON_IsFalse(tnd_json_get(root, "pending_activated"));
-		st->security_floor = get_u64(root, "security_floor", &bad);
+		st->security_floor = get_sv(root, "security_floor", &bad);
 		/* Like the security floor, a damaged clock floor fails closed. */
 		if (tnd_json_get(root, "time_floor") &&
 		    !(st->time_floor = get_time(root, "time_floor")))

@@ -21,6 +21,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include <cjson/cJSON.h>
 
 #include "atomicfile.h"
+#include "bootctl.h"
 #include "bootloader.h"
 #include "channel.h"
 #include "delta.h"
@@ -64,71 +66,107 @@ static void device_id(const struct tnd_config *cfg, char *out, size_t size)
 	free(text);
 }
 
+static bool is_report(const char *name)
+{
+	size_t n = strlen(name);
+
+	return name[0] != '.' && n > 5 && !strcmp(name + n - 5, ".json");
+}
+
+/*
+ * The reports directory, opened once and never through a symlink: it is
+ * in state_dir, which others may write, and what Tandem does there
+ * (create files, delete the oldest, read and send them) must not happen
+ * in a directory a link points at. -1 (with a warning) when it cannot.
+ */
+static int open_reports(const struct tnd_config *cfg, char *dir, size_t size, bool create)
+{
+	int dfd;
+
+	snprintf(dir, size, "%s/%s", cfg->state_dir, REPORTS_DIR);
+	if (create && mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		tnd_warn("cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 && errno != ENOENT)
+		tnd_warn("status reports: refusing %s: %s", dir,
+			 errno == ELOOP || errno == ENOTDIR ? "not a directory (a symbolic link?)"
+							    : strerror(errno));
+	return dfd;
+}
+
+/* The queued reports' names, oldest first (their names sort by time). */
+static int list_reports(int dfd, struct dirent ***list)
+{
+	return scandirat(dfd, ".", list, NULL, alphasort);
+}
+
+static void free_list(struct dirent **list, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
 /* Queues a report file; the oldest go when more than REPORTS_MAX wait. */
 static void queue_report(const struct tnd_config *cfg, const char *json)
 {
-	char dir[PATH_MAX + 16], path[PATH_MAX + 64], oldest[PATH_MAX + 300] = "";
-	struct dirent *e;
-	unsigned n = 0;
-	DIR *d;
+	char dir[PATH_MAX + 16], name[64];
+	struct dirent **list;
+	unsigned queued = 0;
+	int dfd, n;
 
-	snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, REPORTS_DIR);
-	if (mkdir(dir, 0755) && errno != EEXIST)
+	if ((dfd = open_reports(cfg, dir, sizeof(dir), true)) < 0)
 		return;
-	d = opendir(dir);
-	if (d) {
-		char first[256] = "";
-
-		while ((e = readdir(d)))
-			if (e->d_name[0] != '.' && strstr(e->d_name, ".json") &&
-			    !strstr(e->d_name, ".tmp")) {
-				n++;
-				if (!first[0] || strcmp(e->d_name, first) < 0)
-					snprintf(first, sizeof(first), "%s", e->d_name);
-			}
-		closedir(d);
-		if (n >= REPORTS_MAX && first[0]) {
-			snprintf(oldest, sizeof(oldest), "%s/%s", dir, first);
-			unlink(oldest);
-		}
+	n = list_reports(dfd, &list);
+	if (n >= 0) {
+		for (int i = 0; i < n; i++)
+			queued += is_report(list[i]->d_name);
+		for (int i = 0; i < n && queued >= REPORTS_MAX; i++)
+			if (is_report(list[i]->d_name) && !unlinkat(dfd, list[i]->d_name, 0))
+				queued--;
+		free_list(list, n);
 	}
-	snprintf(path, sizeof(path), "%s/%020" PRId64 "-%08x.json", dir, tnd_time_now(),
+	snprintf(name, sizeof(name), "%020" PRId64 "-%08x.json", tnd_time_now(),
 		 (unsigned)getpid());
-	if (tnd_atomic_write(path, json, strlen(json), 0644))
+	if (tnd_atomic_write_at(dfd, dir, name, json, strlen(json), 0644))
 		tnd_warn("cannot queue a status report: %s", tnd_err_msg());
+	close(dfd);
 }
 
-/* Sends queued reports, oldest first; stops at the first failure. */
+/* Sends queued reports, oldest first; stops at the first failure. A file
+ * that is not a regular one of ours (a link, a FIFO) is not read. */
 static void flush_reports(const struct tnd_config *cfg, const struct tnd_http_opts *ho)
 {
-	char dir[PATH_MAX + 16], path[PATH_MAX + 300], *text;
+	char dir[PATH_MAX + 16], *text;
 	struct dirent **list;
-	int n, i;
+	int dfd, n;
 
-	snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, REPORTS_DIR);
-	n = scandir(dir, &list, NULL, alphasort);
-	if (n < 0)
+	if ((dfd = open_reports(cfg, dir, sizeof(dir), false)) < 0)
 		return;
-	for (i = 0; i < n; i++) {
+	n = list_reports(dfd, &list);
+	for (int i = 0; i < n; i++) {
 		const char *name = list[i]->d_name;
 
-		if (name[0] == '.' || !strstr(name, ".json") || strstr(name, ".tmp"))
+		if (!is_report(name))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, name);
-		if (tnd_read_small_file(path, 64 * 1024, &text, NULL))
+		if (tnd_read_own_file_at(dfd, name, 64 * 1024, &text, NULL)) {
+			tnd_warn("status report %s/%s: %s", dir, name, tnd_err_msg());
 			continue;
+		}
 		if (tnd_http_post_json(cfg->server.report_url, text, ho)) {
 			free(text);
 			tnd_info("status reports stay queued: %s", tnd_err_msg());
 			break;
 		}
 		free(text);
-		unlink(path);
+		unlinkat(dfd, name, 0);
 		tnd_info("sent a queued status report");
 	}
-	for (i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
+	if (n >= 0)
+		free_list(list, n);
+	close(dfd);
 }
 
 /* Reports an event, or queues it when the server cannot be reached. ps:
@@ -246,6 +284,22 @@ static bool same_hash(const struct tnd_slot_info *si, const uint8_t h[TND_SHA256
 	return si->has_sha256 && !memcmp(si->sha256, h, TND_SHA256_LEN);
 }
 
+/*
+ * Whether the other slot waits for an activation that never completed: a
+ * power cut between the install's pending mark and the store that makes
+ * the slot boot, which confirm at the next boot only clears (it does not
+ * activate from state_dir, docs/security.md). The environment vouches for
+ * what the slot holds; it is neither pending nor first with tries. The
+ * poll activates it when it holds the channel's release.
+ */
+static bool awaits_activation(const struct tnd_state *st, const struct tnd_boot_state *bs,
+			      int other)
+{
+	return bs->id[other].kind == TND_ID_VALID && st->slot[other].state == TND_SLOT_INSTALLED &&
+	       st->pending_slot < 0 &&
+	       !(bs->norder && bs->order[0] == other && bs->tries[other] > 0);
+}
+
 /* Whether this device takes deltas that rebuild xz streams: its
  * configuration's choice, when the build can apply them at all. */
 static bool xz_rebuild_ok(const struct tnd_config *cfg)
@@ -282,8 +336,10 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 	struct tnd_keyring kr = {0};
 	struct tnd_verify_opts vo = {.keyring = &kr, .threshold = cfg->signature_threshold};
 	struct tnd_state st;
+	struct tnd_boot_state bs;
 	uint64_t floor;
 	int booted, other, r;
+	bool waiting;
 
 	tnd_fleet_http_opts(cfg, po->cancel, &ho);
 	ps->bytes = 0;
@@ -298,7 +354,16 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 		report_update_outcome(cfg, &ho, &st, ps);
 	}
 
-	r = tnd_http_get(cfg->server.url, ps->etag, TND_CHANNEL_MAX, &ho, &resp);
+	r = tnd_booted_slot(cfg, &booted);
+	if (!r)
+		r = tnd_bl_floor(cfg, st.security_floor, &floor, &bs);
+	if (r)
+		return r;
+	other = 1 - booted;
+	waiting = !po->no_activate && awaits_activation(&st, &bs, other);
+	/* A slot that waits for its activation needs the index whatever its
+	 * ETag: a 304 would leave it waiting for good. */
+	r = tnd_http_get(cfg->server.url, waiting ? "" : ps->etag, TND_CHANNEL_MAX, &ho, &resp);
 	ps->requests++;
 	ps->bytes += resp.header_bytes + resp.body_bytes;
 	if (r)
@@ -348,10 +413,6 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 		goto out;
 	}
 	snprintf(ps->version, sizeof(ps->version), "%s", rel->version);
-	r = tnd_booted_slot(cfg, &booted);
-	if (r)
-		goto out;
-	other = 1 - booted;
 	if (same_hash(&st.slot[booted], rel->image_sha256)) {
 		snprintf(ps->result, sizeof(ps->result), "up-to-date");
 		tnd_info("poll: %s is running", rel->version);
@@ -359,6 +420,17 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 	}
 	if (same_hash(&st.slot[other], rel->image_sha256)) {
 		enum tnd_slot_state s = st.slot[other].state;
+
+		if (s != TND_SLOT_BAD && waiting &&
+		    !memcmp(bs.id[other].sha256, rel->image_sha256, TND_SHA256_LEN)) {
+			tnd_info("poll: %s is installed in slot %s but its activation never "
+				 "completed: activating it",
+				 rel->version, tnd_slot_name(other));
+			if ((r = tnd_activate(cfg, other)))
+				goto out;
+			snprintf(ps->result, sizeof(ps->result), "activated");
+			goto out;
+		}
 
 		snprintf(ps->result, sizeof(ps->result),
 			 s == TND_SLOT_BAD ? "failed-before" : "pending-reboot");
@@ -370,8 +442,6 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 	}
 	/* A release below the floor would be refused: nothing to fetch
 	 * (docs/channel-format.md, rule 4). */
-	if ((r = tnd_bl_floor(cfg, st.security_floor, &floor)))
-		goto out;
 	if (rel->security_version < floor) {
 		snprintf(ps->result, sizeof(ps->result), "below-floor");
 		tnd_info("poll: %s has security version %" PRIu64 ", below this device's floor of "

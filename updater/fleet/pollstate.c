@@ -83,7 +83,7 @@ int tnd_poll_state_load(struct tnd_poll_state *ps, const char *state_dir)
 	snprintf(path, sizeof(path), "%s/%s", state_dir, TND_POLL_FILE);
 	if (access(path, F_OK) && errno == ENOENT)
 		return 0; /* never polled */
-	if (tnd_read_small_file(path, 64 * 1024, &text, NULL))
+	if (tnd_read_own_file(path, 64 * 1024, &text, NULL))
 		return tnd_err_prefix(TND_E_STATE, "poll state");
 	o = cJSON_Parse(text);
 	free(text);

@@ -346,10 +346,25 @@ static void raise_time_floor(struct tnd_state *st, const struct tnd_manifest *m)
 		st->time_floor = m->created;
 }
 
+static bool same_env(const struct tnd_boot_state *got, const struct tnd_boot_state *want)
+{
+	if (got->norder != 2 || got->order[0] != 0 || got->order[1] != 1)
+		return false;
+	for (int i = 0; i < TND_NSLOTS; i++)
+		if (got->tries[i] != want->tries[i] || got->id[i].kind != want->id[i].kind ||
+		    got->id[i].security_version != want->id[i].security_version ||
+		    memcmp(got->id[i].sha256, want->id[i].sha256, TND_SHA256_LEN))
+			return false;
+	return true;
+}
+
 /* The environment a provisioned board starts with: A first, full tries,
- * the floor the state holds. "none": nothing to set up. */
+ * both slots vouched for as holding m's image (hashed or written and
+ * verified just before), the floor the state holds. "none": nothing to
+ * set up. */
 static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **blp, bool blank,
-			 uint64_t floor, struct tnd_provision_result *res)
+			 const struct tnd_manifest *m, uint64_t floor,
+			 struct tnd_provision_result *res)
 {
 	struct tnd_boot_state want = {.order = {0, 1}, .norder = 2, .floor = floor}, got;
 	struct tnd_bootloader *bl = *blp;
@@ -357,11 +372,15 @@ static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **b
 
 	if (!tnd_bl_switches(bl))
 		return 0;
-	want.tries[0] = want.tries[1] = cfg->boot_tries;
+	for (int i = 0; i < TND_NSLOTS; i++) {
+		want.tries[i] = cfg->boot_tries;
+		want.id[i].kind = TND_ID_VALID;
+		want.id[i].security_version = m->security_version;
+		memcpy(want.id[i].sha256, m->image_sha256, TND_SHA256_LEN);
+	}
 	res->tries = cfg->boot_tries;
 	res->env_was_blank = blank;
-	if (!blank && (ret = tnd_bl_read(bl, &got)) == 0 && got.norder == 2 && got.order[0] == 0 &&
-	    got.order[1] == 1 && got.tries[0] == want.tries[0] && got.tries[1] == want.tries[1] &&
+	if (!blank && (ret = tnd_bl_read(bl, &got)) == 0 && same_env(&got, &want) &&
 	    got.floor >= want.floor) {
 		res->env = TND_PROV_UNCHANGED;
 		return 0;
@@ -378,9 +397,7 @@ static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **b
 	*blp = NULL;
 	if ((ret = tnd_bl_open(blp, cfg)) || (ret = tnd_bl_read(*blp, &got)))
 		return ret;
-	if (got.norder != 2 || got.order[0] != 0 || got.order[1] != 1 ||
-	    got.tries[0] != want.tries[0] || got.tries[1] != want.tries[1] ||
-	    got.floor != want.floor)
+	if (!same_env(&got, &want) || got.floor != want.floor)
 		return tnd_err_set(TND_E_VERIFY, "the environment at %s reads back different",
 				   cfg->env_config);
 	res->env = TND_PROV_WRITTEN;
@@ -501,7 +518,7 @@ static int provision(const struct tnd_config *cfg, const struct tnd_provision_op
 	phase(o, "environment", cfg->env_config);
 	if ((ret = tnd_bl_open_init(&bl, cfg, o->env_defaults, &blank)))
 		return ret;
-	ret = provision_env(cfg, &bl, blank, st.security_floor, res);
+	ret = provision_env(cfg, &bl, blank, m, st.security_floor, res);
 	tnd_bl_close(bl);
 	return ret;
 }

@@ -116,7 +116,7 @@ void tnd_resume_load(struct tnd_resume *rs, const struct tnd_state *st,
 	int ret;
 
 	rs->active = false;
-	ret = tnd_read_small_file(rs->path, RESUME_MAX, &text, NULL);
+	ret = tnd_read_own_file(rs->path, RESUME_MAX, &text, NULL);
 	if (ret == TND_E_NOT_FOUND) {
 		tnd_err_clear();
 		return;

@@ -126,14 +126,13 @@ static int read_floor(struct tnd_txn *t)
  * the base the delta was made from. The descriptor stays open for the
  * decoder; the booted slot is only ever opened read-only.
  *
- * When the slot's record (the image it was installed or provisioned with,
- * verified then) names the delta's base, the base is not hashed first:
- * a delta for another release is refused before anything is read or
- * written, and a slot changed behind its record makes the image come out
- * wrong, which the transaction finds before it records or activates
- * anything (stream_delta_check; op-stream versions that authenticate
- * every span find it before the span is written). Slots with no such
- * record are hashed whole before anything is written.
+ * A record of the slot (the image it was installed or provisioned with)
+ * that names another base refuses the delta before anything is read or
+ * written. One that names the base lets an op stream that authenticates
+ * every span (formats 5 and 6) go on without hashing the slot first: a
+ * slot changed behind its record then fails at the first span built from
+ * the change, before it is written. Everything else hashes the slot
+ * whole before anything is written.
  */
 static int open_base(struct tnd_txn *t)
 {
@@ -142,8 +141,15 @@ static int open_base(struct tnd_txn *t)
 	const struct tnd_slot_info *rec = &t->st.slot[t->booted];
 	char want[TND_SHA256_HEX_LEN], got_hex[TND_SHA256_HEX_LEN];
 	uint8_t got[TND_SHA256_LEN];
+	/* The record is only a shortcut, and only where every span the delta
+	 * writes is checked against a signed SHA-256 first (formats 5 and 6):
+	 * the record lives in state_dir, which an attacker may write. Older
+	 * formats hash the base whole, so that nothing they write derives
+	 * from unauthenticated bytes. A record that names another base
+	 * refuses the delta at once either way. */
 	bool recorded =
 	    rec->has_sha256 && (rec->state == TND_SLOT_INSTALLED || rec->state == TND_SLOT_GOOD);
+	bool trust_record = recorded && tnd_delta_version_authenticated(m->delta_format);
 	struct tnd_sha256 h;
 	uint64_t size;
 	int fd, ret;
@@ -163,7 +169,7 @@ static int open_base(struct tnd_txn *t)
 	fd = open(dev, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return tnd_err_errno(TND_E_SLOT, errno, "cannot open booted slot %s", dev);
-	if (recorded) {
+	if (trust_record) {
 		tnd_debug("base: booted slot %s is recorded with the delta's base image",
 			  tnd_slot_name(t->booted));
 		t->base_fd = fd;
@@ -372,6 +378,21 @@ static int check_image_hash(struct tnd_txn *t, const uint8_t got[TND_SHA256_LEN]
 			   tnd_slot_name(t->target), got_hex, how, want_hex);
 }
 
+static int set_identity(struct tnd_txn *t)
+{
+	struct tnd_slot_id id = {.kind = TND_ID_VALID, .security_version = t->m->security_version};
+	struct tnd_bootloader *bl = NULL;
+	int ret;
+
+	if (t->env_blank) /* a new board: provisioning writes the whole environment */
+		return 0;
+	memcpy(id.sha256, t->m->image_sha256, TND_SHA256_LEN);
+	if (!(ret = tnd_bl_open(&bl, t->cfg)))
+		ret = tnd_bl_set_identity(bl, t->target, &id);
+	tnd_bl_close(bl);
+	return ret;
+}
+
 static int stream(struct tnd_txn *t)
 {
 	const struct tnd_config *cfg = t->cfg;
@@ -451,6 +472,12 @@ static int stream(struct tnd_txn *t)
 				   "SHA-256 differs): not recorded, not activated",
 				   t->o.source);
 	tnd_slot_close(&t->w);
+	/* The environment learns what the slot verifiably holds (still out of
+	 * the boot order's reach): the one record an attacker who can write
+	 * state_dir cannot forge, which every later decision to boot the slot
+	 * or raise the floor reads (bootloader.h, struct tnd_slot_id). */
+	if ((ret = set_identity(t)))
+		return ret;
 
 	tnd_slot_record_installed(si, m);
 	/* A signed creation time is a lower bound for the clock from now on. */
@@ -494,12 +521,10 @@ static int commit(struct tnd_txn *t, struct tnd_install_result *res)
 	if (tnd_bl_switches(bl)) {
 		phase(t, "activate", NULL);
 		/* Pending first: if the cut comes after the environment write,
-		 * confirm on the next boot still knows what was expected. The
-		 * store carries the floor too, so a floor the state alone held
-		 * reaches the environment. */
+		 * confirm on the next boot still knows what was expected. */
 		if ((ret = tnd_state_set_pending(&t->st, t->cfg, t->target)) ||
 		    (ret = tnd_state_save(&t->st, t->cfg->state_dir)) ||
-		    (ret = tnd_bl_activate(bl, t->target, t->cfg->boot_tries, t->floor))) {
+		    (ret = tnd_bl_activate(bl, t->target, t->cfg->boot_tries))) {
 			tnd_bl_close(bl);
 			return ret;
 		}
