@@ -154,8 +154,9 @@ static int read_small(int dfd, const char *path, size_t max, char **out, size_t 
 				     errno == ELOOP && strict ? "refusing %s: a symbolic link"
 							      : "cannot open %s",
 				     path);
-	if (strict && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
-		ret = tnd_err_set(TND_E_IO, "refusing %s: not a regular file", path);
+	if (strict && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1)) {
+		ret = tnd_err_set(TND_E_IO, "refusing %s: not a regular file of its own%s", path,
+				  S_ISREG(sb.st_mode) ? " (a hard link)" : "");
 		goto out_close;
 	}
 	buf = malloc(max + 1);

@@ -67,9 +67,10 @@ bool tnd_is_zero(const void *buf, size_t len);
  * buffer the caller frees. */
 int tnd_read_small_file(const char *path, size_t max, char **out, size_t *out_len) TND_MUST_CHECK;
 /* The same for a file Tandem wrote itself in a directory others may write
- * (state_dir): a symbolic link, a FIFO or anything but a regular file is
- * refused, not followed or read (one planted there must not make Tandem
- * open, block on, or close another of its files). */
+ * (state_dir): a symbolic link, a FIFO, anything but a regular file, or
+ * one with another name elsewhere (a hard link) is refused, not followed
+ * or read (one planted there must not make Tandem read another file, or
+ * block on one). */
 int tnd_read_own_file(const char *path, size_t max, char **out, size_t *out_len) TND_MUST_CHECK;
 /* ... name in the directory open as dfd */
 int tnd_read_own_file_at(int dfd, const char *name, size_t max, char **out,

@@ -47,6 +47,13 @@ assert s["last_update"]["result"]=="success" and s["pending_slot"] is None, s
 assert b["identity"]=="2:"+b["sha256"] and s["slots"]["A"]["identity"]=="unknown", s'
 	"$TANDEM" -c "$CONF" status | grep -q "^  identity: 2:$(sha256sum <"$D/v1.img" | cut -d' ' -f1)$" ||
 		fail "status: $("$TANDEM" -c "$CONF" status)"
+	# a boot script that does not carry the identities (one built before
+	# them) drops them at every boot: said, not silently lived with
+	fw_setenv -c "$D/fw_env.config" TANDEM_B_IMAGE
+	"$TANDEM" -c "$CONF" confirm 2>"$D/err"
+	grep -q "lost TANDEM_B_IMAGE" "$D/err" || fail "confirm: $(cat "$D/err")"
+	! "$TANDEM" -c "$CONF" doctor >"$D/doc" && grep -q "^FAIL  identity .*lost TANDEM_B_IMAGE" "$D/doc" ||
+		fail "doctor: $(cat "$D/doc")"
 	grep -q '"security_floor":.*2' "$D/state/state.json" || fail "floor not raised on confirm"
 	# rebooting a good system never runs out of tries
 	for _ in 1 2 3 4 5; do [ "$(sim_boot "$D")" = B ]; "$TANDEM" -c "$CONF" -q confirm; done

@@ -452,11 +452,34 @@ test_fleet_cut_before_activation_retried() {
 	[ "$(sim_boot "$D")" = A ] || fail "A did not boot"
 	"$TANDEM" -c "$CONF" -q confirm
 	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "A B" ] || fail "confirm activated B"
+	"$TANDEM" -c "$CONF" status --json |
+		python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["interrupted_slot"]=="B", s'
 	poll
 	[ "$(result result)" = activated ] || fail "poll: $(cat "$D/poll.json")"
 	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_ORDER)" = "B A" ] || fail "B not activated"
 	[ "$(fw_printenv -c "$D/fw_env.config" -n BOOT_B_LEFT)" = 3 ] || fail "B has no tries"
 	[ "$(sim_boot "$D")" = B ] || fail "B did not boot"
+}
+
+# Only an activation a power cut stopped is the poll's to finish: a slot
+# staged with --no-activate, or whose update was cancelled by activating
+# the booted slot, is someone's choice, and the poll keeps it (staged).
+test_fleet_staged_or_cancelled_left_alone() {
+	setup
+	local envget="fw_printenv -c $D/fw_env.config -n"
+	poll --no-activate
+	[ "$(result result)" = installed ] || fail "poll: $(cat "$D/poll.json")"
+	rm "$D/state/poll.json" # the index as new
+	poll
+	[ "$(result result)" = staged ] || fail "staged: $(cat "$D/poll.json")"
+	[ "$($envget BOOT_ORDER)" = "A B" ] || fail "the staged slot was activated"
+	"$TANDEM" -c "$CONF" -q activate B
+	"$TANDEM" -c "$CONF" -q activate A # changed my mind: cancelled
+	rm "$D/state/poll.json"
+	poll
+	[ "$(result result)" = staged ] || fail "cancelled: $(cat "$D/poll.json")"
+	[ "$($envget BOOT_ORDER)" = "A B" ] || fail "the cancelled update was activated"
+	"$TANDEM" -c "$CONF" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert "interrupted_slot" not in s, s'
 }
 
 # server.url_policy: plain HTTP, and redirects to it, only when allowed.

@@ -211,6 +211,8 @@ c["payload_read"] += 64
 json.dump(c, open(sys.argv[1], "w"))
 PY
 	cp "$D/slotB.img" "$D/slotB.before"
+	# which record: the resume point the cut's checkpoint names, which
+	# depends on how far the killed install got (setup_cut)
 	expect_refusal 12 "chunk [0-9]* of 192" "$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
 	cmp -s "$D/slotB.img" "$D/slotB.before" || fail "bytes reached the slot after a forged checkpoint"
 	[ ! -e "$D/state/resume.json" ] || fail "forged checkpoint kept"

@@ -237,35 +237,45 @@ test_state_cannot_raise_the_environment_floor() {
 
 # The lock must hold through links planted in state_dir: a POSIX record
 # lock was dropped by any close() of the lock file, and the install read
-# resume.json (a symlink, or a hard link, to the lock) and closed it. A
-# second install then wrote the same slot at the same time.
+# resume.json (a symlink to the lock) and closed it. A second install then
+# wrote the same slot at the same time. A hard link is refused outright:
+# the lock file is written (the holder's pid) and must be nothing else.
 test_lock_holds_through_planted_links() {
 	new_device dev
 	make_image "$D/v1.img" 2
 	build_bundle "$D/u.tnd" "$D/v1.img"
 	mkfifo "$D/fifo"
-	local how first feeder
-	for how in symbolic hard; do
-		rm -f "$D/state/resume.json" "$D/state/lock"
-		touch "$D/state/lock"
-		if [ $how = symbolic ]; then
-			ln -s lock "$D/state/resume.json"
-		else
-			ln "$D/state/lock" "$D/state/resume.json"
-		fi
-		feed_slowly "$D/u.tnd" "$D/fifo" 3
-		feeder=$!
-		"$TANDEM" -c "$CONF" -q install --progress=none "$D/fifo" 2>"$D/first.err" &
-		first=$!
-		for _ in $(seq 50); do
-			state_py 'assert s["slots"]["B"]["state"]=="installing"' 2>/dev/null && break
-			sleep 0.1
-		done
-		expect_refusal 26 "another tandem is running (pid $first" \
-			"$TANDEM" -c "$CONF" install --progress=none --no-activate "$D/u.tnd"
-		wait "$first" || fail "$how link: the first install failed: $(cat "$D/first.err")"
-		wait "$feeder"
+	touch "$D/state/lock"
+	ln -s lock "$D/state/resume.json"
+	feed_slowly "$D/u.tnd" "$D/fifo" 3
+	local feeder=$! first
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/fifo" 2>"$D/first.err" &
+	first=$!
+	for _ in $(seq 50); do
+		state_py 'assert s["slots"]["B"]["state"]=="installing"' 2>/dev/null && break
+		sleep 0.1
 	done
+	expect_refusal 26 "another tandem is running (pid $first" \
+		"$TANDEM" -c "$CONF" install --progress=none --no-activate "$D/u.tnd"
+	wait "$first" || fail "the first install failed: $(cat "$D/first.err")"
+	wait "$feeder"
+	# hard links: to the lock, and from the lock to another file
+	rm -f "$D/state/resume.json" # (the install removed the link it refused)
+	printf 'precious\n' >"$D/victim"
+	for how in into-lock lock-to-victim; do
+		rm -f "$D/state/lock" "$D/state/resume.json"
+		if [ $how = into-lock ]; then
+			touch "$D/state/lock"
+			ln "$D/state/lock" "$D/state/resume.json"
+		else
+			ln "$D/victim" "$D/state/lock"
+		fi
+		cp "$D/state/state.json" "$D/state.before"
+		expect_refusal 22 "lock is not a file of its own" \
+			"$TANDEM" -c "$CONF" install --progress=none --no-activate "$D/u.tnd"
+		cmp -s "$D/state/state.json" "$D/state.before" || fail "$how: the state changed"
+	done
+	[ "$(cat "$D/victim")" = precious ] || fail "the pid was written into a linked file"
 }
 
 run_tests

@@ -18,7 +18,19 @@ After each cut:
   3. state.json parses (or is absent where the template had none), no
      harness leftover, and `tandem status` works;
   4. the same command run again exits as a complete run does, leaves what
-     a complete run leaves (scenario "post"), and 1-3 hold again.
+     a complete run leaves (scenario "post"), and 1-3 hold again;
+  5. an identity the environment keeps for a slot (TANDEM_X_IMAGE) is
+     true: the slot holds that image byte for byte.
+Then, from the device as the cut left it, twice (health checks passing,
+then failing): a power-up as U-Boot's script does it (tests/lib/
+bootmodel.py), `tandem confirm`, the same command again, and after each
+1-3 and 5 again (the slot booted never changes), and
+  6. nothing is reported failed or marked bad that was not tried and
+     failed;
+  7. the anti-rollback floor (the higher of the environment's and the
+     state's) never drops.
+Only a run that was killed counts as a cut: one that finished before its
+cut point is checked and reported apart.
 """
 import hashlib
 import json
@@ -28,6 +40,9 @@ import shutil
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import bootmodel  # noqa: E402  (the one model of the U-Boot script's choice)
 
 MODES = ("kill", "tear", "lost", "lostrand", "timed", "timedlost")
 
@@ -89,11 +104,7 @@ class Runner:
 
     @staticmethod
     def next_slot(e):
-        order = [s for s in e.get("BOOT_ORDER", "A B").split() if s in ("A", "B")]
-        for s in order:
-            if int(e.get(f"BOOT_{s}_LEFT", "3")) > 0:
-                return s
-        return order[0] if order else "A"
+        return bootmodel.select(e)[0]
 
     def state(self, tpl, when):
         p = f"{self.dev}/state/state.json"
@@ -109,11 +120,16 @@ class Runner:
             raise Broken(f"invariant 3 ({when}): state.json is not an object")
         return st
 
-    def invariants(self, tpl, when):
+    def booted(self):
+        return open(f"{self.dev}/cmdline").read().split("tandem.slot=")[1].split()[0]
+
+    def invariants(self, tpl, when, ref=None):
+        """ref: the slots' hashes the booted one must still have (default:
+        the template's; after a power-up, what it booted)."""
         e = self.env(when)
         st = self.state(tpl, when)
-        booted = open(f"{self.dev}/cmdline").read().split("tandem.slot=")[1].split()[0]
-        if sha(f"{self.dev}/slot{booted}.img") != tpl["slots"][booted]:
+        booted = self.booted()
+        if sha(f"{self.dev}/slot{booted}.img") != (ref or tpl["slots"])[booted]:
             raise Broken(f"invariant 2 ({when}): the booted slot {booted} changed")
         n = self.next_slot(e)
         envs = (f'BOOT_ORDER="{e.get("BOOT_ORDER")}" BOOT_A_LEFT={e.get("BOOT_A_LEFT")} '
@@ -240,15 +256,111 @@ class Runner:
                                       text=True, check=True, timeout=60).stdout.strip()
         try:
             self.invariants(tpl, "after the cut")
+            cut = f"{self.dev}.cut"
+            shutil.rmtree(cut, ignore_errors=True)
+            shutil.copytree(self.dev, cut, symlinks=True)
+            # The process died (a crash, an OOM kill) and the system runs on:
             p2 = subprocess.run(self.cmd(s), capture_output=True, text=True, timeout=120)
             if p2.returncode != s["rc"]:
                 raise Broken(f"invariant 4: the rerun exits {p2.returncode}, expected {s['rc']}: "
                              f"{p2.stderr.strip()}")
             e, st = self.invariants(tpl, "after the rerun")
             self.post(s, e, st)
+            # The power was cut: the device boots again and confirms, with
+            # its health checks passing and with them failing.
+            for healthy in (True, False):
+                shutil.rmtree(self.dev)
+                shutil.copytree(cut, self.dev, symlinks=True)
+                self.power_up(name, s, tpl, healthy)
         except Broken as b:
-            return str(b), rc, err.decode(errors="replace").strip(), restored
-        return None, rc, "", restored
+            return str(b), rc, err.decode(errors="replace").strip(), restored, 0
+        return None, rc, "", restored, 2
+
+    # ------------------------------------------------- after a power-up
+    def fleet_goes_on(self, s, e, st, when):
+        """Invariant 8: a cut never leaves an install that was to be
+        activated where a fleet's next poll would give up on it: the
+        booted slot holds the image (up-to-date), or the target is
+        activated (pending, first with tries), or noted as interrupted
+        and vouched for by the environment (the poll activates it), or
+        not recorded as installed (the poll installs it again)."""
+        _, x, v = s["post"].split()[:3]
+        img = hashlib.sha256(self.images[v]).hexdigest()
+        booted = self.booted()
+        xi = st.get("slots", {}).get(x, {})
+        if st.get("slots", {}).get(booted, {}).get("sha256") == img:
+            return
+        if xi.get("state") != "installed" or xi.get("sha256") != img:
+            return
+        if st.get("pending_slot") == x and e.get("BOOT_ORDER", "").split()[:1] == [x] and \
+                int(e.get(f"BOOT_{x}_LEFT") or 0) > 0:
+            return
+        if st.get("interrupted_slot") == x and \
+                e.get(f"TANDEM_{x}_IMAGE", "").split(":")[-1] == img:
+            return
+        raise Broken(f"invariant 8 ({when}): slot {x} holds {v}, installed to be activated, but "
+                     f"is neither activated nor noted as interrupted: a fleet would leave it "
+                     f"for good (pending {st.get('pending_slot')}, BOOT_ORDER "
+                     f"{e.get('BOOT_ORDER')!r})")
+
+    def floor(self, e, st):
+        env = int(e.get("TANDEM_SECURITY_FLOOR") or 0)
+        return max(env, int(st.get("security_floor") or 0))
+
+    def power_up(self, name, s, tpl, healthy):
+        """Boots the cut device as U-Boot would (tests/lib/bootmodel.py),
+        runs `tandem confirm` with passing or failing health checks, then
+        the scenario's command again, checking after each step that:
+          1-3 and 5 hold (the booted slot, whatever it is, never changes);
+          6. no release is reported failed, and no slot newly marked bad,
+             unless it was tried and failed (booted with a failing check,
+             or the template's own tried-and-fallen-back or unhealthy
+             slot);
+          7. the anti-rollback floor never drops."""
+        when = "after a power-up and a " + ("passing" if healthy else "failing") + " confirm"
+        e0, st0 = self.env("before the power-up"), self.state(tpl, "before the power-up")
+        floor0 = self.floor(e0, st0)
+        slot = bootmodel.boot(self.dev)
+        ref = {n: sha(f"{self.dev}/slot{n}.img") for n in "AB"}
+        hd = f"{self.dev}/health.d"
+        for f in os.listdir(hd):
+            os.unlink(os.path.join(hd, f))
+        if not healthy:
+            with open(f"{hd}/10-app", "w") as f:
+                f.write("#!/bin/sh\necho app down >&2\nexit 3\n")
+            os.chmod(f"{hd}/10-app", 0o755)
+        p = subprocess.run([self.tandem, "-c", self.conf, "-q", "confirm"], capture_output=True,
+                           text=True, timeout=120)
+        if p.returncode != (0 if healthy else 24):
+            raise Broken(f"invariant 4 ({when}): confirm on slot {slot} exits {p.returncode}: "
+                         f"{p.stderr.strip()}")
+        e, st = self.invariants(tpl, when, ref)
+        tried = {slot} if not healthy else set()
+        if name in ("confirm_fallback", "confirm_unhealthy"):
+            tried.add("B")  # the template's B was tried and failed
+        u0, u = st0.get("last_update", {}), st.get("last_update", {})
+        if u != u0 and u.get("result") == "failed" and u.get("slot") not in tried:
+            raise Broken(f"invariant 6 ({when}, slot {slot} booted): slot {u.get('slot')} is "
+                         f"reported failed but was never tried: {u}")
+        for n in "AB":
+            was = st0.get("slots", {}).get(n, {}).get("state")
+            now = st.get("slots", {}).get(n, {}).get("state")
+            if now == "bad" and was != "bad" and n not in tried:
+                raise Broken(f"invariant 6 ({when}, slot {slot} booted): slot {n} marked bad "
+                             f"but never tried")
+        if self.floor(e, st) < floor0:
+            raise Broken(f"invariant 7 ({when}): the floor dropped from {floor0} to "
+                         f"{self.floor(e, st)}")
+        if healthy and s["post"].startswith("install ") and s["post"].endswith(" activate"):
+            self.fleet_goes_on(s, e, st, when)
+        # ... and the device goes on: the same command again.
+        p = subprocess.run(self.cmd(s), capture_output=True, text=True, timeout=120)
+        if p.returncode not in (0, 13, 24, 25):
+            raise Broken(f"invariant 4 ({when}): then `{s['cmd'].replace('WORK/', '')}` exits "
+                         f"{p.returncode}: {p.stderr.strip()}")
+        e2, st2 = self.invariants(tpl, when + " and the command again", ref)
+        if self.floor(e2, st2) < floor0:
+            raise Broken(f"invariant 7 ({when} and the command again): the floor dropped")
 
 
 _runner = None
@@ -273,7 +385,8 @@ def main():
     args = (work, tandem, shim, restore, build_rel)
     scen = json.load(open(f"{work}/scenarios.json"))
     lines = [l for l in open(plan) if l.split()]
-    passed = failed = xfailed = 0
+    passed = failed = xfailed = outlived = powerups = real = 0
+    outlived_cut = 0  # in the modes that cut at a call: a plan that does not fit the run
     per_mode = dict.fromkeys(MODES, 0)
     if int(jobs) > 1:
         pool = multiprocessing.Pool(int(jobs), _init, (args,))
@@ -282,10 +395,19 @@ def main():
         global _runner
         _runner = Runner(*args, f"{work}/dev")
         results = map(_cut, lines)
-    for name, mode, n, delay, (problem, rc, err, restored) in results:
+    for name, mode, n, delay, (problem, rc, err, restored, ups) in results:
         per_mode[mode] += 1
+        powerups += ups
+        real += rc == -9
         if not problem:
-            passed += 1
+            # Only a run that was killed is a cut: one that finished before
+            # its cut point (a timed cut after the end, by design; a run
+            # with fewer calls than the plan's) was checked, not counted.
+            if rc == -9:
+                passed += 1
+            else:
+                outlived += 1
+                outlived_cut += delay is None
             continue
         known = [b[0] for b in KNOWN_BUGS if name in b[1] and mode in b[2] and b[3] in problem]
         if known:
@@ -314,8 +436,16 @@ def main():
     took = int(time.time()) - int(os.environ.get("TORTURE_START", int(time.time())))
     print("cut points per mode: " + ", ".join(f"{m} {c}" for m, c in per_mode.items())
           + f"; {took} s in all, {jobs} jobs")
+    print(f"{real} real cuts (tandem killed), {outlived} runs that finished before "
+          f"their cut point ({outlived_cut} of them at a call: checked, not counted); "
+          f"{powerups} power-ups, each followed by a confirm and the command again")
     if xfailed:
         print(f"{xfailed} cut points failed on known bugs (XFAIL, listed above; not counted below)")
+    # A plan whose call numbers the runs do not reach tests nothing there.
+    if outlived_cut * 20 > len(lines):
+        print(f"FAIL  {outlived_cut} of {len(lines)} cut points at a call were never reached: "
+              "the plan does not fit the runs")
+        failed += 1
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

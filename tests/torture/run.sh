@@ -195,22 +195,34 @@ json.dump(out, sys.stdout, indent=1)'
 # calls (and tracing them, to name a cut point); prints the count and
 # the run's duration in milliseconds.
 calls() {
-	local t0 t1 line cmd
+	local t0 t1 line cmd want rc=0
 	line=$(echo "$SCENARIOS" | grep "^$1|")
-	IFS='|' read -r _ tpl _ cmd _ <<<"$line"
+	IFS='|' read -r _ tpl want cmd _ <<<"$line"
 	load_tpl "$tpl"
 	rm -f "$WORK/count" "$WORK/trace.$1"
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2086 # cmd is a word list by design
 	timeout 120 env CUTSHIM_DIR="$DEV" LD_PRELOAD="$SHIM" CUTSHIM_COUNT="$WORK/count" \
-		CUTSHIM_TRACE="$WORK/trace.$1" "$TANDEM" -c "$CONF" -q ${cmd//WORK/$WORK} >/dev/null 2>&1 || true
+		CUTSHIM_TRACE="$WORK/trace.$1" "$TANDEM" -c "$CONF" -q ${cmd//WORK/$WORK} >/dev/null 2>"$WORK/calls.err" || rc=$?
 	t1=$(date +%s%N)
+	# The plan is made from a complete run: one that failed is no plan.
+	[ "$rc" = "$want" ] || {
+		echo "run.sh: $1: the complete run exits $rc, expected $want: $(cat "$WORK/calls.err")" >&2
+		return 1
+	}
 	echo "$(cat "$WORK/count") $(((t1 - t0) / 1000000))"
 }
 
 TORTURE_START=$(date +%s)
 export TORTURE_START
-make_templates >"$WORK/setup.log" 2>&1 || { cat "$WORK/setup.log"; exit 1; }
+# Not `make_templates || ...`: bash ignores set -e inside a function
+# called as an || operand, and a failing step would go unnoticed. The
+# subshell keeps errexit; its status is checked after.
+set +e
+(set -e; make_templates) >"$WORK/setup.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 0 ] || { cat "$WORK/setup.log"; echo "run.sh: setting up the templates failed" >&2; exit 1; }
 
 scenarios_json >"$WORK/scenarios.json"
 plan=$WORK/plan
@@ -222,7 +234,8 @@ timed_delay() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.3f", (n - 0.5) / 12 
 
 if [ -n "$one" ]; then
 	read -r scen mode n <<<"$one"
-	read -r _ ms <<<"$(calls "$scen")"
+	out=$(calls "$scen") # an assignment: set -e sees its failure
+	read -r _ ms <<<"$out"
 	case $mode in
 	timed | timedlost) echo "$scen $mode $n $(timed_delay "$n" "$ms")" >"$plan" ;;
 	*) echo "$scen $mode $n" >"$plan" ;;
@@ -232,7 +245,8 @@ else
 	# call boundary in the kill, lost and lostrand modes, every write torn,
 	# and 12 spread-out times per scenario in each timed mode.
 	for scen in $(echo "$SCENARIOS" | cut -d'|' -f1); do
-		read -r total ms <<<"$(calls "$scen")"
+		out=$(calls "$scen")
+		read -r total ms <<<"$out"
 		[ "$total" -gt 0 ] || { echo "run.sh: $scen: no write-path call seen" >&2; exit 1; }
 		for ((n = 1; n <= total; n++)); do
 			for mode in kill lost lostrand; do echo "$scen $mode $n"; done

@@ -101,7 +101,7 @@ static void early_failures_leave_stdin_open(void **state)
 /* Every rule of the one policy check, and the release a caller expects. */
 static void policy_rules(void **state)
 {
-	struct tnd_state st = {.pending_slot = -1};
+	struct tnd_state st = {.pending_slot = -1, .interrupted_slot = -1};
 	struct tnd_manifest m = {
 	    .verified = true,
 	    .compatible = "sim",

@@ -44,7 +44,7 @@ static void setup_fixture(struct fixture *f)
 	f->m.stream_size = SLOT_SIZE;
 	f->m.resume_every = 16;
 	f->m.nresume = 3;
-	f->st.pending_slot = -1;
+	f->st.pending_slot = f->st.interrupted_slot = -1;
 	f->st.slot[1].state = TND_SLOT_INSTALLING;
 }
 

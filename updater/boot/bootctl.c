@@ -170,8 +170,9 @@ static int note_fallback(const struct tnd_config *cfg, struct tnd_bootloader *bl
 	 * whose activating store never completed, was not tried, so it did
 	 * not fail (a cut between the state's pending mark and that store).
 	 * It is not activated here either: the mark lives in state_dir,
-	 * which an attacker may write. It stays installed for the next
-	 * activation (a fleet's next poll, or `tandem activate`). One whose
+	 * which an attacker may write. It stays installed, noted as
+	 * interrupted, for the next activation (a fleet's next poll, when it
+	 * holds the channel's release, or `tandem activate`). One whose
 	 * store completed and that is no longer first was tried: this
 	 * confirm's own mark_bad landed before a cut took its state save. */
 	if ((!bs->norder || bs->order[0] != p) && !st->pending_activated) {
@@ -179,6 +180,7 @@ static int note_fallback(const struct tnd_config *cfg, struct tnd_bootloader *bl
 			 "environment: it was not tried, and did not fail",
 			 tnd_slot_name(p));
 		st->pending_slot = -1;
+		st->interrupted_slot = p;
 		return tnd_state_save(st, cfg->state_dir);
 	}
 	if (bs->tries[p] == 0)
@@ -232,6 +234,16 @@ int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
 
 	si = &st.slot[res->booted];
 	other = 1 - res->booted;
+	for (int i = 0; i < TND_NSLOTS; i++)
+		if (st.slot[i].identity_in_env && bs.id[i].kind == TND_ID_UNKNOWN &&
+		    tnd_bl_switches(bl))
+			tnd_warn(
+			    "the boot environment lost TANDEM_%s_IMAGE, which the install stored: "
+			    "the boot script does not carry it (build boot.scr with this "
+			    "Tandem's mkbootscr.sh, docs/boot-protocol.md); until then the "
+			    "floor rises in state.json only and slot %s cannot be switched to "
+			    "above floor 0",
+			    tnd_slot_name(i), tnd_slot_name(i));
 	ret = tnd_health_run(cfg->health_dir, cfg->health_timeout, tnd_slot_name(res->booted),
 			     &res->checks);
 	if (ret) {

@@ -50,25 +50,27 @@ static int locked_poll(const struct tnd_config *cfg, const struct tnd_poll_opts 
 	struct tnd_lock lock = TND_LOCK_INIT;
 	int ret = tnd_lock_take(&lock, cfg, "poll");
 
-	if (!ret && !(ret = tnd_poll_state_load(ps, cfg->state_dir))) {
-		if (!delay)
-			ps->next_poll = 0; /* a poll by hand: no schedule */
-		ret = tnd_poll(cfg, po, ps);
+	/* Not polled (the lock taken by another tandem, poll.json unreadable):
+	 * nothing to record, and the schedule lives in this process only. */
+	if (ret || (ret = tnd_poll_state_load(ps, cfg->state_dir))) {
+		if (delay)
+			*delay = tnd_poll_delay(cfg, ps, ret);
+		tnd_lock_release(&lock);
+		return ret;
 	}
+	if (!delay)
+		ps->next_poll = 0; /* a poll by hand: no schedule */
+	ret = tnd_poll(cfg, po, ps);
 	if (delay) {
-		*delay = tnd_poll_delay(cfg, ps, ret);
-		/* A busy device's poll did not happen: poll.json keeps the
-		 * last one, and the schedule lives in this process only. */
-		if (ret != TND_E_BUSY) {
-			char msg[TND_ERR_MSG_MAX];
+		char msg[TND_ERR_MSG_MAX];
 
-			snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
-			ps->next_poll = tnd_time_now() + *delay;
-			if (tnd_poll_state_save(ps, cfg->state_dir))
-				tnd_warn("%s", tnd_err_msg());
-			if (ret) /* the poll's error, not the save's */
-				tnd_err_set(ret, "%s", msg);
-		}
+		snprintf(msg, sizeof(msg), "%s", tnd_err_msg());
+		*delay = tnd_poll_delay(cfg, ps, ret);
+		ps->next_poll = tnd_time_now() + *delay;
+		if (tnd_poll_state_save(ps, cfg->state_dir))
+			tnd_warn("%s", tnd_err_msg());
+		if (ret) /* the poll's error, not the save's */
+			tnd_err_set(ret, "%s", msg);
 	}
 	tnd_lock_release(&lock);
 	return ret;

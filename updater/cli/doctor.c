@@ -143,6 +143,14 @@ static void check_env(const struct tnd_config *cfg, struct report *r, int booted
 	     "BOOT_ORDER=\"%s\" BOOT_A_LEFT=%u BOOT_B_LEFT=%u", order, bs.tries[0], bs.tries[1]);
 	if (bs.tries[0] > cfg->boot_tries || bs.tries[1] > cfg->boot_tries)
 		note(r, WARN, "counters", "a counter exceeds boot_tries=%u", cfg->boot_tries);
+	for (int i = 0; i < TND_NSLOTS; i++)
+		if (st->slot[i].identity_in_env && bs.id[i].kind == TND_ID_UNKNOWN)
+			note(r, FAIL, "identity",
+			     "the environment lost TANDEM_%s_IMAGE, which an install stored: the "
+			     "boot "
+			     "script does not carry it (build boot.scr with this Tandem's "
+			     "mkbootscr.sh, docs/boot-protocol.md)",
+			     tnd_slot_name(i));
 	if (booted < 0)
 		return;
 	if (bs.norder && bs.order[0] != booted && st->pending_slot != bs.order[0])
@@ -205,7 +213,7 @@ int tnd_doctor(const struct tnd_config *cfg, bool json)
 	if (tnd_state_load(&st, cfg->state_dir)) {
 		note(&r, FAIL, "state", "%s", tnd_err_msg());
 		memset(&st, 0, sizeof(st));
-		st.pending_slot = -1;
+		st.pending_slot = st.interrupted_slot = -1;
 	} else if (fd >= 0) {
 		note(&r, OK, "state", "%s is writable and its state parses", cfg->state_dir);
 	}

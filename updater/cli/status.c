@@ -185,6 +185,9 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(s->st.pending_slot));
 	else
 		cJSON_AddNullToObject(root, "pending_slot");
+	if (s->st.interrupted_slot >= 0)
+		cJSON_AddStringToObject(root, "interrupted_slot",
+					tnd_slot_name(s->st.interrupted_slot));
 	cJSON_AddNumberToObject(root, "security_floor", (double)s->floor);
 	if (s->st.time_floor) {
 		char tf[TND_TIME_STR_LEN];
@@ -263,6 +266,10 @@ static void print_text(const struct tnd_config *cfg, const struct status *s)
 	if (s->st.pending_slot >= 0)
 		printf("\npending:      slot %s is activated and not yet confirmed\n",
 		       tnd_slot_name(s->st.pending_slot));
+	if (s->st.interrupted_slot >= 0)
+		printf("\ninterrupted:  a power cut stopped the activation of slot %s (installed, "
+		       "not tried)\n",
+		       tnd_slot_name(s->st.interrupted_slot));
 	print_outcome("last boot:  ", &s->st.last_boot);
 	print_outcome("last update:", &s->st.last_update);
 	if (s->st.last_install_result[0]) {

@@ -61,6 +61,7 @@ int tnd_lock_take(struct tnd_lock *l, const struct tnd_config *cfg, const char *
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	char path[PATH_MAX], who[256], pid[24], old[24];
+	struct stat sb;
 	int fd, n;
 
 	l->fd = -1;
@@ -73,6 +74,14 @@ int tnd_lock_take(struct tnd_lock *l, const struct tnd_config *cfg, const char *
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return tnd_err_errno(TND_E_STATE, errno, "cannot open %s", path);
+	/* ... and never another file under this name (a hard link), into
+	 * which the pid below would be written. */
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+		close(fd);
+		return tnd_err_set(
+		    TND_E_STATE, "%s is not a file of its own (a link to another file?): remove it",
+		    path);
+	}
 	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
 		int e = errno;
 

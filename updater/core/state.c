@@ -102,6 +102,7 @@ static void parse_slot(struct tnd_slot_info *si, const cJSON *o, bool *bad)
 	si->size = get_u64(o, "size", bad);
 	si->security_version = get_sv(o, "security_version", bad);
 	si->updated = get_time(o, "updated");
+	si->identity_in_env = cJSON_IsTrue(tnd_json_get(o, "identity_in_env"));
 }
 
 static void parse_outcome(struct tnd_outcome *o, const cJSON *j)
@@ -128,6 +129,7 @@ void tnd_outcome_set(struct tnd_outcome *o, const char *result, int slot, const 
 int tnd_state_set_pending(struct tnd_state *st, const struct tnd_config *cfg, int slot)
 {
 	st->pending_slot = slot;
+	st->interrupted_slot = -1;
 	st->pending_since = slot >= 0 ? tnd_time_now() : 0;
 	st->pending_boot_id[0] = '\0';
 	st->pending_activated = false;
@@ -143,7 +145,7 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 	int ret;
 
 	memset(st, 0, sizeof(*st));
-	st->pending_slot = -1;
+	st->pending_slot = st->interrupted_slot = -1;
 	snprintf(path, sizeof(path), "%s/" STATE_FILE, state_dir);
 	ret = tnd_read_own_file(path, STATE_MAX, &text, NULL);
 	if (ret == TND_E_NOT_FOUND) {
@@ -177,6 +179,8 @@ int tnd_state_load(struct tnd_state *st, const char *state_dir)
 		/* absent: written before the key existed, when the mark was
 		 * saved only around a completed store */
 		st->pending_activated = !cJSON_IsFalse(tnd_json_get(root, "pending_activated"));
+		copy_str(root, "interrupted_slot", pending, sizeof(pending));
+		st->interrupted_slot = pending[0] ? tnd_slot_from_name(pending) : -1;
 		st->security_floor = get_sv(root, "security_floor", &bad);
 		/* Like the security floor, a damaged clock floor fails closed. */
 		if (tnd_json_get(root, "time_floor") &&
@@ -243,7 +247,12 @@ int tnd_state_save(const struct tnd_state *st, const char *state_dir)
 			tnd_json_add_uint(o, "size", si->size);
 		tnd_json_add_uint(o, "security_version", si->security_version);
 		tnd_json_add_time_opt(o, "updated", si->updated);
+		if (si->identity_in_env)
+			cJSON_AddBoolToObject(o, "identity_in_env", true);
 	}
+	if (st->interrupted_slot >= 0)
+		cJSON_AddStringToObject(root, "interrupted_slot",
+					tnd_slot_name(st->interrupted_slot));
 	if (st->pending_slot >= 0) {
 		cJSON_AddStringToObject(root, "pending_slot", tnd_slot_name(st->pending_slot));
 		tnd_json_add_time_opt(root, "pending_since", st->pending_since);

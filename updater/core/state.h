@@ -33,6 +33,11 @@ struct tnd_slot_info {
 	uint64_t size;
 	uint64_t security_version;
 	int64_t updated; /* when the state last changed */
+	/* Tandem stored this slot's identity in the boot environment
+	 * (TANDEM_X_IMAGE): if the environment now says nothing, something
+	 * dropped it (a boot script that does not carry it). Only ever a
+	 * reason to warn: the environment is what decides. */
+	bool identity_in_env;
 };
 
 /* A verdict kept for status and fleet reports. */
@@ -56,6 +61,12 @@ struct tnd_state {
 	 * tell a slot whose activation a cut stopped (never tried) from one
 	 * that was tried and fell back. */
 	bool pending_activated;
+	/* The slot whose activation a power cut stopped (the pending mark
+	 * saved, the environment store never made): confirm notes it instead
+	 * of activating it, and a fleet poll activates it when it holds the
+	 * channel's release (-1: none). Cleared by any activation, and by an
+	 * install into that slot. */
+	int interrupted_slot;
 	/* Anti-rollback floor: raised only when a slot holding a higher
 	 * security version is confirmed healthy. */
 	uint64_t security_floor;

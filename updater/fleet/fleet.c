@@ -285,18 +285,24 @@ static bool same_hash(const struct tnd_slot_info *si, const uint8_t h[TND_SHA256
 }
 
 /*
- * Whether the other slot waits for an activation that never completed: a
- * power cut between the install's pending mark and the store that makes
- * the slot boot, which confirm at the next boot only clears (it does not
- * activate from state_dir, docs/security.md). The environment vouches for
- * what the slot holds; it is neither pending nor first with tries. The
- * poll activates it when it holds the channel's release.
+ * Whether the other slot waits for an activation that a power cut stopped
+ * (between the install's pending mark and the store that makes the slot
+ * boot), which confirm at the next boot only notes (interrupted_slot: it
+ * does not activate on state_dir's word, docs/security.md). The
+ * environment vouches for what the slot holds, at or above the floor; it
+ * is neither pending nor first with tries. The poll activates it when it
+ * holds the channel's release. A slot staged with --no-activate, or whose
+ * update was cancelled by activating the booted slot, is not interrupted:
+ * the poll leaves it alone. (A forged note gets an attacker the
+ * activation of the channel's own release, which the poll would have
+ * installed anyway.)
  */
 static bool awaits_activation(const struct tnd_state *st, const struct tnd_boot_state *bs,
-			      int other)
+			      uint64_t floor, int other)
 {
-	return bs->id[other].kind == TND_ID_VALID && st->slot[other].state == TND_SLOT_INSTALLED &&
-	       st->pending_slot < 0 &&
+	return st->interrupted_slot == other && bs->id[other].kind == TND_ID_VALID &&
+	       bs->id[other].security_version >= floor &&
+	       st->slot[other].state == TND_SLOT_INSTALLED && st->pending_slot < 0 &&
 	       !(bs->norder && bs->order[0] == other && bs->tries[other] > 0);
 }
 
@@ -360,7 +366,7 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 	if (r)
 		return r;
 	other = 1 - booted;
-	waiting = !po->no_activate && awaits_activation(&st, &bs, other);
+	waiting = !po->no_activate && awaits_activation(&st, &bs, floor, other);
 	/* A slot that waits for its activation needs the index whatever its
 	 * ETag: a 304 would leave it waiting for good. */
 	r = tnd_http_get(cfg->server.url, waiting ? "" : ps->etag, TND_CHANNEL_MAX, &ho, &resp);
@@ -429,15 +435,27 @@ static int poll_once(const struct tnd_config *cfg, const struct tnd_poll_opts *p
 			if ((r = tnd_activate(cfg, other)))
 				goto out;
 			snprintf(ps->result, sizeof(ps->result), "activated");
+			report(cfg, &ho, "activated", rel->version, tnd_slot_name(other), 0, NULL,
+			       ps);
 			goto out;
 		}
 
-		snprintf(ps->result, sizeof(ps->result),
-			 s == TND_SLOT_BAD ? "failed-before" : "pending-reboot");
-		tnd_info(s == TND_SLOT_BAD
-			     ? "poll: %s failed on this device before: not again"
-			     : "poll: %s is installed in slot %s, waiting for a reboot",
-			 rel->version, tnd_slot_name(other));
+		if (s == TND_SLOT_BAD) {
+			snprintf(ps->result, sizeof(ps->result), "failed-before");
+			tnd_info("poll: %s failed on this device before: not again", rel->version);
+		} else if (cfg->bootloader != TND_BL_NONE &&
+			   !(bs.norder && bs.order[0] == other && bs.tries[other] > 0)) {
+			/* installed with --no-activate, or its update cancelled by
+			 * activating the booted slot: someone's choice, kept */
+			snprintf(ps->result, sizeof(ps->result), "staged");
+			tnd_info("poll: %s is installed in slot %s and not activated (`tandem "
+				 "activate %s` makes it boot)",
+				 rel->version, tnd_slot_name(other), tnd_slot_name(other));
+		} else {
+			snprintf(ps->result, sizeof(ps->result), "pending-reboot");
+			tnd_info("poll: %s is installed in slot %s, waiting for a reboot",
+				 rel->version, tnd_slot_name(other));
+		}
 		goto out;
 	}
 	/* A release below the floor would be refused: nothing to fetch

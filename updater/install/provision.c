@@ -494,9 +494,12 @@ static int provision(const struct tnd_config *cfg, const struct tnd_provision_op
 	 * previous run already wrote it (its times are history worth keeping). */
 	if (st.pending_slot >= 0 && (ret = tnd_state_set_pending(&st, cfg, -1)))
 		return ret;
+	st.interrupted_slot = -1;
+	for (int i = 0; i < TND_NSLOTS; i++) /* the environment, below, says so */
+		st.slot[i].identity_in_env = cfg->bootloader != TND_BL_NONE;
 	if (!need[0] && !need[1] && tnd_slot_record_holds(&before.slot[0], m) &&
 	    tnd_slot_record_holds(&before.slot[1], m) && before.pending_slot < 0 &&
-	    !strcmp(before.last_install_result, "success")) {
+	    before.interrupted_slot < 0 && !strcmp(before.last_install_result, "success")) {
 		res->state = TND_PROV_UNCHANGED;
 	} else {
 		struct tnd_state again;

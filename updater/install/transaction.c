@@ -339,6 +339,8 @@ static int make_harmless(struct tnd_txn *t)
 		    (ret = tnd_state_save(&t->st, t->cfg->state_dir)))
 			return ret;
 	}
+	if (t->st.interrupted_slot == t->target) /* saved with "installing" below */
+		t->st.interrupted_slot = -1;
 	/* A blank environment (a new board) boots nothing yet. */
 	if (!t->env_blank) {
 		if ((ret = tnd_bl_open(&bl, t->cfg)) || (ret = tnd_bl_disable(bl, t->target))) {
@@ -391,6 +393,12 @@ static int set_identity(struct tnd_txn *t)
 		ret = tnd_bl_set_identity(bl, t->target, &id);
 	tnd_bl_close(bl);
 	return ret;
+}
+
+/* Whether commit will make the target boot next (the backend switches). */
+static bool will_activate(const struct tnd_txn *t)
+{
+	return !t->o.no_activate && !t->o.provision && t->cfg->bootloader != TND_BL_NONE;
 }
 
 static int stream(struct tnd_txn *t)
@@ -480,12 +488,21 @@ static int stream(struct tnd_txn *t)
 		return ret;
 
 	tnd_slot_record_installed(si, m);
+	si->identity_in_env = !t->env_blank && t->cfg->bootloader != TND_BL_NONE;
 	/* A signed creation time is a lower bound for the clock from now on. */
 	if (m->created > t->st.time_floor)
 		t->st.time_floor = m->created;
 	t->st.last_install_time = si->updated;
 	snprintf(t->st.last_install_result, sizeof(t->st.last_install_result), "success");
 	t->st.last_error_code[0] = t->st.last_error[0] = '\0';
+	/* An install that is to be activated says so in the same save that
+	 * records it: a cut before the activating store then leaves a slot
+	 * pending and not activated, which confirm notes as interrupted and a
+	 * fleet's next poll activates. Saved apart, a cut between the two
+	 * left an installed slot nothing would ever activate (the torture
+	 * test's invariant 8). */
+	if (will_activate(t) && (ret = tnd_state_set_pending(&t->st, cfg, t->target)))
+		return ret;
 	if ((ret = tnd_state_save(&t->st, cfg->state_dir)))
 		return ret;
 	tnd_resume_discard(&t->rs, NULL);
@@ -520,11 +537,16 @@ static int commit(struct tnd_txn *t, struct tnd_install_result *res)
 		return ret;
 	if (tnd_bl_switches(bl)) {
 		phase(t, "activate", NULL);
-		/* Pending first: if the cut comes after the environment write,
-		 * confirm on the next boot still knows what was expected. */
-		if ((ret = tnd_state_set_pending(&t->st, t->cfg, t->target)) ||
-		    (ret = tnd_state_save(&t->st, t->cfg->state_dir)) ||
-		    (ret = tnd_bl_activate(bl, t->target, t->cfg->boot_tries))) {
+		/* Pending first (saved with the record, in stream): if the cut
+		 * comes after the environment write, confirm on the next boot
+		 * still knows what was expected. */
+		if (t->st.pending_slot != t->target &&
+		    ((ret = tnd_state_set_pending(&t->st, t->cfg, t->target)) ||
+		     (ret = tnd_state_save(&t->st, t->cfg->state_dir)))) {
+			tnd_bl_close(bl);
+			return ret;
+		}
+		if ((ret = tnd_bl_activate(bl, t->target, t->cfg->boot_tries))) {
 			tnd_bl_close(bl);
 			return ret;
 		}
