@@ -262,6 +262,26 @@ e2e_build_disk() {
 	done
 }
 
+# e2e_build_script_disk OUT CMD: a 5 MiB disk whose only partition (GPT,
+# FAT, where distro_bootcmd looks: virtio0, partition 1) holds /boot.scr
+# made from the U-Boot script text CMD; no slots, no environment files.
+# For scripts that run, print and `reset` (the boot model check).
+e2e_build_script_disk() {
+	local out=$1 cmd=$2 arch vfat=$E2E_WORK/script-disk.vfat
+	arch=$(UBOOT_ARCH=arm64 && . "$E2E_BOARD/boot.conf" && echo "$UBOOT_ARCH")
+	mkimage -A "$arch" -O linux -T script -C none -n "tandem e2e script" \
+		-d "$cmd" "$E2E_WORK/script-disk.scr" >/dev/null || return 1
+	rm -f "$out" "$vfat"
+	truncate -s 5M "$out"
+	# 1 MiB to 5 MiB minus the 34 sectors of the backup GPT.
+	printf 'label: gpt\nstart=2048, size=8126, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="boot"\n' |
+		sfdisk -q "$out" || return 1
+	mkfs.vfat -n SCRIPT -C "$vfat" 4063 >/dev/null || return 1
+	mcopy -i "$vfat" "$E2E_WORK/script-disk.scr" ::/boot.scr || return 1
+	dd if="$vfat" of="$out" bs=1M seek=1 conv=notrunc status=none || return 1
+	E2E_DISK=$out
+}
+
 # e2e_use_disk DISK: later calls act on DISK.
 e2e_use_disk() { E2E_DISK=$1; }
 

@@ -18,6 +18,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # The scenarios that run the real updater in the guest (sc_tandem_*).
 # shellcheck source=tandem.sh
 . "$here/tandem.sh"
+# sc_boot_model: tests/lib/bootmodel.py against select.cmd on U-Boot.
+# shellcheck source=model.sh
+. "$here/model.sh"
 
 short=0
 arches=""
@@ -384,7 +387,8 @@ for arch in $arches; do
 	e2e_fetch
 	e2e_build_disk "$E2E_WORK/template.img"
 	echo "        ready in $((SECONDS - t0))s (kernel $E2E_KVER)"
-	scs="sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
+	# The model check first: one U-Boot run, seconds.
+	scs="sc_boot_model sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
 	[ $short = 1 ] || scs="$scs sc_panic sc_genimage_disk"
 	scs="$scs sc_provision_disk"
 	# The updater in the guest (tandem.sh): 1 and 2 fit the short form.
