@@ -398,6 +398,8 @@ e2e_data_put() {
 }
 # e2e_data_get SRC DST: copy /data/SRC out of the disk.
 e2e_data_get() { mcopy -o -i "$(_e2e_mt 4)" "::/$1" "$2"; }
+# e2e_data_ls DIR: the names in /data/DIR, sorted, one a line.
+e2e_data_ls() { mdir -b -i "$(_e2e_mt 4)" "::/$1" 2>/dev/null | sed 's|.*/||' | LC_ALL=C sort; }
 
 # Host access to the boot environment, through the same libubootenv the
 # device uses: copy both env files out, run fw_printenv/fw_setenv on

@@ -164,7 +164,7 @@ sc_provision_disk() {
 	scenario=provision-disk
 	local w=$E2E_WORK/provision compat host=$E2E_TOP/build/host la lb rc=0 i
 	compat=qemu-$([ "$E2E_ARCH" = x86 ] && echo x86_64 || echo arm64)
-	rm -rf "$w" && mkdir -p "$w/keys" "$w/env"
+	rm -rf "$w" && mkdir -p "$w/keys" "$w/env" || { bad "cannot make $w"; return; }
 	if ! make -C "$E2E_TOP" --no-print-directory O=build/host build/host/tandem \
 		build/host/tandem-image >"$w/make.log" 2>&1; then
 		bad "building the host's tandem failed (log: $w/make.log)"

@@ -240,8 +240,6 @@ sc_tandem_first_boot() {
 	step confirm tandem confirm
 	status first
 	step doctor tandem doctor
-	# FAT has no real rename-over semantics of its own: prove that the
-	# state store (temp file, fsync, rename, fsync dir) left one file.
 	ls -la /data/tandem-state
 	EOF
 	boot 1
@@ -256,6 +254,11 @@ sc_tandem_first_boot() {
 	expect "A counter reset by confirm (host libubootenv)" "$(e2e_env_get BOOT_A_LEFT)" 3
 	t_expect_rc "tandem doctor" doctor 0
 	expect "guest action rc" "$(e2e_action_rc "$cur_log")" 0
+	# FAT has no rename-over of its own: the state store's temp file,
+	# fsync, rename, fsync of the directory must leave state.json alone,
+	# no state.json.tmp beside it (and the lock).
+	expect "state_dir after confirm, status and doctor" \
+		"$(e2e_data_ls tandem-state | tr '\n' ' ' | sed 's/ $//')" "lock state.json"
 }
 
 # 2. A bundle for B installed from inside the guest; B boots, is confirmed.
