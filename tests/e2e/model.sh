@@ -69,7 +69,8 @@ _model_script() {
 sc_boot_model() {
 	scenario=boot-model
 	local model=${E2E_BOOTMODEL:-$E2E_TOP/tests/lib/bootmodel.py} n=${#E2E_MODEL_CASES[@]}
-	local got=$E2E_WORK/boot-model-uboot.txt i c want line diffs=0 args
+	local got=$E2E_WORK/boot-model-uboot.txt wants=$E2E_WORK/boot-model-model.txt
+	local i c want line diffs=0 args pid
 	if ! _model_script "$E2E_WORK/boot-model.cmd" ||
 		! grep -q '^setenv tandem_default_order ' "$E2E_WORK/boot-model.cmd" ||
 		! grep -q '^setenv tandem_tries_default ' "$E2E_WORK/boot-model.cmd"; then
@@ -78,7 +79,20 @@ sc_boot_model() {
 	fi
 	e2e_build_script_disk "$E2E_WORK/boot-model.img" "$E2E_WORK/boot-model.cmd" ||
 		{ bad "cannot build the script disk"; return; }
+	# The model's answer for each case ("N: slot=..."), one
+	# `bootmodel.py select` per case, computed while U-Boot runs.
+	(
+		i=0
+		for c in "${E2E_MODEL_CASES[@]}"; do
+			i=$((i + 1))
+			mapfile -t args < <(_model_args "$c")
+			want=$(python3 "$model" select "${args[@]}" 2>&1) || want="model failed: $want"
+			printf '%s: %s\n' "$i" "$want"
+		done
+	) >"$wants" &
+	pid=$!
 	boot 1
+	wait "$pid" || bad "running the model failed"
 	expect "U-Boot ran the script to its reset" "$boot_rc" 0
 	# "N: slot=..." for each select.cmd echo, N the case it ran under.
 	tr -d '\r' <"$cur_log" | awk '
@@ -90,7 +104,7 @@ sc_boot_model() {
 	for c in "${E2E_MODEL_CASES[@]}"; do
 		i=$((i + 1))
 		mapfile -t args < <(_model_args "$c")
-		want=$(python3 "$model" select "${args[@]}" 2>&1) || want="model failed: $want"
+		want=$(sed -n "s/^$i: //p" "$wants")
 		line=$(grep "^$i: " "$got" || true)
 		if [ "$line" != "$i: $want" ]; then
 			diffs=$((diffs + 1))
