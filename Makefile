@@ -281,7 +281,8 @@ check: deps
 
 .PHONY: check-e2e
 # The QEMU end-to-end suite on real U-Boot, arm64 and x86 (make check runs
-# its --short form through tests/run-tests.sh).
+# its --short form through tests/run-tests.sh). Fails, never skips, when
+# QEMU, U-Boot or an architecture's packages are missing.
 check-e2e: deps
 	@$(MAKE) --no-print-directory O=$(O) all
 	@tests/e2e/run.sh

@@ -37,7 +37,9 @@ pkgs() {
 		libcjson-dev libcurl4-openssl-dev libdeflate-dev libssl-dev liblzma-dev" ;;
 	# mkfs.ext4, mkenvimage, fw_printenv
 	demo) echo "e2fsprogs u-boot-tools libubootenv-tool" ;;
-	check) echo "libcmocka-dev squashfs-tools clang-format socat lrzsz qemu-system-arm u-boot-qemu
+	# QEMU for both e2e architectures (tests/e2e/deps.sh adds the arm64
+	# cross build): a missing one fails make check-e2e, it is not skipped.
+	check) echo "libcmocka-dev squashfs-tools clang-format socat lrzsz qemu-system-arm qemu-system-x86 u-boot-qemu
 		fdisk nginx openssl curl genimage dosfstools mtools strace" ;;
 	# check-package: python3-magic, flake8, shellcheck; Buildroot's make:
 	# its host dependencies; bitbake: the HOSTTOOLS of poky's bitbake.conf

@@ -29,9 +29,14 @@ run() { # NAME CMD...
 }
 
 echo "== unit tests ($build/tests)"
+units=0
 for t in "$build"/tests/test_*; do
-	[ -x "$t" ] && run "unit/${t##*/}" "$t"
+	[ -x "$t" ] || continue
+	units=$((units + 1))
+	run "unit/${t##*/}" "$t"
 done
+# No binaries (a build without unit-tests) is a failure, not a pass.
+[ "$units" -gt 0 ] || run "unit/none-built" sh -c "echo 'no unit test binaries in $build/tests (make unit-tests)'; false"
 
 echo "== integration tests"
 for t in "$top"/tests/integration/test_*.sh; do

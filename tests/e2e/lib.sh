@@ -39,15 +39,26 @@ e2e_setup() {
 	E2E_KERNEL_NAME=$(. "$E2E_BOARD/boot.conf" && basename "$KERNEL")
 }
 
-# e2e_can_run: 0 if QEMU and U-Boot for this arch are installed.
+# e2e_can_run: 0 if QEMU and U-Boot for this arch are installed; else
+# prints what is missing (one line) and returns 1.
 e2e_can_run() {
+	local qemu pkg fw
 	case $E2E_ARCH in
-	arm64) command -v qemu-system-aarch64 >/dev/null && [ -r /usr/lib/u-boot/qemu_arm64/u-boot.bin ] ;;
-	x86) command -v qemu-system-x86_64 >/dev/null && [ -r /usr/lib/u-boot/qemu-x86/u-boot.rom ] ;;
+	arm64) qemu=qemu-system-aarch64 pkg=qemu-system-arm fw=/usr/lib/u-boot/qemu_arm64/u-boot.bin ;;
+	x86) qemu=qemu-system-x86_64 pkg=qemu-system-x86 fw=/usr/lib/u-boot/qemu-x86/u-boot.rom ;;
 	esac
+	if ! command -v "$qemu" >/dev/null; then
+		echo "$qemu is not installed (package $pkg; tests/e2e/deps.sh $E2E_ARCH as root)"
+		return 1
+	fi
+	if [ ! -r "$fw" ]; then
+		echo "Debian's U-Boot $fw is missing (package u-boot-qemu; tests/e2e/deps.sh as root)"
+		return 1
+	fi
 }
 
 # e2e_fetch: download (once) and unpack the guest's Debian packages.
+# Returns 1 (with a message) when they cannot be had.
 e2e_fetch() {
 	local debs=$E2E_CACHE/debs a=$E2E_DEBARCH kpkg stamp
 	kpkg=$(cd "$debs" && ls linux-image-*-cloud-"$a"_*_"$a".deb 2>/dev/null | sort -V | tail -n1 || true)
@@ -72,11 +83,12 @@ e2e_fetch() {
 		local d
 		for d in "$debs/$kpkg" "$debs"/busybox-static_*_"$a".deb "$debs"/libubootenv-tool_*_"$a".deb \
 			"$debs"/libubootenv0.1_*_"$a".deb "$debs"/libc6_*_"$a".deb "$debs"/zlib1g_*_"$a".deb; do
-			dpkg-deb -x "$d" "$E2E_ROOTFS"
+			dpkg-deb -x "$d" "$E2E_ROOTFS" || { echo "e2e: cannot unpack $d" >&2; return 1; }
 		done
 		touch "$stamp"
 	fi
 	E2E_KVER=$(ls "$E2E_ROOTFS/lib/modules" | head -n1)
+	[ -n "$E2E_KVER" ] || { echo "e2e: no kernel modules in $E2E_ROOTFS" >&2; return 1; }
 }
 
 # Copy an ELF file of the guest root plus every library it needs, found
@@ -262,6 +274,26 @@ e2e_build_disk() {
 	done
 }
 
+# e2e_build_script_disk OUT CMD: a 5 MiB disk whose only partition (GPT,
+# FAT, where distro_bootcmd looks: virtio0, partition 1) holds /boot.scr
+# made from the U-Boot script text CMD; no slots, no environment files.
+# For scripts that run, print and `reset` (the boot model check).
+e2e_build_script_disk() {
+	local out=$1 cmd=$2 arch vfat=$E2E_WORK/script-disk.vfat
+	arch=$(UBOOT_ARCH=arm64 && . "$E2E_BOARD/boot.conf" && echo "$UBOOT_ARCH")
+	mkimage -A "$arch" -O linux -T script -C none -n "tandem e2e script" \
+		-d "$cmd" "$E2E_WORK/script-disk.scr" >/dev/null || return 1
+	rm -f "$out" "$vfat"
+	truncate -s 5M "$out"
+	# 1 MiB to 5 MiB minus the 34 sectors of the backup GPT.
+	printf 'label: gpt\nstart=2048, size=8126, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="boot"\n' |
+		sfdisk -q "$out" || return 1
+	mkfs.vfat -n SCRIPT -C "$vfat" 4063 >/dev/null || return 1
+	mcopy -i "$vfat" "$E2E_WORK/script-disk.scr" ::/boot.scr || return 1
+	dd if="$vfat" of="$out" bs=1M seek=1 conv=notrunc status=none || return 1
+	E2E_DISK=$out
+}
+
 # e2e_use_disk DISK: later calls act on DISK.
 e2e_use_disk() { E2E_DISK=$1; }
 
@@ -366,6 +398,8 @@ e2e_data_put() {
 }
 # e2e_data_get SRC DST: copy /data/SRC out of the disk.
 e2e_data_get() { mcopy -o -i "$(_e2e_mt 4)" "::/$1" "$2"; }
+# e2e_data_ls DIR: the names in /data/DIR, sorted, one a line.
+e2e_data_ls() { mdir -b -i "$(_e2e_mt 4)" "::/$1" 2>/dev/null | sed 's|.*/||' | LC_ALL=C sort; }
 
 # Host access to the boot environment, through the same libubootenv the
 # device uses: copy both env files out, run fw_printenv/fw_setenv on

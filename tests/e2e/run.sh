@@ -5,11 +5,13 @@
 #
 # usage: tests/e2e/run.sh [--short] [--arch arm64|x86]
 #   --short   quick subset for `make check`: arm64 only, shorter
-#             watchdog test, no panic test, updater scenarios 1 and 2
+#             watchdog test, no panic, genimage or never-confirms test,
+#             the updater's never-confirmed scenario with harness cuts only
 #   --arch    one architecture (default: arm64 and x86; --short: arm64)
 # E2E_ONLY="sc_a sc_b" runs only the named scenario functions.
-# Prints "N passed, N failed" last; exits non-zero if anything failed.
-# Exits 0 with a SKIP line only when QEMU cannot run on this machine.
+# Prints "N passed, N failed" last; exits non-zero if anything failed,
+# and also when QEMU, Debian's U-Boot or an architecture's packages are
+# missing (one FAIL line says which): there is no skip.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +20,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # The scenarios that run the real updater in the guest (sc_tandem_*).
 # shellcheck source=tandem.sh
 . "$here/tandem.sh"
+# sc_boot_model: tests/lib/bootmodel.py against select.cmd on U-Boot.
+# shellcheck source=model.sh
+. "$here/model.sh"
 
 short=0
 arches=""
@@ -26,7 +31,7 @@ while [ $# -gt 0 ]; do
 	--short) short=1 ;;
 	--arch) arches="$arches ${2:?--arch needs arm64 or x86}"; shift ;;
 	--arch=*) arches="$arches ${1#--arch=}" ;;
-	-h | --help) sed -n '3,11p' "$0"; exit 0 ;;
+	-h | --help) sed -n '3,14p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -34,11 +39,16 @@ done
 if [ -z "$arches" ]; then
 	if [ $short = 1 ]; then arches=arm64; else arches="arm64 x86"; fi
 fi
+arches=${arches# }
 
-# Installing packages needs root. Without root, go on with whatever is
-# installed: only an architecture whose QEMU or U-Boot is missing is
-# skipped (below), anything else missing is a failure, not a skip.
-"$here/deps.sh" || echo "e2e: could not install every package; trying with what is installed"
+# Installing packages needs root; without root everything must be there.
+# A missing package, QEMU, U-Boot or architecture is a failure, never a
+# skip: a suite that passes without having run proves nothing.
+# shellcheck disable=SC2086 # a list of architectures
+if ! "$here/deps.sh" $arches; then
+	echo "FAIL: e2e: packages for $arches are missing (as root, tests/e2e/deps.sh $arches installs them)"
+	exit 1
+fi
 
 passed=0
 failed=0
@@ -155,7 +165,7 @@ sc_provision_disk() {
 	scenario=provision-disk
 	local w=$E2E_WORK/provision compat host=$E2E_TOP/build/host la lb rc=0 i
 	compat=qemu-$([ "$E2E_ARCH" = x86 ] && echo x86_64 || echo arm64)
-	rm -rf "$w" && mkdir -p "$w/keys" "$w/env"
+	rm -rf "$w" && mkdir -p "$w/keys" "$w/env" || { bad "cannot make $w"; return; }
 	if ! make -C "$E2E_TOP" --no-print-directory O=build/host build/host/tandem \
 		build/host/tandem-image >"$w/make.log" 2>&1; then
 		bad "building the host's tandem failed (log: $w/make.log)"
@@ -375,21 +385,33 @@ sc_unreadable_slot() {
 
 for arch in $arches; do
 	e2e_setup "$arch"
-	if ! e2e_can_run; then
-		echo "SKIP: e2e $arch: QEMU or Debian's U-Boot for $arch is not installed"
+	scenario=setup
+	cur_log=""
+	if ! why=$(e2e_can_run); then
+		bad "$why"
 		continue
 	fi
 	t0=$SECONDS
 	echo "== e2e $arch: preparing kernel, initramfs and disk"
-	e2e_fetch
+	if ! e2e_fetch; then
+		bad "cannot fetch the guest's kernel and packages for $arch"
+		continue
+	fi
 	e2e_build_disk "$E2E_WORK/template.img"
 	echo "        ready in $((SECONDS - t0))s (kernel $E2E_KVER)"
-	scs="sc_first_boot_and_switch sc_never_confirms sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
+	# The model check first: one U-Boot run, seconds.
+	scs="sc_boot_model sc_first_boot_and_switch"
+	# --short leaves out sc_never_confirms: sc_tandem_no_confirm's short
+	# form boots B three times without a confirm, checks each try U-Boot
+	# spent and the fall back to A, with the env the updater wrote.
+	[ $short = 1 ] || scs="$scs sc_never_confirms"
+	scs="$scs sc_power_cut sc_exhausted sc_sequence sc_unreadable_slot sc_watchdog"
 	[ $short = 1 ] || scs="$scs sc_panic sc_genimage_disk"
 	scs="$scs sc_provision_disk"
-	# The updater in the guest (tandem.sh): 1 and 2 fit the short form.
-	scs="$scs sc_tandem_first_boot sc_tandem_update"
-	[ $short = 1 ] || scs="$scs sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
+	# The updater in the guest (tandem.sh), all five: the failure paths
+	# (health rollback, never confirmed, power cut mid-install) are what
+	# make check must see on real U-Boot.
+	scs="$scs sc_tandem_first_boot sc_tandem_update sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
 	[ -z "${E2E_ONLY:-}" ] || scs=$E2E_ONLY
 	case $scs in
 	*sc_tandem_*)
@@ -412,8 +434,8 @@ for arch in $arches; do
 done
 
 if [ $((passed + failed)) = 0 ]; then
-	echo "SKIP: e2e: QEMU cannot run here: no architecture had QEMU and Debian's U-Boot"
-	exit 0
+	echo "FAIL: e2e: no check ran"
+	exit 1
 fi
 [ -z "$failures" ] || printf 'Failures:%s\n' "$failures"
 echo "$passed passed, $failed failed"

@@ -9,7 +9,7 @@
 MKDISK=$TOP/scripts/mkdisk.sh
 
 rootfs() { # rootfs OUT RELEASE
-	rm -rf "$WORK/r.d" && mkdir -p "$WORK/r.d/etc"
+	rm -rf "$WORK/r.d" && mkdir -p "$WORK/r.d/etc" || fail "cannot make $WORK/r.d"
 	echo "$2" >"$WORK/r.d/etc/tandem-release"
 	mkfs.ext4 -q -F -d "$WORK/r.d" "$1" 65536k >/dev/null
 }

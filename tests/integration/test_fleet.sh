@@ -49,7 +49,7 @@ setup() {
 	if [ "${1:-}" = squashfs ]; then
 		command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
 		sqpair "$D"
-		mv "$D/base.img" "$D/v1.img" && mv "$D/target.img" "$D/v2.img"
+		mv "$D/base.img" "$D/v1.img" && mv "$D/target.img" "$D/v2.img" || fail "cannot rename the squashfs pair"
 	else
 		make_image "$D/v1.img" 2
 		cp "$D/v1.img" "$D/v2.img"

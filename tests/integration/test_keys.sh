@@ -21,7 +21,7 @@ boot_into() {
 ship() {
 	local slot=$1 k
 	shift
-	rm -rf "$D/rootfs-$slot" && mkdir -p "$D/rootfs-$slot/keys"
+	rm -rf "$D/rootfs-$slot" && mkdir -p "$D/rootfs-$slot/keys" || fail "cannot make rootfs-$slot"
 	for k in "$@"; do cp "$D/$k.pub" "$D/rootfs-$slot/keys/$k.pem"; done
 }
 

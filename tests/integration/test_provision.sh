@@ -62,7 +62,7 @@ test_provision_blank_board_json() {
 	new_board board
 	make_image "$D/v1.img" 3
 	build_bundle "$D/u.tnd" "$D/v1.img"
-	mkdir -p "$D/id" && make_identity "$D/id"
+	mkdir -p "$D/id" && make_identity "$D/id" || fail "cannot make the device identity"
 	"$TANDEM" -c "$CONF" provision --progress=none --json --keyring "$D/factory-keys" \
 		--device-id SN-0001 --client-cert "$D/id/device.crt" --client-key "$D/id/device.key" \
 		"$D/u.tnd" >"$D/out.json"
@@ -180,7 +180,8 @@ test_provision_refusals_change_nothing() {
 	expect_refusal 11 "signature\|manifest" "$TANDEM" -c "$CONF" provision --progress=none "${k[@]}" "$D/bad.tnd"
 	assert_board_untouched
 
-	mkdir -p "$D/other" && "$TANDEM_IMAGE" keygen --out "$D/other/k.pem" --pub "$D/other/p.pem"
+	mkdir -p "$D/other" && "$TANDEM_IMAGE" keygen --out "$D/other/k.pem" --pub "$D/other/p.pem" ||
+		fail "cannot make the other key"
 	"$TANDEM_IMAGE" -q build --key "$D/other/k.pem" --image "$D/v1.img" --version 1.0 \
 		--compatible sim --out "$D/foreign.tnd"
 	expect_refusal 11 "key" "$TANDEM" -c "$CONF" provision --progress=none "${k[@]}" "$D/foreign.tnd"
@@ -194,7 +195,8 @@ test_provision_refusals_change_nothing() {
 	expect_refusal 14 "full bundle" "$TANDEM" -c "$CONF" provision --progress=none "${k[@]}" "$D/delta.tnd"
 	assert_board_untouched
 
-	mkdir -p "$D/id1" "$D/id2" && make_identity "$D/id1" && make_identity "$D/id2"
+	mkdir -p "$D/id1" "$D/id2" && make_identity "$D/id1" && make_identity "$D/id2" ||
+		fail "cannot make the two identities"
 	expect_refusal 4 "does not belong" "$TANDEM" -c "$CONF" provision --progress=none "${k[@]}" \
 		--client-cert "$D/id1/device.crt" --client-key "$D/id2/device.key" "$D/u.tnd"
 	assert_board_untouched
@@ -228,7 +230,7 @@ test_provision_refusals_change_nothing() {
 # PROVISION_CUT_STRIDE-th call (default 6, both modes, about 50 cuts);
 # make check-torture every one.
 cut_template() { # NAME: the board as it is now, to start each cut from
-	rm -rf "${WORK:?}/tpl-$1" && cp -a --sparse=always "$D" "$WORK/tpl-$1"
+	rm -rf "${WORK:?}/tpl-$1" && cp -a --sparse=always "$D" "$WORK/tpl-$1" || fail "cannot save template $1"
 }
 cut_check() { # V1 V2 SIZE: the bootable-slot invariant
 	python3 - "$D" "$@" <<'PY'
@@ -265,13 +267,14 @@ test_provision_power_cut_anywhere() {
 	"${prov[@]}" "$D/u1.tnd"
 	cut_template v1
 	for tpl in blank v1; do
-		rm -rf "$D" && cp -a "$WORK/tpl-$tpl" "$D"
+		rm -rf "$D" && cp -a "$WORK/tpl-$tpl" "$D" || fail "cannot load template $tpl" || return 1
 		CUTSHIM_DIR="$D" CUTSHIM_COUNT="$WORK/count" LD_PRELOAD="$shim" "${prov[@]}" "$D/u2.tnd"
 		total=$(cat "$WORK/count")
 		[ "$total" -gt 10 ] || fail "only $total write-path calls counted" || return 1
 		for ((n = 1; n <= total; n += ${PROVISION_CUT_STRIDE:-6})); do
 			for mode in kill lost; do
-				rm -rf "$D" "$WORK/journal" && cp -a "$WORK/tpl-$tpl" "$D"
+				rm -rf "$D" "$WORK/journal" && cp -a "$WORK/tpl-$tpl" "$D" ||
+					fail "cannot load template $tpl" || return 1
 				rc=0
 				if [ $mode = lost ]; then
 					CUTSHIM_DIR="$D" CUTSHIM_CUT=$n CUTSHIM_JOURNAL="$WORK/journal" LD_PRELOAD="$shim" \

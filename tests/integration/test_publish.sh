@@ -50,7 +50,7 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 test_publish_three_releases() {
 	setup
-	bundle 1.0 v1 && bundle 1.1 v2 && bundle 1.2 v3
+	bundle 1.0 v1 && bundle 1.1 v2 && bundle 1.2 v3 || fail "cannot build the bundles"
 	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
 	[ "$(field 'j["index"]["sequence"]')" = 1 ] || fail "first sequence is not 1"
 	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 0 ] || fail "deltas with no earlier release"
@@ -99,7 +99,7 @@ test_publish_three_releases() {
 
 test_publish_useless_delta_left_out() {
 	setup
-	bundle 1.0 v1 && bundle 2.0 vx
+	bundle 1.0 v1 && bundle 2.0 vx || fail "cannot build the bundles"
 	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
 	TI publish --channel "$CH" --key "$D/key.pem" --json "$D/2.0.tnd" >"$WORK/pub.json"
 	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); d=j["bundles"][0]["deltas"]; assert len(d)==1 and d[0]["kept"] is False, j' \
@@ -108,7 +108,8 @@ test_publish_useless_delta_left_out() {
 	[ ! -e "$CH/sim/2.0-from-1.0.tnd" ] || fail "useless delta file kept"
 	# A stricter ratio drops even a good delta; a looser one keeps it.
 	bundle 2.1 vx
-	cp "$D/vx.img" "$D/vy.img" && printf 'edit' | dd of="$D/vy.img" bs=1 seek=1000 conv=notrunc 2>/dev/null
+	cp "$D/vx.img" "$D/vy.img" && printf 'edit' | dd of="$D/vy.img" bs=1 seek=1000 conv=notrunc 2>/dev/null ||
+		fail "cannot make vy.img"
 	TI build --key "$D/key.pem" --image "$D/vy.img" --version 2.1 --compatible sim --chunk-size 64K --out "$D/2.1.tnd"
 	TI publish --channel "$CH" --key "$D/key.pem" --delta-max-ratio 0.0001 "$D/2.1.tnd"
 	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 0 ] || fail "ratio not applied"
@@ -120,8 +121,8 @@ sq_setup() {
 	command -v mksquashfs >/dev/null || fail "mksquashfs (squashfs-tools) is missing"
 	setup
 	sqpair "$D"
-	cp "$D/base.img" "$D/sq1.img" && cp "$D/target.img" "$D/sq2.img"
-	bundle 1.0 sq1 && bundle 1.1 sq2
+	cp "$D/base.img" "$D/sq1.img" && cp "$D/target.img" "$D/sq2.img" || fail "cannot copy the squashfs pair"
+	bundle 1.0 sq1 && bundle 1.1 sq2 || fail "cannot build the squashfs bundles"
 }
 
 # A squashfs root compressed with xz: publish's deltas rebuild the changed
@@ -178,7 +179,7 @@ test_publish_delta_kinds_both() {
 	[ "$fmt" = 5 ] || fail "the plain delta is format $fmt"
 	"$TANDEM_IMAGE" verify --pub "$D/pub.pem" "$CH/index.json" >/dev/null || fail "index does not verify"
 	# nothing to rebuild: one delta, and the index stays format 1
-	bundle 2.0 v1 && bundle 2.1 v2
+	bundle 2.0 v1 && bundle 2.1 v2 || fail "cannot build the bundles"
 	local ch2=$D/ch2
 	TI publish --channel "$ch2" --key "$D/key.pem" "$D/2.0.tnd"
 	TI publish --channel "$ch2" --key "$D/key.pem" --delta-kinds both "$D/2.1.tnd"
@@ -238,7 +239,7 @@ test_publish_index_mtime_always_moves() {
 
 test_publish_refusals() {
 	setup
-	bundle 1.0 v1 && bundle 1.1 v2
+	bundle 1.0 v1 && bundle 1.1 v2 || fail "cannot build the bundles"
 	TI publish --channel "$CH" --key "$D/key.pem" --rollout 20 "$D/1.0.tnd"
 	[ "$(field 'j["index"]["releases"][0]["rollout_percent"]')" = 20 ] || fail "--rollout not applied"
 	local idx
@@ -283,13 +284,13 @@ test_publish_refusals() {
 
 test_publish_cut_before_index_is_finished_by_rerun() {
 	setup
-	bundle 1.0 v1 && bundle 1.1 v2
+	bundle 1.0 v1 && bundle 1.1 v2 || fail "cannot build the bundles"
 	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.0.tnd"
 	# A publish killed after its bundle was in place, before the index:
 	# the bundle is there, the index still names 1.0, a scratch file lies about.
 	cp "$D/1.1.tnd" "$CH/sim/1.1.tnd"
-	mkdir -p "$CH/.publish-tmp" && echo junk >"$CH/.publish-tmp/image.img"
-	[ "$(field 'j["index"]["releases"][0]["version"]')" = 1.0 ]
+	mkdir -p "$CH/.publish-tmp" && echo junk >"$CH/.publish-tmp/image.img" || fail "cannot plant the scratch file"
+	[ "$(field 'j["index"]["releases"][0]["version"]')" = 1.0 ] || fail "the index does not name 1.0 before the rerun"
 	TI publish --channel "$CH" --key "$D/key.pem" "$D/1.1.tnd"
 	[ "$(field 'j["index"]["releases"][0]["version"]')" = 1.1 ] || fail "rerun did not finish the publish"
 	[ "$(field 'len(j["index"]["releases"][0]["deltas"])')" = 1 ] || fail "rerun made no delta"

@@ -113,8 +113,14 @@ test_early_failures_leave_stdin_open() {
 	for what in unknown-key corrupt-state missing-file; do
 		case $what in
 		unknown-key) set -- "$D/unknown.tnd" ;;
-		corrupt-state) cp "$D/state/state.json.bad" "$D/state/state.json" && set -- "$D/u.tnd" ;;
-		missing-file) rm -f "$D/state/state.json" && set -- "$D/nope.tnd" ;;
+		corrupt-state)
+			cp "$D/state/state.json.bad" "$D/state/state.json" || fail "cannot plant a corrupt state.json"
+			set -- "$D/u.tnd"
+			;;
+		missing-file)
+			rm -f "$D/state/state.json" || fail "cannot remove state.json"
+			set -- "$D/nope.tnd"
+			;;
 		esac
 		strace -f -qq -e trace=close -o "$D/trace" "$TANDEM" -c "$CONF" -q install \
 			--progress=none "$1" </dev/null 2>/dev/null && fail "$what: installed"

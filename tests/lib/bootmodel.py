@@ -15,7 +15,7 @@
 
 The model follows bootloader-hooks/uboot/select.cmd line by line, with
 U-Boot's own semantics where they matter: `test -gt/-eq` compare
-simple_strtol() values (leading digits, 0 for none), hush splits
+numbers with U-Boot's radix rules (strtol() below), hush splits
 BOOT_ORDER on blanks, an empty variable is an unset one. tests/e2e checks
 it against the real script on Debian's U-Boot for a table of environments
 (sc_boot_model), so the torture and integration tests that reboot with it
@@ -33,10 +33,20 @@ TRIES_DEFAULT = 3      # ... TRIES_DEFAULT
 
 
 def strtol(s):
-    """U-Boot's simple_strtol(s, NULL, 10): optional sign, leading digits."""
-    m = re.match(r"\s*([-+]?)(\d*)", s or "")
-    n = int(m.group(2) or "0")
-    return -n if m.group(1) == "-" else n
+    """A number as `test -gt/-eq` reads it on Debian's U-Boot 2023.01, as
+    measured there (arm64 and x86 alike): an optional '-' (no '+', no
+    leading blank), then "0x" for hex, a leading 0 for octal, else
+    decimal; the leading digits of that base, 0 for none. So "010" is 8,
+    "08" is 0, "0x10" is 16, "3x" is 3, "+2" and " 2" are 0."""
+    m = re.match(r"(-?)(?:0[xX]([0-9a-fA-F]*)|(0[0-7]*)|([0-9]*))", s or "")
+    sign, hexa, octal, dec = m.groups()
+    if hexa is not None:
+        n = int(hexa or "0", 16)
+    elif octal is not None:
+        n = int(octal, 8)
+    else:
+        n = int(dec or "0")
+    return -n if sign else n
 
 
 def select(env):

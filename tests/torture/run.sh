@@ -158,9 +158,14 @@ make_templates() {
 	tandem confirm
 	save_tpl b_good
 	load_tpl b_pending
-	sim_boot "$DEV" >/dev/null && sim_boot "$DEV" >/dev/null && sim_boot "$DEV" >/dev/null &&
-		sim_boot "$DEV" >/dev/null # B three times, then A
-	[ "$(sed 's/.*tandem.slot=//' "$DEV/cmdline")" = A ]
+	# B three times, then A. One boot a line: under set -e a failing boot
+	# in the middle of an && list would not have stopped the script.
+	sim_boot "$DEV" >/dev/null
+	sim_boot "$DEV" >/dev/null
+	sim_boot "$DEV" >/dev/null
+	sim_boot "$DEV" >/dev/null
+	[ "$(sed 's/.*tandem.slot=//' "$DEV/cmdline")" = A ] ||
+		{ echo "template b_fellback: the fourth boot was not A" >&2; return 1; }
 	save_tpl b_fellback
 }
 
@@ -216,13 +221,14 @@ calls() {
 TORTURE_START=$(date +%s)
 export TORTURE_START
 # Not `make_templates || ...`: bash ignores set -e inside a function
-# called as an || operand, and a failing step would go unnoticed. The
-# subshell keeps errexit; its status is checked after.
+# called on the left of || (and a `set -e` there too), so a failing step
+# of the set-up went unnoticed. A subshell with set -e, its status read
+# afterwards, stops at the first failing step.
 set +e
 (set -e; make_templates) >"$WORK/setup.log" 2>&1
 rc=$?
 set -e
-[ "$rc" = 0 ] || { cat "$WORK/setup.log"; echo "run.sh: setting up the templates failed" >&2; exit 1; }
+[ "$rc" = 0 ] || { cat "$WORK/setup.log"; echo "torture: setting up the templates failed (exit $rc)" >&2; exit 1; }
 
 scenarios_json >"$WORK/scenarios.json"
 plan=$WORK/plan

@@ -62,6 +62,7 @@ int tnd_lock_take(struct tnd_lock *l, const struct tnd_config *cfg, const char *
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	char path[PATH_MAX], who[256], pid[24], old[24];
 	struct stat sb;
+	ssize_t got;
 	int fd, n;
 
 	l->fd = -1;
@@ -97,10 +98,19 @@ int tnd_lock_take(struct tnd_lock *l, const struct tnd_config *cfg, const char *
 				   who, what);
 	}
 	/* Taken: say who holds it (a failure here costs only the message).
-	 * Not synced, and not written again by the daemon's every poll. */
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (pread(fd, old, sizeof(old), 0) != n || memcmp(old, pid, (size_t)n)) {
-		if (ftruncate(fd, 0) < 0 || tnd_pwrite_full(fd, pid, (size_t)n, 0) < 0)
+	 * Not written again by the daemon's every poll. The pid is padded to
+	 * a fixed width and written in place, never truncated first: on vfat
+	 * (a common state_dir) a truncate frees the file's cluster and the
+	 * write takes one again, and a power cut between those metadata
+	 * writes left a directory entry pointing at a free cluster; the
+	 * kernel then remounted the partition read-only at the next boot and
+	 * every later install failed (tests/e2e sc_tandem_power_cut). Written
+	 * in place, only the data block changes; the file grows once, when it
+	 * is new (or was written by an older tandem), and is synced then. */
+	n = snprintf(pid, sizeof(pid), "%-10ld\n", (long)getpid());
+	got = pread(fd, old, sizeof(old), 0);
+	if (got != n || memcmp(old, pid, (size_t)n)) {
+		if (tnd_pwrite_full(fd, pid, (size_t)n, 0) < 0 || (got < n && fsync(fd) < 0))
 			tnd_debug("cannot write the pid into %s", path);
 	}
 	l->fd = fd;
