@@ -85,6 +85,22 @@ test_health_check_timeout() {
 	[ "$SECONDS" -lt 10 ] || fail "timeout not enforced"
 }
 
+# A health check may read the environment (fw_printenv, tandem status):
+# libubootenv locks the whole machine while a context is open, so with
+# confirm holding one the check waited for its own timeout and a good
+# slot was marked bad.
+test_health_check_reads_the_environment() {
+	setup_device
+	health 10-env "fw_printenv -c '$D/fw_env.config' BOOT_ORDER >/dev/null"
+	health 20-status "'$TANDEM' -c '$CONF' status >/dev/null"
+	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"
+	[ "$(sim_boot "$D")" = B ] || fail "B did not boot"
+	"$TANDEM" -c "$CONF" confirm --json >"$D/out" 2>"$D/err" || fail "confirm: $(cat "$D/err")"
+	grep -q '"healthy":true' "$D/out" || fail "not healthy: $(cat "$D/out")"
+	[ "$(env_get BOOT_ORDER)" = "B A" ] || fail "order: $(env_get BOOT_ORDER)"
+	status_py 'assert s["slots"]["B"]["state"]=="good", s'
+}
+
 test_new_slot_never_confirmed_falls_back() {
 	setup_device
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"

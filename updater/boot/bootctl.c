@@ -211,7 +211,7 @@ int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
 	struct tnd_state st;
 	struct tnd_slot_info *si;
 	uint64_t floor, trusted;
-	int ret, other;
+	int ret, health, other;
 
 	memset(res, 0, sizeof(*res));
 	res->fallback_from = -1;
@@ -244,10 +244,21 @@ int tnd_confirm(const struct tnd_config *cfg, struct tnd_confirm_result *res)
 			    "floor rises in state.json only and slot %s cannot be switched to "
 			    "above floor 0",
 			    tnd_slot_name(i), tnd_slot_name(i));
-	ret = tnd_health_run(cfg->health_dir, cfg->health_timeout, tnd_slot_name(res->booted),
-			     &res->checks);
-	if (ret) {
+	/* libubootenv holds a machine-wide lock while a context is open, and
+	 * a health check may well read the environment (fw_printenv, tandem
+	 * status): with the context open it would wait for this confirm until
+	 * its timeout, and a good slot would be marked bad. So the checks run
+	 * with the environment closed, and what they may have changed in it is
+	 * read again after. */
+	tnd_bl_close(bl);
+	bl = NULL;
+	health = tnd_health_run(cfg->health_dir, cfg->health_timeout, tnd_slot_name(res->booted),
+				&res->checks);
+	if (health)
 		snprintf(res->reason, sizeof(res->reason), "%s", tnd_err_msg());
+	if ((ret = open_bl(cfg, &st, &bl, &bs, &floor)))
+		goto out;
+	if (health) {
 		/* Switch only to a slot the environment vouches for, at or above
 		 * the floor; otherwise this slot, bad as it is, remains the best
 		 * the device has (and the boot counter still falls back when it
