@@ -19,7 +19,7 @@
 # if any invariant broke; each failure names the one command that
 # reproduces it.
 #
-#   --short   a sample of about 60 cut points (tests/run-tests.sh)
+#   --short   every phase of every scenario, about 120 cut points (make check)
 #   --build   the build whose tandem is tortured (default build/); the shim
 #             is always the non-sanitised build/torture/cutshim.so
 #   --keep    keep the work directory
@@ -268,10 +268,21 @@ else
 		echo "  $scen: $total write-path calls, $ms ms"
 	done
 	if [ "$short" = 1 ]; then
-		# About 60 cut points: a stride through the plan samples every
-		# scenario and mode.
-		stride=$((($(wc -l <"$plan") + 59) / 60))
-		awk -v s="$stride" 'NR % s == 1 || s == 1' "$plan" >"$plan.short"
+		# The sample (make check) cuts every phase of every scenario, not
+		# points picked by their position in the plan: a phase is a run of
+		# consecutive calls on one thing (the lock, one environment copy,
+		# state.json with its temporary file and directory, a slot). Each
+		# is cut at its first call (kill) and at its last (lost: the
+		# writes not yet synced are gone), and each scenario once at half
+		# its run time (timedlost).
+		for scen in $(echo "$SCENARIOS" | cut -d'|' -f1); do
+			awk -v s="$scen" '
+				{ k = $3; sub(/\.tmp$/, "", k); if (k ~ /\/state$/) k = k "/state.json" }
+				k != prev { if (NR > 1) print s, "lost", last; print s, "kill", $1 }
+				{ prev = k; last = $1 }
+				END { print s, "lost", last }' "$WORK/trace.$scen"
+			grep "^$scen timedlost 6 " "$plan"
+		done | sort -u -k1,1 -k3,3n -k2,2 >"$plan.short"
 		mv "$plan.short" "$plan"
 	fi
 	echo "  $(wc -l <"$plan") cut points"
