@@ -60,6 +60,16 @@ static void booted_slot_from_cmdline(void **state)
 	    {"xtandem.slot=A", -1},
 	    {"tandem.slot=C", -1},
 	    {"", -1},
+	    /* a board that used RAUC's U-Boot scheme passes rauc.slot= */
+	    {"root=/dev/mmcblk0p2 rauc.slot=A rootwait", 0},
+	    {"rauc.slot=A rauc.slot=B", 1},
+	    {"rauc.slot=B tandem.slot=B", 1},
+	    {"tandem.slot=A rauc.slot=B", -1}, /* they disagree: refused */
+	    {"rauc.slot=a", -1},	       /* RAUC's boot names are exact */
+	    {"rauc.slot=recovery", -1},
+	    {"rauc.slot=", -1},
+	    {"tandem.slot=C rauc.slot=A", -1},
+	    {"xrauc.slot=A", -1},
 	};
 	char *dir = tu_mkdtemp(), *p = tu_path(dir, "cmdline");
 	struct tnd_config cfg;
