@@ -67,6 +67,10 @@ static int uboot_open_any(struct tnd_bootloader **out, const struct tnd_config *
 	*out = &u->base;
 	return 0;
 fail:
+	/* libuboot_open() takes the machine-wide lock (/var/lock/fw_printenv.lock)
+	 * even when it fails: release it, or a daemon that met a bad
+	 * environment once would stall every fw_printenv and health check */
+	libuboot_close(u->ctx);
 	libuboot_exit(u->ctx);
 	free(u);
 	return r;
@@ -124,34 +128,76 @@ static int read_identity(struct uboot_bl *u, int slot, struct tnd_slot_id *id)
 	return ret;
 }
 
+/* Unset, or set to nothing: both boot scripts (Tandem's and RAUC's) use
+ * their default then, and so does the updater. */
+static char *get_set(struct uboot_bl *u, const char *name)
+{
+	char *v = libuboot_get_env(u->ctx, name);
+
+	if (v && !*v) {
+		free(v);
+		v = NULL;
+	}
+	return v;
+}
+
+/*
+ * A boot counter as the environment holds it: hexadecimal, optionally with
+ * 0x, because that is what RAUC writes ("%x") and what U-Boot's setexpr
+ * writes when RAUC's boot script counts down ("a" is ten tries). Tandem
+ * itself writes only 0 to 9 (boot_tries), which every reader takes alike:
+ * setexpr, itest, and `test -gt`, which reads decimal (and takes "a" for
+ * 0: docs/boot-protocol.md, "Migrating from RAUC"). Anything else (a sign,
+ * a blank, trailing text) is refused: a guess could make a bad slot boot.
+ */
+static int parse_count(const char *v, unsigned *n)
+{
+	const char *p = v;
+	unsigned long x = 0;
+
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+		p += 2;
+	if (!*p || strlen(p) > 8 || strspn(p, "0123456789abcdefABCDEF") != strlen(p))
+		return -1;
+	x = strtoul(p, NULL, 16);
+	*n = (unsigned)x;
+	return 0;
+}
+
+static int read_count(struct uboot_bl *u, int slot, unsigned *n)
+{
+	char name[16], *v;
+	int ret = 0;
+
+	snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(slot));
+	if (!(v = get_set(u, name))) {
+		*n = u->base.cfg->boot_tries;
+		return 0;
+	}
+	if (parse_count(v, n))
+		ret = tnd_err_set(TND_E_BOOTLOADER,
+				  "%s=\"%s\" is not a count of boot tries (hexadecimal digits, as "
+				  "RAUC and U-Boot's setexpr write it)",
+				  name, v);
+	free(v);
+	return ret;
+}
+
 static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
-	char *order = libuboot_get_env(u->ctx, "BOOT_ORDER");
+	char *order = get_set(u, "BOOT_ORDER");
 	int ret = 0;
 
 	memset(bs, 0, sizeof(*bs));
 	/* A fresh environment without our variables boots as the script's
-	 * defaults would: order "A B", full tries. */
+	 * defaults would: order "A B", full tries. A slot missing from the
+	 * order (RAUC's mark-bad removes it) is never booted by either
+	 * script, and is read so. */
 	ret = tnd_boot_order_parse(bs, order ? order : "A B");
 	free(order);
-	for (int i = 0; !ret && i < TND_NSLOTS; i++) {
-		char name[16], *v;
-		uint64_t n;
-
-		snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(i));
-		v = libuboot_get_env(u->ctx, name);
-		if (!v) {
-			bs->tries[i] = bl->cfg->boot_tries;
-			continue;
-		}
-		if (tnd_parse_u64(v, &n) || n > 9)
-			ret = tnd_err_set(TND_E_BOOTLOADER, "%s=\"%s\" is not a count from 0 to 9",
-					  name, v);
-		else
-			bs->tries[i] = (unsigned)n;
-		free(v);
-	}
+	for (int i = 0; !ret && i < TND_NSLOTS; i++)
+		ret = read_count(u, i, &bs->tries[i]);
 	if (!ret) {
 		char *v = libuboot_get_env(u->ctx, FLOOR_VAR);
 
@@ -167,24 +213,72 @@ static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 	return ret;
 }
 
+/* Sets name to want (NULL: unset) unless it already holds exactly that;
+ * *changed tells whether anything was set. */
+static int set_changed(struct uboot_bl *u, const char *name, const char *want, bool *changed)
+{
+	char *cur = libuboot_get_env(u->ctx, name);
+	bool same = cur ? want && !strcmp(cur, want) : !want;
+
+	free(cur);
+	if (same)
+		return 0;
+	*changed = true;
+	return libuboot_set_env(u->ctx, name, want);
+}
+
+static bool same_order(const char *text, const struct tnd_boot_state *bs)
+{
+	struct tnd_boot_state now;
+
+	if (tnd_boot_order_parse(&now, text)) {
+		tnd_err_clear(); /* not an error here: it is simply rewritten */
+		return false;
+	}
+	return now.norder == bs->norder &&
+	       !memcmp(now.order, bs->order, sizeof(now.order[0]) * (size_t)bs->norder);
+}
+
+/*
+ * Only what changes is set, and nothing is stored when nothing changes. A
+ * value that already says what is wanted keeps its spelling: a counter
+ * RAUC left as "a", an order "A  B", stay as the board's script wrote
+ * them. Every other variable (bootcmd and the rest of a whole U-Boot
+ * environment) is libubootenv's to carry over; uboot_store_guard refused
+ * the environments it cannot carry over whole.
+ */
 static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
-	char order[16], tries[4], name[24], floor[24], id[24 + TND_SHA256_HEX_LEN];
-	int r;
+	char order[16], tries[12], name[24], floor[24], id[24 + TND_SHA256_HEX_LEN], *cur;
+	bool changed = false;
+	int r = 0;
 
 	tnd_boot_order_str(bs, order, sizeof(order));
-	r = libuboot_set_env(u->ctx, "BOOT_ORDER", order);
+	cur = get_set(u, "BOOT_ORDER");
+	/* kept when it reads as the wanted order; else written out, also
+	 * where the scripts' default stood (the updater's reading made true) */
+	if (!cur || !same_order(cur, bs))
+		r = set_changed(u, "BOOT_ORDER", order, &changed);
+	free(cur);
 	for (int i = 0; !r && i < TND_NSLOTS; i++) {
+		unsigned n;
+
 		snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(i));
-		snprintf(tries, sizeof(tries), "%u", bs->tries[i] % 10);
-		r = libuboot_set_env(u->ctx, name, tries);
+		cur = get_set(u, name);
+		/* hexadecimal, as RAUC writes it; Tandem's own values (0 to 9)
+		 * read the same in every radix */
+		if (!cur || parse_count(cur, &n) || n != bs->tries[i]) {
+			snprintf(tries, sizeof(tries), "%x", bs->tries[i]);
+			r = set_changed(u, name, tries, &changed);
+		}
+		free(cur);
 	}
 	/* Written once there is a floor to keep: an environment a RAUC board
 	 * left stays as it was until then. */
 	if (!r && bs->floor) {
 		snprintf(floor, sizeof(floor), "%llu", (unsigned long long)bs->floor);
-		r = libuboot_set_env(u->ctx, FLOOR_VAR, floor);
+		r = set_changed(u, FLOOR_VAR, floor, &changed);
 	}
 	for (int i = 0; !r && i < TND_NSLOTS; i++) {
 		const struct tnd_slot_id *s = &bs->id[i];
@@ -194,13 +288,16 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 		n = snprintf(id, sizeof(id), "%llu:", (unsigned long long)s->security_version);
 		tnd_hex_encode(id + n, s->sha256, TND_SHA256_LEN);
 		/* NULL drops the variable (unknown stays unknown) */
-		r = libuboot_set_env(u->ctx, name,
-				     s->kind == TND_ID_VALID	? id
-				     : s->kind == TND_ID_ERASED ? ERASED
-								: NULL);
+		r = set_changed(u, name,
+				s->kind == TND_ID_VALID	   ? id
+				: s->kind == TND_ID_ERASED ? ERASED
+							   : NULL,
+				&changed);
 	}
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot set variables (error %d)", r);
+	if (!changed)
+		return 0; /* spare the flash */
 	r = libuboot_env_store(u->ctx);
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot store the environment (error %d)", r);
