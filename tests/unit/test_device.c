@@ -608,6 +608,104 @@ static void uboot_env_rauc_states(void **state)
 	tu_rmdir(dir);
 }
 
+/* fw_env.config in dir naming one copy, dir/uboot.env, of `size`. */
+static void whole_env_config(const char *dir, struct tnd_config *cfg, const char *size)
+{
+	char cmd[2 * PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd), "printf '%s/uboot.env 0x0 %s\\n' >%s/fw_env.config", dir, size,
+		 dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cfg->env_config, sizeof(cfg->env_config), "%s/fw_env.config", dir);
+}
+
+static bool file_is(const char *path, const uint8_t *want, size_t n)
+{
+	size_t got;
+	uint8_t *b = tu_read_file(path, &got);
+	bool same = got == n && !memcmp(b, want, n);
+
+	free(b);
+	return same;
+}
+
+/*
+ * U-Boot's whole environment in one file (a RAUC board's uboot.env on its
+ * FAT partition): Tandem's stores keep every other variable, and what
+ * libubootenv cannot carry over whole is refused before anything is
+ * written: an environment with .flags, and, for provisioning, a place
+ * with no valid copy that is not blank (a size other than U-Boot's).
+ */
+static void uboot_env_whole(void **state)
+{
+	static const char env[] = "arch=arm\nbaudrate=115200\nbootcmd=run distro_bootcmd; reset\n"
+				  "bootdelay=2\nethaddr=02:00:00:00:00:01\n"
+				  "fdtfile=board.dtb\nloadaddr=0x40200000\nvar=a=b\n";
+	char *dir = tu_mkdtemp(), cmd[4 * PATH_MAX], *envf = tu_path(dir, "uboot.env"), *after;
+	struct tnd_bootloader *bl;
+	struct tnd_boot_state bs;
+	struct tnd_config cfg;
+	uint8_t *img;
+	size_t n;
+	bool blank;
+
+	(void)state;
+	assert_int_equal(tnd_config_parse(&cfg, CONF_OK, "t"), 0);
+	cfg.bootloader = TND_BL_UBOOT;
+	tu_write_file(tu_path(dir, "env.txt"), env, strlen(env));
+	snprintf(cmd, sizeof(cmd), "cd %s && mkenvimage -s 0x20000 -o uboot.env env.txt", dir);
+	assert_int_equal(system(cmd), 0);
+	whole_env_config(dir, &cfg, "0x20000");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_bad(bl, 1), 0);
+	assert_int_equal(tnd_bl_activate(bl, 1, 3), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	/* A's counter stays the script's default: nobody set it */
+	assert_string_equal(after, "BOOT_B_LEFT=3\nBOOT_ORDER=B A\n"
+				   "arch=arm\nbaudrate=115200\nbootcmd=run distro_bootcmd; reset\n"
+				   "bootdelay=2\nethaddr=02:00:00:00:00:01\n"
+				   "fdtfile=board.dtb\nloadaddr=0x40200000\nvar=a=b\n");
+	free(after);
+
+	/* fw_env.config says 0x4000 where U-Boot's environment is 0x20000: no
+	 * valid copy there. Refused, and provisioning does not start a new
+	 * environment over it. */
+	img = tu_read_file(envf, &n);
+	whole_env_config(dir, &cfg, "0x4000");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), TND_E_BOOTLOADER);
+	assert_int_equal(tnd_bl_open_init(&bl, &cfg, NULL, &blank), TND_E_BOOTLOADER);
+	assert_non_null(strstr(tnd_err_msg(), "none is blank"));
+	assert_null(bl);
+	assert_true(file_is(envf, img, n));
+	free(img);
+	/* a blank place (zeros, or erased flash) is started afresh */
+	for (int fill = 0; fill <= 0xff; fill += 0xff) {
+		snprintf(cmd, sizeof(cmd), "head -c 131072 /dev/zero | tr '\\0' '\\%o' >%s",
+			 (unsigned)fill, envf);
+		assert_int_equal(system(cmd), 0);
+		assert_int_equal(tnd_bl_open_init(&bl, &cfg, NULL, &blank), 0);
+		assert_true(blank);
+		tnd_bl_close(bl);
+	}
+
+	/* .flags: libubootenv 0.3.2 would keep only its first entry */
+	whole_env_config(dir, &cfg, "0x20000");
+	tu_write_file(tu_path(dir, "env.txt"), "bootcmd=boot\n.flags=ethaddr:mo,serverip:io\n", 42);
+	snprintf(cmd, sizeof(cmd), "cd %s && mkenvimage -s 0x20000 -o uboot.env env.txt", dir);
+	assert_int_equal(system(cmd), 0);
+	img = tu_read_file(envf, &n);
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_read(bl, &bs), 0); /* reading is fine */
+	assert_int_equal(tnd_bl_activate(bl, 1, 3), TND_E_BOOTLOADER);
+	assert_non_null(strstr(tnd_err_msg(), ".flags"));
+	tnd_bl_close(bl);
+	assert_true(file_is(envf, img, n));
+	free(img);
+	free(envf);
+	tu_rmdir(dir);
+}
+
 static void boot_order_parse(void **state)
 {
 	struct tnd_boot_state bs;
@@ -633,6 +731,7 @@ int main(void)
 	    cmocka_unit_test(slot_read_back_comes_from_the_device),
 	    cmocka_unit_test(uboot_env),
 	    cmocka_unit_test(uboot_env_rauc_states),
+	    cmocka_unit_test(uboot_env_whole),
 	    cmocka_unit_test(boot_order_parse),
 	};
 	return cmocka_run_group_tests_name("device", tests, NULL, NULL);

@@ -136,6 +136,7 @@ static int take_out(struct tnd_bootloader *bl, int slot, bool erase)
 	bs.order[1] = slot;
 	bs.norder = listed ? 2 : 1;
 	bs.tries[slot] = 0;
+	bs.tries_set[slot] = true;
 	if (erase) {
 		memset(&bs.id[slot], 0, sizeof(bs.id[slot]));
 		bs.id[slot].kind = TND_ID_ERASED;
@@ -185,6 +186,7 @@ int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
 			bs.order[n++] = old[i];
 	bs.norder = n;
 	bs.tries[slot] = tries;
+	bs.tries_set[slot] = true;
 	return bl_write(bl, &bs);
 }
 
@@ -197,9 +199,10 @@ int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries, uint64
 		return 0;
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
-	if (bs.tries[slot] == tries && bs.floor >= floor)
+	if (bs.tries[slot] == tries && bs.tries_set[slot] && bs.floor >= floor)
 		return 0; /* nothing to write: spare the flash */
 	bs.tries[slot] = tries;
+	bs.tries_set[slot] = true;
 	if (floor > bs.floor)
 		bs.floor = floor;
 	return bl_write(bl, &bs);
