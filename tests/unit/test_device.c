@@ -642,6 +642,7 @@ static void uboot_env_whole(void **state)
 				  "bootdelay=2\nethaddr=02:00:00:00:00:01\n"
 				  "fdtfile=board.dtb\nloadaddr=0x40200000\nvar=a=b\n";
 	char *dir = tu_mkdtemp(), cmd[4 * PATH_MAX], *envf = tu_path(dir, "uboot.env"), *after;
+	char *txt = tu_path(dir, "env.txt");
 	struct tnd_bootloader *bl;
 	struct tnd_boot_state bs;
 	struct tnd_config cfg;
@@ -652,7 +653,7 @@ static void uboot_env_whole(void **state)
 	(void)state;
 	assert_int_equal(tnd_config_parse(&cfg, CONF_OK, "t"), 0);
 	cfg.bootloader = TND_BL_UBOOT;
-	tu_write_file(tu_path(dir, "env.txt"), env, strlen(env));
+	tu_write_file(txt, env, strlen(env));
 	snprintf(cmd, sizeof(cmd), "cd %s && mkenvimage -s 0x20000 -o uboot.env env.txt", dir);
 	assert_int_equal(system(cmd), 0);
 	whole_env_config(dir, &cfg, "0x20000");
@@ -691,7 +692,7 @@ static void uboot_env_whole(void **state)
 
 	/* .flags: libubootenv 0.3.2 would keep only its first entry */
 	whole_env_config(dir, &cfg, "0x20000");
-	tu_write_file(tu_path(dir, "env.txt"), "bootcmd=boot\n.flags=ethaddr:mo,serverip:io\n", 42);
+	tu_write_file(txt, "bootcmd=boot\n.flags=ethaddr:mo,serverip:io\n", 42);
 	snprintf(cmd, sizeof(cmd), "cd %s && mkenvimage -s 0x20000 -o uboot.env env.txt", dir);
 	assert_int_equal(system(cmd), 0);
 	img = tu_read_file(envf, &n);
@@ -703,6 +704,7 @@ static void uboot_env_whole(void **state)
 	assert_true(file_is(envf, img, n));
 	free(img);
 	free(envf);
+	free(txt);
 	tu_rmdir(dir);
 }
 
