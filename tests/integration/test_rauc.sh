@@ -244,6 +244,9 @@ BOOT_B_LEFT=3"
 	[ "$(rauc_boot "$D")" = B ] || fail "RAUC's script skipped no slot"
 	[ "$(envget BOOT_A_LEFT)" = a ] || fail "BOOT_A_LEFT=$(envget BOOT_A_LEFT)"
 	status_py "a=s['slots']['A']; assert a['boot_tries_left']==10 and a['boot_priority']==0, s"
+	"$TANDEM" -c "$CONF" doctor >"$D/doc" || true
+	grep -q '^warn  counters .*BOOT_A_LEFT is 10 (hexadecimal, as RAUC writes it).*reads a to f as 0' "$D/doc" ||
+		fail "doctor: $(cat "$D/doc")"
 }
 
 run_tests
