@@ -28,6 +28,9 @@ E2E_MODEL_CASES=(
 	"B A|3|3x" "B A|3|x" "B A|1|-1"
 	"A B|0|0" "B A|0|0" "A|0|3" "B|3|0" "B A|x|-1" "X|0|0" "  |0|0"
 	"B X A|0|0" "X Y|1|1" "~|~|~" "||" "B A|~|~" "~|0|0"
+	# what RAUC leaves: counters in hexadecimal ("a" is 10 to RAUC and
+	# setexpr, 0 to `test`), a slot removed from the order
+	"A B|a|3" "B A|3|f" "A|a|0" "B A|0|a" "A|3|~" "B|~|0"
 )
 
 # _model_args CASE: the case as VAR=VALUE lines (unset ones left out).

@@ -60,6 +60,16 @@ static void booted_slot_from_cmdline(void **state)
 	    {"xtandem.slot=A", -1},
 	    {"tandem.slot=C", -1},
 	    {"", -1},
+	    /* a board that used RAUC's U-Boot scheme passes rauc.slot= */
+	    {"root=/dev/mmcblk0p2 rauc.slot=A rootwait", 0},
+	    {"rauc.slot=A rauc.slot=B", 1},
+	    {"rauc.slot=B tandem.slot=B", 1},
+	    {"tandem.slot=A rauc.slot=B", -1}, /* they disagree: refused */
+	    {"rauc.slot=a", -1},	       /* RAUC's boot names are exact */
+	    {"rauc.slot=recovery", -1},
+	    {"rauc.slot=", -1},
+	    {"tandem.slot=C rauc.slot=A", -1},
+	    {"xrauc.slot=A", -1},
 	};
 	char *dir = tu_mkdtemp(), *p = tu_path(dir, "cmdline");
 	struct tnd_config cfg;
@@ -418,6 +428,286 @@ static void uboot_env(void **state)
 	tu_rmdir(dir);
 }
 
+/* A redundant environment of `text` (name=value lines) in dir, read and
+ * written through libubootenv by cfg. */
+static void rauc_env(const char *dir, struct tnd_config *cfg, const char *text)
+{
+	char cmd[4 * PATH_MAX], *txt = tu_path(dir, "env.txt");
+
+	tu_write_file(txt, text, strlen(text));
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkenvimage -r -s 0x2000 -o e1 env.txt && cp e1 e2 && "
+		 "printf '%s/e1 0x0 0x2000\\n%s/e2 0x0 0x2000\\n' > fw_env.config",
+		 dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cfg->env_config, sizeof(cfg->env_config), "%s/fw_env.config", dir);
+	free(txt);
+}
+
+/* fw_printenv's whole view of the environment, sorted, one line each. */
+static char *env_dump(const char *dir)
+{
+	char cmd[2 * PATH_MAX], *out = calloc(1, 4096);
+	FILE *f;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "fw_printenv -c %s/fw_env.config | LC_ALL=C sort", dir);
+	assert_non_null(out);
+	assert_non_null(f = popen(cmd, "r"));
+	n = fread(out, 1, 4095, f);
+	out[n] = '\0';
+	assert_int_equal(pclose(f), 0);
+	return out;
+}
+
+/*
+ * The states RAUC's U-Boot scheme leaves (its documented behaviour: the
+ * counters in hexadecimal, as its "%x" and U-Boot's setexpr write them;
+ * mark-bad removes a slot from BOOT_ORDER; an empty or unset variable is
+ * the script's default), read as its boot script reads them, and written
+ * back changing only what Tandem changes.
+ */
+static void uboot_env_rauc_states(void **state)
+{
+	static const struct {
+		const char *env;
+		const char *order; /* as read; NULL: refused */
+		unsigned a, b;
+	} reads[] = {
+	    {"BOOT_ORDER=A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n", "A", 3, 0},
+	    {"BOOT_ORDER=B\nBOOT_A_LEFT=0\nBOOT_B_LEFT=3\n", "B", 0, 3},
+	    {"BOOT_ORDER=\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n", "A B", 3, 3},
+	    {"BOOT_A_LEFT=1\n", "A B", 1, 5}, /* unset: the default (boot_tries) */
+	    {"BOOT_ORDER=B A\nBOOT_A_LEFT=a\nBOOT_B_LEFT=0\n", "B A", 10, 0},
+	    {"BOOT_ORDER=A B\nBOOT_A_LEFT=f\nBOOT_B_LEFT=10\n", "A B", 15, 16},
+	    {"BOOT_ORDER=A B\nBOOT_A_LEFT=\nBOOT_B_LEFT=0x3\n", "A B", 5, 3},
+	    {"BOOT_ORDER=A B\nBOOT_A_LEFT=A\nBOOT_B_LEFT=09\n", "A B", 10, 9},
+	    {"BOOT_ORDER=A B\nBOOT_A_LEFT=-1\n", NULL, 0, 0},
+	    {"BOOT_ORDER=A B\nBOOT_A_LEFT=3x\n", NULL, 0, 0},
+	    {"BOOT_ORDER=A B\nBOOT_A_LEFT= 2\n", NULL, 0, 0},
+	    {"BOOT_ORDER=A B\nBOOT_B_LEFT=g\n", NULL, 0, 0},
+	    {"BOOT_ORDER=A B\nBOOT_B_LEFT=0x\n", NULL, 0, 0},
+	    {"BOOT_ORDER=A B\nBOOT_B_LEFT=123456789\n", NULL, 0, 0},
+	};
+	char *dir = tu_mkdtemp(), *before, *after, order[16];
+	struct tnd_bootloader *bl;
+	struct tnd_boot_state bs;
+	struct tnd_config cfg;
+
+	(void)state;
+	assert_int_equal(tnd_config_parse(&cfg, CONF_OK, "t"), 0);
+	cfg.bootloader = TND_BL_UBOOT;
+	cfg.boot_tries = 5;
+	for (size_t i = 0; i < TND_ARRAY_SIZE(reads); i++) {
+		rauc_env(dir, &cfg, reads[i].env);
+		/* (libubootenv locks the environment while a context is open:
+		 * fw_printenv runs only with none) */
+		before = env_dump(dir);
+		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+		if (!reads[i].order) {
+			assert_int_equal(tnd_bl_read(bl, &bs), TND_E_BOOTLOADER);
+			assert_non_null(strstr(tnd_err_msg(), "is not a count of boot tries"));
+			assert_int_equal(tnd_bl_mark_good(bl, 0, 3, 0), TND_E_BOOTLOADER);
+		} else {
+			assert_int_equal(tnd_bl_read(bl, &bs), 0);
+			tnd_boot_order_str(&bs, order, sizeof(order));
+			assert_string_equal(order, reads[i].order);
+			assert_int_equal(bs.tries[0], reads[i].a);
+			assert_int_equal(bs.tries[1], reads[i].b);
+		}
+		tnd_bl_close(bl);
+		if (!reads[i].order) { /* refused, and nothing written */
+			after = env_dump(dir);
+			assert_string_equal(before, after);
+			free(after);
+		}
+		free(before);
+	}
+
+	/* RAUC marked B bad (removed it); confirm on A: only A's counter
+	 * changes, the order stays as RAUC left it */
+	rauc_env(dir, &cfg, "BOOT_ORDER=A\nBOOT_A_LEFT=a\nBOOT_B_LEFT=0\nbootcmd=run x\n");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_good(bl, 0, 3, 0), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	assert_string_equal(after, "BOOT_A_LEFT=3\nBOOT_B_LEFT=0\nBOOT_ORDER=A\nbootcmd=run x\n");
+	free(after);
+	/* an install into B: out of reach already (not in the order, no
+	 * tries), so only its identity is erased; then activated */
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_disable(bl, 1), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	assert_string_equal(
+	    after,
+	    "BOOT_A_LEFT=3\nBOOT_B_LEFT=0\nBOOT_ORDER=A\nTANDEM_B_IMAGE=erased\nbootcmd=run x\n");
+	free(after);
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_activate(bl, 1, 3), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	assert_string_equal(
+	    after,
+	    "BOOT_A_LEFT=3\nBOOT_B_LEFT=3\nBOOT_ORDER=B A\nTANDEM_B_IMAGE=erased\nbootcmd=run x\n");
+	free(after);
+
+	/* a counter Tandem does not change keeps RAUC's spelling */
+	rauc_env(dir, &cfg, "BOOT_ORDER=B A\nBOOT_A_LEFT=a\nBOOT_B_LEFT=2\n");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_good(bl, 1, 3, 0), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	assert_string_equal(after, "BOOT_A_LEFT=a\nBOOT_B_LEFT=3\nBOOT_ORDER=B A\n");
+	free(after);
+	/* nothing to change: nothing stored (the files stay byte for byte) */
+	{
+		char *e1 = tu_path(dir, "e1"), *e2 = tu_path(dir, "e2");
+		size_t n1, n2, m1, m2;
+		uint8_t *b1 = tu_read_file(e1, &n1), *b2 = tu_read_file(e2, &n2), *c1, *c2;
+
+		assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+		assert_int_equal(tnd_bl_read(bl, &bs), 0);
+		assert_int_equal(tnd_bl_write(bl, &bs), 0);
+		tnd_bl_close(bl);
+		c1 = tu_read_file(e1, &m1);
+		c2 = tu_read_file(e2, &m2);
+		assert_int_equal(n1, m1);
+		assert_int_equal(n2, m2);
+		assert_memory_equal(b1, c1, n1);
+		assert_memory_equal(b2, c2, n2);
+		free(b1), free(b2), free(c1), free(c2), free(e1), free(e2);
+	}
+
+	/* A alone in the order, marked bad: both scripts would reset the
+	 * counters and boot A again, so B goes first */
+	rauc_env(dir, &cfg, "BOOT_ORDER=A\nBOOT_A_LEFT=1\nBOOT_B_LEFT=0\n");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_bad(bl, 0), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	assert_string_equal(after, "BOOT_A_LEFT=0\nBOOT_B_LEFT=0\nBOOT_ORDER=B A\n");
+	free(after);
+	/* B alone, A taken out: already so, nothing written */
+	rauc_env(dir, &cfg, "BOOT_ORDER=B\nBOOT_A_LEFT=0\nBOOT_B_LEFT=2\n");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_bad(bl, 0), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	assert_string_equal(after, "BOOT_A_LEFT=0\nBOOT_B_LEFT=2\nBOOT_ORDER=B\n");
+	free(after);
+	/* an empty order is the scripts' default, and written out as such by
+	 * the first store */
+	rauc_env(dir, &cfg, "BOOT_ORDER=\nBOOT_A_LEFT=2\nBOOT_B_LEFT=3\n");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_good(bl, 0, 3, 0), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	assert_string_equal(after, "BOOT_A_LEFT=3\nBOOT_B_LEFT=3\nBOOT_ORDER=A B\n");
+	free(after);
+	tu_rmdir(dir);
+}
+
+/* fw_env.config in dir naming one copy, dir/uboot.env, of `size`. */
+static void whole_env_config(const char *dir, struct tnd_config *cfg, const char *size)
+{
+	char cmd[2 * PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd), "printf '%s/uboot.env 0x0 %s\\n' >%s/fw_env.config", dir, size,
+		 dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cfg->env_config, sizeof(cfg->env_config), "%s/fw_env.config", dir);
+}
+
+static bool file_is(const char *path, const uint8_t *want, size_t n)
+{
+	size_t got;
+	uint8_t *b = tu_read_file(path, &got);
+	bool same = got == n && !memcmp(b, want, n);
+
+	free(b);
+	return same;
+}
+
+/*
+ * U-Boot's whole environment in one file (a RAUC board's uboot.env on its
+ * FAT partition): Tandem's stores keep every other variable, and what
+ * libubootenv cannot carry over whole is refused before anything is
+ * written: an environment with .flags, and, for provisioning, a place
+ * with no valid copy that is not blank (a size other than U-Boot's).
+ */
+static void uboot_env_whole(void **state)
+{
+	static const char env[] = "arch=arm\nbaudrate=115200\nbootcmd=run distro_bootcmd; reset\n"
+				  "bootdelay=2\nethaddr=02:00:00:00:00:01\n"
+				  "fdtfile=board.dtb\nloadaddr=0x40200000\nvar=a=b\n";
+	char *dir = tu_mkdtemp(), cmd[4 * PATH_MAX], *envf = tu_path(dir, "uboot.env"), *after;
+	char *txt = tu_path(dir, "env.txt");
+	struct tnd_bootloader *bl;
+	struct tnd_boot_state bs;
+	struct tnd_config cfg;
+	uint8_t *img;
+	size_t n;
+	bool blank;
+
+	(void)state;
+	assert_int_equal(tnd_config_parse(&cfg, CONF_OK, "t"), 0);
+	cfg.bootloader = TND_BL_UBOOT;
+	tu_write_file(txt, env, strlen(env));
+	snprintf(cmd, sizeof(cmd), "cd %s && mkenvimage -s 0x20000 -o uboot.env env.txt", dir);
+	assert_int_equal(system(cmd), 0);
+	whole_env_config(dir, &cfg, "0x20000");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_mark_bad(bl, 1), 0);
+	assert_int_equal(tnd_bl_activate(bl, 1, 3), 0);
+	tnd_bl_close(bl);
+	after = env_dump(dir);
+	/* A's counter stays the script's default: nobody set it */
+	assert_string_equal(after, "BOOT_B_LEFT=3\nBOOT_ORDER=B A\n"
+				   "arch=arm\nbaudrate=115200\nbootcmd=run distro_bootcmd; reset\n"
+				   "bootdelay=2\nethaddr=02:00:00:00:00:01\n"
+				   "fdtfile=board.dtb\nloadaddr=0x40200000\nvar=a=b\n");
+	free(after);
+
+	/* fw_env.config says 0x4000 where U-Boot's environment is 0x20000: no
+	 * valid copy there. Refused, and provisioning does not start a new
+	 * environment over it. */
+	img = tu_read_file(envf, &n);
+	whole_env_config(dir, &cfg, "0x4000");
+	assert_int_equal(tnd_bl_open(&bl, &cfg), TND_E_BOOTLOADER);
+	assert_int_equal(tnd_bl_open_init(&bl, &cfg, NULL, &blank), TND_E_BOOTLOADER);
+	assert_non_null(strstr(tnd_err_msg(), "none is blank"));
+	assert_null(bl);
+	assert_true(file_is(envf, img, n));
+	free(img);
+	/* a blank place (zeros, or erased flash) is started afresh */
+	for (int fill = 0; fill <= 0xff; fill += 0xff) {
+		snprintf(cmd, sizeof(cmd), "head -c 131072 /dev/zero | tr '\\0' '\\%o' >%s",
+			 (unsigned)fill, envf);
+		assert_int_equal(system(cmd), 0);
+		assert_int_equal(tnd_bl_open_init(&bl, &cfg, NULL, &blank), 0);
+		assert_true(blank);
+		tnd_bl_close(bl);
+	}
+
+	/* .flags: libubootenv 0.3.2 would keep only its first entry */
+	whole_env_config(dir, &cfg, "0x20000");
+	tu_write_file(txt, "bootcmd=boot\n.flags=ethaddr:mo,serverip:io\n", 42);
+	snprintf(cmd, sizeof(cmd), "cd %s && mkenvimage -s 0x20000 -o uboot.env env.txt", dir);
+	assert_int_equal(system(cmd), 0);
+	img = tu_read_file(envf, &n);
+	assert_int_equal(tnd_bl_open(&bl, &cfg), 0);
+	assert_int_equal(tnd_bl_read(bl, &bs), 0); /* reading is fine */
+	assert_int_equal(tnd_bl_activate(bl, 1, 3), TND_E_BOOTLOADER);
+	assert_non_null(strstr(tnd_err_msg(), ".flags"));
+	tnd_bl_close(bl);
+	assert_true(file_is(envf, img, n));
+	free(img);
+	free(envf);
+	free(txt);
+	tu_rmdir(dir);
+}
+
 static void boot_order_parse(void **state)
 {
 	struct tnd_boot_state bs;
@@ -442,6 +732,8 @@ int main(void)
 	    cmocka_unit_test(slot_read_back_catches_bad_storage),
 	    cmocka_unit_test(slot_read_back_comes_from_the_device),
 	    cmocka_unit_test(uboot_env),
+	    cmocka_unit_test(uboot_env_rauc_states),
+	    cmocka_unit_test(uboot_env_whole),
 	    cmocka_unit_test(boot_order_parse),
 	};
 	return cmocka_run_group_tests_name("device", tests, NULL, NULL);

@@ -105,26 +105,38 @@ int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 	return bl_write(bl, bs);
 }
 
-/* No tries and last in the order (and, with erase, its identity
- * erased), in one store, only when something changes. */
+/*
+ * No tries and out of the order's reach (and, with erase, its identity
+ * erased), in one store, only when something changes. Out of reach is the
+ * other slot in the order and this one last or not in it at all: RAUC's
+ * mark-bad removes a slot from BOOT_ORDER, and neither boot script ever
+ * boots a slot the order does not name, so such a slot stays out, as RAUC
+ * left it. A slot alone in the order is not out of reach: when no counter
+ * is left, both scripts reset them and boot the first slot of the order.
+ * So the other slot goes first, named there if it was not: every caller
+ * takes a slot out for the other's sake (the booted one, or one the
+ * caller found fit to take over).
+ */
 static int take_out(struct tnd_bootloader *bl, int slot, bool erase)
 {
 	struct tnd_boot_state bs;
-	int ret, n = 0, order[TND_NSLOTS] = {0};
+	int ret, other = 1 - slot;
+	bool listed = false, other_listed = false;
 
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
-	if (bs.tries[slot] == 0 && bs.norder && bs.order[bs.norder - 1] == slot &&
+	for (int i = 0; i < bs.norder; i++) {
+		listed |= bs.order[i] == slot;
+		other_listed |= bs.order[i] == other;
+	}
+	if (bs.tries[slot] == 0 && other_listed && (!listed || bs.order[bs.norder - 1] == slot) &&
 	    !(erase && bs.id[slot].kind != TND_ID_ERASED))
 		return 0; /* already so: spare the flash a write */
-	for (int i = 0; i < bs.norder; i++)
-		if (bs.order[i] != slot)
-			order[n++] = bs.order[i];
-	for (int i = 0; i < bs.norder; i++)
-		if (bs.order[i] == slot)
-			order[n++] = slot;
-	memcpy(bs.order, order, sizeof(order));
+	bs.order[0] = other;
+	bs.order[1] = slot;
+	bs.norder = listed ? 2 : 1;
 	bs.tries[slot] = 0;
+	bs.tries_set[slot] = true;
 	if (erase) {
 		memset(&bs.id[slot], 0, sizeof(bs.id[slot]));
 		bs.id[slot].kind = TND_ID_ERASED;
@@ -174,6 +186,7 @@ int tnd_bl_activate(struct tnd_bootloader *bl, int slot, unsigned tries)
 			bs.order[n++] = old[i];
 	bs.norder = n;
 	bs.tries[slot] = tries;
+	bs.tries_set[slot] = true;
 	return bl_write(bl, &bs);
 }
 
@@ -186,9 +199,10 @@ int tnd_bl_mark_good(struct tnd_bootloader *bl, int slot, unsigned tries, uint64
 		return 0;
 	if ((ret = tnd_bl_read(bl, &bs)))
 		return ret;
-	if (bs.tries[slot] == tries && bs.floor >= floor)
+	if (bs.tries[slot] == tries && bs.tries_set[slot] && bs.floor >= floor)
 		return 0; /* nothing to write: spare the flash */
 	bs.tries[slot] = tries;
+	bs.tries_set[slot] = true;
 	if (floor > bs.floor)
 		bs.floor = floor;
 	return bl_write(bl, &bs);

@@ -52,6 +52,9 @@ struct tnd_boot_state {
 	int order[TND_NSLOTS]; /* slot numbers, first boots first */
 	int norder;
 	unsigned tries[TND_NSLOTS];
+	/* false: the environment leaves the counter to the boot script's
+	 * default (unset or empty), which tries[] then assumes */
+	bool tries_set[TND_NSLOTS];
 	/* The anti-rollback floor as the boot environment keeps it, so that it
 	 * survives the loss of the state directory (docs/security.md); 0 when
 	 * the environment has none. Writes only ever raise it. */

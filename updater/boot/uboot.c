@@ -9,13 +9,17 @@
  * of all of them.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libuboot.h>
 
 #include "bootloader.h"
+#include "chunk.h"
 #include "util.h"
 
 #define FLOOR_VAR "TANDEM_SECURITY_FLOOR"
@@ -25,6 +29,160 @@ struct uboot_bl {
 	struct tnd_bootloader base; /* first: the ops see a struct tnd_bootloader */
 	struct uboot_ctx *ctx;
 };
+
+/*
+ * The environment's bytes as fw_env.config places them, read beside
+ * libubootenv, for what its API does not tell: whether a place with no
+ * valid copy is blank (a new board) or holds something (a damaged
+ * environment, or a size in fw_env.config other than U-Boot's), and
+ * whether the current copy holds a `.flags` variable. On a board that keeps
+ * U-Boot's whole environment there (bootcmd and the rest), writing over
+ * either would lose variables that Tandem does not own.
+ */
+#define ENV_MAX (16u << 20) /* larger is not a U-Boot environment */
+
+struct env_raw {
+	int copies;	 /* 1 or 2 (redundant: CRC, flags byte, data) */
+	size_t size;	 /* of each copy */
+	uint8_t *buf[2]; /* NULL when the place could not be read */
+	bool crc_ok[2];
+	int current; /* -1: no valid copy */
+};
+
+static void env_raw_free(struct env_raw *r)
+{
+	free(r->buf[0]);
+	free(r->buf[1]);
+}
+
+static int env_raw_read(const char *config, struct env_raw *r)
+{
+	char line[PATH_MAX + 128], dev[PATH_MAX];
+	long long off, size;
+	FILE *f = fopen(config, "r");
+	int ret = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->current = -1;
+	if (!f)
+		return tnd_err_errno(TND_E_BOOTLOADER, errno, "cannot read %s", config);
+	while (!ret && fgets(line, sizeof(line), f)) {
+		char *p = line + strspn(line, " \t");
+		int fd;
+
+		if (*p == '#' || *p == '\n' || !*p)
+			continue;
+		if (r->copies == 2 || sscanf(p, "%4095s %lli %lli", dev, &off, &size) != 3 ||
+		    off < 0 || size < 8 || size > ENV_MAX ||
+		    (r->copies && (size_t)size != r->size)) {
+			ret = tnd_err_set(TND_E_BOOTLOADER,
+					  "%s: cannot check the places it names (a line Tandem "
+					  "does not read: \"%.*s\")",
+					  config, (int)strcspn(p, "\n"), p);
+			break;
+		}
+		r->size = (size_t)size;
+		if (!(r->buf[r->copies] = malloc(r->size))) {
+			ret = tnd_err_set(TND_E_NOMEM, "out of memory");
+			break;
+		}
+		fd = open(dev, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || pread(fd, r->buf[r->copies], r->size, (off_t)off) != (ssize_t)size) {
+			free(r->buf[r->copies]);
+			r->buf[r->copies] = NULL; /* libubootenv reports it */
+		}
+		if (fd >= 0)
+			close(fd);
+		r->copies++;
+	}
+	fclose(f);
+	if (ret)
+		return ret;
+	for (int i = 0; i < r->copies; i++) {
+		size_t data = r->copies == 2 ? 5 : 4;
+		uint8_t *b = r->buf[i];
+
+		r->crc_ok[i] =
+		    b && tnd_crc32(b + data, r->size - data) ==
+			     (uint32_t)(b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24);
+	}
+	/* libubootenv's choice: the valid copy; of two, the higher sequence
+	 * byte, 0 after 255; equal: the first */
+	if (r->crc_ok[0] && r->crc_ok[1]) {
+		uint8_t f0 = r->buf[0][4], f1 = r->buf[1][4];
+
+		r->current = (f1 > f0 && !(f1 == 0xff && f0 == 0)) || (f0 == 0xff && f1 == 0);
+	} else if (r->crc_ok[0] || r->crc_ok[1]) {
+		r->current = r->crc_ok[1];
+	}
+	return 0;
+}
+
+/*
+ * Provisioning found no valid copy. It may start a new environment only
+ * where nothing is lost by it: a copy is blank (all 0x00, or all 0xff as
+ * erased flash has it). libubootenv writes one copy per store, so a first
+ * store that was cut leaves the other copy blank and the next run still
+ * starts afresh; a whole U-Boot environment that fw_env.config gives the
+ * wrong size, or a damaged one, leaves none blank and is refused.
+ */
+static int check_blank(const char *config)
+{
+	struct env_raw r;
+	bool blank = false;
+	int ret = env_raw_read(config, &r);
+
+	for (int i = 0; !ret && i < r.copies; i++) {
+		uint8_t *b = r.buf[i];
+		size_t n = 0;
+
+		while (b && n < r.size && b[n] == b[0])
+			n++;
+		blank |= b && n == r.size && (b[0] == 0 || b[0] == 0xff);
+	}
+	if (!ret && !blank)
+		ret = tnd_err_set(
+		    TND_E_BOOTLOADER,
+		    "no copy of the U-Boot environment at the places %s names is valid, and "
+		    "none is blank: refusing to start a new environment over them (a size there "
+		    "other than U-Boot's CONFIG_ENV_SIZE, or a damaged environment, would lose "
+		    "bootcmd and every other variable)",
+		    config);
+	env_raw_free(&r);
+	return ret;
+}
+
+/* libubootenv 0.3.2 rewrites `.flags` (U-Boot's variable attributes) at
+ * every store from what it parsed, and parses only its first entry: the
+ * rest would be lost. An environment that has one is not written. */
+static int check_no_flags(const char *config)
+{
+	struct env_raw r;
+	int ret = env_raw_read(config, &r);
+
+	if (!ret && r.current >= 0) {
+		size_t data = r.copies == 2 ? 5 : 4;
+		const char *p = (const char *)r.buf[r.current] + data,
+			   *end = (const char *)r.buf[r.current] + r.size;
+
+		while (p < end && *p) {
+			size_t n = strnlen(p, (size_t)(end - p));
+
+			if (n >= 7 && !memcmp(p, ".flags=", 7)) {
+				ret = tnd_err_set(
+				    TND_E_BOOTLOADER,
+				    "the U-Boot environment at %s holds a .flags variable, which "
+				    "libubootenv 0.3.2 rewrites partly at every store: refusing "
+				    "to write it (nothing was changed)",
+				    config);
+				break;
+			}
+			p += n + 1;
+		}
+	}
+	env_raw_free(&r);
+	return ret;
+}
 
 static int uboot_open_any(struct tnd_bootloader **out, const struct tnd_config *cfg, bool init,
 			  const char *defaults, bool *blank)
@@ -50,6 +208,8 @@ static int uboot_open_any(struct tnd_bootloader **out, const struct tnd_config *
 	 * board). libubootenv keeps the context usable: a default set loaded
 	 * now is what its first store writes, as fw_setenv -f does. */
 	if (r == -ENODATA && init) {
+		if ((r = check_blank(cfg->env_config)))
+			goto fail;
 		*blank = true;
 		r = libuboot_load_file(u->ctx, defaults ? defaults : "/dev/null");
 		if (r < 0) {
@@ -67,6 +227,10 @@ static int uboot_open_any(struct tnd_bootloader **out, const struct tnd_config *
 	*out = &u->base;
 	return 0;
 fail:
+	/* libuboot_open() takes the machine-wide lock (/var/lock/fw_printenv.lock)
+	 * even when it fails: release it, or a daemon that met a bad
+	 * environment once would stall every fw_printenv and health check */
+	libuboot_close(u->ctx);
 	libuboot_exit(u->ctx);
 	free(u);
 	return r;
@@ -124,34 +288,78 @@ static int read_identity(struct uboot_bl *u, int slot, struct tnd_slot_id *id)
 	return ret;
 }
 
+/* Unset, or set to nothing: both boot scripts (Tandem's and RAUC's) use
+ * their default then, and so does the updater. */
+static char *get_set(struct uboot_bl *u, const char *name)
+{
+	char *v = libuboot_get_env(u->ctx, name);
+
+	if (v && !*v) {
+		free(v);
+		v = NULL;
+	}
+	return v;
+}
+
+/*
+ * A boot counter as the environment holds it: hexadecimal, optionally with
+ * 0x, because that is what RAUC writes ("%x") and what U-Boot's setexpr
+ * writes when RAUC's boot script counts down ("a" is ten tries). Tandem
+ * itself writes only 0 to 9 (boot_tries), which every reader takes alike:
+ * setexpr, itest, and `test -gt`, which reads decimal (and takes "a" for
+ * 0: docs/boot-protocol.md, "Migrating from RAUC"). Anything else (a sign,
+ * a blank, trailing text) is refused: a guess could make a bad slot boot.
+ */
+static int parse_count(const char *v, unsigned *n)
+{
+	const char *p = v;
+	unsigned long x = 0;
+
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+		p += 2;
+	if (!*p || strlen(p) > 8 || strspn(p, "0123456789abcdefABCDEF") != strlen(p))
+		return -1;
+	x = strtoul(p, NULL, 16);
+	*n = (unsigned)x;
+	return 0;
+}
+
+static int read_count(struct uboot_bl *u, int slot, unsigned *n, bool *set)
+{
+	char name[16], *v;
+	int ret = 0;
+
+	snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(slot));
+	if (!(v = get_set(u, name))) {
+		*n = u->base.cfg->boot_tries;
+		*set = false;
+		return 0;
+	}
+	*set = true;
+	if (parse_count(v, n))
+		ret = tnd_err_set(TND_E_BOOTLOADER,
+				  "%s=\"%s\" is not a count of boot tries (hexadecimal digits, as "
+				  "RAUC and U-Boot's setexpr write it)",
+				  name, v);
+	free(v);
+	return ret;
+}
+
 static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
-	char *order = libuboot_get_env(u->ctx, "BOOT_ORDER");
+	char *order = get_set(u, "BOOT_ORDER");
 	int ret = 0;
 
 	memset(bs, 0, sizeof(*bs));
 	/* A fresh environment without our variables boots as the script's
-	 * defaults would: order "A B", full tries. */
+	 * defaults would: order "A B", full tries. A slot missing from the
+	 * order (RAUC's mark-bad removes it) is never booted by either
+	 * script, and is read so. */
 	ret = tnd_boot_order_parse(bs, order ? order : "A B");
 	free(order);
-	for (int i = 0; !ret && i < TND_NSLOTS; i++) {
-		char name[16], *v;
-		uint64_t n;
-
-		snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(i));
-		v = libuboot_get_env(u->ctx, name);
-		if (!v) {
-			bs->tries[i] = bl->cfg->boot_tries;
-			continue;
-		}
-		if (tnd_parse_u64(v, &n) || n > 9)
-			ret = tnd_err_set(TND_E_BOOTLOADER, "%s=\"%s\" is not a count from 0 to 9",
-					  name, v);
-		else
-			bs->tries[i] = (unsigned)n;
-		free(v);
-	}
+	for (int i = 0; !ret && i < TND_NSLOTS; i++)
+		ret = read_count(u, i, &bs->tries[i], &bs->tries_set[i]);
 	if (!ret) {
 		char *v = libuboot_get_env(u->ctx, FLOOR_VAR);
 
@@ -167,24 +375,74 @@ static int uboot_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 	return ret;
 }
 
+/* Sets name to want (NULL: unset) unless it already holds exactly that;
+ * *changed tells whether anything was set. */
+static int set_changed(struct uboot_bl *u, const char *name, const char *want, bool *changed)
+{
+	char *cur = libuboot_get_env(u->ctx, name);
+	bool same = cur ? want && !strcmp(cur, want) : !want;
+
+	free(cur);
+	if (same)
+		return 0;
+	*changed = true;
+	return libuboot_set_env(u->ctx, name, want);
+}
+
+static bool same_order(const char *text, const struct tnd_boot_state *bs)
+{
+	struct tnd_boot_state now;
+
+	if (tnd_boot_order_parse(&now, text)) {
+		tnd_err_clear(); /* not an error here: it is simply rewritten */
+		return false;
+	}
+	return now.norder == bs->norder &&
+	       !memcmp(now.order, bs->order, sizeof(now.order[0]) * (size_t)bs->norder);
+}
+
+/*
+ * Only what changes is set, and nothing is stored when nothing changes. A
+ * value that already says what is wanted keeps its spelling: a counter
+ * RAUC left as "a", an order "A  B", stay as the board's script wrote
+ * them. Every other variable (bootcmd and the rest of a whole U-Boot
+ * environment) is libubootenv's to carry over; uboot_store_guard refused
+ * the environments it cannot carry over whole.
+ */
 static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
-	char order[16], tries[4], name[24], floor[24], id[24 + TND_SHA256_HEX_LEN];
-	int r;
+	char order[16], tries[12], name[24], floor[24], id[24 + TND_SHA256_HEX_LEN], *cur;
+	bool changed = false;
+	int r = 0;
 
 	tnd_boot_order_str(bs, order, sizeof(order));
-	r = libuboot_set_env(u->ctx, "BOOT_ORDER", order);
+	cur = get_set(u, "BOOT_ORDER");
+	/* kept when it reads as the wanted order; else written out, also
+	 * where the scripts' default stood (the updater's reading made true) */
+	if (!cur || !same_order(cur, bs))
+		r = set_changed(u, "BOOT_ORDER", order, &changed);
+	free(cur);
 	for (int i = 0; !r && i < TND_NSLOTS; i++) {
+		unsigned n;
+
 		snprintf(name, sizeof(name), "BOOT_%s_LEFT", tnd_slot_name(i));
-		snprintf(tries, sizeof(tries), "%u", bs->tries[i] % 10);
-		r = libuboot_set_env(u->ctx, name, tries);
+		cur = get_set(u, name);
+		/* Left to the script's default while nobody set it; otherwise
+		 * hexadecimal, as RAUC writes it (Tandem's own values, 0 to 9,
+		 * read the same in every radix). */
+		if ((cur || bs->tries_set[i]) &&
+		    (!cur || parse_count(cur, &n) || n != bs->tries[i])) {
+			snprintf(tries, sizeof(tries), "%x", bs->tries[i]);
+			r = set_changed(u, name, tries, &changed);
+		}
+		free(cur);
 	}
 	/* Written once there is a floor to keep: an environment a RAUC board
 	 * left stays as it was until then. */
 	if (!r && bs->floor) {
 		snprintf(floor, sizeof(floor), "%llu", (unsigned long long)bs->floor);
-		r = libuboot_set_env(u->ctx, FLOOR_VAR, floor);
+		r = set_changed(u, FLOOR_VAR, floor, &changed);
 	}
 	for (int i = 0; !r && i < TND_NSLOTS; i++) {
 		const struct tnd_slot_id *s = &bs->id[i];
@@ -194,13 +452,18 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 		n = snprintf(id, sizeof(id), "%llu:", (unsigned long long)s->security_version);
 		tnd_hex_encode(id + n, s->sha256, TND_SHA256_LEN);
 		/* NULL drops the variable (unknown stays unknown) */
-		r = libuboot_set_env(u->ctx, name,
-				     s->kind == TND_ID_VALID	? id
-				     : s->kind == TND_ID_ERASED ? ERASED
-								: NULL);
+		r = set_changed(u, name,
+				s->kind == TND_ID_VALID	   ? id
+				: s->kind == TND_ID_ERASED ? ERASED
+							   : NULL,
+				&changed);
 	}
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot set variables (error %d)", r);
+	if (!changed)
+		return 0; /* spare the flash */
+	if ((r = check_no_flags(bl->cfg->env_config)))
+		return r;
 	r = libuboot_env_store(u->ctx);
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot store the environment (error %d)", r);

@@ -141,6 +141,15 @@ static void check_env(const struct tnd_config *cfg, struct report *r, int booted
 	tnd_boot_order_str(&bs, order, sizeof(order));
 	note(r, bs.norder ? OK : FAIL, "environment",
 	     "BOOT_ORDER=\"%s\" BOOT_A_LEFT=%u BOOT_B_LEFT=%u", order, bs.tries[0], bs.tries[1]);
+	for (int i = 0; i < TND_NSLOTS; i++)
+		if (bs.tries[i] > 9)
+			note(
+			    r, WARN, "counters",
+			    "BOOT_%s_LEFT is %u (hexadecimal, as RAUC writes it): a boot script "
+			    "that compares it with `test -gt`, as RAUC's example and Tandem's do, "
+			    "reads a to f as 0 and skips the slot; Tandem writes at most 9, at the "
+			    "slot's next confirm or activation",
+			    tnd_slot_name(i), bs.tries[i]);
 	if (bs.tries[0] > cfg->boot_tries || bs.tries[1] > cfg->boot_tries)
 		note(r, WARN, "counters", "a counter exceeds boot_tries=%u", cfg->boot_tries);
 	for (int i = 0; i < TND_NSLOTS; i++)

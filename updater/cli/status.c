@@ -256,7 +256,9 @@ static void print_text(const struct tnd_config *cfg, const struct status *s)
 			printf("  sha256:   %s\n", hex);
 		}
 		if (s->have_bs && s->switches) {
-			printf("  tries:    %u left\n", s->bs.tries[i]);
+			printf("  tries:    %u left%s\n", s->bs.tries[i],
+			       order_pos(&s->bs, i) < 0 ? " (not in the boot order: never booted)"
+							: "");
 			identity_str(&s->bs.id[i], id, sizeof(id));
 			printf("  identity: %s\n", id);
 		}

@@ -303,24 +303,47 @@ int tnd_boot_id(const struct tnd_config *cfg, char id[64])
 	return 0;
 }
 
+/*
+ * The booted slot: the last tandem.slot= word, as the kernel takes the last
+ * of a parameter, or the last rauc.slot= word, which the boot script of a
+ * board that used RAUC's U-Boot scheme passes (docs/boot-protocol.md,
+ * "Migrating from RAUC"). RAUC's value is a slot's boot name, which names
+ * the environment's variables (BOOT_A_LEFT): only "A" and "B" are ours. A
+ * command line naming different slots under the two names is refused, not
+ * guessed.
+ */
 int tnd_booted_slot(const struct tnd_config *cfg, int *slot)
 {
 	char *text, *tok, *save = NULL;
-	int ret, found = -1;
+	char rauc_word[32] = "";
+	int ret, tandem = -2, rauc = -2; /* -2: not given; -1: given, not a slot */
 
 	ret = tnd_read_small_file(cfg->cmdline, 16384, &text, NULL);
 	if (ret)
 		return tnd_err_prefix(TND_E_SLOT, "cannot tell the booted slot");
-	for (tok = strtok_r(text, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
-		if (!strncmp(tok, "tandem.slot=", 12))
-			found =
-			    tnd_slot_from_name(tok + 12); /* the last one wins, as in the kernel */
+	for (tok = strtok_r(text, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+		if (!strncmp(tok, "tandem.slot=", 12)) {
+			tandem = tnd_slot_from_name(tok + 12);
+		} else if (!strncmp(tok, "rauc.slot=", 10)) {
+			snprintf(rauc_word, sizeof(rauc_word), "%s", tok);
+			rauc = !strcmp(tok + 10, "A") ? 0 : !strcmp(tok + 10, "B") ? 1 : -1;
+		}
+	}
 	free(text);
-	if (found < 0)
+	if (tandem >= 0 && rauc >= 0 && tandem != rauc)
 		return tnd_err_set(
 		    TND_E_SLOT,
-		    "cannot tell the booted slot: %s has no tandem.slot=A or tandem.slot=B",
-		    cfg->cmdline);
-	*slot = found;
+		    "cannot tell the booted slot: %s says tandem.slot=%s and rauc.slot=%s",
+		    cfg->cmdline, tnd_slot_name(tandem), tnd_slot_name(rauc));
+	if (tandem == -1 || (tandem == -2 && rauc == -1))
+		return tnd_err_set(TND_E_SLOT,
+				   "cannot tell the booted slot: %s names no slot A or B in %s",
+				   cfg->cmdline, tandem == -1 ? "tandem.slot=" : rauc_word);
+	if (tandem == -2 && rauc == -2)
+		return tnd_err_set(TND_E_SLOT,
+				   "cannot tell the booted slot: %s has no tandem.slot=A or "
+				   "tandem.slot=B (or RAUC's rauc.slot=)",
+				   cfg->cmdline);
+	*slot = tandem >= 0 ? tandem : rauc;
 	return 0;
 }

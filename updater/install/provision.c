@@ -351,7 +351,8 @@ static bool same_env(const struct tnd_boot_state *got, const struct tnd_boot_sta
 	if (got->norder != 2 || got->order[0] != 0 || got->order[1] != 1)
 		return false;
 	for (int i = 0; i < TND_NSLOTS; i++)
-		if (got->tries[i] != want->tries[i] || got->id[i].kind != want->id[i].kind ||
+		if (got->tries[i] != want->tries[i] || !got->tries_set[i] ||
+		    got->id[i].kind != want->id[i].kind ||
 		    got->id[i].security_version != want->id[i].security_version ||
 		    memcmp(got->id[i].sha256, want->id[i].sha256, TND_SHA256_LEN))
 			return false;
@@ -374,6 +375,7 @@ static int provision_env(const struct tnd_config *cfg, struct tnd_bootloader **b
 		return 0;
 	for (int i = 0; i < TND_NSLOTS; i++) {
 		want.tries[i] = cfg->boot_tries;
+		want.tries_set[i] = true;
 		want.id[i].kind = TND_ID_VALID;
 		want.id[i].security_version = m->security_version;
 		memcpy(want.id[i].sha256, m->image_sha256, TND_SHA256_LEN);
