@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libuboot.h>
 
 #include "bootloader.h"
 #include "chunk.h"
+#include "log.h"
 #include "util.h"
 
 #define FLOOR_VAR "TANDEM_SECURITY_FLOOR"
@@ -55,6 +57,14 @@ static void env_raw_free(struct env_raw *r)
 	free(r->buf[1]);
 }
 
+/*
+ * Returns 0 with r filled, a positive value when fw_env.config holds a
+ * place these checks do not read the way libubootenv does (a negative
+ * offset, counted from a device's end; an MTD or UBI device, whose bad
+ * blocks and volumes libubootenv handles; a YAML configuration): the
+ * checks then step aside and libubootenv's own behaviour stands, as
+ * before them. A negative value is an error.
+ */
 static int env_raw_read(const char *config, struct env_raw *r)
 {
 	char line[PATH_MAX + 128], dev[PATH_MAX];
@@ -68,6 +78,7 @@ static int env_raw_read(const char *config, struct env_raw *r)
 		return tnd_err_errno(TND_E_BOOTLOADER, errno, "cannot read %s", config);
 	while (!ret && fgets(line, sizeof(line), f)) {
 		char *p = line + strspn(line, " \t");
+		struct stat sb;
 		int fd;
 
 		if (*p == '#' || *p == '\n' || !*p)
@@ -75,10 +86,9 @@ static int env_raw_read(const char *config, struct env_raw *r)
 		if (r->copies == 2 || sscanf(p, "%4095s %lli %lli", dev, &off, &size) != 3 ||
 		    off < 0 || size < 8 || size > ENV_MAX ||
 		    (r->copies && (size_t)size != r->size)) {
-			ret = tnd_err_set(TND_E_BOOTLOADER,
-					  "%s: cannot check the places it names (a line Tandem "
-					  "does not read: \"%.*s\")",
-					  config, (int)strcspn(p, "\n"), p);
+			tnd_debug("%s: \"%.*s\" is not a place the raw checks read: skipped",
+				  config, (int)strcspn(p, "\n"), p);
+			ret = 1;
 			break;
 		}
 		r->size = (size_t)size;
@@ -87,6 +97,14 @@ static int env_raw_read(const char *config, struct env_raw *r)
 			break;
 		}
 		fd = open(dev, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 &&
+		    (fstat(fd, &sb) < 0 || !(S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode)))) {
+			tnd_debug("%s: %s is neither a file nor a block device: raw checks skipped",
+				  config, dev);
+			close(fd);
+			ret = 1;
+			break;
+		}
 		if (fd < 0 || pread(fd, r->buf[r->copies], r->size, (off_t)off) != (ssize_t)size) {
 			free(r->buf[r->copies]);
 			r->buf[r->copies] = NULL; /* libubootenv reports it */
@@ -96,8 +114,12 @@ static int env_raw_read(const char *config, struct env_raw *r)
 		r->copies++;
 	}
 	fclose(f);
-	if (ret)
+	if (ret) {
+		env_raw_free(r);
+		memset(r, 0, sizeof(*r));
+		r->current = -1;
 		return ret;
+	}
 	for (int i = 0; i < r->copies; i++) {
 		size_t data = r->copies == 2 ? 5 : 4;
 		uint8_t *b = r->buf[i];
@@ -149,7 +171,7 @@ static int check_blank(const char *config)
 		    "bootcmd and every other variable)",
 		    config);
 	env_raw_free(&r);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 /* libubootenv 0.3.2 rewrites `.flags` (U-Boot's variable attributes) at
@@ -181,7 +203,7 @@ static int check_no_flags(const char *config)
 		}
 	}
 	env_raw_free(&r);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 static int uboot_open_any(struct tnd_bootloader **out, const struct tnd_config *cfg, bool init,
