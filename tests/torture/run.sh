@@ -30,6 +30,21 @@
 #   --one     run a single cut point and keep its device for inspection
 set -euo pipefail
 
+# libubootenv locks /run/lock/fw_printenv.lock for every environment,
+# whatever fw_env.config names: the thousands of tandem and fw_printenv
+# runs here would queue behind every other suite on the machine, and a
+# lock leaked by one of them (an orphaned shell that inherited it, seen
+# here) hangs them all. As root, run in a mount namespace with a
+# /run/lock of its own.
+if [ "$(id -u)" = 0 ] && [ -z "${TORTURE_OWN_RUNLOCK:-}" ] &&
+	unshare -m --propagation private true 2>/dev/null; then
+	export TORTURE_OWN_RUNLOCK=1
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	exec unshare -m --propagation private sh -c \
+		'mount -t tmpfs -o mode=1777 tmpfs /run/lock || echo "run.sh: /run/lock stays shared" >&2
+		exec "$@"' sh "$0" "${@}"
+fi
+
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$top/build
 short=0 keep=0 one="" blk=0
