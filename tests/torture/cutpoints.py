@@ -81,7 +81,13 @@ class Runner:
         self.dev = dev
         self.conf = f"{self.dev}/tandem.conf"
         self.scen = json.load(open(f"{work}/scenarios.json"))
-        self.images = {v: open(f"{work}/{v}.img", "rb").read() for v in ("v1", "v2")}
+        # v3 (--blk only): 17 MiB, more than one read-back window
+        self.images = {v: open(f"{work}/{v}.img", "rb").read() for v in ("v1", "v2", "v3")
+                       if os.path.exists(f"{work}/{v}.img")}
+        self.image_sha = {k: hashlib.sha256(v).hexdigest() for k, v in self.images.items()}
+        # --blk: the bytes of a slot that count (its template's size: the
+        # loop devices are larger, for v3); None: the whole file
+        self.size = None
         # --blk: {"A": "/dev/loopN", "B": ...}; None: the slots are files
         self.blk = dict(zip("AB", loops)) if loops else None
         if self.blk:
@@ -90,13 +96,19 @@ class Runner:
     def slot(self, n):
         return self.blk[n] if self.blk else f"{self.dev}/slot{n}.img"
 
+    def whole(self, n):
+        """The SHA-256 of slot n as the template's is taken."""
+        return sha(self.slot(n), self.size)
+
     def _copy_in(self, src):
         """The device dir src (a template, a saved cut) becomes the device;
-        with --blk its slot files go into the loop devices instead."""
+        with --blk its slot files go into the loop devices instead (what
+        lies after them on the device is never read)."""
         shutil.rmtree(self.dev, ignore_errors=True)
         skip = shutil.ignore_patterns("slotA.img", "slotB.img") if self.blk else None
         shutil.copytree(src, self.dev, symlinks=True, ignore=skip)
         if self.blk:
+            self.size = os.path.getsize(f"{src}/slotA.img")
             for n in "AB":
                 data = open(f"{src}/slot{n}.img", "rb").read()
                 fd = os.open(self.blk[n], os.O_WRONLY | os.O_CLOEXEC)
@@ -113,7 +125,7 @@ class Runner:
         if self.blk:
             for n in "AB":
                 with open(self.blk[n], "rb") as f, open(f"{dst}/slot{n}.img", "wb") as o:
-                    o.write(f.read())
+                    o.write(f.read(self.size))
 
     def load_tpl(self, name):
         # A copy in this process (a cp would be one more process per cut
@@ -171,7 +183,7 @@ class Runner:
         e = self.env(when)
         st = self.state(tpl, when)
         booted = self.booted()
-        if sha(self.slot(booted)) != (ref or tpl["slots"])[booted]:
+        if self.whole(booted) != (ref or tpl["slots"])[booted]:
             raise Broken(f"invariant 2 ({when}): the booted slot {booted} changed")
         n = self.next_slot(e)
         envs = (f'BOOT_ORDER="{e.get("BOOT_ORDER")}" BOOT_A_LEFT={e.get("BOOT_A_LEFT")} '
@@ -179,9 +191,9 @@ class Runner:
         if n != booted:
             si = st.get("slots", {}).get(n, {})
             content = sha(self.slot(n), si.get("size") or 1 << 20)
-            images = {hashlib.sha256(v).hexdigest(): k for k, v in self.images.items()}
+            images = {h: k for k, h in self.image_sha.items()}
             what = images.get(content, "the template's content" if
-                              sha(self.slot(n)) == tpl["slots"][n] else "no known image")
+                              self.whole(n) == tpl["slots"][n] else "no known image")
             if si.get("state") not in ("installed", "good"):
                 raise Broken(f"invariant 2 ({when}): slot {n} boots next ({envs}) but state.json "
                              f"says {si.get('state', 'nothing')!r} (the slot holds {what})")
@@ -189,7 +201,7 @@ class Runner:
                 if sha(self.slot(n), si["size"]) != si["sha256"]:
                     raise Broken(f"invariant 2 ({when}): slot {n} boots next ({envs}) but does not "
                                  f"hold the image state.json records ({si['state']}); it holds {what}")
-            elif sha(self.slot(n)) != tpl["slots"][n]:
+            elif self.whole(n) != tpl["slots"][n]:
                 raise Broken(f"invariant 2 ({when}): slot {n} boots next ({envs}), has no recorded "
                              f"hash and changed; it holds {what}")
         # Stronger than "next": any other slot with tries left is reachable
@@ -198,12 +210,12 @@ class Runner:
             if o in (booted, n) or int(e.get(f"BOOT_{o}_LEFT", "3")) == 0:
                 continue
             si = st.get("slots", {}).get(o, {})
-            whole = sha(self.slot(o))
+            whole = self.whole(o)
             if whole == tpl["slots"][o] or (si.get("sha256") and sha(
                     self.slot(o), si["size"]) == si["sha256"]):
                 continue
             if any(open(self.slot(o), "rb").read(len(v)) == v
-                   for v in self.images.values()):
+                   for v in self.images.values() if self.size is None or len(v) <= self.size):
                 continue
             raise Broken(f"invariant 2 ({when}): slot {o} can boot after a fallback ({envs}) "
                          f"and holds no complete image")
@@ -215,8 +227,7 @@ class Runner:
             if not v or v == "erased":
                 continue
             want = v.split(":", 1)[-1]
-            img = next((b for b in self.images.values() if hashlib.sha256(b).hexdigest() == want),
-                       None)
+            img = next((self.images[k] for k, h in self.image_sha.items() if h == want), None)
             if img is None or open(self.slot(o), "rb").read(len(img)) != img:
                 raise Broken(f"invariant 5 ({when}): the environment says slot {o} holds {v}, "
                              f"and it does not")
@@ -327,7 +338,7 @@ class Runner:
         and vouched for by the environment (the poll activates it), or
         not recorded as installed (the poll installs it again)."""
         _, x, v = s["post"].split()[:3]
-        img = hashlib.sha256(self.images[v]).hexdigest()
+        img = self.image_sha[v]
         booted = self.booted()
         xi = st.get("slots", {}).get(x, {})
         if st.get("slots", {}).get(booted, {}).get("sha256") == img:
@@ -363,7 +374,7 @@ class Runner:
         e0, st0 = self.env("before the power-up"), self.state(tpl, "before the power-up")
         floor0 = self.floor(e0, st0)
         slot = bootmodel.boot(self.dev)
-        ref = {n: sha(self.slot(n)) for n in "AB"}
+        ref = {n: self.whole(n) for n in "AB"}
         hd = f"{self.dev}/health.d"
         for f in os.listdir(hd):
             os.unlink(os.path.join(hd, f))
