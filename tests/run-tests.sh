@@ -51,6 +51,8 @@ if [ -x "$top/tests/e2e/run.sh" ]; then
 	run "e2e/short" "$top/tests/e2e/run.sh" --short
 fi
 [ ! -x "$top/tests/torture/run.sh" ] || run "torture/short" "$top/tests/torture/run.sh" --short --build "$build" # power cuts (make check-torture: all); ASan tandem, non-ASan shim
+# The same with the slots on loop devices (root, losetup; fails, never skips, without)
+[ ! -x "$top/tests/torture/run.sh" ] || run "torture/short-blk" "$top/tests/torture/run.sh" --short --blk --build "$build"
 
 echo
 [ -z "$failures" ] || echo "failed:$failures"

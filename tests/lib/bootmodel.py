@@ -76,8 +76,11 @@ def show(slot, e):
 
 def boot(d):
     conf = os.path.join(d, "fw_env.config")
+    # Bounded: libubootenv takes one machine-wide lock
+    # (/run/lock/fw_printenv.lock) whatever the configuration, and a
+    # process elsewhere that leaks it would hang a boot for good.
     out = subprocess.run(["fw_printenv", "-c", conf], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, timeout=60).stdout
     env = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
     slot, after = select(env)
     changed = {k: v for k, v in after.items()
@@ -86,7 +89,7 @@ def boot(d):
         with tempfile.NamedTemporaryFile("w", dir=d, suffix=".env", delete=False) as f:
             f.write("".join(f"{k}={v}\n" for k, v in changed.items()))
         try:
-            subprocess.run(["fw_setenv", "-c", conf, "-s", f.name], check=True)
+            subprocess.run(["fw_setenv", "-c", conf, "-s", f.name], check=True, timeout=60)
         finally:
             os.unlink(f.name)
     with open(os.path.join(d, "cmdline"), "w") as f:

@@ -31,6 +31,12 @@ bootmodel.py), `tandem confirm`, the same command again, and after each
      state's) never drops.
 Only a run that was killed counts as a cut: one that finished before its
 cut point is checked and reported apart.
+
+With TORTURE_BLK set (run.sh --blk: a file of "LOOP_A LOOP_B" lines, the
+first for WORK/dev, then one for each worker), the slots are loop devices:
+the templates keep their content as slotA.img and slotB.img, copied into
+the worker's pair on every load, and one page of slot B is held in the
+page cache (blkpin.py) so that B's read-back takes the O_DIRECT path.
 """
 import hashlib
 import json
@@ -43,6 +49,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import bootmodel  # noqa: E402  (the one model of the U-Boot script's choice)
+import blkpin  # noqa: E402  (tests/torture/blkpin.py)
 
 MODES = ("kill", "tear", "lost", "lostrand", "timed", "timedlost")
 
@@ -68,23 +75,70 @@ def sha(path, size=None):
 
 
 class Runner:
-    def __init__(self, work, tandem, shim, restore, build_rel, dev):
+    def __init__(self, work, tandem, shim, restore, build_rel, dev, loops=None):
         self.work, self.tandem, self.shim, self.restore = work, tandem, shim, restore
         self.build_rel = build_rel
         self.dev = dev
         self.conf = f"{self.dev}/tandem.conf"
         self.scen = json.load(open(f"{work}/scenarios.json"))
-        self.images = {v: open(f"{work}/{v}.img", "rb").read() for v in ("v1", "v2")}
+        # v3 (--blk only): 17 MiB, more than one read-back window
+        self.images = {v: open(f"{work}/{v}.img", "rb").read() for v in ("v1", "v2", "v3")
+                       if os.path.exists(f"{work}/{v}.img")}
+        self.image_sha = {k: hashlib.sha256(v).hexdigest() for k, v in self.images.items()}
+        # --blk: the bytes of a slot that count (its template's size: the
+        # loop devices are larger, for v3); None: the whole file
+        self.size = None
+        # --blk: {"A": "/dev/loopN", "B": ...}; None: the slots are files
+        self.blk = dict(zip("AB", loops)) if loops else None
+        if self.blk:
+            self.pin = blkpin.pin(self.blk["B"])  # held for the worker's life
+
+    def slot(self, n):
+        return self.blk[n] if self.blk else f"{self.dev}/slot{n}.img"
+
+    def whole(self, n):
+        """The SHA-256 of slot n as the template's is taken."""
+        return sha(self.slot(n), self.size)
+
+    def _copy_in(self, src):
+        """The device dir src (a template, a saved cut) becomes the device;
+        with --blk its slot files go into the loop devices instead (what
+        lies after them on the device is never read)."""
+        shutil.rmtree(self.dev, ignore_errors=True)
+        skip = shutil.ignore_patterns("slotA.img", "slotB.img") if self.blk else None
+        shutil.copytree(src, self.dev, symlinks=True, ignore=skip)
+        if self.blk:
+            self.size = os.path.getsize(f"{src}/slotA.img")
+            for n in "AB":
+                data = open(f"{src}/slot{n}.img", "rb").read()
+                fd = os.open(self.blk[n], os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    if os.pwrite(fd, data, 0) != len(data):
+                        raise OSError(f"short write to {self.blk[n]}")
+                finally:
+                    os.close(fd)
+
+    def _copy_out(self, dst):
+        """The device as it is now, saved to dst (slots as files with --blk)."""
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(self.dev, dst, symlinks=True)
+        if self.blk:
+            for n in "AB":
+                with open(self.blk[n], "rb") as f, open(f"{dst}/slot{n}.img", "wb") as o:
+                    o.write(f.read(self.size))
 
     def load_tpl(self, name):
         # A copy in this process (a cp would be one more process per cut
         # point), with the device's own path written into its configuration.
-        shutil.rmtree(self.dev, ignore_errors=True)
-        shutil.copytree(f"{self.work}/tpl/{name}", self.dev, symlinks=True)
+        self._copy_in(f"{self.work}/tpl/{name}")
         for f in ("tandem.conf", "fw_env.config"):
             p = f"{self.dev}/{f}"
             t = open(p).read().replace(f"{self.work}/dev/", f"{self.dev}/")
             open(p, "w").write(t)
+        if self.blk:
+            c = json.load(open(self.conf))
+            c["slots"] = dict(self.blk)
+            json.dump(c, open(self.conf, "w"), indent=1)
         return json.load(open(f"{self.work}/tpl/{name}.json"))
 
     def cmd(self, s):
@@ -129,25 +183,25 @@ class Runner:
         e = self.env(when)
         st = self.state(tpl, when)
         booted = self.booted()
-        if sha(f"{self.dev}/slot{booted}.img") != (ref or tpl["slots"])[booted]:
+        if self.whole(booted) != (ref or tpl["slots"])[booted]:
             raise Broken(f"invariant 2 ({when}): the booted slot {booted} changed")
         n = self.next_slot(e)
         envs = (f'BOOT_ORDER="{e.get("BOOT_ORDER")}" BOOT_A_LEFT={e.get("BOOT_A_LEFT")} '
                 f'BOOT_B_LEFT={e.get("BOOT_B_LEFT")}')
         if n != booted:
             si = st.get("slots", {}).get(n, {})
-            content = sha(f"{self.dev}/slot{n}.img", si.get("size") or 1 << 20)
-            images = {hashlib.sha256(v).hexdigest(): k for k, v in self.images.items()}
+            content = sha(self.slot(n), si.get("size") or 1 << 20)
+            images = {h: k for k, h in self.image_sha.items()}
             what = images.get(content, "the template's content" if
-                              sha(f"{self.dev}/slot{n}.img") == tpl["slots"][n] else "no known image")
+                              self.whole(n) == tpl["slots"][n] else "no known image")
             if si.get("state") not in ("installed", "good"):
                 raise Broken(f"invariant 2 ({when}): slot {n} boots next ({envs}) but state.json "
                              f"says {si.get('state', 'nothing')!r} (the slot holds {what})")
             if si.get("sha256"):
-                if sha(f"{self.dev}/slot{n}.img", si["size"]) != si["sha256"]:
+                if sha(self.slot(n), si["size"]) != si["sha256"]:
                     raise Broken(f"invariant 2 ({when}): slot {n} boots next ({envs}) but does not "
                                  f"hold the image state.json records ({si['state']}); it holds {what}")
-            elif sha(f"{self.dev}/slot{n}.img") != tpl["slots"][n]:
+            elif self.whole(n) != tpl["slots"][n]:
                 raise Broken(f"invariant 2 ({when}): slot {n} boots next ({envs}), has no recorded "
                              f"hash and changed; it holds {what}")
         # Stronger than "next": any other slot with tries left is reachable
@@ -156,12 +210,12 @@ class Runner:
             if o in (booted, n) or int(e.get(f"BOOT_{o}_LEFT", "3")) == 0:
                 continue
             si = st.get("slots", {}).get(o, {})
-            whole = sha(f"{self.dev}/slot{o}.img")
+            whole = self.whole(o)
             if whole == tpl["slots"][o] or (si.get("sha256") and sha(
-                    f"{self.dev}/slot{o}.img", si["size"]) == si["sha256"]):
+                    self.slot(o), si["size"]) == si["sha256"]):
                 continue
-            if any(open(f"{self.dev}/slot{o}.img", "rb").read(len(v)) == v
-                   for v in self.images.values()):
+            if any(open(self.slot(o), "rb").read(len(v)) == v
+                   for v in self.images.values() if self.size is None or len(v) <= self.size):
                 continue
             raise Broken(f"invariant 2 ({when}): slot {o} can boot after a fallback ({envs}) "
                          f"and holds no complete image")
@@ -173,9 +227,8 @@ class Runner:
             if not v or v == "erased":
                 continue
             want = v.split(":", 1)[-1]
-            img = next((b for b in self.images.values() if hashlib.sha256(b).hexdigest() == want),
-                       None)
-            if img is None or open(f"{self.dev}/slot{o}.img", "rb").read(len(img)) != img:
+            img = next((self.images[k] for k, h in self.image_sha.items() if h == want), None)
+            if img is None or open(self.slot(o), "rb").read(len(img)) != img:
                 raise Broken(f"invariant 5 ({when}): the environment says slot {o} holds {v}, "
                              f"and it does not")
         leftovers = [f for f in os.listdir(f"{self.dev}/state") if "cutshim" in f]
@@ -197,7 +250,7 @@ class Runner:
         if kind == "install":
             v = s["post"].split()[2]
             img = self.images[v]
-            with open(f"{self.dev}/slot{slot}.img", "rb") as f:
+            with open(self.slot(slot), "rb") as f:
                 if f.read(len(img)) != img:
                     bad.append(f"slot {slot} does not hold {v} byte for byte")
             if si.get("state") != "installed" or si.get("sha256") != hashlib.sha256(img).hexdigest():
@@ -236,6 +289,8 @@ class Runner:
         if os.path.exists(j):
             os.unlink(j)
         env = dict(os.environ, CUTSHIM_DIR=self.dev, LD_PRELOAD=self.shim)
+        if self.blk:
+            env["CUTSHIM_BLK"] = ":".join(self.blk.values())
         if mode in ("kill", "tear", "lost", "lostrand"):
             env["CUTSHIM_CUT"] = str(n)
         if mode == "tear":
@@ -257,8 +312,7 @@ class Runner:
         try:
             self.invariants(tpl, "after the cut")
             cut = f"{self.dev}.cut"
-            shutil.rmtree(cut, ignore_errors=True)
-            shutil.copytree(self.dev, cut, symlinks=True)
+            self._copy_out(cut)
             # The process died (a crash, an OOM kill) and the system runs on:
             p2 = subprocess.run(self.cmd(s), capture_output=True, text=True, timeout=120)
             if p2.returncode != s["rc"]:
@@ -269,8 +323,7 @@ class Runner:
             # The power was cut: the device boots again and confirms, with
             # its health checks passing and with them failing.
             for healthy in (True, False):
-                shutil.rmtree(self.dev)
-                shutil.copytree(cut, self.dev, symlinks=True)
+                self._copy_in(cut)
                 self.power_up(name, s, tpl, healthy)
         except Broken as b:
             return str(b), rc, err.decode(errors="replace").strip(), restored, 0
@@ -285,7 +338,7 @@ class Runner:
         and vouched for by the environment (the poll activates it), or
         not recorded as installed (the poll installs it again)."""
         _, x, v = s["post"].split()[:3]
-        img = hashlib.sha256(self.images[v]).hexdigest()
+        img = self.image_sha[v]
         booted = self.booted()
         xi = st.get("slots", {}).get(x, {})
         if st.get("slots", {}).get(booted, {}).get("sha256") == img:
@@ -321,7 +374,7 @@ class Runner:
         e0, st0 = self.env("before the power-up"), self.state(tpl, "before the power-up")
         floor0 = self.floor(e0, st0)
         slot = bootmodel.boot(self.dev)
-        ref = {n: sha(f"{self.dev}/slot{n}.img") for n in "AB"}
+        ref = {n: self.whole(n) for n in "AB"}
         hd = f"{self.dev}/health.d"
         for f in os.listdir(hd):
             os.unlink(os.path.join(hd, f))
@@ -366,11 +419,30 @@ class Runner:
 _runner = None
 
 
+def _loops(first):
+    """--blk: the loop devices of WORK/dev (first) or the pair this worker
+    claims (the first not yet taken); None without --blk."""
+    f = os.environ.get("TORTURE_BLK")
+    if not f:
+        return None
+    pairs = [l.split() for l in open(f) if l.split()]
+    if first:
+        return pairs[0]
+    work = os.path.dirname(f)
+    for i, pair in enumerate(pairs[1:]):
+        try:
+            os.close(os.open(f"{work}/blk.claim.{i}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return pair
+        except FileExistsError:
+            continue
+    raise RuntimeError("more workers than loop device pairs")
+
+
 def _init(args):
     global _runner
     work = args[0]
-    # Each worker process has a device directory of its own.
-    _runner = Runner(*args, f"{work}/dev-{os.getpid()}")
+    # Each worker process has a device directory (and loop devices) of its own.
+    _runner = Runner(*args, f"{work}/dev-{os.getpid()}", _loops(False))
 
 
 def _cut(line):
@@ -393,7 +465,7 @@ def main():
         results = pool.imap(_cut, lines)
     else:
         global _runner
-        _runner = Runner(*args, f"{work}/dev")
+        _runner = Runner(*args, f"{work}/dev", _loops(True))
         results = map(_cut, lines)
     for name, mode, n, delay, (problem, rc, err, restored, ups) in results:
         per_mode[mode] += 1

@@ -9,22 +9,33 @@
  *   cutrestore    applies the journal after the process was killed
  *
  * Only calls on files and directories under $CUTSHIM_DIR (the simulated
- * device) are counted, journaled or cut; everything else (stderr, the
- * bundle, /proc) passes straight through.
+ * device), and on the block devices named in $CUTSHIM_BLK (its slots when
+ * they are loop devices), are counted, journaled or cut; everything else
+ * (stderr, the bundle, /proc) passes straight through.
  *
  * Environment of the preloaded process:
  *   CUTSHIM_DIR=DIR        absolute path of the simulated device (required)
+ *   CUTSHIM_BLK=DEV:DEV    block devices that are part of the device too
+ *                          (absolute paths, colon-separated)
  *   CUTSHIM_CUT=N          SIGKILL the process at the start of the Nth
  *                          counted call (1-based; unset or 0: never)
  *   CUTSHIM_TEAR=1         if that call is a write, apply a prefix of it
  *                          first: a write torn by the cut
  *   CUTSHIM_JOURNAL=FILE   keep an undo journal (the lost-writes model)
  *   CUTSHIM_COUNT=FILE     at a normal exit, write the number of counted calls
- *   CUTSHIM_TRACE=FILE     append one line per counted call: "N op path args"
+ *   CUTSHIM_TRACE=FILE     append one line per counted call: "N op path args",
+ *                          and notes that are no cut points, "@N op path args"
+ *                          (N: the counted calls before): an open with
+ *                          O_DIRECT, a pread (read-direct or read-buffered),
+ *                          mincore (pages, pages resident) and the result
+ *                          of a BLKZEROOUT (0 or errno). The torture test
+ *                          reads them to prove the block-device paths ran.
  *
  * Counted calls (each is a cut point, "before call N"): write, pwrite,
  * pwrite64, fsync, fdatasync, sync_file_range, fallocate, rename,
- * renameat, renameat2, and open/openat that create or truncate a file.
+ * renameat, renameat2, open/openat that create or truncate a file, and
+ * the ioctls BLKZEROOUT and BLKDISCARD (traced as "ioctl-blkzeroout",
+ * "ioctl-blkdiscard").
  * libubootenv (linked statically into tandem) writes its environment
  * copies with write() and fsync() through the PLT, so they are counted
  * like tandem's own calls. Calls are serialised by one mutex, so the
@@ -41,6 +52,10 @@
  *   - a write/pwrite/fallocate (or an O_TRUNC) to a file is durable once
  *     fsync or fdatasync on that file returned, or sync_file_range with
  *     SYNC_FILE_RANGE_WAIT_AFTER over a range that covers it;
+ *   - the same for a block device (a write, or a BLKZEROOUT/BLKDISCARD
+ *     journaled as a write of its range): a completed ioctl is not taken
+ *     as durable by itself, only once a later fsync/fdatasync of the
+ *     device (a cache flush) or a sync_file_range covering it returned;
  *   - a rename, and the creation of a file, are durable once an fsync of
  *     the parent directory (the new name's directory for a rename)
  *     returned. An undone rename puts the file back under its old name
@@ -62,9 +77,14 @@
  *     fsync before it relies on the slot).
  *   - fsync of a file does not make its directory entry durable here
  *     (POSIX does not promise it; ext4 often does).
- *   - mmap writes, pwritev/writev, copy_file_range, BLKZEROOUT and other
- *     ioctls are not seen (tandem's slot is a file here, so it uses
- *     fallocate for zero ranges). unlink is not undone.
+ *   - mmap writes, pwritev/writev, copy_file_range and ioctls other than
+ *     BLKZEROOUT/BLKDISCARD are not seen. unlink is not undone.
+ *   - A block device is restored through its page cache, as the process
+ *     wrote it: what the model loses is what the page cache (and a
+ *     volatile write cache below it, for the flush-only rule above) had
+ *     not yet made durable. Sector-level tearing inside one write and a
+ *     device that reorders the sectors of one request are not modelled
+ *     (lostrand loses whole calls).
  *   - With SEED > 0, a lost write that had extended a file shrinks it
  *     again only as far as later kept writes allow; overlapping
  *     unsynced writes to the same bytes with one lost and a later one
@@ -82,6 +102,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -89,6 +110,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -126,10 +149,18 @@ static int (*real_open)(const char *, int, ...);
 static int (*real_open64)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_openat64)(int, const char *, int, ...);
+static int (*real_ioctl)(int, unsigned long, ...);
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
+static ssize_t (*real_pread64)(int, void *, size_t, off64_t);
+static int (*real_mincore)(void *, size_t, unsigned char *);
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char devdir[PATH_MAX];
 static size_t devdir_len;
+/* CUTSHIM_BLK: block devices that belong to the device (its slots) */
+#define MAX_BLK 8
+static char blkdev[MAX_BLK][PATH_MAX];
+static int nblk;
 static unsigned long cut_at, ncalls;
 static int tear, jfd = -1, tfd = -1;
 static const char *count_file;
@@ -153,6 +184,10 @@ static void resolve(void)
 	RESOLVE(open64);
 	RESOLVE(openat);
 	RESOLVE(openat64);
+	RESOLVE(ioctl);
+	RESOLVE(pread);
+	RESOLVE(pread64);
+	RESOLVE(mincore);
 }
 
 __attribute__((constructor)) static void shim_init(void)
@@ -165,6 +200,15 @@ __attribute__((constructor)) static void shim_init(void)
 		return;
 	}
 	devdir_len = strlen(devdir);
+	if ((s = getenv("CUTSHIM_BLK"))) {
+		char list[PATH_MAX * 2], *save = NULL, *tok;
+
+		snprintf(list, sizeof(list), "%s", s);
+		for (tok = strtok_r(list, ":", &save); tok && nblk < MAX_BLK;
+		     tok = strtok_r(NULL, ":", &save))
+			if (realpath(tok, blkdev[nblk]))
+				nblk++;
+	}
 	s = getenv("CUTSHIM_CUT");
 	cut_at = s ? strtoul(s, NULL, 10) : 0;
 	s = getenv("CUTSHIM_TEAR");
@@ -194,7 +238,12 @@ __attribute__((destructor)) static void shim_fini(void)
 
 static int under_dev(const char *abs)
 {
-	return devdir[0] && strncmp(abs, devdir, devdir_len) == 0 &&
+	if (!devdir[0])
+		return 0;
+	for (int i = 0; i < nblk; i++)
+		if (strcmp(abs, blkdev[i]) == 0)
+			return 1;
+	return strncmp(abs, devdir, devdir_len) == 0 &&
 	       (abs[devdir_len] == '/' || abs[devdir_len] == '\0');
 }
 
@@ -276,6 +325,19 @@ static void trace(const char *op, const char *path, long long a, long long b)
 		(void)0;
 }
 
+/* A note in the trace: no cut point, N is the number of calls before. */
+static void note(const char *op, const char *path, long long a, long long b)
+{
+	char buf[PATH_MAX + 128];
+	int n;
+
+	if (tfd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "@%lu %s %s %lld %lld\n", ncalls, op, path, a, b);
+	if (n > 0 && real_write(tfd, buf, (size_t)n) < 0)
+		(void)0;
+}
+
 /* Counts a call and kills the process when it is the chosen one. Called
  * with mu held. Returns 1 if the caller must tear its write first. */
 static int count(const char *op, const char *path, long long a, long long b)
@@ -309,8 +371,11 @@ static void journal_write(int fd, const char *path, uint64_t off, uint64_t len, 
 	r.dev = st.st_dev;
 	r.ino = st.st_ino;
 	r.oldsize = (uint64_t)st.st_size;
+	/* A block device: its size never changes, and is not st_size. */
+	if (S_ISBLK(st.st_mode) && real_ioctl(fd, BLKGETSIZE64, &r.oldsize) < 0)
+		r.oldsize = 0;
 	r.p1len = (uint32_t)strlen(path);
-	if (S_ISREG(st.st_mode) && off < r.oldsize) {
+	if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && off < r.oldsize) {
 		uint64_t n = whole || r.oldsize - off < len ? r.oldsize - off : len;
 
 		/* The fd may be write-only: read through a fresh descriptor. */
@@ -318,7 +383,7 @@ static void journal_write(int fd, const char *path, uint64_t off, uint64_t len, 
 		rfd = real_open(link, O_RDONLY | O_CLOEXEC);
 		old = n ? malloc(n) : NULL;
 		if (rfd >= 0 && old) {
-			ssize_t got = pread(rfd, old, n, (off_t)off);
+			ssize_t got = real_pread(rfd, old, n, (off_t)off);
 
 			r.oldlen = got > 0 ? (uint64_t)got : 0;
 		}
@@ -470,6 +535,87 @@ int fallocate64(int fd, int mode, off64_t off, off64_t len)
 	return do_fallocate(fd, mode, off, len);
 }
 
+/* BLKZEROOUT and BLKDISCARD write a range of a block device below its
+ * page cache: a cut point each, journaled as a write of the range. */
+int ioctl(int fd, unsigned long req, ...)
+{
+	char path[PATH_MAX];
+	va_list ap;
+	void *arg;
+	int ret, e;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if ((req != BLKZEROOUT && req != BLKDISCARD) || !fd_path(fd, path, sizeof(path)))
+		return real_ioctl(fd, req, arg);
+	const uint64_t *range = arg;
+
+	pthread_mutex_lock(&mu);
+	if (count(req == BLKZEROOUT ? "ioctl-blkzeroout" : "ioctl-blkdiscard", path,
+		  (long long)range[0], (long long)range[1]))
+		die_now();
+	journal_write(fd, path, range[0], range[1], 0);
+	ret = real_ioctl(fd, req, arg);
+	e = errno;
+	note(req == BLKZEROOUT ? "blkzeroout-result" : "blkdiscard-result", path, range[0],
+	     ret < 0 ? e : 0);
+	pthread_mutex_unlock(&mu);
+	errno = e;
+	return ret;
+}
+
+/* Reads are no cut points: noted only when tracing, to show which
+ * read-back path ran (O_DIRECT or through the page cache). */
+static void note_read(int fd, off64_t off, size_t len)
+{
+	char path[PATH_MAX];
+	int fl, e = errno;
+
+	if (tfd < 0 || !fd_path(fd, path, sizeof(path)))
+		return;
+	fl = fcntl(fd, F_GETFL);
+	pthread_mutex_lock(&mu);
+	note(fl >= 0 && (fl & O_DIRECT) ? "read-direct" : "read-buffered", path, (long long)off,
+	     (long long)len);
+	pthread_mutex_unlock(&mu);
+	errno = e;
+}
+
+ssize_t pread(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t ret = real_pread(fd, buf, len, off);
+
+	note_read(fd, off, len);
+	return ret;
+}
+
+ssize_t pread64(int fd, void *buf, size_t len, off64_t off)
+{
+	ssize_t ret = real_pread64(fd, buf, len, off);
+
+	note_read(fd, off, len);
+	return ret;
+}
+
+/* The page-cache residency test: how many of the pages were resident. */
+int mincore(void *addr, size_t len, unsigned char *vec)
+{
+	int ret = real_mincore(addr, len, vec), e = errno;
+
+	if (tfd >= 0 && ret == 0) {
+		size_t pages = (len + 4095) / 4096, res = 0;
+
+		for (size_t i = 0; i < pages; i++)
+			res += vec[i] & 1;
+		pthread_mutex_lock(&mu);
+		note("mincore", "-", (long long)pages, (long long)res);
+		pthread_mutex_unlock(&mu);
+	}
+	errno = e;
+	return ret;
+}
+
 static unsigned long nbackup;
 
 static int do_rename(int olddir, const char *oldp, int newdir, const char *newp, unsigned flags,
@@ -538,6 +684,11 @@ static void before_open(int dirfd, const char *path, int flags)
 	char a[PATH_MAX];
 	struct stat st;
 
+	if ((flags & O_DIRECT) && tfd >= 0 && abs_path(dirfd, path, a, sizeof(a))) {
+		pthread_mutex_lock(&mu);
+		note("open-direct", a, flags & O_ACCMODE, 0);
+		pthread_mutex_unlock(&mu);
+	}
 	if (!(flags & (O_CREAT | O_TRUNC)) || !(flags & (O_WRONLY | O_RDWR)) ||
 	    !abs_path(dirfd, path, a, sizeof(a)))
 		return;
@@ -767,6 +918,13 @@ int main(int argc, char **argv)
 		if (nftw(argv[2], walk, 16, FTW_PHYS))
 			return 1;
 		const char *p = path_of(h->dev, h->ino);
+		struct stat bst;
+
+		/* A block device outside DEVICE_DIR (a slot on a loop device):
+		 * its journaled path, if it is still the same device node. */
+		if (!p && stat(r[i].p1, &bst) == 0 && S_ISBLK(bst.st_mode) && bst.st_dev == h->dev &&
+		    bst.st_ino == h->ino)
+			p = r[i].p1;
 		if (!p)
 			continue; /* unlinked since: nothing to restore */
 		int fd = open(p, O_WRONLY | O_CLOEXEC);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# run.sh [--short] [--build DIR] [--keep] [--one SCENARIO MODE N]
+# run.sh [--short] [--blk] [--build DIR] [--keep] [--one SCENARIO MODE N]
 #
 # Power-cut torture test (see README.md here): runs installs, activations,
 # confirms and rollbacks on a simulated device (tests/lib/simdev.sh), kills
@@ -20,19 +20,39 @@
 # reproduces it.
 #
 #   --short   every phase of every scenario, about 120 cut points (make check)
+#   --blk     the slots on loop devices (root, losetup): tandem takes its
+#             block-device paths (BLKZEROOUT, O_DIRECT read-back, the
+#             page-cache residency test), and the test fails unless the
+#             complete runs show each of them ran
 #   --build   the build whose tandem is tortured (default build/); the shim
 #             is always the non-sanitised build/torture/cutshim.so
 #   --keep    keep the work directory
 #   --one     run a single cut point and keep its device for inspection
 set -euo pipefail
 
+# libubootenv locks /run/lock/fw_printenv.lock for every environment,
+# whatever fw_env.config names: the thousands of tandem and fw_printenv
+# runs here would queue behind every other suite on the machine, and a
+# lock leaked by one of them (an orphaned shell that inherited it, seen
+# here) hangs them all. As root, run in a mount namespace with a
+# /run/lock of its own.
+if [ "$(id -u)" = 0 ] && [ -z "${TORTURE_OWN_RUNLOCK:-}" ] &&
+	unshare -m --propagation private true 2>/dev/null; then
+	export TORTURE_OWN_RUNLOCK=1
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	exec unshare -m --propagation private sh -c \
+		'mount -t tmpfs -o mode=1777 tmpfs /run/lock || echo "run.sh: /run/lock stays shared" >&2
+		exec "$@"' sh "$0" "${@}"
+fi
+
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$top/build
-short=0 keep=0 one=""
+short=0 keep=0 one="" blk=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--short) short=1 ;;
 	--keep) keep=1 ;;
+	--blk) blk=1 ;;
 	--build)
 		build=$(cd "${2:?--build DIR}" && pwd)
 		shift
@@ -43,12 +63,18 @@ while [ $# -gt 0 ]; do
 		shift 3
 		;;
 	*)
-		echo "usage: run.sh [--short] [--build DIR] [--keep] [--one SCENARIO MODE N]" >&2
+		echo "usage: run.sh [--short] [--blk] [--build DIR] [--keep] [--one SCENARIO MODE N]" >&2
 		exit 2
 		;;
 	esac
 	shift
 done
+
+# install_big (17 MiB, two read-back windows) with --blk, not in its
+# --short form: it costs a 17 MiB install per run, and make check runs
+# the short form against the ASan build on shared cores.
+big=0
+[ "$blk" = 0 ] || [ "$short" = 1 ] || big=1
 
 TANDEM=$build/tandem
 # The image tool only makes the bundles (host side): the plain build's is
@@ -67,6 +93,12 @@ for f in "$TANDEM" "$TANDEM_IMAGE" "$SHIM" "$RESTORE"; do
 	[ -e "$f" ] || { echo "run.sh: $f missing (make all torture-shim)" >&2; exit 2; }
 done
 command -v fw_printenv >/dev/null || { echo "run.sh: fw_printenv missing" >&2; exit 2; }
+if [ "$blk" = 1 ]; then
+	# No silent skip: a machine that cannot attach loop devices fails the
+	# block-device run, it does not pass it.
+	{ [ "$(id -u)" = 0 ] && [ -e /dev/loop-control ] && command -v losetup >/dev/null; } ||
+		{ echo "run.sh: --blk needs root, /dev/loop-control and losetup" >&2; exit 2; }
+fi
 # A preloaded library before the ASan runtime: tell ASan that is intended.
 # SIGKILLed runs report no leaks, the reruns still do.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:verify_asan_link_order=0
@@ -77,8 +109,30 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # (tmpfs refuses O_DIRECT, so tandem's read-back takes its buffered path.)
 tmp=${TORTURE_TMPDIR:-$([ -w /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")}
 WORK=$(mktemp -d "$tmp/tandem-torture-XXXXXX")
-cleanup() { [ "$keep" = 1 ] || rm -rf "$WORK"; }
+# --blk: loop devices are shared by everyone on the machine: never a fixed
+# number (losetup -f), each one listed in $WORK/loops as soon as it is
+# attached and detached on every exit; a pin helper started here is
+# stopped by its own PID.
+BACKING="" PIN_PID=""
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+	local l
+	[ -z "$PIN_PID" ] || kill "$PIN_PID" 2>/dev/null || true
+	if [ -f "$WORK/loops" ]; then
+		# --keep: the slots' content outlives the loop devices as files.
+		if [ "$keep" = 1 ] && [ -n "${LOOP_A:-}" ]; then
+			dd if="$LOOP_A" of="$DEV/slotA.img" bs=1M status=none 2>/dev/null || true
+			dd if="$LOOP_B" of="$DEV/slotB.img" bs=1M status=none 2>/dev/null || true
+		fi
+		while read -r l; do
+			timeout 30 losetup -d "$l" || echo "run.sh: cannot detach $l" >&2
+		done <"$WORK/loops"
+	fi
+	[ -z "$BACKING" ] || rm -rf "$BACKING"
+	[ "$keep" = 1 ] || rm -rf "$WORK"
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 # The device always lives at one path: simdev writes absolute paths into
 # tandem.conf and fw_env.config, so templates are copied back to it.
 # Test a snapshot of the binaries: the build directory may be rebuilt by
@@ -94,14 +148,59 @@ CONF=$DEV/tandem.conf
 mkdir -p "$TPL"
 
 tandem() { "$TANDEM" -c "$CONF" -q "$@"; }
+# slot X: where slot X lives (a file of the device, or its loop device)
+slot() {
+	if [ "$blk" = 0 ]; then echo "$DEV/slot$1.img"; elif [ "$1" = A ]; then echo "$LOOP_A"; else echo "$LOOP_B"; fi
+}
+
+# --blk: the backing files on a disk file system (build/, not tmpfs):
+# with them there the loop devices run with --direct-io=on, so the
+# device's reads and writes go to the disk and not through a second
+# page cache, as on a board. (O_DIRECT on /dev/loopN itself works on any
+# backing: the block layer, not the backing file system, serves it.)
+SLOT_SIZE=2M
+# Loop devices hold 18 MiB: install_big's 17 MiB image spans two read-back
+# windows. The templates keep the first 2 MiB (a_good_big: all 18), the
+# size the checks read; the rest of a device is never read.
+BLK_SIZE_MIB=18
+loop_attach() { # NAME: a new loop device on a fresh backing file; prints it
+	local f=$BACKING/$1.img d
+	truncate -s "${BLK_SIZE_MIB}M" "$f"
+	d=$(timeout 30 losetup -f --show --direct-io=on "$f" 2>/dev/null) ||
+		d=$(timeout 30 losetup -f --show "$f") || return 1
+	echo "$d" >>"$WORK/loops"
+	echo "$d"
+}
+if [ "$blk" = 1 ]; then
+	blkdir=${TORTURE_BLKDIR:-$top/build/torture-blk}
+	mkdir -p "$blkdir"
+	BACKING=$(mktemp -d "$blkdir/run-XXXXXX")
+	: >"$WORK/loops"
+	if ! LOOP_A=$(loop_attach mainA) || ! LOOP_B=$(loop_attach mainB); then
+		echo "run.sh: cannot attach a loop device" >&2
+		exit 2
+	fi
+	# One page of slot B held in the page cache (blkpin.py): B's windows
+	# take the O_DIRECT read-back, A's the buffered one.
+	python3 "$top/tests/torture/blkpin.py" "$LOOP_B" "$WORK/pinned" &
+	PIN_PID=$!
+	for _ in $(seq 100); do [ -e "$WORK/pinned" ] && break; sleep 0.1; done
+	[ -e "$WORK/pinned" ] || { echo "run.sh: cannot pin a page of $LOOP_B" >&2; exit 2; }
+	export CUTSHIM_BLK_LOOPS="$LOOP_A:$LOOP_B"
+fi
 env_get() { fw_printenv -c "$DEV/fw_env.config" -n "$1"; }
 
 # sim_boot: one power-on, as the U-Boot script does it (tests/lib/simboot.sh).
 . "$(dirname "$0")/../lib/simboot.sh"
 
-save_tpl() { # NAME: the device as it is now becomes template NAME
+save_tpl() { # NAME [MIB]: the device as it is now becomes template NAME
 	rm -rf "${TPL:?}/$1"
 	cp -a --sparse=always "$DEV" "$TPL/$1"
+	# --blk: the template keeps the slots' first MIB MiB (2) as files
+	if [ "$blk" = 1 ]; then
+		dd if="$LOOP_A" of="$TPL/$1/slotA.img" bs=1M count="${2:-2}" status=none
+		dd if="$LOOP_B" of="$TPL/$1/slotB.img" bs=1M count="${2:-2}" status=none
+	fi
 	python3 - "$TPL/$1" <<'PY'
 import hashlib, json, os, sys
 d = sys.argv[1]
@@ -110,7 +209,14 @@ json.dump({"slots": h, "had_state": os.path.exists(f"{d}/state/state.json")},
           open(f"{d}/../{os.path.basename(d)}.json", "w"))
 PY
 }
-load_tpl() { rm -rf "$DEV" && cp -a --sparse=always "$TPL/$1" "$DEV"; }
+load_tpl() {
+	rm -rf "$DEV" && cp -a --sparse=always "$TPL/$1" "$DEV"
+	if [ "$blk" = 1 ]; then
+		dd if="$DEV/slotA.img" of="$LOOP_A" bs=1M conv=notrunc status=none
+		dd if="$DEV/slotB.img" of="$LOOP_B" bs=1M conv=notrunc status=none
+		rm "$DEV/slotA.img" "$DEV/slotB.img"
+	fi
+}
 
 # image FILE SEED: 1 MiB of random, zero and text data (64 KiB chunks: 16
 # records, two of them zero runs written with fallocate).
@@ -125,11 +231,22 @@ image() {
 
 # ---------------------------------------------------------------- templates
 make_templates() {
-	"$top/tests/lib/simdev.sh" "$DEV" 2M
+	"$top/tests/lib/simdev.sh" "$DEV" "$SLOT_SIZE"
+	if [ "$blk" = 1 ]; then
+		# The configuration names the loop devices; no slot file is left
+		# for a check to read by mistake.
+		python3 - "$CONF" "$LOOP_A" "$LOOP_B" <<-'PY'
+			import json, sys
+			c = json.load(open(sys.argv[1]))
+			c["slots"] = {"A": sys.argv[2], "B": sys.argv[3]}
+			json.dump(c, open(sys.argv[1], "w"), indent=1)
+		PY
+		rm "$DEV/slotA.img" "$DEV/slotB.img"
+	fi
 	# The factory image: the booted slot is never written, so its content
 	# is what invariant 2 compares with.
 	head -c 1048576 /dev/urandom >"$WORK/factory.img"
-	dd if="$WORK/factory.img" of="$DEV/slotA.img" conv=notrunc status=none
+	dd if="$WORK/factory.img" of="$(slot A)" conv=notrunc status=none
 	image "$WORK/v1.img" 1
 	image "$WORK/v2.img" 2
 	for v in 1 2; do
@@ -144,6 +261,19 @@ make_templates() {
 	save_tpl fresh # A booted, no state.json yet
 	tandem confirm
 	save_tpl a_good
+	if [ "$big" = 1 ]; then
+		# install_big: 17 MiB in 1 MiB records, mostly zero (BLKZEROOUT),
+		# so that the first 16 MiB window is synced with sync_file_range,
+		# read back and checkpointed before the last one.
+		{
+			head -c 1048576 /dev/urandom
+			head -c $((15 << 20)) /dev/zero
+			(set +o pipefail; yes "torture image 3" | head -c 1048576)
+		} >"$WORK/v3.img"
+		"$TANDEM_IMAGE" -q build --key "$DEV/signing/key.pem" --image "$WORK/v3.img" \
+			--version 3.0 --compatible sim --chunk-size 1M --out "$WORK/v3.tnd"
+		save_tpl a_good_big "$BLK_SIZE_MIB"
+	fi
 	tandem install --progress=none --no-activate "$WORK/v1.tnd"
 	save_tpl b_noact
 	load_tpl a_good
@@ -184,6 +314,8 @@ confirm_unhealthy|b_unhealthy|24|confirm|unhealthy B
 activate|b_noact|0|activate B|activated B
 rollback|b_good|0|rollback|activated A
 "
+[ "$big" = 0 ] || SCENARIOS+="install_big|a_good_big|0|install --progress=none WORK/v3.tnd|install B v3 activate
+"
 
 scenarios_json() { # the table above, for cutpoints.py
 	echo "$SCENARIOS" | python3 -c '
@@ -207,7 +339,7 @@ calls() {
 	rm -f "$WORK/count" "$WORK/trace.$1"
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2086 # cmd is a word list by design
-	timeout 120 env CUTSHIM_DIR="$DEV" LD_PRELOAD="$SHIM" CUTSHIM_COUNT="$WORK/count" \
+	timeout 120 env CUTSHIM_DIR="$DEV" CUTSHIM_BLK="${CUTSHIM_BLK_LOOPS:-}" LD_PRELOAD="$SHIM" CUTSHIM_COUNT="$WORK/count" \
 		CUTSHIM_TRACE="$WORK/trace.$1" "$TANDEM" -c "$CONF" -q ${cmd//WORK/$WORK} >/dev/null 2>"$WORK/calls.err" || rc=$?
 	t1=$(date +%s%N)
 	# The plan is made from a complete run: one that failed is no plan.
@@ -237,6 +369,81 @@ plan=$WORK/plan
 # timed_delay N MS: the Nth of 12 kill times spread over 1.2 times a
 # complete run (the last ones let the run finish).
 timed_delay() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.3f", (n - 0.5) / 12 * ms * 1.2 / 1000 }'; }
+
+# check_blk_paths: --blk's proof that the block-device paths ran. From
+# the complete runs' traces (the shim's notes, "@N ..."), each of them
+# must have happened on a loop device at least once; a plan without a
+# BLKZEROOUT cut point fails too. Without this, a configuration that
+# silently fell back to files would pass.
+check_blk_paths() {
+	local t=("$WORK"/trace.*) missing="" zc dr br mres mnon
+	count_re() { cat "${t[@]}" | grep -Ec "$1" || true; }
+	[ "$(count_re '^[0-9]+ pwrite /dev/loop')" -gt 0 ] || missing+=" slot-writes-on-a-block-device"
+	[ "$(count_re '^[0-9]+ pwrite .*/slot[AB]\.img ')" -eq 0 ] || missing+=" (slot-files-written)"
+	zc=$(count_re '^@[0-9]+ blkzeroout-result /dev/loop[0-9]+ [0-9]+ 0$')
+	[ "$zc" -gt 0 ] || missing+=" BLKZEROOUT-that-succeeded"
+	[ "$(count_re '^@[0-9]+ open-direct /dev/loop')" -gt 0 ] || missing+=" O_DIRECT-open"
+	dr=$(count_re '^@[0-9]+ read-direct /dev/loop')
+	[ "$dr" -gt 0 ] || missing+=" O_DIRECT-read-back"
+	br=$(count_re '^@[0-9]+ read-buffered /dev/loop')
+	[ "$br" -gt 0 ] || missing+=" buffered-read-back"
+	mres=$(count_re '^@[0-9]+ mincore - [0-9]+ [1-9][0-9]*$')
+	mnon=$(count_re '^@[0-9]+ mincore - [0-9]+ 0$')
+	[ "$mres" -gt 0 ] || missing+=" mincore-found-resident-pages"
+	[ "$mnon" -gt 0 ] || missing+=" mincore-found-none"
+	local zcut
+	zcut=$(awk '{print $1}' "$plan" | sort -u | while read -r sc; do
+		awk '$2 == "ioctl-blkzeroout" {print $1}' "$WORK/trace.$sc" |
+			while read -r n; do grep -c "^$sc [a-z]* $n\$" "$plan" || true; done
+	done | awk '{s += $1} END {print s + 0}')
+	[ "$zcut" -gt 0 ] || missing+=" BLKZEROOUT-cut-point-in-the-plan"
+	# install_big: a window that is not the last, synced with
+	# sync_file_range on the device, then a checkpoint saved after it.
+	if [ "$big" = 1 ]; then
+		grep -Eq '^[0-9]+ sync_file_range /dev/loop' "$WORK/trace.install_big" ||
+			missing+=" sync_file_range-on-a-loop-device"
+		grep -Eq '^[0-9]+ rename .*/state/resume\.json ' "$WORK/trace.install_big" ||
+			missing+=" checkpoint-after-a-window"
+	fi
+	echo "  block-device paths in the complete runs: $zc BLKZEROOUT, $dr O_DIRECT and" \
+		"$br buffered read-back preads, mincore $mres times resident, $mnon not;" \
+		"$zcut cut points at a BLKZEROOUT"
+	[ -z "$missing" ] || {
+		echo "FAIL  --blk: never seen in the complete runs:$missing" >&2
+		exit 1
+	}
+	check_blk_model
+}
+
+# check_blk_model: the lost-writes model really covers the loop device.
+# install_fresh cut just before its fsync of slot B: killed, B holds what
+# the install wrote (page cache kept); after cutrestore, B is back to the
+# template byte for byte (nothing was flushed). Fails if the shim does not
+# journal the block device or cutrestore cannot restore it.
+check_blk_model() {
+	local n rc=0 size tpl_sha killed_sha restored_sha out
+	n=$(awk '$2 == "fsync" && $3 ~ /^\/dev\/loop/ {print $1; exit}' "$WORK/trace.install_fresh")
+	[ -n "$n" ] || { echo "FAIL  --blk: install_fresh never fsyncs its slot" >&2; exit 1; }
+	load_tpl fresh
+	rm -f "$WORK/model.journal"
+	# (in braces: bash's "Killed" report of the SIGKILL goes to /dev/null too)
+	{ timeout 120 env CUTSHIM_DIR="$DEV" CUTSHIM_BLK="$CUTSHIM_BLK_LOOPS" LD_PRELOAD="$SHIM" \
+		CUTSHIM_CUT="$n" CUTSHIM_JOURNAL="$WORK/model.journal" \
+		"$TANDEM" -c "$CONF" -q install --progress=none "$WORK/v1.tnd"; } >/dev/null 2>&1 || rc=$?
+	size=$(stat -c %s "$TPL/fresh/slotB.img")
+	tpl_sha=$(sha256sum <"$TPL/fresh/slotB.img")
+	killed_sha=$(head -c "$size" "$LOOP_B" | sha256sum)
+	out=$(timeout 60 "$RESTORE" "$WORK/model.journal" "$DEV" 0)
+	restored_sha=$(head -c "$size" "$LOOP_B" | sha256sum)
+	echo "  lost-writes model on $LOOP_B: install killed before the slot's fsync (call $n," \
+		"exit $rc), cutrestore: $out"
+	if [ "$rc" != 137 ] || [ "$killed_sha" = "$tpl_sha" ] || [ "$restored_sha" != "$tpl_sha" ]; then
+		echo "FAIL  --blk: the lost-writes model does not undo the unsynced writes of a loop" \
+			"device (killed: $([ "$killed_sha" = "$tpl_sha" ] && echo unchanged || echo changed)," \
+			"restored: $([ "$restored_sha" = "$tpl_sha" ] && echo "as the template" || echo "not as the template"))" >&2
+		exit 1
+	fi
+}
 
 if [ -n "$one" ]; then
 	read -r scen mode n <<<"$one"
@@ -271,14 +478,17 @@ else
 		# The sample (make check) cuts every phase of every scenario, not
 		# points picked by their position in the plan: a phase is a run of
 		# consecutive calls on one thing (the lock, one environment copy,
-		# state.json with its temporary file and directory, a slot). Each
+		# state.json with its temporary file and directory, a slot, the
+		# zeroing of a block device's range). Each
 		# is cut at its first call (kill) and at its last (lost: the
 		# writes not yet synced are gone), and each scenario once at half
 		# its run time (timedlost).
 		for scen in $(echo "$SCENARIOS" | cut -d'|' -f1); do
 			awk -v s="$scen" '
-				{ k = $3; sub(/\.tmp$/, "", k); if (k ~ /\/state$/) k = k "/state.json" }
-				k != prev { if (NR > 1) print s, "lost", last; print s, "kill", $1 }
+				/^@/ { next } # notes (--blk), not calls
+				{ k = $3; sub(/\.tmp$/, "", k); if (k ~ /\/state$/) k = k "/state.json"
+				  if ($2 ~ /^ioctl/) k = k " " $2 } # a zeroing is a phase too
+				k != prev { if (last != "") print s, "lost", last; print s, "kill", $1 }
 				{ prev = k; last = $1 }
 				END { print s, "lost", last }' "$WORK/trace.$scen"
 			grep "^$scen timedlost 6 " "$plan"
@@ -286,14 +496,32 @@ else
 		mv "$plan.short" "$plan"
 	fi
 	echo "  $(wc -l <"$plan") cut points"
+	[ "$blk" = 0 ] || check_blk_paths
 fi
 
 # Cut points run in parallel, each worker on a device of its own; a
 # single one (--one) on $WORK/dev.
 jobs=$(nproc)
 [ -z "$one" ] || jobs=1
+if [ "$blk" = 1 ]; then
+	# The devices' loop devices: first the one of $WORK/dev (--one), then
+	# a pair for each worker (cutpoints.py: each claims one).
+	echo "$LOOP_A $LOOP_B" >"$WORK/blk.loops"
+	if [ -z "$one" ]; then
+		for ((i = 1; i <= jobs; i++)); do
+			if ! a=$(loop_attach "w${i}A") || ! b=$(loop_attach "w${i}B"); then
+				echo "run.sh: cannot attach a loop device" >&2
+				exit 2
+			fi
+			echo "$a $b" >>"$WORK/blk.loops"
+		done
+	fi
+	export TORTURE_BLK=$WORK/blk.loops
+fi
 rc=0
 python3 "$top/tests/torture/cutpoints.py" "$WORK" "$TANDEM" "$SHIM" "$RESTORE" \
 	"${build#"$top"/}" "$plan" "$jobs" || rc=$?
 [ -z "$one" ] || echo "device after the cut and the rerun: $DEV; complete run's calls: $WORK/trace.$scen"
+[ -z "$one" ] || [ "$blk" = 0 ] ||
+	echo "(--blk: its slots are copied to $DEV/slotA.img and slotB.img; the loop devices its tandem.conf names are detached)"
 exit "$rc"

@@ -20,12 +20,20 @@ $(CUTRESTORE): tests/torture/cutshim.c
 	@echo "  CC      $@"
 	@$(CC) $(TORTURE_CFLAGS) -DCUTSHIM_RESTORE_MAIN -o $@ $<
 
-.PHONY: torture-shim check-torture
+.PHONY: torture-shim check-torture check-torture-blk
 torture-shim: $(CUTSHIM) $(CUTRESTORE)
 
-# make check-torture: every cut point of every scenario, in every mode.
+# make check-torture: every cut point of every scenario, in every mode,
+# with file slots, then with the slots on loop devices (check-torture-blk).
 # Provisioning has its own cut loop (tests/integration/test_provision.sh,
 # a sample of it in make check): every cut point here.
 check-torture: all torture-shim
 	@tests/torture/run.sh --build $(O)
+	@$(MAKE) --no-print-directory check-torture-blk
 	@PROVISION_CUT_STRIDE=1 BUILD=$(O) tests/integration/test_provision.sh
+
+# The same plan with the slots on loop devices (root, losetup): the
+# updater's block-device paths (BLKZEROOUT, O_DIRECT read-back, the
+# page-cache residency test) cut too. Fails, never skips, without them.
+check-torture-blk: all torture-shim
+	@tests/torture/run.sh --blk --build $(O)
