@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# run.sh [--short] [--build DIR] [--keep] [--one SCENARIO MODE N]
+# run.sh [--short] [--build DIR] [--keep] [--one SCENARIO MODE N] [--backend uboot|grub]
 #
 # Power-cut torture test (see README.md here): runs installs, activations,
 # confirms and rollbacks on a simulated device (tests/lib/simdev.sh), kills
@@ -24,11 +24,15 @@
 #             is always the non-sanitised build/torture/cutshim.so
 #   --keep    keep the work directory
 #   --one     run a single cut point and keep its device for inspection
+#   --backend the bootloader backend of the simulated device (default
+#             uboot): grub keeps the boot state in a GRUB environment
+#             block (tests/lib/grubenv.py boots it as grub.cfg does), and
+#             tears writes on 512-byte sector boundaries only
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$top/build
-short=0 keep=0 one=""
+short=0 keep=0 one="" backend=uboot
 while [ $# -gt 0 ]; do
 	case $1 in
 	--short) short=1 ;;
@@ -42,8 +46,12 @@ while [ $# -gt 0 ]; do
 		keep=1
 		shift 3
 		;;
+	--backend)
+		backend=${2:?--backend uboot|grub}
+		shift
+		;;
 	*)
-		echo "usage: run.sh [--short] [--build DIR] [--keep] [--one SCENARIO MODE N]" >&2
+		echo "usage: run.sh [--short] [--build DIR] [--keep] [--one SCENARIO MODE N] [--backend uboot|grub]" >&2
 		exit 2
 		;;
 	esac
@@ -66,7 +74,13 @@ fi
 for f in "$TANDEM" "$TANDEM_IMAGE" "$SHIM" "$RESTORE"; do
 	[ -e "$f" ] || { echo "run.sh: $f missing (make all torture-shim)" >&2; exit 2; }
 done
-command -v fw_printenv >/dev/null || { echo "run.sh: fw_printenv missing" >&2; exit 2; }
+case $backend in
+uboot) command -v fw_printenv >/dev/null || { echo "run.sh: fw_printenv missing" >&2; exit 2; } ;;
+grub) command -v grub-editenv >/dev/null || { echo "run.sh: grub-editenv missing (grub-common)" >&2; exit 2; } ;;
+*) echo "run.sh: unknown backend $backend (uboot or grub)" >&2; exit 2 ;;
+esac
+# simdev.sh makes the device with this backend.
+export SIM_BOOTLOADER=$backend
 # A preloaded library before the ASan runtime: tell ASan that is intended.
 # SIGKILLed runs report no leaks, the reruns still do.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:verify_asan_link_order=0
@@ -94,7 +108,6 @@ CONF=$DEV/tandem.conf
 mkdir -p "$TPL"
 
 tandem() { "$TANDEM" -c "$CONF" -q "$@"; }
-env_get() { fw_printenv -c "$DEV/fw_env.config" -n "$1"; }
 
 # sim_boot: one power-on, as the U-Boot script does it (tests/lib/simboot.sh).
 . "$(dirname "$0")/../lib/simboot.sh"
@@ -274,7 +287,7 @@ else
 		awk -v s="$stride" 'NR % s == 1 || s == 1' "$plan" >"$plan.short"
 		mv "$plan.short" "$plan"
 	fi
-	echo "  $(wc -l <"$plan") cut points"
+	echo "  $(wc -l <"$plan") cut points ($backend)"
 fi
 
 # Cut points run in parallel, each worker on a device of its own; a

@@ -412,6 +412,91 @@ static void grub_editenv_cross_check(void **state)
 	free(out);
 }
 
+static int view(struct fixture *f, const uint8_t *block, struct tnd_boot_state *bs)
+{
+	struct tnd_bootloader *bl;
+	int ret;
+
+	tu_write_file(f->env, block, 1024);
+	if ((ret = tnd_bl_open(&bl, &f->cfg)))
+		return ret;
+	ret = tnd_bl_read(bl, bs);
+	tnd_bl_close(bl);
+	return ret;
+}
+
+/*
+ * A power cut during a store on storage that writes the two 512-byte
+ * sectors of the block separately: either sector new and the other old.
+ * Tandem's variables all live in the first sector, so the state read is
+ * entirely the one of the first sector's store, or the block is refused
+ * with one line (the board's own variables, in the second, broken).
+ */
+static void torn_sectors(void **state)
+{
+	struct fixture *f = *state;
+	struct tnd_bootloader *bl;
+	struct tnd_boot_state want[2], got;
+	struct tnd_slot_id id = {.kind = TND_ID_VALID, .security_version = 12345};
+	uint8_t *before, *after, mix[1024];
+	char other[600];
+	size_t len;
+	int ret;
+
+	/* a board variable that straddles the sector boundary */
+	memset(other, 0, sizeof(other));
+	memcpy(other, "menu_title=", 11);
+	memset(other + 11, 'm', 500);
+	other[511] = '\n';
+	put_block(f->env, other, 1024);
+	memset(id.sha256, 0x77, sizeof(id.sha256));
+	for (int step = 0; step < 5; step++) {
+		before = tu_read_file(f->env, &len);
+		assert_int_equal(tnd_bl_open(&bl, &f->cfg), 0);
+		switch (step) {
+		case 0:
+			ret = tnd_bl_disable(bl, 1);
+			break;
+		case 1:
+			ret = tnd_bl_set_identity(bl, 1, &id);
+			break;
+		case 2:
+			ret = tnd_bl_activate(bl, 1, 3);
+			break;
+		case 3:
+			ret = tnd_bl_mark_good(bl, 1, 3, 12345);
+			break;
+		default:
+			ret = tnd_bl_mark_bad(bl, 1);
+			break;
+		}
+		assert_int_equal(ret, 0);
+		tnd_bl_close(bl);
+		after = tu_read_file(f->env, &len);
+		assert_int_equal(view(f, before, &want[0]), 0);
+		assert_int_equal(view(f, after, &want[1]), 0);
+		for (int first_new = 0; first_new < 2; first_new++) {
+			const uint8_t *s0 = first_new ? after : before,
+				      *s1 = first_new ? before : after;
+
+			memcpy(mix, s0, 512);
+			memcpy(mix + 512, s1 + 512, 512);
+			ret = view(f, mix, &got);
+			if (ret) {
+				assert_null(strchr(tnd_err_msg(), '\n'));
+				assert_non_null(strstr(tnd_err_msg(), "not name=value"));
+				continue;
+			}
+			if (memcmp(&got, &want[first_new], sizeof(got)))
+				fail_msg("store %d, first sector %s: a mix of two states", step,
+					 first_new ? "new" : "old");
+		}
+		tu_write_file(f->env, after, len);
+		free(before);
+		free(after);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +506,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(sizes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(provision_blank, setup, teardown),
 	    cmocka_unit_test_setup_teardown(grub_editenv_cross_check, setup, teardown),
+	    cmocka_unit_test_setup_teardown(torn_sectors, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
