@@ -198,6 +198,7 @@ upd-y := updater/core/config.c updater/core/state.c \
          updater/cli/cmd_install.c updater/cli/cmd_boot.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/boot/uboot.c
 upd-$(CONFIG_BOOTLOADER_GRUB) += updater/boot/grub.c
+upd-$(CONFIG_BOOTLOADER_CUSTOM) += updater/boot/custom.c
 upd-$(CONFIG_SERIAL) += updater/sources/serial.c updater/cli/cmd_receive.c
 upd-$(CONFIG_PROVISION) += updater/install/provision.c updater/cli/cmd_provision.c
 upd-$(CONFIG_HTTP) += updater/sources/http.c updater/fleet/fleet.c updater/fleet/pollstate.c \

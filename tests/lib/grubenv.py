@@ -81,7 +81,7 @@ def save(path, updates):
         block = bytearray(f.read())
         for name, value in updates.items():
             line = f"{name}={value}\n".encode()
-            hit = next((l for l in _lines(bytes(block)) if l[0] == name), None)
+            hit = next((ln for ln in _lines(bytes(block)) if ln[0] == name), None)
             if hit:
                 _, _, s, e = hit
                 block[s:e + 1] = line

@@ -18,6 +18,9 @@ static const struct {
 #ifdef CONFIG_BOOTLOADER_GRUB
     {TND_BL_GRUB, &tnd_bl_grub_ops},
 #endif
+#ifdef CONFIG_BOOTLOADER_CUSTOM
+    {TND_BL_CUSTOM, &tnd_bl_custom_ops},
+#endif
 };
 
 static const struct tnd_bootloader_ops *find_backend(const struct tnd_config *cfg)

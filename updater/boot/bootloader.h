@@ -153,5 +153,8 @@ extern const struct tnd_bootloader_ops tnd_bl_uboot_ops;
 #ifdef CONFIG_BOOTLOADER_GRUB
 extern const struct tnd_bootloader_ops tnd_bl_grub_ops;
 #endif
+#ifdef CONFIG_BOOTLOADER_CUSTOM
+extern const struct tnd_bootloader_ops tnd_bl_custom_ops;
+#endif
 
 #endif

@@ -130,7 +130,8 @@ static void check_env(const struct tnd_config *cfg, struct report *r, int booted
 		     "%s is a 1024-byte GRUB environment block (one copy: GRUB has no "
 		     "redundant environment)",
 		     cfg->grubenv);
-	} else if (tnd_read_small_file(cfg->env_config, 16384, &text, NULL)) {
+	} else if (cfg->bootloader == TND_BL_UBOOT &&
+		   tnd_read_small_file(cfg->env_config, 16384, &text, NULL)) {
 		note(r, FAIL, "fw_env", "%s", tnd_err_msg());
 		return;
 	}
@@ -157,6 +158,10 @@ static void check_env(const struct tnd_config *cfg, struct report *r, int booted
 	if (cfg->bootloader == TND_BL_GRUB)
 		note(r, bs.norder ? OK : FAIL, "environment",
 		     "ORDER=\"%s\", tries left: A %u, B %u", order, bs.tries[0], bs.tries[1]);
+	else if (cfg->bootloader == TND_BL_CUSTOM)
+		note(r, OK, "environment", "%s: primary %s, A %s, B %s", cfg->handler,
+		     tnd_slot_name(bs.order[0]), bs.tries[0] ? "good" : "bad",
+		     bs.tries[1] ? "good" : "bad");
 	else
 		note(r, bs.norder ? OK : FAIL, "environment",
 		     "BOOT_ORDER=\"%s\" BOOT_A_LEFT=%u BOOT_B_LEFT=%u", order, bs.tries[0],
