@@ -110,6 +110,14 @@ t_prepare() {
 	# was the workaround.)
 	printf '%s\n' "${E2E_DATA_MOUNT_OPTS:-}" >"$w/data-mount-opts"
 	extra="$extra $w/data-mount-opts:/etc/e2e-data-mount-opts"
+	# x86: the torture test's cutshim.so, so that sc_tandem_env_cut can
+	# kill tandem at an exact call inside its environment store.
+	T_SHIM=""
+	if [ "$E2E_ARCH" = x86 ]; then
+		make -C "$src" --no-print-directory O=build torture-shim >>"$log" 2>&1 || return 1
+		T_SHIM=$src/build/torture/cutshim.so
+		extra="$extra $T_SHIM:/usr/lib/tandem-e2e/cutshim.so"
+	fi
 	T_INITRD_EXTRA=$extra
 	E2E_INITRD_EXTRA=$extra e2e_build_disk "$w/tandem-template.img" slot-a-v1 slot-b-v1 || return 1
 	cp "$w/initrd.img" "$w/tandem-initrd.img" || return 1
@@ -512,67 +520,116 @@ sc_tandem_power_cut() {
 
 # 6. Power cuts at the two stores of the boot environment: the boot
 # script's (cut as soon as it prints its choice, just before it saves)
-# and the updater's (cut as soon as `tandem activate` starts, which
-# stores once). Each leaves the environment readable, by the boot script
-# and by tandem, and the device then finishes the update: B boots and is
-# confirmed, whether or not the cut store landed.
+# and the updater's (`tandem activate`, which stores once). Each leaves
+# the environment readable, by the boot script and by tandem, and the
+# device then finishes the update: B boots and is confirmed, whether or
+# not the cut store landed.
+#
+# Where the updater's cut lands: on x86 exactly, with the torture test's
+# cutshim.so in the guest (t_prepare), which kills `tandem activate` at
+# a write-path call on /boot, after which the harness cuts the power:
+#   kill:1        before the store's write, nothing synced: the old
+#                 environment;
+#   tear:1:sync   inside the write, its first 512-byte sector written,
+#                 then `sync` (the disk got that sector, not the second):
+#                 the new state of Tandem's variables, all in the first
+#                 sector (docs/boot-protocol.md, "GRUB");
+#   kill:2:sync   after the write, before its fsync, then `sync`: the new
+#                 environment.
+# On arm64 (no shim built for it), and as a fourth case on x86: a cut as
+# soon as the activation starts, wherever that lands (the log says which
+# state it left).
 sc_tandem_env_cut() {
 	scenario=tandem-env-cut
 	t_fresh_disk
-	t_bundle good
-	e2e_data_put "$T_BUNDLE" bundles/b.tnd
 	e2e_set_action -
 	boot_cut 1 'Tandem: slot='
 	expect "cut during the boot script's store" "$boot_rc" 0
 	t_expect_match "A's tries after that cut (saved or not)" "$(e2e_bs_tries A)" '^[23]$'
 	expect "boot order after that cut" "$(e2e_bs_order)" "A B"
+	boot 2
+	expect "the boot after that cut" "$booted" A
 
-	t_action 2 <<-'EOF2'
+	local v variants="timed"
+	[ -z "${T_SHIM:-}" ] || variants="kill:1 tear:1:sync kill:2:sync timed"
+	[ "$short" = 0 ] || [ -z "${T_SHIM:-}" ] || variants="kill:1 tear:1:sync"
+	for v in $variants; do
+		t_env_cut_activation "$v"
+	done
+}
+
+# t_env_cut_activation MODE:N|timed: one cut of `tandem activate B` on a
+# fresh disk, then the boots that finish the update.
+t_env_cut_activation() {
+	local v=$1 shim="" after="" order n
+	scenario=tandem-env-cut-${v//:/}
+	t_fresh_disk
+	t_bundle good
+	e2e_data_put "$T_BUNDLE" bundles/b.tnd
+	if [ "$v" != timed ]; then
+		n=${v#*:}
+		n=${n%%:*}
+		shim="LD_PRELOAD=/usr/lib/tandem-e2e/cutshim.so CUTSHIM_DIR=/boot CUTSHIM_CUT=$n"
+		# half of the 1024-byte store: its first sector
+		[ "${v%%:*}" != tear ] || shim="$shim CUTSHIM_TEAR=1 CUTSHIM_TEAR_EIGHTHS=4 CUTSHIM_TEAR_SECTOR=512"
+		case $v in *:sync) after=sync ;; esac
+	fi
+	t_action 1 <<-EOF
 	step confirm tandem confirm
 	step install tandem install --no-activate /data/bundles/b.tnd
 	sync
 	echo "TANDEM-E2E storing"
-	tandem activate B
-	echo "TANDEM-E2E step activate rc=$?"
-	sync
-	EOF2
-	boot_cut 2 'TANDEM-E2E storing'
+	$shim tandem activate B
+	rc=\$?
+	$after
+	echo "TANDEM-E2E stored rc=\$rc"
+	EOF
+	if [ "$v" = timed ]; then
+		boot_cut 1 'TANDEM-E2E storing'
+	else
+		boot_cut 1 'TANDEM-E2E stored rc='
+		# SIGKILL (137) from the shim: the activation died in the store
+		t_expect_match "the shim killed tandem activate ($v)" \
+			"$(sed -n 's/.*TANDEM-E2E stored rc=\([0-9]*\).*/\1/p' "$cur_log" | tail -n1)" '^137$'
+	fi
 	expect "slot of the cut activation" "$booted" A
-	expect "cut at the activation's store" "$boot_rc" 0
+	expect "the power was cut" "$boot_rc" 0
 	t_expect_rc "confirm before the cut" confirm 0
 	t_expect_rc "install before the cut" install 0
-	local order
 	order=$(e2e_bs_order)
 	t_expect_match "boot order after the cut (either store)" "$order" '^(A B|B A)$'
-	echo "        the activation's store had ${order%% *} first at the cut"
+	echo "        cut $v: the environment had ${order%% *} first, B_LEFT=$(e2e_bs_tries B)"
+	case $v in
+	kill:1) expect "a cut before the store's write keeps the old order" "$order" "A B" ;;
+	*:sync) expect "the store's synced first sector switched the order" "$order" "B A" ;;
+	esac
 
-	t_action 3 <<-'EOF2'
+	t_action 2 <<-'EOF'
 	step confirm tandem confirm
 	status after-cut
 	step doctor tandem doctor
 	if [ "$TANDEM_SLOT" = A ]; then
 		step activate tandem activate B
 	fi
-	EOF2
-	boot 3
+	EOF
+	boot 2
 	t_expect_rc "confirm after the cut" confirm 0
 	t_expect_rc "doctor after the cut" doctor 0
 	if [ "$booted" = A ]; then
-		expect "the store had not landed: A still first" "$order" "A B"
+		expect "the store had not landed: A was first" "$order" "A B"
 		expect "B not failed (never tried)" "$(t_json after-cut .slots.B.state)" installed
 		t_expect_rc "activate B again" activate 0
-		t_action 4 <<-'EOF2'
+		t_action 3 <<-'EOF'
 		step confirm tandem confirm
 		status after-confirm
-		EOF2
-		boot 4
+		EOF
 	else
 		expect "the store had landed: B boots" "$booted" B
-		t_action 4 <<-'EOF2'
+		t_action 3 <<-'EOF'
 		status after-confirm
-		EOF2
-		boot 4
+		EOF
 	fi
+	boot 3
 	expect "slot in the end" "$booted" B
 	expect "release in the end" "$(e2e_booted_release "$cur_log")" slot-b-v2
 	expect "B good" "$(t_json after-confirm .slots.B.state)" good

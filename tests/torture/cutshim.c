@@ -133,7 +133,8 @@ static char devdir[PATH_MAX];
 static size_t devdir_len;
 static unsigned long cut_at, ncalls;
 static int tear, jfd = -1, tfd = -1;
-static unsigned long tear_sector; /* CUTSHIM_TEAR_SECTOR: tears end on its multiples */
+static unsigned long tear_sector;  /* CUTSHIM_TEAR_SECTOR: tears end on its multiples */
+static unsigned long tear_eighths; /* CUTSHIM_TEAR_EIGHTHS: how much of the write (1..7) */
 static const char *count_file;
 
 #define RESOLVE(f) (real_##f = (__typeof__(real_##f))dlsym(RTLD_NEXT, #f))
@@ -173,6 +174,8 @@ __attribute__((constructor)) static void shim_init(void)
 	tear = s && *s == '1';
 	s = getenv("CUTSHIM_TEAR_SECTOR");
 	tear_sector = s ? strtoul(s, NULL, 10) : 0;
+	s = getenv("CUTSHIM_TEAR_EIGHTHS");
+	tear_eighths = s ? strtoul(s, NULL, 10) : 0;
 	count_file = getenv("CUTSHIM_COUNT");
 	if ((s = getenv("CUTSHIM_JOURNAL")) && *s)
 		jfd = real_open(s, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -370,8 +373,11 @@ static ssize_t do_write(int fd, const void *buf, size_t len, off64_t off, int po
 	}
 	if (count(op, path, (long long)where, (long long)len)) {
 		if (tear && len > 1) {
-			/* A prefix reaches the file: 1/8 .. 7/8 of it, chosen by N. */
-			size_t part = len * (cut_at % 7 + 1) / 8;
+			/* A prefix reaches the file: 1/8 .. 7/8 of it, chosen by N
+			 * (or by CUTSHIM_TEAR_EIGHTHS). */
+			unsigned long k =
+			    tear_eighths >= 1 && tear_eighths <= 7 ? tear_eighths : cut_at % 7 + 1;
+			size_t part = len * k / 8;
 
 			if (!part)
 				part = 1;
