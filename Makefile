@@ -282,12 +282,14 @@ check: deps
 	@tests/run-tests.sh $(ASAN_O)
 
 .PHONY: check-e2e
-# The QEMU end-to-end suite on real U-Boot, arm64 and x86 (make check runs
-# its --short form through tests/run-tests.sh). Fails, never skips, when
-# QEMU, U-Boot or an architecture's packages are missing.
+# The QEMU end-to-end suite on real U-Boot, arm64 and x86, then on real
+# GRUB for BIOS, x86 (make check runs their --short forms through
+# tests/run-tests.sh). Fails, never skips, when QEMU, U-Boot, GRUB or an
+# architecture's packages are missing.
 check-e2e: deps
 	@$(MAKE) --no-print-directory O=$(O) all
 	@tests/e2e/run.sh
+	@tests/e2e/run.sh --backend grub
 
 .PHONY: demo
 # Only the packages of the build and the demo; make check adds the rest.
