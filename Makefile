@@ -197,6 +197,8 @@ upd-y := updater/core/config.c updater/core/state.c \
          updater/cli/progress.c updater/cli/status.c updater/cli/doctor.c \
          updater/cli/cmd_install.c updater/cli/cmd_boot.c
 upd-$(CONFIG_BOOTLOADER_UBOOT) += updater/boot/uboot.c
+upd-$(CONFIG_BOOTLOADER_GRUB) += updater/boot/grub.c
+upd-$(CONFIG_BOOTLOADER_CUSTOM) += updater/boot/custom.c
 upd-$(CONFIG_SERIAL) += updater/sources/serial.c updater/cli/cmd_receive.c
 upd-$(CONFIG_PROVISION) += updater/install/provision.c updater/cli/cmd_provision.c
 upd-$(CONFIG_HTTP) += updater/sources/http.c updater/fleet/fleet.c updater/fleet/pollstate.c \
@@ -280,12 +282,14 @@ check: deps
 	@tests/run-tests.sh $(ASAN_O)
 
 .PHONY: check-e2e
-# The QEMU end-to-end suite on real U-Boot, arm64 and x86 (make check runs
-# its --short form through tests/run-tests.sh). Fails, never skips, when
-# QEMU, U-Boot or an architecture's packages are missing.
+# The QEMU end-to-end suite on real U-Boot, arm64 and x86, then on real
+# GRUB for BIOS, x86 (make check runs their --short forms through
+# tests/run-tests.sh). Fails, never skips, when QEMU, U-Boot, GRUB or an
+# architecture's packages are missing.
 check-e2e: deps
 	@$(MAKE) --no-print-directory O=$(O) all
 	@tests/e2e/run.sh
+	@tests/e2e/run.sh --backend grub
 
 .PHONY: demo
 # Only the packages of the build and the demo; make check adds the rest.

@@ -25,7 +25,7 @@ why() {
 	kconfig) echo "to configure (Kconfig)" ;;
 	build) echo "to build (compiler, libraries)" ;;
 	demo) echo "for make demo (ext4 images, the U-Boot environment)" ;;
-	check) echo "for make check (unit tests, formatting, serial link, QEMU, HTTP, disk images, strace)" ;;
+	check) echo "for make check (unit tests, formatting, serial link, QEMU, HTTP, disk images, strace, GRUB)" ;;
 	integrations) echo "for make check-integrations (Buildroot's check-package and make, bitbake)" ;;
 	extra) echo "as the caller asked" ;;
 	esac
@@ -40,7 +40,7 @@ pkgs() {
 	# QEMU for both e2e architectures (tests/e2e/deps.sh adds the arm64
 	# cross build): a missing one fails make check-e2e, it is not skipped.
 	check) echo "libcmocka-dev squashfs-tools clang-format socat lrzsz qemu-system-arm qemu-system-x86 u-boot-qemu
-		fdisk nginx openssl curl genimage dosfstools mtools strace" ;;
+		fdisk nginx openssl curl genimage dosfstools mtools strace grub-common grub-pc-bin" ;;
 	# check-package: python3-magic, flake8, shellcheck; Buildroot's make:
 	# its host dependencies; bitbake: the HOSTTOOLS of poky's bitbake.conf
 	integrations) echo "python3-magic flake8 shellcheck rsync bc bzip2 patch cpio unzip file wget

@@ -49,8 +49,12 @@ run "build/configs" "$top/tests/build-configs.sh" "$build/configs"
 if [ -x "$top/tests/e2e/run.sh" ]; then
 	echo "== end-to-end (short form; make check-e2e runs them all)"
 	run "e2e/short" "$top/tests/e2e/run.sh" --short
+	# The same updater scenarios on GRUB for BIOS (x86, SeaBIOS), with the
+	# power cuts at GRUB's and the updater's environment store.
+	run "e2e/grub-short" "$top/tests/e2e/run.sh" --short --backend grub
 fi
 [ ! -x "$top/tests/torture/run.sh" ] || run "torture/short" "$top/tests/torture/run.sh" --short --build "$build" # power cuts (make check-torture: all); ASan tandem, non-ASan shim
+[ ! -x "$top/tests/torture/run.sh" ] || run "torture/short-grub" "$top/tests/torture/run.sh" --short --backend grub --build "$build" # the GRUB block's stores
 # The same with the slots on loop devices (root, losetup; fails, never skips, without)
 [ ! -x "$top/tests/torture/run.sh" ] || run "torture/short-blk" "$top/tests/torture/run.sh" --short --blk --build "$build"
 

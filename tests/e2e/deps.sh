@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# deps.sh [arm64] [x86]: the packages the QEMU end-to-end test needs for
-# these architectures (default: both). As root it installs what is
+# deps.sh [arm64] [x86] [grub]: the packages the QEMU end-to-end test needs
+# for these architectures (default: both), and for the GRUB backend. As root it installs what is
 # missing, and enables the arm64 foreign architecture, without which
 # `apt-get download ...:arm64` finds nothing. As another user it prints
 # the lines to run as root and fails: run.sh then fails too, it does not
@@ -25,7 +25,10 @@ for a in $arches; do
 		;;
 	# The x86 guest runs the native build (the host's libraries).
 	x86) PKGS="$PKGS qemu-system-x86" ;;
-	*) echo "e2e deps: unknown architecture '$a' (arm64 or x86)" >&2; exit 2 ;;
+	# run.sh --backend grub: GRUB for BIOS (boot.img, core.img's
+	# modules), grub-mkimage and grub-editenv, QEMU's SeaBIOS.
+	grub) PKGS="$PKGS grub-pc-bin grub-common seabios qemu-system-x86" ;;
+	*) echo "e2e deps: unknown architecture '$a' (arm64, x86 or grub)" >&2; exit 2 ;;
 	esac
 done
 

@@ -14,8 +14,22 @@ E2E_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_CACHE=${E2E_CACHE:-$E2E_TOP/build/e2e-cache}
 
 # e2e_setup ARCH: ARCH is arm64 or x86. Sets the E2E_* variables.
+# E2E_BACKEND (uboot, the default, or grub) chooses the bootloader: grub
+# is x86 only (SeaBIOS and GRUB for BIOS, board-configs/qemu-x86_64-grub).
 e2e_setup() {
 	E2E_ARCH=$1
+	E2E_BACKEND=${E2E_BACKEND:-uboot}
+	case $E2E_BACKEND/$E2E_ARCH in
+	uboot/* | grub/x86) ;;
+	grub/*)
+		echo "e2e: the GRUB backend runs on x86 only (not $E2E_ARCH)" >&2
+		return 1
+		;;
+	*)
+		echo "e2e: unknown backend '$E2E_BACKEND' (uboot or grub)" >&2
+		return 1
+		;;
+	esac
 	case $E2E_ARCH in
 	arm64)
 		E2E_DEBARCH=arm64
@@ -32,7 +46,12 @@ e2e_setup() {
 		return 1
 		;;
 	esac
-	E2E_WORK=${E2E_WORK:-$E2E_TOP/build/e2e}/$E2E_ARCH
+	local suffix=""
+	if [ "$E2E_BACKEND" = grub ]; then
+		E2E_BOARD=$E2E_TOP/board-configs/qemu-x86_64-grub
+		suffix=-grub
+	fi
+	E2E_WORK=${E2E_WORK:-$E2E_TOP/build/e2e}/$E2E_ARCH$suffix
 	E2E_ROOTFS=$E2E_CACHE/root-$E2E_DEBARCH
 	mkdir -p "$E2E_WORK" "$E2E_CACHE/debs"
 	E2E_ENV_SIZE=$(. "$E2E_BOARD/boot.conf" && echo "$ENV_SIZE")
@@ -50,6 +69,14 @@ e2e_can_run() {
 	if ! command -v "$qemu" >/dev/null; then
 		echo "$qemu is not installed (package $pkg; tests/e2e/deps.sh $E2E_ARCH as root)"
 		return 1
+	fi
+	if [ "$E2E_BACKEND" = grub ]; then
+		if [ ! -r /usr/lib/grub/i386-pc/boot.img ] || ! command -v grub-mkimage >/dev/null ||
+			! command -v grub-editenv >/dev/null; then
+			echo "GRUB for BIOS is missing (packages grub-pc-bin grub-common; tests/e2e/deps.sh --backend grub as root)"
+			return 1
+		fi
+		return 0
 	fi
 	if [ ! -r "$fw" ]; then
 		echo "Debian's U-Boot $fw is missing (package u-boot-qemu; tests/e2e/deps.sh as root)"
@@ -167,7 +194,8 @@ e2e_build_initrd() {
 	cp "$E2E_TOP/tests/e2e/guest/init" "$dir/init"
 	_e2e_copy_elf usr/bin/fw_printenv "$dir"
 	_e2e_copy_elf usr/bin/fw_setenv "$dir"
-	cp "$E2E_BOARD/fw_env.config" "$dir/etc/fw_env.config"
+	# GRUB boards have none: the updater reads the block itself.
+	[ ! -e "$E2E_BOARD/fw_env.config" ] || cp "$E2E_BOARD/fw_env.config" "$dir/etc/fw_env.config"
 	# The debs ship no modules.dep; build it to get the load order.
 	[ -e "$E2E_ROOTFS/lib/modules/$E2E_KVER/modules.dep" ] ||
 		depmod -b "$E2E_ROOTFS" "$E2E_KVER"
@@ -250,9 +278,11 @@ e2e_build_disk() {
 	E2E_DISK=$out
 	# shellcheck disable=SC2086 # E2E_INITRD_EXTRA is a list of SRC:DST
 	e2e_build_initrd "$w/initrd.img" ${E2E_INITRD_EXTRA:-}
-	"$E2E_TOP/bootloader-hooks/uboot/mkbootscr.sh" "$E2E_BOARD" "$w/boot.scr"
-	e2e_env_image "$w/uboot.env" 1 "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
-	head -c $((E2E_ENV_SIZE)) /dev/zero >"$w/uboot-redund.env"
+	if [ "$E2E_BACKEND" = uboot ]; then
+		"$E2E_TOP/bootloader-hooks/uboot/mkbootscr.sh" "$E2E_BOARD" "$w/boot.scr"
+		e2e_env_image "$w/uboot.env" 1 "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
+		head -c $((E2E_ENV_SIZE)) /dev/zero >"$w/uboot-redund.env"
+	fi
 
 	last=$(($(_e2e_part_start 4) + $(_e2e_part_sectors 4)))
 	rm -f "$out"
@@ -261,7 +291,11 @@ e2e_build_disk() {
 
 	rm -f "$w/boot.vfat" "$w/data.vfat"
 	mkfs.vfat -n BOOT -C "$w/boot.vfat" $(($(_e2e_part_sectors 1) / 2)) >/dev/null
-	mcopy -i "$w/boot.vfat" "$w/boot.scr" "$w/uboot.env" "$w/uboot-redund.env" ::/
+	if [ "$E2E_BACKEND" = grub ]; then
+		_e2e_grub_boot_files "$w/boot.vfat" || return 1
+	else
+		mcopy -i "$w/boot.vfat" "$w/boot.scr" "$w/uboot.env" "$w/uboot-redund.env" ::/
+	fi
 	mkfs.vfat -n DATA -C "$w/data.vfat" $(($(_e2e_part_sectors 4) / 2)) >/dev/null
 	e2e_build_slot "$w/slot-a.ext4" "$rel_a" "$w/initrd.img"
 	e2e_build_slot "$w/slot-b.ext4" "$rel_b" "$w/initrd.img"
@@ -272,6 +306,43 @@ e2e_build_disk() {
 			conv=notrunc,sparse status=none
 		n=$((n + 1))
 	done
+	[ "$E2E_BACKEND" != grub ] || _e2e_grub_install "$out"
+}
+
+# GRUB (E2E_BACKEND=grub): the boot partition's /grub holds the shipped
+# grub.cfg, the board's tandem-board.cfg and the environment block, as
+# a factory would make it with grub-editenv (A first, no try spent).
+_e2e_grub_boot_files() {
+	local vfat=$1 w=$E2E_WORK dir env
+	dir=$(. "$E2E_BOARD/boot.conf" && echo "$GRUB_DIR")
+	env=$w/grubenv
+	rm -f "$env"
+	grub-editenv "$env" create &&
+		grub-editenv "$env" set "ORDER=A B" A_OK=1 A_TRY=0 B_OK=1 B_TRY=0 || return 1
+	mmd -i "$vfat" "::$dir" &&
+		mcopy -i "$vfat" "$E2E_TOP/bootloader-hooks/grub/grub.cfg" \
+			"$E2E_BOARD/tandem-board.cfg" "$env" "::$dir/"
+}
+
+# GRUB installed for real, as grub-install does for BIOS on an MBR disk,
+# without a loop device: core.img made by grub-mkimage (the board's
+# modules, prefix (hd0,msdos1)GRUB_DIR) goes into the gap between the
+# MBR and partition 1, the first 440 bytes of boot.img (its code; the
+# partition table stays) into the MBR. Debian's boot.img already loads
+# sector 1 and diskboot.img's block list the sectors after it.
+_e2e_grub_install() {
+	local disk=$1 w=$E2E_WORK dir mods sectors
+	dir=$(. "$E2E_BOARD/boot.conf" && echo "$GRUB_DIR")
+	mods=$(. "$E2E_BOARD/boot.conf" && echo $GRUB_MODULES)
+	# shellcheck disable=SC2086 # a list of modules
+	grub-mkimage -O i386-pc -o "$w/core.img" -p "(hd0,msdos1)$dir" $mods || return 1
+	sectors=$((($(stat -c %s "$w/core.img") + 511) / 512))
+	if [ "$sectors" -ge "$(_e2e_part_start 1)" ]; then
+		echo "e2e: core.img ($sectors sectors) does not fit before partition 1" >&2
+		return 1
+	fi
+	dd if=/usr/lib/grub/i386-pc/boot.img of="$disk" bs=440 count=1 conv=notrunc status=none &&
+		dd if="$w/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
 }
 
 # e2e_build_script_disk OUT CMD: a 5 MiB disk whose only partition (GPT,
@@ -311,9 +382,12 @@ _e2e_qemu_cmd() {
 			-serial file:"$1")
 		;;
 	x86)
+		local bios=/usr/lib/u-boot/qemu-x86/u-boot.rom
+		# GRUB: QEMU's own SeaBIOS boots the MBR.
+		[ "$E2E_BACKEND" != grub ] || bios=/usr/share/seabios/bios-256k.bin
 		E2E_QEMU=(qemu-system-x86_64 -M pc -m 512 -smp 1
 			-display none -monitor none -nic none -no-reboot
-			-bios /usr/lib/u-boot/qemu-x86/u-boot.rom
+			-bios "$bios"
 			-drive if=none,format=raw,file="$E2E_DISK",id=d0
 			-device virtio-blk-pci,drive=d0
 			-serial file:"$1")
@@ -445,3 +519,55 @@ e2e_env_corrupt() {
 }
 # e2e_env_put FILE SRC: replace env file FILE on the boot partition.
 e2e_env_put() { mcopy -o -i "$(_e2e_mt 1)" "$2" "::/$1"; }
+
+# The boot state, whichever the backend (the scenarios of tandem.sh are
+# written against these, not against a bootloader's variable names):
+#   e2e_bs_order           "A B" or "B A" (the default when unset)
+#   e2e_bs_tries SLOT      tries left, as the boot script counts them
+#   e2e_bs_var NAME        one of Tandem's own variables (TANDEM_*)
+# U-Boot: BOOT_ORDER, BOOT_x_LEFT, through the host's libubootenv. GRUB:
+# ORDER, x_OK, x_TRY, TANDEM_BOOT_TRIES, through grub-editenv on a copy
+# of the block (what grub.cfg reads: a missing variable is its default).
+_e2e_grubenv_out() {
+	local env
+	env=$(. "$E2E_BOARD/boot.conf" && echo "$GRUB_ENV")
+	E2E_ENVDIR=$E2E_WORK/env.d
+	rm -rf "$E2E_ENVDIR"
+	mkdir -p "$E2E_ENVDIR"
+	mcopy -o -i "$(_e2e_mt 1)" "::$env" "$E2E_ENVDIR/grubenv"
+}
+# e2e_grubenv_get VAR: VAR's value in the GRUB block ("" if unset).
+e2e_grubenv_get() {
+	_e2e_grubenv_out
+	grub-editenv "$E2E_ENVDIR/grubenv" list | sed -n "s/^$1=//p" | head -n1
+}
+e2e_bs_order() {
+	local v
+	if [ "$E2E_BACKEND" = grub ]; then v=$(e2e_grubenv_get ORDER); else v=$(e2e_env_get BOOT_ORDER); fi
+	echo "${v:-A B}"
+}
+e2e_bs_tries() {
+	local ok try max
+	if [ "$E2E_BACKEND" != grub ]; then
+		e2e_env_get "BOOT_$1_LEFT"
+		return
+	fi
+	_e2e_grubenv_out
+	ok=$(grub-editenv "$E2E_ENVDIR/grubenv" list | sed -n "s/^$1_OK=//p")
+	try=$(grub-editenv "$E2E_ENVDIR/grubenv" list | sed -n "s/^$1_TRY=//p")
+	max=$(grub-editenv "$E2E_ENVDIR/grubenv" list | sed -n "s/^TANDEM_BOOT_TRIES=//p")
+	ok=${ok:-1} try=${try:-0} max=${max:-3}
+	if [ "$ok" = 1 ] && [ "$try" -lt "$max" ]; then echo $((max - try)); else echo 0; fi
+}
+e2e_bs_var() {
+	if [ "$E2E_BACKEND" = grub ]; then e2e_grubenv_get "$1"; else e2e_env_get "$1"; fi
+}
+# e2e_bs_dump: the whole raw state, one variable a line (a failure's log).
+e2e_bs_dump() {
+	if [ "$E2E_BACKEND" = grub ]; then
+		_e2e_grubenv_out
+		grub-editenv "$E2E_ENVDIR/grubenv" list
+	else
+		e2e_env_dump
+	fi
+}

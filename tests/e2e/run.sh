@@ -3,11 +3,15 @@
 # End-to-end test of the A/B boot protocol on Debian's real U-Boot under
 # QEMU (TCG), with Debian kernels and libubootenv's tools in the guest.
 #
-# usage: tests/e2e/run.sh [--short] [--arch arm64|x86]
+# usage: tests/e2e/run.sh [--short] [--arch arm64|x86] [--backend uboot|grub]
 #   --short   quick subset for `make check`: arm64 only, shorter
 #             watchdog test, no panic, genimage or never-confirms test,
 #             the updater's never-confirmed scenario with harness cuts only
 #   --arch    one architecture (default: arm64 and x86; --short: arm64)
+#   --backend the bootloader (default uboot): grub runs the updater's
+#             scenarios (tandem.sh, the same driver) on x86 with SeaBIOS
+#             and GRUB for BIOS installed on the disk
+#             (board-configs/qemu-x86_64-grub)
 # E2E_ONLY="sc_a sc_b" runs only the named scenario functions.
 # Prints "N passed, N failed" last; exits non-zero if anything failed,
 # and also when QEMU, Debian's U-Boot or an architecture's packages are
@@ -31,13 +35,23 @@ while [ $# -gt 0 ]; do
 	--short) short=1 ;;
 	--arch) arches="$arches ${2:?--arch needs arm64 or x86}"; shift ;;
 	--arch=*) arches="$arches ${1#--arch=}" ;;
-	-h | --help) sed -n '3,14p' "$0"; exit 0 ;;
+	--backend) E2E_BACKEND=${2:?--backend needs uboot or grub}; shift ;;
+	--backend=*) E2E_BACKEND=${1#--backend=} ;;
+	-h | --help) sed -n '3,18p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
+E2E_BACKEND=${E2E_BACKEND:-uboot}
+case $E2E_BACKEND in
+uboot | grub) ;;
+*) echo "run.sh: unknown backend $E2E_BACKEND (uboot or grub)" >&2; exit 2 ;;
+esac
+export E2E_BACKEND
 if [ -z "$arches" ]; then
-	if [ $short = 1 ]; then arches=arm64; else arches="arm64 x86"; fi
+	if [ "$E2E_BACKEND" = grub ]; then arches=x86
+	elif [ $short = 1 ]; then arches=arm64
+	else arches="arm64 x86"; fi
 fi
 arches=${arches# }
 
@@ -45,8 +59,11 @@ arches=${arches# }
 # A missing package, QEMU, U-Boot or architecture is a failure, never a
 # skip: a suite that passes without having run proves nothing.
 # shellcheck disable=SC2086 # a list of architectures
-if ! "$here/deps.sh" $arches; then
-	echo "FAIL: e2e: packages for $arches are missing (as root, tests/e2e/deps.sh $arches installs them)"
+deps_for=$arches
+[ "$E2E_BACKEND" != grub ] || deps_for="$arches grub"
+# shellcheck disable=SC2086 # a list of architectures
+if ! "$here/deps.sh" $deps_for; then
+	echo "FAIL: e2e: packages for $deps_for are missing (as root, tests/e2e/deps.sh $deps_for installs them)"
 	exit 1
 fi
 
@@ -384,15 +401,19 @@ sc_unreadable_slot() {
 }
 
 for arch in $arches; do
-	e2e_setup "$arch"
 	scenario=setup
 	cur_log=""
+	if ! e2e_setup "$arch"; then
+		E2E_ARCH=$arch
+		bad "$E2E_BACKEND cannot run on $arch"
+		continue
+	fi
 	if ! why=$(e2e_can_run); then
 		bad "$why"
 		continue
 	fi
 	t0=$SECONDS
-	echo "== e2e $arch: preparing kernel, initramfs and disk"
+	echo "== e2e $arch ($E2E_BACKEND): preparing kernel, initramfs and disk"
 	if ! e2e_fetch; then
 		bad "cannot fetch the guest's kernel and packages for $arch"
 		continue
@@ -412,6 +433,16 @@ for arch in $arches; do
 	# (health rollback, never confirmed, power cut mid-install) are what
 	# make check must see on real U-Boot.
 	scs="$scs sc_tandem_first_boot sc_tandem_update sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
+	# Power cuts at the boot script's and the updater's environment store.
+	[ $short = 1 ] || scs="$scs sc_tandem_env_cut"
+	# GRUB: the updater's scenarios, the same functions, on a disk that
+	# SeaBIOS boots into GRUB and the shipped grub.cfg (the boot-script
+	# scenarios above drive U-Boot's variables with fw_setenv). Its short
+	# form keeps the environment cuts: GRUB's block has no second copy.
+	if [ "$E2E_BACKEND" = grub ]; then
+		scs="sc_tandem_first_boot sc_tandem_update sc_tandem_health_rollback sc_tandem_no_confirm"
+		scs="$scs sc_tandem_power_cut sc_tandem_env_cut"
+	fi
 	[ -z "${E2E_ONLY:-}" ] || scs=$E2E_ONLY
 	case $scs in
 	*sc_tandem_*)

@@ -5,6 +5,10 @@
 # which provides ok/bad/expect/expect_log/boot, $scenario, $cur_log and
 # $short; lib.sh provides the e2e_* functions.
 #
+# The scenarios are the same for every bootloader backend (E2E_BACKEND:
+# uboot on arm64 and x86, grub on x86): they read the boot state through
+# lib.sh's e2e_bs_* functions, never through a backend's variable names.
+#
 # The guest runs the project's `tandem` built for it: cross-built with
 # aarch64-linux-gnu- for arm64 (which proves the cross build), native for
 # x86 (the 32-bit U-Boot boots a 64-bit kernel). Both are dynamic, so the
@@ -37,6 +41,12 @@ t_prepare() {
 		;;
 	esac
 	o=build/$E2E_ARCH
+	# The backend is the only difference between the U-Boot and the GRUB
+	# runs of these scenarios (E2E_BACKEND, lib.sh).
+	case $E2E_BACKEND in
+	uboot) T_BOOTLOADER='{"type": "uboot", "env_config": "/etc/fw_env.config"}' ;;
+	grub) T_BOOTLOADER='{"type": "grub", "grubenv": "/boot/grub/grubenv"}' ;;
+	esac
 	log=$w/tandem-make.log
 	# The guest's binary, from the working tree (E2E_TANDEM_SRC names
 	# another tree, e.g. a `git archive` of a commit under test); the host
@@ -66,7 +76,7 @@ t_prepare() {
 		"keyring": "/etc/tandem/keys",
 		"state_dir": "/data/tandem-state",
 		"cmdline": "/proc/cmdline",
-		"bootloader": {"type": "uboot", "env_config": "/etc/fw_env.config"},
+		"bootloader": $T_BOOTLOADER,
 		"slots": {"A": "/dev/vda2", "B": "/dev/vda3"},
 		"boot_tries": 3,
 		"health_dir": "/etc/tandem/health.d",
@@ -100,6 +110,14 @@ t_prepare() {
 	# was the workaround.)
 	printf '%s\n' "${E2E_DATA_MOUNT_OPTS:-}" >"$w/data-mount-opts"
 	extra="$extra $w/data-mount-opts:/etc/e2e-data-mount-opts"
+	# x86: the torture test's cutshim.so, so that sc_tandem_env_cut can
+	# kill tandem at an exact call inside its environment store.
+	T_SHIM=""
+	if [ "$E2E_ARCH" = x86 ]; then
+		make -C "$src" --no-print-directory O=build torture-shim >>"$log" 2>&1 || return 1
+		T_SHIM=$src/build/torture/cutshim.so
+		extra="$extra $T_SHIM:/usr/lib/tandem-e2e/cutshim.so"
+	fi
 	T_INITRD_EXTRA=$extra
 	E2E_INITRD_EXTRA=$extra e2e_build_disk "$w/tandem-template.img" slot-a-v1 slot-b-v1 || return 1
 	cp "$w/initrd.img" "$w/tandem-initrd.img" || return 1
@@ -228,8 +246,8 @@ t_check_installed() {
 	expect "B installed" "$(t_json after-install .slots.B.state)" installed
 	expect "B version" "$(t_json after-install .slots.B.version)" "$ver"
 	expect "B pending" "$(t_json after-install .pending_slot)" B
-	expect "boot order after install" "$(e2e_env_get BOOT_ORDER)" "B A"
-	expect "B tries after install" "$(e2e_env_get BOOT_B_LEFT)" 3
+	expect "boot order after install" "$(e2e_bs_order)" "B A"
+	expect "B tries after install" "$(e2e_bs_tries B)" 3
 }
 
 # 1. First boot comes up on A; `tandem confirm` marks it good.
@@ -251,7 +269,7 @@ sc_tandem_first_boot() {
 	expect "status: last boot" "$(t_json first .last_boot.result)" good
 	expect "status: boot order" "$(t_json first .bootloader.boot_order)" "A B"
 	expect "status: A tries" "$(t_json first .slots.A.boot_tries_left)" 3
-	expect "A counter reset by confirm (host libubootenv)" "$(e2e_env_get BOOT_A_LEFT)" 3
+	expect "A counter reset by confirm (read on the host)" "$(e2e_bs_tries A)" 3
 	t_expect_rc "tandem doctor" doctor 0
 	expect "guest action rc" "$(e2e_action_rc "$cur_log")" 0
 	# FAT has no rename-over of its own: the state store's temp file,
@@ -283,23 +301,23 @@ sc_tandem_update() {
 	expect "B version" "$(t_json after-confirm .slots.B.version)" 2.0
 	expect "last update" "$(t_json after-confirm .last_update.result)" success
 	expect "nothing pending" "$(t_json after-confirm .pending_slot)" null
-	expect "B counter reset by confirm" "$(e2e_env_get BOOT_B_LEFT)" 3
-	expect "boot order" "$(e2e_env_get BOOT_ORDER)" "B A"
+	expect "B counter reset by confirm" "$(e2e_bs_tries B)" 3
+	expect "boot order" "$(e2e_bs_order)" "B A"
 	# The floor confirm raised lives in the environment too (it outlives
-	# a lost state directory), and U-Boot's own save keeps it.
-	expect "floor in the environment" "$(e2e_env_get TANDEM_SECURITY_FLOOR)" 1
+	# a lost state directory), and the boot script's own save keeps it.
+	expect "floor in the environment" "$(e2e_bs_var TANDEM_SECURITY_FLOOR)" 1
 	# So does what B verifiably holds, which every later switch to B reads.
 	local b_id
-	b_id=$(e2e_env_get TANDEM_B_IMAGE)
+	b_id=$(e2e_bs_var TANDEM_B_IMAGE)
 	expect "B's identity in the environment" "$(echo "$b_id" | grep -cx '1:[0-9a-f]\{64\}')" 1
 	t_action 3 <<-'EOF'
 	status after-reboot
 	EOF
 	boot 3
 	expect "slot after a reboot" "$booted" B
-	expect "B counter spent by U-Boot" "$(e2e_env_get BOOT_B_LEFT)" 2
-	expect "floor kept by U-Boot's save" "$(e2e_env_get TANDEM_SECURITY_FLOOR)" 1
-	expect "B's identity kept by U-Boot's save" "$(e2e_env_get TANDEM_B_IMAGE)" "$b_id"
+	expect "B counter spent by the boot script" "$(e2e_bs_tries B)" 2
+	expect "floor kept by the boot script's save" "$(e2e_bs_var TANDEM_SECURITY_FLOOR)" 1
+	expect "B's identity kept by the boot script's save" "$(e2e_bs_var TANDEM_B_IMAGE)" "$b_id"
 	expect "status: floor" "$(t_json after-reboot .security_floor)" 1
 }
 
@@ -368,7 +386,7 @@ sc_tandem_no_confirm() {
 			boot_cut "$i" 'TANDEM-E2E hanging'
 			expect "hang $((i - 1)) boot slot" "$booted" B
 			expect "the harness cut the power ($((i - 1)))" "$boot_rc" 0
-			expect "B tries after hang $((i - 1))" "$(e2e_env_get BOOT_B_LEFT)" $((4 - i))
+			expect "B tries after hang $((i - 1))" "$(e2e_bs_tries B)" $((4 - i))
 		done
 		t_no_confirm_fallback
 		return
@@ -386,7 +404,7 @@ sc_tandem_no_confirm() {
 	expect "release" "$(e2e_booted_release "$cur_log")" slot-b-v2
 	expect "ended by the watchdog, not the harness" "$boot_rc" 0
 	expect_log "softdog fired" 'softdog: Initiating system reboot'
-	expect "B tries after the hang" "$(e2e_env_get BOOT_B_LEFT)" 2
+	expect "B tries after the hang" "$(e2e_bs_tries B)" 2
 
 	t_action 3 <<-'EOF'
 	echo c >/proc/sysrq-trigger
@@ -394,7 +412,7 @@ sc_tandem_no_confirm() {
 	boot 3
 	expect "panic boot slot" "$booted" B
 	expect_log "kernel panicked" 'Kernel panic'
-	expect "B tries after the panic" "$(e2e_env_get BOOT_B_LEFT)" 1
+	expect "B tries after the panic" "$(e2e_bs_tries B)" 1
 
 	t_action 4 <<-'EOF'
 	echo "TANDEM-E2E hanging"
@@ -403,7 +421,7 @@ sc_tandem_no_confirm() {
 	boot_cut 4 'TANDEM-E2E hanging'
 	expect "silent hang boot slot" "$booted" B
 	expect "the harness cut the power" "$boot_rc" 0
-	expect "B tries after the cut" "$(e2e_env_get BOOT_B_LEFT)" 0
+	expect "B tries after the cut" "$(e2e_bs_tries B)" 0
 	t_no_confirm_fallback
 }
 
@@ -470,8 +488,8 @@ sc_tandem_power_cut() {
 	expect "data partition (state_dir) consistent after the cut" \
 		"$(grep -v -E '^fsck.fat|[Dd]irty bit|^Leaving filesystem|files, .* clusters$|^ *$' \
 			"$E2E_WORK/$scenario-fsck.txt" | tr '\n' ' ' | sed 's/ *$//')" ""
-	expect "boot order after the cut" "$(e2e_env_get BOOT_ORDER)" "A B"
-	expect "half-written B cannot boot" "$(e2e_env_get BOOT_B_LEFT)" 0
+	expect "boot order after the cut" "$(e2e_bs_order)" "A B"
+	expect "half-written B cannot boot" "$(e2e_bs_tries B)" 0
 
 	t_action 2 <<-'EOF'
 	step confirm tandem confirm
@@ -486,7 +504,7 @@ sc_tandem_power_cut() {
 	expect "B recorded as installing" "$(t_json after-cut .slots.B.state)" installing
 	t_expect_rc "the same install again" install 0
 	expect "B installed" "$(t_json after-install .slots.B.state)" installed
-	expect "boot order after the install" "$(e2e_env_get BOOT_ORDER)" "B A"
+	expect "boot order after the install" "$(e2e_bs_order)" "B A"
 
 	t_action 3 <<-'EOF'
 	step confirm tandem confirm
@@ -496,6 +514,124 @@ sc_tandem_power_cut() {
 	expect "slot after the second install" "$booted" B
 	expect "release after the second install" "$(e2e_booted_release "$cur_log")" slot-b-big
 	t_expect_rc "confirm on B" confirm 0
+	expect "B good" "$(t_json after-confirm .slots.B.state)" good
+	expect "last update" "$(t_json after-confirm .last_update.result)" success
+}
+
+# 6. Power cuts at the two stores of the boot environment: the boot
+# script's (cut as soon as it prints its choice, just before it saves)
+# and the updater's (`tandem activate`, which stores once). Each leaves
+# the environment readable, by the boot script and by tandem, and the
+# device then finishes the update: B boots and is confirmed, whether or
+# not the cut store landed.
+#
+# Where the updater's cut lands: on x86 exactly, with the torture test's
+# cutshim.so in the guest (t_prepare), which kills `tandem activate` at
+# a write-path call on /boot, after which the harness cuts the power:
+#   kill:1        before the store's write, nothing synced: the old
+#                 environment;
+#   tear:1:sync   inside the write, its first 512-byte sector written,
+#                 then `sync` (the disk got that sector, not the second):
+#                 the new state of Tandem's variables, all in the first
+#                 sector (docs/boot-protocol.md, "GRUB");
+#   kill:2:sync   after the write, before its fsync, then `sync`: the new
+#                 environment.
+# On arm64 (no shim built for it), and as a fourth case on x86: a cut as
+# soon as the activation starts, wherever that lands (the log says which
+# state it left).
+sc_tandem_env_cut() {
+	scenario=tandem-env-cut
+	t_fresh_disk
+	e2e_set_action -
+	boot_cut 1 'Tandem: slot='
+	expect "cut during the boot script's store" "$boot_rc" 0
+	t_expect_match "A's tries after that cut (saved or not)" "$(e2e_bs_tries A)" '^[23]$'
+	expect "boot order after that cut" "$(e2e_bs_order)" "A B"
+	boot 2
+	expect "the boot after that cut" "$booted" A
+
+	local v variants="timed"
+	[ -z "${T_SHIM:-}" ] || variants="kill:1 tear:1:sync kill:2:sync timed"
+	[ "$short" = 0 ] || [ -z "${T_SHIM:-}" ] || variants="kill:1 tear:1:sync"
+	for v in $variants; do
+		t_env_cut_activation "$v"
+	done
+}
+
+# t_env_cut_activation MODE:N|timed: one cut of `tandem activate B` on a
+# fresh disk, then the boots that finish the update.
+t_env_cut_activation() {
+	local v=$1 shim="" after="" order n
+	scenario=tandem-env-cut-${v//:/}
+	t_fresh_disk
+	t_bundle good
+	e2e_data_put "$T_BUNDLE" bundles/b.tnd
+	if [ "$v" != timed ]; then
+		n=${v#*:}
+		n=${n%%:*}
+		shim="LD_PRELOAD=/usr/lib/tandem-e2e/cutshim.so CUTSHIM_DIR=/boot CUTSHIM_CUT=$n"
+		# half of the 1024-byte store: its first sector
+		[ "${v%%:*}" != tear ] || shim="$shim CUTSHIM_TEAR=1 CUTSHIM_TEAR_EIGHTHS=4 CUTSHIM_TEAR_SECTOR=512"
+		case $v in *:sync) after=sync ;; esac
+	fi
+	t_action 1 <<-EOF
+	step confirm tandem confirm
+	step install tandem install --no-activate /data/bundles/b.tnd
+	sync
+	echo "TANDEM-E2E storing"
+	$shim tandem activate B
+	rc=\$?
+	$after
+	echo "TANDEM-E2E stored rc=\$rc"
+	EOF
+	if [ "$v" = timed ]; then
+		boot_cut 1 'TANDEM-E2E storing'
+	else
+		boot_cut 1 'TANDEM-E2E stored rc='
+		# SIGKILL (137) from the shim: the activation died in the store
+		t_expect_match "the shim killed tandem activate ($v)" \
+			"$(sed -n 's/.*TANDEM-E2E stored rc=\([0-9]*\).*/\1/p' "$cur_log" | tail -n1)" '^137$'
+	fi
+	expect "slot of the cut activation" "$booted" A
+	expect "the power was cut" "$boot_rc" 0
+	t_expect_rc "confirm before the cut" confirm 0
+	t_expect_rc "install before the cut" install 0
+	order=$(e2e_bs_order)
+	t_expect_match "boot order after the cut (either store)" "$order" '^(A B|B A)$'
+	echo "        cut $v: the environment had ${order%% *} first, B_LEFT=$(e2e_bs_tries B)"
+	case $v in
+	kill:1) expect "a cut before the store's write keeps the old order" "$order" "A B" ;;
+	*:sync) expect "the store's synced first sector switched the order" "$order" "B A" ;;
+	esac
+
+	t_action 2 <<-'EOF'
+	step confirm tandem confirm
+	status after-cut
+	step doctor tandem doctor
+	if [ "$TANDEM_SLOT" = A ]; then
+		step activate tandem activate B
+	fi
+	EOF
+	boot 2
+	t_expect_rc "confirm after the cut" confirm 0
+	t_expect_rc "doctor after the cut" doctor 0
+	if [ "$booted" = A ]; then
+		expect "the store had not landed: A was first" "$order" "A B"
+		expect "B not failed (never tried)" "$(t_json after-cut .slots.B.state)" installed
+		t_expect_rc "activate B again" activate 0
+		t_action 3 <<-'EOF'
+		step confirm tandem confirm
+		status after-confirm
+		EOF
+	else
+		expect "the store had landed: B boots" "$booted" B
+		t_action 3 <<-'EOF'
+		status after-confirm
+		EOF
+	fi
+	boot 3
+	expect "slot in the end" "$booted" B
+	expect "release in the end" "$(e2e_booted_release "$cur_log")" slot-b-v2
 	expect "B good" "$(t_json after-confirm .slots.B.state)" good
 	expect "last update" "$(t_json after-confirm .last_update.result)" success
 }

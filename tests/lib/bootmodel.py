@@ -75,6 +75,11 @@ def show(slot, e):
 
 
 def boot(d):
+    if os.path.exists(os.path.join(d, "grubenv")):
+        # A GRUB device (simdev.sh, SIM_BOOTLOADER=grub): the same choice,
+        # on grub.cfg's variables.
+        import grubenv
+        return grubenv.boot(d)
     conf = os.path.join(d, "fw_env.config")
     # Bounded: libubootenv takes one machine-wide lock
     # (/run/lock/fw_printenv.lock) whatever the configuration, and a

@@ -8,6 +8,9 @@
 #   DIR/env/uboot.env, uboot-redund.env  a redundant U-Boot environment made
 #                          with mkenvimage -r, read and written by libubootenv
 #   DIR/fw_env.config      pointing at both copies
+#   DIR/grubenv            with SIM_BOOTLOADER=grub instead of the above: a
+#                          GRUB environment block (grub-editenv), the
+#                          configuration's "grub" backend
 #   DIR/cmdline            kernel command line with tandem.slot=A
 #   DIR/boot_id            this boot's ID (a test "reboots" by changing it)
 #   DIR/health.d/          health checks (none at first)
@@ -41,6 +44,16 @@ cat >"$dir/fw_env.config" <<CFG
 $dir/env/uboot.env        0x0     $env_size
 $dir/env/uboot-redund.env 0x0     $env_size
 CFG
+bootloader="{\"type\": \"uboot\", \"env_config\": \"$dir/fw_env.config\"}"
+if [ "${SIM_BOOTLOADER:-uboot}" = grub ]; then
+	# What a factory makes with grub-editenv; the updater reads and writes
+	# it itself, tests/lib/grubenv.py boots it as grub.cfg would.
+	rm -rf "$dir/env" "$dir/fw_env.config"
+	rm -f "$dir/grubenv"
+	grub-editenv "$dir/grubenv" create
+	grub-editenv "$dir/grubenv" set "ORDER=A B" A_OK=1 A_TRY=0 B_OK=1 B_TRY=0
+	bootloader="{\"type\": \"grub\", \"grubenv\": \"$dir/grubenv\"}"
+fi
 echo "console=ttyS0 root=/dev/mmcblk0p2 tandem.slot=A" >"$dir/cmdline"
 cat /proc/sys/kernel/random/uuid >"$dir/boot_id"
 mkdir -p "$dir/health.d"
@@ -52,7 +65,7 @@ cat >"$dir/tandem.conf" <<CONF
 	"cmdline": "$dir/cmdline",
 	"boot_id": "$dir/boot_id",
 	"health_dir": "$dir/health.d",
-	"bootloader": {"type": "uboot", "env_config": "$dir/fw_env.config"},
+	"bootloader": $bootloader,
 	"slots": {"A": "$dir/slotA.img", "B": "$dir/slotB.img"},
 	"boot_tries": 3
 }

@@ -50,6 +50,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import bootmodel  # noqa: E402  (the one model of the U-Boot script's choice)
 import blkpin  # noqa: E402  (tests/torture/blkpin.py)
+import grubenv  # noqa: E402  (GRUB's block, and grub.cfg's choice in the same model)
 
 MODES = ("kill", "tear", "lost", "lostrand", "timed", "timedlost")
 
@@ -133,6 +134,8 @@ class Runner:
         self._copy_in(f"{self.work}/tpl/{name}")
         for f in ("tandem.conf", "fw_env.config"):
             p = f"{self.dev}/{f}"
+            if not os.path.exists(p):
+                continue  # a GRUB device has no fw_env.config
             t = open(p).read().replace(f"{self.work}/dev/", f"{self.dev}/")
             open(p, "w").write(t)
         if self.blk:
@@ -146,6 +149,20 @@ class Runner:
 
     # ------------------------------------------------------------ checks
     def env(self, when):
+        if os.path.exists(f"{self.dev}/grubenv"):
+            # GRUB: the block must parse as the updater reads it, and is
+            # checked through the U-Boot model's view of it (grubenv.py).
+            try:
+                g = grubenv.parse(f"{self.dev}/grubenv")
+            except (OSError, ValueError) as ex:
+                raise Broken(f"invariant 1 ({when}): the GRUB environment does not parse: {ex}")
+            for k in ("A_OK", "B_OK"):
+                if g.get(k, "1") not in ("0", "1"):
+                    raise Broken(f"invariant 1 ({when}): {k}={g[k]!r}")
+            for k in ("A_TRY", "B_TRY", "TANDEM_BOOT_TRIES"):
+                if not g.get(k, "0" if k != "TANDEM_BOOT_TRIES" else "3").isdigit():
+                    raise Broken(f"invariant 1 ({when}): {k}={g[k]!r}")
+            return grubenv.view(g)
         p = subprocess.run(["fw_printenv", "-c", f"{self.dev}/fw_env.config"],
                            capture_output=True, text=True, timeout=30)
         if p.returncode != 0 or "Cannot read environment" in p.stderr:
@@ -295,6 +312,10 @@ class Runner:
             env["CUTSHIM_CUT"] = str(n)
         if mode == "tear":
             env["CUTSHIM_TEAR"] = "1"
+            if os.path.exists(f"{self.dev}/grubenv"):
+                # GRUB's block has no checksum: only storage that writes
+                # whole sectors keeps it (docs/boot-protocol.md, "GRUB").
+                env["CUTSHIM_TEAR_SECTOR"] = "512"
         if mode in ("lost", "lostrand", "timedlost"):
             env["CUTSHIM_JOURNAL"] = j
         p = subprocess.Popen(self.cmd(s), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -503,8 +524,9 @@ def main():
         if restored:
             print(f"      lost-writes restore: {restored}")
         print(f"      {problem}")
-        print(f"      reproduce: tests/torture/run.sh --build {build_rel} --one {name} {mode} {n}",
-              flush=True)
+        backend = os.environ.get("SIM_BOOTLOADER", "uboot")
+        print(f"      reproduce: tests/torture/run.sh --build {build_rel} --one {name} {mode} {n}"
+              + (f" --backend {backend}" if backend != "uboot" else ""), flush=True)
     took = int(time.time()) - int(os.environ.get("TORTURE_START", int(time.time())))
     print("cut points per mode: " + ", ".join(f"{m} {c}" for m, c in per_mode.items())
           + f"; {took} s in all, {jobs} jobs")

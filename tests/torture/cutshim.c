@@ -69,7 +69,8 @@
  * Limits of the model, on purpose or not:
  *   - Granularity is the system call: a lost or kept write is lost or
  *     kept whole, except the one torn by CUTSHIM_TEAR (a byte-granular
- *     prefix, harsher than real sectors). Real devices tear at sector
+ *     prefix, harsher than real sectors; CUTSHIM_TEAR_SECTOR=512 ends it
+ *     on a sector boundary instead). Real devices tear at sector
  *     or page granularity inside any unsynced write.
  *   - sync_file_range(WAIT_AFTER) is taken as durable for its range, as
  *     for a block device without a volatile write cache; on a file it
@@ -163,6 +164,8 @@ static char blkdev[MAX_BLK][PATH_MAX];
 static int nblk;
 static unsigned long cut_at, ncalls;
 static int tear, jfd = -1, tfd = -1;
+static unsigned long tear_sector;  /* CUTSHIM_TEAR_SECTOR: tears end on its multiples */
+static unsigned long tear_eighths; /* CUTSHIM_TEAR_EIGHTHS: how much of the write (1..7) */
 static const char *count_file;
 
 #define RESOLVE(f) (real_##f = (__typeof__(real_##f))dlsym(RTLD_NEXT, #f))
@@ -213,6 +216,10 @@ __attribute__((constructor)) static void shim_init(void)
 	cut_at = s ? strtoul(s, NULL, 10) : 0;
 	s = getenv("CUTSHIM_TEAR");
 	tear = s && *s == '1';
+	s = getenv("CUTSHIM_TEAR_SECTOR");
+	tear_sector = s ? strtoul(s, NULL, 10) : 0;
+	s = getenv("CUTSHIM_TEAR_EIGHTHS");
+	tear_eighths = s ? strtoul(s, NULL, 10) : 0;
 	count_file = getenv("CUTSHIM_COUNT");
 	if ((s = getenv("CUTSHIM_JOURNAL")) && *s)
 		jfd = real_open(s, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -431,16 +438,29 @@ static ssize_t do_write(int fd, const void *buf, size_t len, off64_t off, int po
 	}
 	if (count(op, path, (long long)where, (long long)len)) {
 		if (tear && len > 1) {
-			/* A prefix reaches the file: 1/8 .. 7/8 of it, chosen by N. */
-			size_t part = len * (cut_at % 7 + 1) / 8;
+			/* A prefix reaches the file: 1/8 .. 7/8 of it, chosen by N
+			 * (or by CUTSHIM_TEAR_EIGHTHS). */
+			unsigned long k =
+			    tear_eighths >= 1 && tear_eighths <= 7 ? tear_eighths : cut_at % 7 + 1;
+			size_t part = len * k / 8;
 
 			if (!part)
 				part = 1;
-			journal_write(fd, path, where, part, 0);
-			if (positional)
-				(void)real_pwrite64(fd, buf, part, off);
-			else
-				(void)real_write(fd, buf, part);
+			/* Storage that writes whole sectors (the GRUB block,
+			 * which has no checksum to tell a torn sector) tears
+			 * only between them: the prefix ends on a boundary. */
+			if (tear_sector) {
+				uint64_t end = (where + part) / tear_sector * tear_sector;
+
+				part = end > where ? (size_t)(end - where) : 0;
+			}
+			if (part) {
+				journal_write(fd, path, where, part, 0);
+				if (positional)
+					(void)real_pwrite64(fd, buf, part, off);
+				else
+					(void)real_write(fd, buf, part);
+			}
 		}
 		die_now();
 	}

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# run.sh [--short] [--blk] [--build DIR] [--keep] [--one SCENARIO MODE N]
+# run.sh [--short] [--blk] [--build DIR] [--keep] [--one SCENARIO MODE N] [--backend uboot|grub]
 #
 # Power-cut torture test (see README.md here): runs installs, activations,
 # confirms and rollbacks on a simulated device (tests/lib/simdev.sh), kills
@@ -28,6 +28,10 @@
 #             is always the non-sanitised build/torture/cutshim.so
 #   --keep    keep the work directory
 #   --one     run a single cut point and keep its device for inspection
+#   --backend the bootloader backend of the simulated device (default
+#             uboot): grub keeps the boot state in a GRUB environment
+#             block (tests/lib/grubenv.py boots it as grub.cfg does), and
+#             tears writes on 512-byte sector boundaries only
 set -euo pipefail
 
 # libubootenv locks /run/lock/fw_printenv.lock for every environment,
@@ -47,7 +51,7 @@ fi
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$top/build
-short=0 keep=0 one="" blk=0
+short=0 keep=0 one="" blk=0 backend=uboot
 while [ $# -gt 0 ]; do
 	case $1 in
 	--short) short=1 ;;
@@ -62,8 +66,12 @@ while [ $# -gt 0 ]; do
 		keep=1
 		shift 3
 		;;
+	--backend)
+		backend=${2:?--backend uboot|grub}
+		shift
+		;;
 	*)
-		echo "usage: run.sh [--short] [--blk] [--build DIR] [--keep] [--one SCENARIO MODE N]" >&2
+		echo "usage: run.sh [--short] [--blk] [--build DIR] [--keep] [--one SCENARIO MODE N] [--backend uboot|grub]" >&2
 		exit 2
 		;;
 	esac
@@ -92,7 +100,13 @@ fi
 for f in "$TANDEM" "$TANDEM_IMAGE" "$SHIM" "$RESTORE"; do
 	[ -e "$f" ] || { echo "run.sh: $f missing (make all torture-shim)" >&2; exit 2; }
 done
-command -v fw_printenv >/dev/null || { echo "run.sh: fw_printenv missing" >&2; exit 2; }
+case $backend in
+uboot) command -v fw_printenv >/dev/null || { echo "run.sh: fw_printenv missing" >&2; exit 2; } ;;
+grub) command -v grub-editenv >/dev/null || { echo "run.sh: grub-editenv missing (grub-common)" >&2; exit 2; } ;;
+*) echo "run.sh: unknown backend $backend (uboot or grub)" >&2; exit 2 ;;
+esac
+# simdev.sh makes the device with this backend.
+export SIM_BOOTLOADER=$backend
 if [ "$blk" = 1 ]; then
 	# No silent skip: a machine that cannot attach loop devices fails the
 	# block-device run, it does not pass it.
@@ -188,7 +202,6 @@ if [ "$blk" = 1 ]; then
 	[ -e "$WORK/pinned" ] || { echo "run.sh: cannot pin a page of $LOOP_B" >&2; exit 2; }
 	export CUTSHIM_BLK_LOOPS="$LOOP_A:$LOOP_B"
 fi
-env_get() { fw_printenv -c "$DEV/fw_env.config" -n "$1"; }
 
 # sim_boot: one power-on, as the U-Boot script does it (tests/lib/simboot.sh).
 . "$(dirname "$0")/../lib/simboot.sh"
@@ -495,7 +508,7 @@ else
 		done | sort -u -k1,1 -k3,3n -k2,2 >"$plan.short"
 		mv "$plan.short" "$plan"
 	fi
-	echo "  $(wc -l <"$plan") cut points"
+	echo "  $(wc -l <"$plan") cut points ($backend)"
 	[ "$blk" = 0 ] || check_blk_paths
 fi
 

@@ -24,11 +24,13 @@ $(CUTRESTORE): tests/torture/cutshim.c
 torture-shim: $(CUTSHIM) $(CUTRESTORE)
 
 # make check-torture: every cut point of every scenario, in every mode,
-# with file slots, then with the slots on loop devices (check-torture-blk).
+# with file slots (the U-Boot environment, then the GRUB block), then with
+# the slots on loop devices (check-torture-blk).
 # Provisioning has its own cut loop (tests/integration/test_provision.sh,
 # a sample of it in make check): every cut point here.
 check-torture: all torture-shim
 	@tests/torture/run.sh --build $(O)
+	@tests/torture/run.sh --backend grub --build $(O)
 	@$(MAKE) --no-print-directory check-torture-blk
 	@PROVISION_CUT_STRIDE=1 BUILD=$(O) tests/integration/test_provision.sh
 

@@ -29,7 +29,7 @@ static void config_defaults_and_errors(void **state)
 	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},\"boot_tries\":0}",
 	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},\"boot_tries\":\"3\"}",
 	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},"
-	    "\"bootloader\":{\"type\":\"grub\"}}",
+	    "\"bootloader\":{\"type\":\"lilo\"}}",
 	    "{\"compatible\":\"sim\",\"slots\":{\"A\":\"/a\",\"B\":\"/b\"},\"keyring\":\"\"}",
 	};
 	struct tnd_config cfg;

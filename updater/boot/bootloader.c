@@ -15,6 +15,12 @@ static const struct {
 #ifdef CONFIG_BOOTLOADER_UBOOT
     {TND_BL_UBOOT, &tnd_bl_uboot_ops},
 #endif
+#ifdef CONFIG_BOOTLOADER_GRUB
+    {TND_BL_GRUB, &tnd_bl_grub_ops},
+#endif
+#ifdef CONFIG_BOOTLOADER_CUSTOM
+    {TND_BL_CUSTOM, &tnd_bl_custom_ops},
+#endif
 };
 
 static const struct tnd_bootloader_ops *find_backend(const struct tnd_config *cfg)
@@ -79,6 +85,12 @@ int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
 	int ret = bl->ops->read(bl, bs);
 
 	return ret ? tnd_err_prefix(TND_E_BOOTLOADER, "%s", bl->ops->name) : 0;
+}
+
+int tnd_bl_raw(struct tnd_bootloader *bl, struct tnd_bl_var *vars, size_t max, size_t *n)
+{
+	*n = 0;
+	return bl->ops->raw ? bl->ops->raw(bl, vars, max, n) : 0;
 }
 
 static int bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)

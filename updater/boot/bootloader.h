@@ -64,6 +64,12 @@ struct tnd_boot_state {
 
 struct tnd_bootloader;
 
+/* One variable of a backend's raw state, as `status --json` shows it. */
+struct tnd_bl_var {
+	char name[32];
+	char value[96];
+};
+
 struct tnd_bootloader_ops {
 	const char *name;
 	/* false for "none": nothing Tandem writes decides what boots */
@@ -78,6 +84,8 @@ struct tnd_bootloader_ops {
 	int (*read)(struct tnd_bootloader *bl, struct tnd_boot_state *bs);
 	/* Stores the whole state in one atomic write. */
 	int (*write)(struct tnd_bootloader *bl, const struct tnd_boot_state *bs);
+	/* Optional: the variables as stored, up to max into vars, *n of them. */
+	int (*raw)(struct tnd_bootloader *bl, struct tnd_bl_var *vars, size_t max, size_t *n);
 };
 
 struct tnd_bootloader {
@@ -103,6 +111,11 @@ int tnd_bl_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs) TND_MUST_C
 /* Writes the whole boot state (order, tries, floor) in one atomic store;
  * "none" refuses (E_UNSUPPORTED). */
 int tnd_bl_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs) TND_MUST_CHECK;
+
+/* The backend's variables as stored (status --json); *n is 0 for a
+ * backend that does not say. */
+int tnd_bl_raw(struct tnd_bootloader *bl, struct tnd_bl_var *vars, size_t max,
+	       size_t *n) TND_MUST_CHECK;
 
 /* The anti-rollback floor in force: state_floor (the state's copy),
  * raised by the boot environment's copy; with bs (may be NULL) the whole
@@ -139,6 +152,12 @@ int tnd_boot_order_parse(struct tnd_boot_state *bs, const char *s) TND_MUST_CHEC
 extern const struct tnd_bootloader_ops tnd_bl_none_ops;
 #ifdef CONFIG_BOOTLOADER_UBOOT
 extern const struct tnd_bootloader_ops tnd_bl_uboot_ops;
+#endif
+#ifdef CONFIG_BOOTLOADER_GRUB
+extern const struct tnd_bootloader_ops tnd_bl_grub_ops;
+#endif
+#ifdef CONFIG_BOOTLOADER_CUSTOM
+extern const struct tnd_bootloader_ops tnd_bl_custom_ops;
 #endif
 
 #endif

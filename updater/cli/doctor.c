@@ -117,21 +117,37 @@ static void check_env(const struct tnd_config *cfg, struct report *r, int booted
 		note(r, WARN, "bootloader", "bootloader \"none\": installs are never activated");
 		return;
 	}
-	if (tnd_read_small_file(cfg->env_config, 16384, &text, NULL)) {
+	if (cfg->bootloader == TND_BL_GRUB) {
+		/* One block, no redundant copy: its size and header are what the
+		 * backend's open checks (docs/boot-protocol.md, "GRUB"). */
+		if (tnd_bl_open(&bl, cfg)) {
+			note(r, FAIL, "grubenv", "%s", tnd_err_msg());
+			return;
+		}
+		tnd_bl_close(bl);
+		bl = NULL;
+		note(r, OK, "grubenv",
+		     "%s is a 1024-byte GRUB environment block (one copy: GRUB has no "
+		     "redundant environment)",
+		     cfg->grubenv);
+	} else if (cfg->bootloader == TND_BL_UBOOT &&
+		   tnd_read_small_file(cfg->env_config, 16384, &text, NULL)) {
 		note(r, FAIL, "fw_env", "%s", tnd_err_msg());
 		return;
 	}
-	for (char *p = strtok(text, "\n"); p; p = strtok(NULL, "\n")) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		lines += *p && *p != '#';
+	if (text) {
+		for (char *p = strtok(text, "\n"); p; p = strtok(NULL, "\n")) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			lines += *p && *p != '#';
+		}
+		free(text);
+		note(r, lines >= 2 ? OK : WARN, "fw_env",
+		     lines >= 2 ? "%s names a redundant environment (%d copies)"
+				: "%s names %d copy: a power cut during an environment write can "
+				  "lose it; configure two",
+		     cfg->env_config, lines);
 	}
-	free(text);
-	note(r, lines >= 2 ? OK : WARN, "fw_env",
-	     lines >= 2 ? "%s names a redundant environment (%d copies)"
-			: "%s names %d copy: a power cut during an environment write can lose it; "
-			  "configure two",
-	     cfg->env_config, lines);
 	if (tnd_bl_open(&bl, cfg) || tnd_bl_read(bl, &bs)) {
 		note(r, FAIL, "environment", "%s", tnd_err_msg());
 		tnd_bl_close(bl);
@@ -139,10 +155,19 @@ static void check_env(const struct tnd_config *cfg, struct report *r, int booted
 	}
 	tnd_bl_close(bl);
 	tnd_boot_order_str(&bs, order, sizeof(order));
-	note(r, bs.norder ? OK : FAIL, "environment",
-	     "BOOT_ORDER=\"%s\" BOOT_A_LEFT=%u BOOT_B_LEFT=%u", order, bs.tries[0], bs.tries[1]);
+	if (cfg->bootloader == TND_BL_GRUB)
+		note(r, bs.norder ? OK : FAIL, "environment",
+		     "ORDER=\"%s\", tries left: A %u, B %u", order, bs.tries[0], bs.tries[1]);
+	else if (cfg->bootloader == TND_BL_CUSTOM)
+		note(r, OK, "environment", "%s: primary %s, A %s, B %s", cfg->handler,
+		     tnd_slot_name(bs.order[0]), bs.tries[0] ? "good" : "bad",
+		     bs.tries[1] ? "good" : "bad");
+	else
+		note(r, bs.norder ? OK : FAIL, "environment",
+		     "BOOT_ORDER=\"%s\" BOOT_A_LEFT=%u BOOT_B_LEFT=%u", order, bs.tries[0],
+		     bs.tries[1]);
 	for (int i = 0; i < TND_NSLOTS; i++)
-		if (bs.tries[i] > 9)
+		if (cfg->bootloader == TND_BL_UBOOT && bs.tries[i] > 9)
 			note(
 			    r, WARN, "counters",
 			    "BOOT_%s_LEFT is %u (hexadecimal, as RAUC writes it): a boot script "

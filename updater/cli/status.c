@@ -23,6 +23,8 @@ struct status {
 	const char *bl_name;
 	uint64_t floor; /* in force: the state's and the environment's */
 	char bl_err[TND_ERR_MSG_MAX];
+	struct tnd_bl_var raw[16]; /* the backend's variables as stored */
+	size_t nraw;
 #ifdef CONFIG_HTTP
 	bool have_poll; /* a server is configured */
 	struct tnd_poll_state poll;
@@ -47,6 +49,8 @@ static int gather(const struct tnd_config *cfg, struct status *s)
 		s->bl_name = bl->ops->name;
 		s->switches = tnd_bl_switches(bl);
 		s->have_bs = tnd_bl_read(bl, &s->bs) == 0;
+		if (tnd_bl_raw(bl, s->raw, TND_ARRAY_SIZE(s->raw), &s->nraw))
+			s->nraw = 0;
 		if (!s->have_bs)
 			snprintf(s->bl_err, sizeof(s->bl_err), "%s", tnd_err_msg());
 		else if (s->bs.floor > s->floor)
@@ -149,6 +153,12 @@ static int print_json(const struct tnd_config *cfg, const struct status *s)
 		cJSON_AddStringToObject(bl, "boot_order", order);
 	} else if (s->bl_err[0]) {
 		cJSON_AddStringToObject(bl, "error", s->bl_err);
+	}
+	if (s->nraw) {
+		cJSON *raw = cJSON_AddObjectToObject(bl, "raw");
+
+		for (size_t i = 0; i < s->nraw; i++)
+			cJSON_AddStringToObject(raw, s->raw[i].name, s->raw[i].value);
 	}
 	slots = cJSON_AddObjectToObject(root, "slots");
 	for (int i = 0; i < TND_NSLOTS; i++) {

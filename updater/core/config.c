@@ -82,25 +82,52 @@ static int check_keys(const cJSON *obj, const char *const *known, const char *wh
 
 static int parse_bootloader(struct tnd_config *cfg, const cJSON *bl, const char *where)
 {
-	static const char *const keys[] = {"type", "env_config", NULL};
+	static const char *const keys[] = {
+	    "type", "env_config", "grubenv", "handler", "handler_timeout", "handler_env", NULL};
 	char type[16] = "";
 
 	if (!cJSON_IsObject(bl))
 		return tnd_err_set(TND_E_CONFIG, "%s: \"bootloader\" must be an object", where);
 	if (check_keys(bl, keys, where) || get_string(bl, "type", type, sizeof(type), where) ||
-	    get_string(bl, "env_config", cfg->env_config, sizeof(cfg->env_config), where))
+	    get_string(bl, "env_config", cfg->env_config, sizeof(cfg->env_config), where) ||
+	    get_string(bl, "grubenv", cfg->grubenv, sizeof(cfg->grubenv), where) ||
+	    get_string(bl, "handler", cfg->handler, sizeof(cfg->handler), where) ||
+	    get_unsigned(bl, "handler_timeout", 1, 600, &cfg->handler_timeout, where) ||
+	    get_bool(bl, "handler_env", &cfg->handler_env, where))
 		return TND_E_CONFIG;
 	if (!strcmp(type, "uboot"))
 		cfg->bootloader = TND_BL_UBOOT;
 	else if (!strcmp(type, "none"))
 		cfg->bootloader = TND_BL_NONE;
+	else if (!strcmp(type, "grub"))
+		cfg->bootloader = TND_BL_GRUB;
+	else if (!strcmp(type, "custom"))
+		cfg->bootloader = TND_BL_CUSTOM;
 	else
 		return tnd_err_set(TND_E_CONFIG,
-				   "%s: bootloader type must be \"uboot\" or \"none\"", where);
+				   "%s: bootloader type must be \"uboot\", \"grub\", \"custom\" or "
+				   "\"none\"",
+				   where);
+	if (cfg->bootloader == TND_BL_CUSTOM && !cfg->handler[0])
+		return tnd_err_set(TND_E_CONFIG, "%s: bootloader \"custom\" needs a \"handler\"",
+				   where);
 #ifndef CONFIG_BOOTLOADER_UBOOT
 	if (cfg->bootloader == TND_BL_UBOOT)
 		return tnd_err_set(TND_E_UNSUPPORTED,
 				   "%s: this build has no U-Boot support (CONFIG_BOOTLOADER_UBOOT)",
+				   where);
+#endif
+#ifndef CONFIG_BOOTLOADER_GRUB
+	if (cfg->bootloader == TND_BL_GRUB)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "%s: this build has no GRUB support (CONFIG_BOOTLOADER_GRUB)",
+				   where);
+#endif
+#ifndef CONFIG_BOOTLOADER_CUSTOM
+	if (cfg->bootloader == TND_BL_CUSTOM)
+		return tnd_err_set(TND_E_UNSUPPORTED,
+				   "%s: this build has no custom bootloader support "
+				   "(CONFIG_BOOTLOADER_CUSTOM)",
 				   where);
 #endif
 	return 0;
@@ -225,6 +252,9 @@ int tnd_config_parse(struct tnd_config *cfg, const char *json, const char *origi
 	strcpy(cfg->cmdline, "/proc/cmdline");
 	strcpy(cfg->boot_id, "/proc/sys/kernel/random/boot_id");
 	strcpy(cfg->env_config, "/etc/fw_env.config");
+	strcpy(cfg->grubenv, "/boot/grub/grubenv");
+	cfg->handler_timeout = 30;
+	cfg->handler_env = true;
 	strcpy(cfg->health_dir, "/etc/tandem/health.d");
 	cfg->signature_threshold = 1;
 	cfg->boot_tries = 3;

@@ -18,7 +18,7 @@
 #define TND_DEFAULT_CONFIG "/etc/tandem/tandem.conf"
 #define TND_NSLOTS	   2
 
-enum tnd_bl_type { TND_BL_NONE, TND_BL_UBOOT };
+enum tnd_bl_type { TND_BL_NONE, TND_BL_UBOOT, TND_BL_GRUB, TND_BL_CUSTOM };
 
 /* Which URLs a fleet device follows (server.url_policy, docs/fleet.md). */
 enum tnd_url_policy {
@@ -37,6 +37,10 @@ struct tnd_config {
 	char boot_id[PATH_MAX]; /* changes at every boot: tells confirm a reboot happened */
 	enum tnd_bl_type bootloader;
 	char env_config[PATH_MAX];
+	char grubenv[PATH_MAX];	  /* "grub": the environment block */
+	char handler[PATH_MAX];	  /* "custom": the program RAUC's interface calls */
+	unsigned handler_timeout; /* seconds per call of the handler */
+	bool handler_env;	  /* the handler keeps the floor and identities */
 	char slot_dev[TND_NSLOTS][PATH_MAX];
 	unsigned boot_tries;
 	char health_dir[PATH_MAX];
