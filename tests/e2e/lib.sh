@@ -35,6 +35,10 @@ e2e_setup() {
 	E2E_WORK=${E2E_WORK:-$E2E_TOP/build/e2e}/$E2E_ARCH
 	E2E_ROOTFS=$E2E_CACHE/root-$E2E_DEBARCH
 	mkdir -p "$E2E_WORK" "$E2E_CACHE/debs"
+	# E2E_LAYOUT: the partition table (sfdisk script) of the disk in use;
+	# the systemd guest (sysd.sh) keeps the board's partition numbers but
+	# needs larger slots and sets its own.
+	E2E_LAYOUT=$E2E_BOARD/layout.sfdisk
 	E2E_ENV_SIZE=$(. "$E2E_BOARD/boot.conf" && echo "$ENV_SIZE")
 	E2E_KERNEL_NAME=$(. "$E2E_BOARD/boot.conf" && basename "$KERNEL")
 }
@@ -157,6 +161,8 @@ e2e_elf_extra() {
 # e2e_build_initrd OUT [SRC:DST ...]: the guest system as a gzip cpio.
 # Extra SRC:DST pairs are copied in (a cross-built tandem, its config).
 # TANDEM_E2E_BIN, if set, is installed as /usr/bin/tandem.
+# E2E_INITRD_INIT (default guest/init) is the /init; E2E_INITRD_MODULES
+# adds modules to the ones loaded at boot (the systemd guest's network).
 e2e_build_initrd() {
 	local out=$1 dir m p
 	shift
@@ -164,7 +170,7 @@ e2e_build_initrd() {
 	rm -rf "$dir"
 	mkdir -p "$dir"/{bin,etc,lib/modules/e2e,usr/bin,root}
 	cp "$E2E_ROOTFS/bin/busybox" "$dir/bin/busybox"
-	cp "$E2E_TOP/tests/e2e/guest/init" "$dir/init"
+	cp "${E2E_INITRD_INIT:-$E2E_TOP/tests/e2e/guest/init}" "$dir/init"
 	_e2e_copy_elf usr/bin/fw_printenv "$dir"
 	_e2e_copy_elf usr/bin/fw_setenv "$dir"
 	cp "$E2E_BOARD/fw_env.config" "$dir/etc/fw_env.config"
@@ -172,7 +178,8 @@ e2e_build_initrd() {
 	[ -e "$E2E_ROOTFS/lib/modules/$E2E_KVER/modules.dep" ] ||
 		depmod -b "$E2E_ROOTFS" "$E2E_KVER"
 	: >"$dir/etc/e2e-modules"
-	for m in virtio_pci virtio_mmio virtio_blk vfat nls_cp437 nls_iso8859_1 nls_ascii ext4; do
+	for m in virtio_pci virtio_mmio virtio_blk vfat nls_cp437 nls_iso8859_1 nls_ascii ext4 \
+		${E2E_INITRD_MODULES:-}; do
 		modprobe -d "$E2E_ROOTFS" -S "$E2E_KVER" --show-depends "$m" 2>/dev/null |
 			sed -n 's/^insmod \([^ ]*\).*/\1/p'
 	done | awk '!seen[$0]++' | while read -r p; do
@@ -222,8 +229,8 @@ e2e_build_slot() {
 }
 
 # Partition N of the board's layout: start and size in 512-byte sectors.
-_e2e_part_start() { sed -n "s/^start=\([0-9]*\).*/\1/p" "$E2E_BOARD/layout.sfdisk" | sed -n "${1}p"; }
-_e2e_part_sectors() { sed -n "s/^start=[0-9]*, *size=\([0-9]*\).*/\1/p" "$E2E_BOARD/layout.sfdisk" | sed -n "${1}p"; }
+_e2e_part_start() { sed -n "s/^start=\([0-9]*\).*/\1/p" "$E2E_LAYOUT" | sed -n "${1}p"; }
+_e2e_part_sectors() { sed -n "s/^start=[0-9]*, *size=\([0-9]*\).*/\1/p" "$E2E_LAYOUT" | sed -n "${1}p"; }
 # mtools image spec for FAT partition N of the disk.
 _e2e_mt() { echo "$E2E_DISK@@$(($(_e2e_part_start "$1") * 512))"; }
 
@@ -245,11 +252,15 @@ e2e_env_image() {
 # go into it) and differ in /etc/tandem-release.
 # The env starts as a factory image: copy 0 valid with sequence 1,
 # copy 1 zeroed (invalid) - the state U-Boot must cope with first.
+# E2E_SLOT_IMAGES="A.ext4 B.ext4": slot images made elsewhere (the
+# systemd guest's root file systems) instead of the initramfs-only ones.
 e2e_build_disk() {
 	local out=$1 rel_a=${2:-slot-a-v1} rel_b=${3:-slot-b-v1} last n w=$E2E_WORK
 	E2E_DISK=$out
-	# shellcheck disable=SC2086 # E2E_INITRD_EXTRA is a list of SRC:DST
-	e2e_build_initrd "$w/initrd.img" ${E2E_INITRD_EXTRA:-}
+	if [ -z "${E2E_SLOT_IMAGES:-}" ]; then
+		# shellcheck disable=SC2086 # E2E_INITRD_EXTRA is a list of SRC:DST
+		e2e_build_initrd "$w/initrd.img" ${E2E_INITRD_EXTRA:-}
+	fi
 	"$E2E_TOP/bootloader-hooks/uboot/mkbootscr.sh" "$E2E_BOARD" "$w/boot.scr"
 	e2e_env_image "$w/uboot.env" 1 "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
 	head -c $((E2E_ENV_SIZE)) /dev/zero >"$w/uboot-redund.env"
@@ -257,18 +268,23 @@ e2e_build_disk() {
 	last=$(($(_e2e_part_start 4) + $(_e2e_part_sectors 4)))
 	rm -f "$out"
 	truncate -s $(((last + 2048) * 512)) "$out"
-	grep -v '^#' "$E2E_BOARD/layout.sfdisk" | sfdisk -q "$out"
+	grep -v '^#' "$E2E_LAYOUT" | sfdisk -q "$out"
 
 	rm -f "$w/boot.vfat" "$w/data.vfat"
 	mkfs.vfat -n BOOT -C "$w/boot.vfat" $(($(_e2e_part_sectors 1) / 2)) >/dev/null
 	mcopy -i "$w/boot.vfat" "$w/boot.scr" "$w/uboot.env" "$w/uboot-redund.env" ::/
 	mkfs.vfat -n DATA -C "$w/data.vfat" $(($(_e2e_part_sectors 4) / 2)) >/dev/null
-	e2e_build_slot "$w/slot-a.ext4" "$rel_a" "$w/initrd.img"
-	e2e_build_slot "$w/slot-b.ext4" "$rel_b" "$w/initrd.img"
+	local slot_a=$w/slot-a.ext4 slot_b=$w/slot-b.ext4
+	if [ -n "${E2E_SLOT_IMAGES:-}" ]; then
+		slot_a=${E2E_SLOT_IMAGES%% *} slot_b=${E2E_SLOT_IMAGES##* }
+	else
+		e2e_build_slot "$slot_a" "$rel_a" "$w/initrd.img"
+		e2e_build_slot "$slot_b" "$rel_b" "$w/initrd.img"
+	fi
 	n=1
-	for f in boot.vfat slot-a.ext4 slot-b.ext4 data.vfat; do
+	for f in "$w/boot.vfat" "$slot_a" "$slot_b" "$w/data.vfat"; do
 		# 1 MiB blocks: 512-byte ones cost seconds of syscalls per image.
-		dd if="$w/$f" of="$out" bs=1M seek=$(($(_e2e_part_start $n) * 512)) oflag=seek_bytes \
+		dd if="$f" of="$out" bs=1M seek=$(($(_e2e_part_start $n) * 512)) oflag=seek_bytes \
 			conv=notrunc,sparse status=none
 		n=$((n + 1))
 	done
@@ -308,7 +324,7 @@ _e2e_qemu_cmd() {
 			-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin
 			-drive if=none,format=raw,file="$E2E_DISK",id=d0
 			-device virtio-blk-device,drive=d0
-			-serial file:"$1")
+			-serial file:"$1" ${E2E_QEMU_EXTRA:-})
 		;;
 	x86)
 		E2E_QEMU=(qemu-system-x86_64 -M pc -m 512 -smp 1

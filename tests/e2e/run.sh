@@ -20,6 +20,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # The scenarios that run the real updater in the guest (sc_tandem_*).
 # shellcheck source=tandem.sh
 . "$here/tandem.sh"
+# The systemd guest: a read-only Debian root under systemd (sc_sysd_*).
+# shellcheck source=sysd.sh
+. "$here/sysd.sh"
 # sc_boot_model: tests/lib/bootmodel.py against select.cmd on U-Boot.
 # shellcheck source=model.sh
 . "$here/model.sh"
@@ -412,6 +415,10 @@ for arch in $arches; do
 	# (health rollback, never confirmed, power cut mid-install) are what
 	# make check must see on real U-Boot.
 	scs="$scs sc_tandem_first_boot sc_tandem_update sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
+	# The systemd guest (sysd.sh), arm64, full form only: a read-only
+	# Debian root booted by U-Boot, the shipped units, updates from a
+	# channel, rollback and power cuts.
+	[ $short = 1 ] || [ "$arch" != arm64 ] || scs="$scs $S_SCENARIOS"
 	[ -z "${E2E_ONLY:-}" ] || scs=$E2E_ONLY
 	case $scs in
 	*sc_tandem_*)
@@ -422,6 +429,18 @@ for arch in $arches; do
 		else
 			bad "building the updater, keys or disk failed"
 			scs=$(printf '%s\n' $scs | grep -v '^sc_tandem_' | tr '\n' ' ')
+		fi
+		;;
+	esac
+	case $scs in
+	*sc_sysd_*)
+		t1=$SECONDS
+		scenario=sysd-prepare
+		if s_prepare; then
+			echo "        systemd guest ready in $((SECONDS - t1))s"
+		else
+			bad "building the systemd guest failed"
+			scs=$(printf '%s\n' $scs | grep -v '^sc_sysd_' | tr '\n' ' ')
 		fi
 		;;
 	esac
