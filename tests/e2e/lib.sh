@@ -314,7 +314,8 @@ e2e_build_script_disk() {
 e2e_use_disk() { E2E_DISK=$1; }
 
 # _e2e_qemu_cmd LOG: the QEMU command line of one power-on, in the
-# array E2E_QEMU (serial console to LOG).
+# array E2E_QEMU (serial console to LOG). The array E2E_QEMU_EXTRA adds
+# arguments (arm64: the systemd guest's network).
 _e2e_qemu_cmd() {
 	# shellcheck disable=SC2054 # the commas belong to QEMU's options
 	case $E2E_ARCH in
@@ -324,7 +325,7 @@ _e2e_qemu_cmd() {
 			-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin
 			-drive if=none,format=raw,file="$E2E_DISK",id=d0
 			-device virtio-blk-device,drive=d0
-			-serial file:"$1" ${E2E_QEMU_EXTRA:-})
+			-serial file:"$1" ${E2E_QEMU_EXTRA[@]+"${E2E_QEMU_EXTRA[@]}"})
 		;;
 	x86)
 		E2E_QEMU=(qemu-system-x86_64 -M pc -m 512 -smp 1
@@ -420,6 +421,18 @@ e2e_data_ls() { mdir -b -i "$(_e2e_mt 4)" "::/$1" 2>/dev/null | sed 's|.*/||' | 
 # Host access to the boot environment, through the same libubootenv the
 # device uses: copy both env files out, run fw_printenv/fw_setenv on
 # them with a host fw_env.config, copy back what changed.
+# libubootenv's tools serialise on one machine-wide lock file
+# (/run/lock/fw_printenv.lock); on a shared machine another run's tool or
+# updater holding it stalled this harness for minutes, although the env
+# files here are private copies. As root, each call gets its own
+# /run/lock (a private mount namespace); otherwise the shared one.
+_e2e_fw() {
+	if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
+		unshare -m --propagation private sh -c 'mount -t tmpfs e2e-lock /run/lock && exec "$@"' fw "$@"
+	else
+		"$@"
+	fi
+}
 _e2e_env_out() {
 	E2E_ENVDIR=$E2E_WORK/env.d
 	rm -rf "$E2E_ENVDIR"
@@ -431,12 +444,12 @@ _e2e_env_out() {
 # e2e_env_get VAR: value of VAR as libubootenv sees it ("" if unset).
 e2e_env_get() {
 	_e2e_env_out
-	fw_printenv -c "$E2E_ENVDIR/fw_env.config" -n "$1" 2>/dev/null || true
+	_e2e_fw fw_printenv -c "$E2E_ENVDIR/fw_env.config" -n "$1" 2>/dev/null || true
 }
 # e2e_env_dump: all variables, one per line, sorted.
 e2e_env_dump() {
 	_e2e_env_out
-	fw_printenv -c "$E2E_ENVDIR/fw_env.config" 2>/dev/null | grep -v '^Environment' | sort
+	_e2e_fw fw_printenv -c "$E2E_ENVDIR/fw_env.config" 2>/dev/null | grep -v '^Environment' | sort
 }
 # e2e_env_set VAR=VALUE...: one atomic libubootenv store of all pairs.
 # (libubootenv's `fw_setenv -s` wants VAR=VALUE lines and silently skips
@@ -444,7 +457,7 @@ e2e_env_dump() {
 e2e_env_set() {
 	_e2e_env_out
 	printf '%s\n' "$@" >"$E2E_ENVDIR/script"
-	fw_setenv -c "$E2E_ENVDIR/fw_env.config" -s "$E2E_ENVDIR/script" >/dev/null
+	_e2e_fw fw_setenv -c "$E2E_ENVDIR/fw_env.config" -s "$E2E_ENVDIR/script" >/dev/null
 	mcopy -o -i "$(_e2e_mt 1)" "$E2E_ENVDIR/uboot.env" "$E2E_ENVDIR/uboot-redund.env" ::/
 }
 # e2e_env_seq FILE: sequence (flags) byte of env file FILE, in decimal.
