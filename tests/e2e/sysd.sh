@@ -27,7 +27,8 @@
 #
 # The channel: the host serves a directory made by `tandem-image publish`
 # on 127.0.0.1 (an ephemeral port); QEMU's user network, restricted (the
-# guest reaches nothing else), forwards the guest's 10.0.2.100:8080 to it.
+# guest reaches nothing else), forwards each connection to the guest's
+# 10.0.2.100:8080 to it through socat.
 
 S_DEBS="systemd systemd-sysv udev libsystemd-shared libsystemd0 libudev1 libacl1
 libapparmor1 libargon2-1 libaudit1 libaudit-common libblkid1 libc6 libcap-ng0 libcap2
@@ -38,7 +39,7 @@ libsmartcols1 busybox-static"
 S_HERE=$E2E_TOP/tests/e2e/guest/systemd
 # The scenarios, in the order run.sh runs them (the first measures the
 # boot time the others' timeouts scale with).
-S_SCENARIOS="sc_sysd_first_boot"
+S_SCENARIOS="sc_sysd_first_boot sc_sysd_update sc_sysd_health_rollback sc_sysd_power_cuts"
 
 # _s_deb PKG: the cached .deb of PKG (arm64 or all), empty if none.
 _s_deb() {
@@ -165,6 +166,12 @@ s_build_root() {
 		cp "$E2E_TOP/bootloader-hooks/systemd/$u.service" "$d/lib/systemd/system/" || return 1
 		ln -s "/lib/systemd/system/$u.service" "$d/etc/systemd/system/multi-user.target.wants/"
 	done
+	# The daemon polls only where a scenario asks for it
+	# (/data/e2e-daemon): elsewhere its poll would race the action's
+	# install for the device's lock.
+	mkdir -p "$d/etc/systemd/system/tandem-daemon.service.d"
+	printf '[Unit]\nConditionPathExists=/data/e2e-daemon\n' \
+		>"$d/etc/systemd/system/tandem-daemon.service.d/e2e.conf"
 	for u in e2e-booted e2e-action e2e-net; do
 		cp "$S_HERE/$u.service" "$d/lib/systemd/system/" || return 1
 		ln -s "/lib/systemd/system/$u.service" "$d/etc/systemd/system/multi-user.target.wants/"
@@ -236,6 +243,10 @@ s_prepare() {
 	EOF
 	chmod 755 "$w/sysd-health-hold"
 	extra=$(e2e_elf_extra "$w/tandem.bin" /usr/bin/tandem) || return 1
+	# tandem opens libcurl when it first needs HTTP (dlopen: no NEEDED
+	# entry to follow); the fleet scenario needs it and its libraries.
+	extra="$extra
+$(e2e_elf_extra /usr/lib/aarch64-linux-gnu/libcurl.so.4 /usr/lib/aarch64-linux-gnu/libcurl.so.4)" || return 1
 	extra="$extra
 $w/sysd-tandem.conf:/etc/tandem/tandem.conf
 $w/tandem-keys/test.pem:/etc/tandem/keys/test.pem
@@ -281,7 +292,7 @@ s_fresh_disk() {
 	E2E_LAYOUT=$S_HERE/layout.sfdisk
 	E2E_DISK=$E2E_WORK/$scenario.img
 	cp --sparse=always "$E2E_WORK/sysd-template.img" "$E2E_DISK"
-	E2E_QEMU_EXTRA=""
+	E2E_QEMU_EXTRA=()
 }
 
 # s_serve DIR: serve DIR on 127.0.0.1 (an ephemeral port) and let the
@@ -303,14 +314,19 @@ s_serve() {
 		sleep 0.1
 	done
 	[ -s "$portf" ] || { echo "e2e: the channel's HTTP server did not start" >&2; return 1; }
+	# cmd: runs socat for each connection the guest opens (a tcp: chardev
+	# would carry only the first one).
 	# shellcheck disable=SC2054 # QEMU's options
-	E2E_QEMU_EXTRA="-netdev user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:$(cat "$portf")
-		-device virtio-net-device,netdev=n0"
+	E2E_QEMU_EXTRA=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:socat - TCP:127.0.0.1:$(cat "$portf")"
+		-device virtio-net-device,netdev=n0)
 }
 s_unserve() {
-	[ -z "${S_HTTP_PID:-}" ] || { kill "$S_HTTP_PID" 2>/dev/null; wait "$S_HTTP_PID" 2>/dev/null; }
+	if [ -n "${S_HTTP_PID:-}" ]; then
+		kill "$S_HTTP_PID" 2>/dev/null || true
+		wait "$S_HTTP_PID" 2>/dev/null || true
+	fi
 	S_HTTP_PID=""
-	E2E_QEMU_EXTRA=""
+	E2E_QEMU_EXTRA=()
 }
 
 # Boot timeouts scale with the first plain boot measured in this run
@@ -370,4 +386,207 @@ sc_sysd_first_boot() {
 	expect "A counter reset by the unit's confirm" "$(e2e_env_get BOOT_A_LEFT)" 3
 	expect "guest action rc" "$(e2e_action_rc "$cur_log")" 0
 	expect "powered off by the driver" "$boot_rc" 0
+}
+
+# 2. An update from inside the running system: tandem-daemon.service
+# polls the channel served by the host, installs B and reboots; B boots
+# read-only and tandem-confirm.service confirms it.
+sc_sysd_update() {
+	scenario=sysd-update
+	s_fresh_disk
+	s_bundle good || { bad "building the bundle failed"; return; }
+	local ch=$E2E_WORK/sysd-channel
+	rm -rf "$ch" && mkdir -p "$ch"
+	if ! "$T_IMAGE_TOOL" publish --channel "$ch" --key "$E2E_WORK/tandem-keys/test.key" \
+		"$S_BUNDLE" >"$E2E_WORK/sysd-publish.log" 2>&1; then
+		bad "tandem-image publish failed: $(tail -n1 "$E2E_WORK/sysd-publish.log")"
+		return
+	fi
+	s_serve "$ch" || { bad "cannot serve the channel"; return; }
+	echo on >"$E2E_WORK/sysd-flag" && e2e_data_put "$E2E_WORK/sysd-flag" e2e-daemon
+	# The daemon reboots when it has installed; the action only waits.
+	t_action 1 <<-'EOF'
+	echo "TANDEM-E2E waiting for tandem-daemon.service"
+	sleep 3600
+	EOF
+	s_boot 1 8
+	expect "first boot slot" "$booted" A
+	s_expect_sysd 1
+	expect "the daemon's reboot ended the boot (not the timeout)" "$boot_rc" 0
+	expect_log "the daemon installed B" 'tandem.*(installed|activated).*B|slot B'
+	expect "boot order after the daemon's install" "$(e2e_env_get BOOT_ORDER)" "B A"
+	expect "B tries after the install" "$(e2e_env_get BOOT_B_LEFT)" 3
+
+	{ s_unit_action; echo 'status after-confirm'; } | t_action 2
+	s_boot 2
+	s_unserve
+	expect "slot after the update" "$booted" B
+	expect "release after the update" "$(e2e_booted_release "$cur_log")" sysd-b-v2
+	s_expect_sysd 2
+	expect_log "tandem-confirm.service confirmed B" 'TANDEM-E2E unit tandem-confirm=active result=success'
+	expect "B good" "$(t_json after-confirm .slots.B.state)" good
+	expect "B version" "$(t_json after-confirm .slots.B.version)" 2.0
+	expect "last update" "$(t_json after-confirm .last_update.result)" success
+	expect "nothing pending" "$(t_json after-confirm .pending_slot)" null
+	expect "B counter reset by the unit's confirm" "$(e2e_env_get BOOT_B_LEFT)" 3
+	expect "guest action rc" "$(e2e_action_rc "$cur_log")" 0
+}
+
+# 3. The new slot fails its health check: tandem-confirm.service marks it
+# bad and reboots (confirm --reboot) before anything else runs; U-Boot
+# boots A, where the failed update is reported.
+sc_sysd_health_rollback() {
+	scenario=sysd-health
+	s_fresh_disk
+	s_bundle bad || { bad "building the bundle failed"; return; }
+	e2e_data_put "$S_BUNDLE" bundles/bad.tnd
+	t_action 1 <<-'EOF'
+	step install tandem install --progress=none /data/bundles/bad.tnd
+	status after-install
+	EOF
+	s_boot 1 8
+	expect "first boot slot" "$booted" A
+	t_expect_rc "install from inside the running system" install 0
+	expect "B installed" "$(t_json after-install .slots.B.state)" installed
+	expect "boot order after install" "$(e2e_env_get BOOT_ORDER)" "B A"
+
+	{ s_unit_action; echo 'status never'; } | t_action 2
+	s_boot 2
+	expect "slot after install" "$booted" B
+	expect "release after install" "$(e2e_booted_release "$cur_log")" sysd-b-bad
+	s_expect_sysd 2
+	expect_log "the failing check's message" 'health: the application did not start'
+	expect "the unit's reboot ended the boot" "$boot_rc" 0
+	if grep -a -q 'TANDEM-E2E action start' "$cur_log"; then
+		bad "the action ran on the unhealthy slot (the unit did not reboot first)"
+	else
+		ok "the unit rebooted before the action ran"
+	fi
+	expect "boot order after the failed confirm" "$(e2e_env_get BOOT_ORDER)" "A B"
+	expect "B has no tries" "$(e2e_env_get BOOT_B_LEFT)" 0
+
+	{ s_unit_action; echo 'status back-on-a'; } | t_action 3
+	s_boot 3
+	expect "slot after the rollback" "$booted" A
+	expect "release after the rollback" "$(e2e_booted_release "$cur_log")" sysd-a-v1
+	s_expect_sysd 3
+	expect_log "tandem-confirm.service confirmed A" 'TANDEM-E2E unit tandem-confirm=active result=success'
+	expect "A good" "$(t_json back-on-a .slots.A.state)" good
+	expect "B bad" "$(t_json back-on-a .slots.B.state)" bad
+	expect "last update" "$(t_json back-on-a .last_update.result)" failed
+	t_expect_match "last update reason names the check" "$(t_json back-on-a .last_update.reason)" '50-app'
+	expect "nothing pending" "$(t_json back-on-a .pending_slot)" null
+}
+
+# s_cut_install N REGEX [E2E_CUT_ENV]: boot N installs the good bundle
+# from the running system (under cut-env.so, which announces each
+# environment write and, with E2E_CUT_ENV, tears that one) and the power
+# is cut when the console shows REGEX.
+s_cut_install() {
+	t_action "$1" <<-EOF
+	sync
+	E2E_CUT_ENV=${3:-0} LD_PRELOAD=/usr/libexec/e2e/cut-env.so \\
+		tandem install --progress=json /data/bundles/b.tnd
+	echo "TANDEM-E2E step install rc=\$?"
+	EOF
+	s_boot_cut "$1" "$2"
+	expect "cut boot $1 slot" "$booted" A
+	expect "the power was cut at /$2/ in boot $1" "$boot_rc" 0
+	if grep -a -q -E 'step install rc=|"event":"(done|error)"' "$cur_log"; then
+		bad "the install had ended before the cut in boot $1"
+	else
+		ok "the install had not ended at the cut in boot $1"
+	fi
+}
+# s_after_cut N NAME: boot N after a cut: A boots, the unit confirms it,
+# the action saves the status as NAME.
+s_after_cut() {
+	{ s_unit_action; echo "status $2"; } | t_action "$1"
+	s_boot "$1"
+	expect "slot after the cut (boot $1)" "$booted" A
+	expect "release after the cut (boot $1)" "$(e2e_booted_release "$cur_log")" sysd-a-v1
+	expect_log "tandem-confirm.service confirmed A (boot $1)" \
+		'TANDEM-E2E unit tandem-confirm=active result=success'
+	expect "A good (boot $1)" "$(t_json "$2" .slots.A.state)" good
+	expect "A booted, first (boot $1)" "$(t_json "$2" .bootloader.boot_order)" "A B"
+}
+
+# 4. Power cuts (QEMU killed) at five points, each followed by a boot with
+# the slot and status of docs/install.md's table: three points of the
+# install (as the install phase begins; mid-stream; as the activate phase
+# begins), in the environment store that activates B (cut-env.so tears
+# the copy being written), and during confirm on B (a health check holds
+# it). One disk throughout: each install after a cut starts from what the
+# cut left, as on a device.
+sc_sysd_power_cuts() {
+	scenario=sysd-power-cuts
+	s_fresh_disk
+	s_bundle good || { bad "building the bundle failed"; return; }
+	e2e_data_put "$S_BUNDLE" bundles/b.tnd
+
+	# a) As the install phase begins.
+	s_cut_install 1 '"event":"phase".*"phase":"install"'
+	s_after_cut 2 after-cut-start
+	t_expect_match "B not installed after a cut at the start" \
+		"$(t_json after-cut-start .slots.B.state)" '^(installing|unknown)$'
+	expect "nothing pending after a cut at the start" "$(t_json after-cut-start .pending_slot)" null
+
+	# b) Mid-stream: image bytes written, the stream not ended.
+	s_cut_install 3 '"event":"progress".*"written":[1-9]'
+	s_after_cut 4 after-cut-stream
+	expect "B installing after a cut mid-stream" "$(t_json after-cut-stream .slots.B.state)" installing
+	expect "half-written B cannot boot" "$(e2e_env_get BOOT_B_LEFT)" 0
+
+	# c) As the activate phase begins: B complete and recorded, not activated.
+	s_cut_install 5 '"event":"phase".*"phase":"activate"'
+	# The activating store is the first environment write after this
+	# phase began (cut-env.so counted the ones before it).
+	S_ENV_STORE_N=$(awk '/"phase":"activate"/ { exit } /TANDEM-E2E env-write/ { n++ } END { print n + 1 }' "$cur_log")
+	echo "        the activating store is environment write $S_ENV_STORE_N of the install"
+	s_after_cut 6 after-cut-activate
+	expect "B installed after a cut before activation" "$(t_json after-cut-activate .slots.B.state)" installed
+	expect "B interrupted, not failed" "$(t_json after-cut-activate .interrupted_slot)" B
+	expect "no failed update after a cut before activation" \
+		"$(t_json after-cut-activate .last_update.result)" null
+
+	# d) In the environment store that activates B: the copy being
+	# written is torn; U-Boot and libubootenv keep the older one.
+	s_cut_install 7 'TANDEM-E2E cut-point env-store' "$S_ENV_STORE_N"
+	t_expect_match "the torn write came after the activate phase began" \
+		"$(grep -a -o -E '"phase":"activate"|cut-point env-store' "$cur_log" | tr '\n' ' ')" \
+		'^"phase":"activate" cut-point env-store $'
+	s_after_cut 8 after-cut-env
+	expect_log "U-Boot found one environment copy torn" 'Tandem: env copy0=(0 copy1=1|1 copy1=0)'
+	expect "B installed after a cut in the store" "$(t_json after-cut-env .slots.B.state)" installed
+	expect "B interrupted after a cut in the store" "$(t_json after-cut-env .interrupted_slot)" B
+
+	# e) During confirm on B: activate B by hand (docs/install.md), boot
+	# it, cut while its health check runs; the next boot is B again (a
+	# try fewer) and the unit confirms it.
+	t_action 9 <<-'EOF'
+	step activate tandem activate B
+	status after-activate
+	EOF
+	s_boot 9
+	expect "slot of the activation" "$booted" A
+	t_expect_rc "tandem activate B" activate 0
+	expect "boot order after activate" "$(e2e_env_get BOOT_ORDER)" "B A"
+	echo on >"$E2E_WORK/sysd-flag" && e2e_data_put "$E2E_WORK/sysd-flag" e2e-hold-confirm
+	t_action 10 <<-'EOF'
+	status never
+	EOF
+	s_boot_cut 10 'TANDEM-E2E cut-point confirm' 4
+	expect "slot cut during confirm" "$booted" B
+	expect "the power was cut during confirm" "$boot_rc" 0
+	expect "B tries after the cut during confirm" "$(e2e_env_get BOOT_B_LEFT)" 2
+	mdel -i "$(_e2e_mt 4)" ::/e2e-hold-confirm
+	{ s_unit_action; echo 'status after-cut-confirm'; } | t_action 11
+	s_boot 11
+	expect "slot after the cut during confirm" "$booted" B
+	expect "release after the cut during confirm" "$(e2e_booted_release "$cur_log")" sysd-b-v2
+	expect_log "tandem-confirm.service confirmed B" 'TANDEM-E2E unit tandem-confirm=active result=success'
+	expect "B good" "$(t_json after-cut-confirm .slots.B.state)" good
+	expect "last update" "$(t_json after-cut-confirm .last_update.result)" success
+	expect "nothing pending" "$(t_json after-cut-confirm .pending_slot)" null
+	expect "B counter reset by confirm" "$(e2e_env_get BOOT_B_LEFT)" 3
 }
