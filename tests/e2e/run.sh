@@ -92,6 +92,7 @@ boot() {
 }
 
 fresh_disk() {
+	E2E_LAYOUT=$E2E_BOARD/layout.sfdisk
 	E2E_DISK=$E2E_WORK/$scenario.img
 	cp --sparse=always "$E2E_WORK/template.img" "$E2E_DISK"
 }
@@ -415,6 +416,8 @@ for arch in $arches; do
 	# (health rollback, never confirmed, power cut mid-install) are what
 	# make check must see on real U-Boot.
 	scs="$scs sc_tandem_first_boot sc_tandem_update sc_tandem_health_rollback sc_tandem_no_confirm sc_tandem_power_cut"
+	# The BusyBox init script (bootloader-hooks/init.d), arm64, full form.
+	[ $short = 1 ] || [ "$arch" != arm64 ] || scs="$scs sc_tandem_busybox_init"
 	# The systemd guest (sysd.sh), arm64, full form only: a read-only
 	# Debian root booted by U-Boot, the shipped units, updates from a
 	# channel, rollback and power cuts.
