@@ -280,8 +280,9 @@ check: deps
 	@tests/run-tests.sh $(ASAN_O)
 
 .PHONY: check-e2e
-# The QEMU end-to-end suite on real U-Boot, arm64 and x86 (make check runs
-# its --short form through tests/run-tests.sh). Fails, never skips, when
+# The QEMU end-to-end suite on real U-Boot, arm64 and x86, on arm64 also a
+# read-only Debian root under systemd with the shipped units (make check
+# runs its --short form through tests/run-tests.sh). Fails, never skips, when
 # QEMU, U-Boot or an architecture's packages are missing.
 check-e2e: deps
 	@$(MAKE) --no-print-directory O=$(O) all

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2154
+# (SC2034, SC2154: E2E_LAYOUT, E2E_QEMU_EXTRA and S_SCENARIOS are read by
+# lib.sh and run.sh; boot_rc and cur_log are run.sh's.)
 # End-to-end scenarios with a real root file system (issue 20, item 4):
 # U-Boot boots the slot's kernel, a tiny initramfs mounts the slot
 # read-only and hands over to Debian's systemd, which runs the shipped
@@ -91,7 +93,7 @@ s_build_root() {
 	# What a device's image leaves out too: documentation, translations,
 	# the charset converters (20 MiB), the hardware database sources.
 	rm -rf "$d"/usr/share/{doc,man,info,locale,lintian,bash-completion,zsh} \
-		"$d"/usr/lib/*-linux-gnu/gconv "$d"/lib/udev/hwdb.d "$d"/var/*
+		"$d"/usr/lib/*-linux-gnu/gconv "$d"/lib/udev/hwdb.d "${d:?}"/var/*
 	mkdir -p "$d"/{boot,data,dev,proc,sys,run,tmp,var,root,usr/local/bin,usr/libexec/e2e}
 	# busybox: /bin/sh and the tools the test's actions use, where Debian's
 	# packages here bring none (busybox --list is the host's, same version).
@@ -298,7 +300,7 @@ s_fresh_disk() {
 # s_serve DIR: serve DIR on 127.0.0.1 (an ephemeral port) and let the
 # guest's 10.0.2.100:8080 reach it; s_unserve stops it.
 s_serve() {
-	local portf=$E2E_WORK/sysd-port i
+	local portf=$E2E_WORK/sysd-port
 	rm -f "$portf"
 	python3 - "$1" "$portf" >"$E2E_WORK/sysd-http.log" 2>&1 <<-'EOF' &
 	import functools, http.server, sys
@@ -309,7 +311,7 @@ s_serve() {
 	s.serve_forever()
 	EOF
 	S_HTTP_PID=$!
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		[ -s "$portf" ] && break
 		sleep 0.1
 	done
