@@ -12,6 +12,12 @@
 
 E2E_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_CACHE=${E2E_CACHE:-$E2E_TOP/build/e2e-cache}
+# What the caller set, taken once: e2e_setup runs once per architecture,
+# and its per-architecture defaults must not leak from one to the next (a
+# full run left x86 with arm64's 60 s boot timeout and its work directory
+# under build/e2e/arm64/x86).
+E2E_WORK_BASE=${E2E_WORK:-$E2E_TOP/build/e2e}
+E2E_BOOT_TIMEOUT_SET=${E2E_BOOT_TIMEOUT:-}
 
 # e2e_setup ARCH: ARCH is arm64 or x86. Sets the E2E_* variables.
 e2e_setup() {
@@ -20,19 +26,19 @@ e2e_setup() {
 	arm64)
 		E2E_DEBARCH=arm64
 		E2E_BOARD=$E2E_TOP/board-configs/qemu-arm64
-		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-60}
+		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT_SET:-60}
 		;;
 	x86)
 		E2E_DEBARCH=amd64
 		E2E_BOARD=$E2E_TOP/board-configs/qemu-x86_64
-		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-90}
+		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT_SET:-90}
 		;;
 	*)
 		echo "e2e: unknown arch '$E2E_ARCH' (arm64 or x86)" >&2
 		return 1
 		;;
 	esac
-	E2E_WORK=${E2E_WORK:-$E2E_TOP/build/e2e}/$E2E_ARCH
+	E2E_WORK=$E2E_WORK_BASE/$E2E_ARCH
 	E2E_ROOTFS=$E2E_CACHE/root-$E2E_DEBARCH
 	mkdir -p "$E2E_WORK" "$E2E_CACHE/debs"
 	# E2E_LAYOUT: the partition table (sfdisk script) of the disk in use;
