@@ -282,8 +282,9 @@ check: deps
 	@tests/run-tests.sh $(ASAN_O)
 
 .PHONY: check-e2e
-# The QEMU end-to-end suite on real U-Boot, arm64 and x86, then on real
-# GRUB for BIOS, x86 (make check runs their --short forms through
+# The QEMU end-to-end suite on real U-Boot, arm64 and x86 (on arm64 also a
+# read-only Debian root under systemd with the shipped units), then on
+# real GRUB for BIOS, x86 (make check runs their --short forms through
 # tests/run-tests.sh). Fails, never skips, when QEMU, U-Boot, GRUB or an
 # architecture's packages are missing.
 check-e2e: deps

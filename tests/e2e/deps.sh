@@ -20,7 +20,7 @@ for a in $arches; do
 		PKGS="$PKGS qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 		binutils-aarch64-linux-gnu libmbedtls-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64
 		libubootenv-dev:arm64 libdeflate-dev:arm64 nettle-dev:arm64 liblzma-dev:arm64
-		libcurl4-openssl-dev:arm64"
+		libcurl4-openssl-dev:arm64 socat"
 		dpkg --print-foreign-architectures | grep -qx arm64 || need_arch=1
 		;;
 	# The x86 guest runs the native build (the host's libraries).

@@ -12,6 +12,12 @@
 
 E2E_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_CACHE=${E2E_CACHE:-$E2E_TOP/build/e2e-cache}
+# What the caller set, taken once: e2e_setup runs once per architecture,
+# and its per-architecture defaults must not leak from one to the next (a
+# full run left x86 with arm64's 60 s boot timeout and its work directory
+# under build/e2e/arm64/x86).
+E2E_WORK_BASE=${E2E_WORK:-$E2E_TOP/build/e2e}
+E2E_BOOT_TIMEOUT_SET=${E2E_BOOT_TIMEOUT:-}
 
 # e2e_setup ARCH: ARCH is arm64 or x86. Sets the E2E_* variables.
 # E2E_BACKEND (uboot, the default, or grub) chooses the bootloader: grub
@@ -34,12 +40,12 @@ e2e_setup() {
 	arm64)
 		E2E_DEBARCH=arm64
 		E2E_BOARD=$E2E_TOP/board-configs/qemu-arm64
-		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-60}
+		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT_SET:-60}
 		;;
 	x86)
 		E2E_DEBARCH=amd64
 		E2E_BOARD=$E2E_TOP/board-configs/qemu-x86_64
-		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-90}
+		E2E_BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT_SET:-90}
 		;;
 	*)
 		echo "e2e: unknown arch '$E2E_ARCH' (arm64 or x86)" >&2
@@ -51,9 +57,13 @@ e2e_setup() {
 		E2E_BOARD=$E2E_TOP/board-configs/qemu-x86_64-grub
 		suffix=-grub
 	fi
-	E2E_WORK=${E2E_WORK:-$E2E_TOP/build/e2e}/$E2E_ARCH$suffix
+	E2E_WORK=$E2E_WORK_BASE/$E2E_ARCH$suffix
 	E2E_ROOTFS=$E2E_CACHE/root-$E2E_DEBARCH
 	mkdir -p "$E2E_WORK" "$E2E_CACHE/debs"
+	# E2E_LAYOUT: the partition table (sfdisk script) of the disk in use;
+	# the systemd guest (sysd.sh) keeps the board's partition numbers but
+	# needs larger slots and sets its own.
+	E2E_LAYOUT=$E2E_BOARD/layout.sfdisk
 	E2E_ENV_SIZE=$(. "$E2E_BOARD/boot.conf" && echo "$ENV_SIZE")
 	E2E_KERNEL_NAME=$(. "$E2E_BOARD/boot.conf" && basename "$KERNEL")
 }
@@ -184,6 +194,8 @@ e2e_elf_extra() {
 # e2e_build_initrd OUT [SRC:DST ...]: the guest system as a gzip cpio.
 # Extra SRC:DST pairs are copied in (a cross-built tandem, its config).
 # TANDEM_E2E_BIN, if set, is installed as /usr/bin/tandem.
+# E2E_INITRD_INIT (default guest/init) is the /init; E2E_INITRD_MODULES
+# adds modules to the ones loaded at boot (the systemd guest's network).
 e2e_build_initrd() {
 	local out=$1 dir m p
 	shift
@@ -191,7 +203,7 @@ e2e_build_initrd() {
 	rm -rf "$dir"
 	mkdir -p "$dir"/{bin,etc,lib/modules/e2e,usr/bin,root}
 	cp "$E2E_ROOTFS/bin/busybox" "$dir/bin/busybox"
-	cp "$E2E_TOP/tests/e2e/guest/init" "$dir/init"
+	cp "${E2E_INITRD_INIT:-$E2E_TOP/tests/e2e/guest/init}" "$dir/init"
 	_e2e_copy_elf usr/bin/fw_printenv "$dir"
 	_e2e_copy_elf usr/bin/fw_setenv "$dir"
 	# GRUB boards have none: the updater reads the block itself.
@@ -200,7 +212,8 @@ e2e_build_initrd() {
 	[ -e "$E2E_ROOTFS/lib/modules/$E2E_KVER/modules.dep" ] ||
 		depmod -b "$E2E_ROOTFS" "$E2E_KVER"
 	: >"$dir/etc/e2e-modules"
-	for m in virtio_pci virtio_mmio virtio_blk vfat nls_cp437 nls_iso8859_1 nls_ascii ext4; do
+	for m in virtio_pci virtio_mmio virtio_blk vfat nls_cp437 nls_iso8859_1 nls_ascii ext4 \
+		${E2E_INITRD_MODULES:-}; do
 		modprobe -d "$E2E_ROOTFS" -S "$E2E_KVER" --show-depends "$m" 2>/dev/null |
 			sed -n 's/^insmod \([^ ]*\).*/\1/p'
 	done | awk '!seen[$0]++' | while read -r p; do
@@ -250,8 +263,8 @@ e2e_build_slot() {
 }
 
 # Partition N of the board's layout: start and size in 512-byte sectors.
-_e2e_part_start() { sed -n "s/^start=\([0-9]*\).*/\1/p" "$E2E_BOARD/layout.sfdisk" | sed -n "${1}p"; }
-_e2e_part_sectors() { sed -n "s/^start=[0-9]*, *size=\([0-9]*\).*/\1/p" "$E2E_BOARD/layout.sfdisk" | sed -n "${1}p"; }
+_e2e_part_start() { sed -n "s/^start=\([0-9]*\).*/\1/p" "$E2E_LAYOUT" | sed -n "${1}p"; }
+_e2e_part_sectors() { sed -n "s/^start=[0-9]*, *size=\([0-9]*\).*/\1/p" "$E2E_LAYOUT" | sed -n "${1}p"; }
 # mtools image spec for FAT partition N of the disk.
 _e2e_mt() { echo "$E2E_DISK@@$(($(_e2e_part_start "$1") * 512))"; }
 
@@ -273,11 +286,15 @@ e2e_env_image() {
 # go into it) and differ in /etc/tandem-release.
 # The env starts as a factory image: copy 0 valid with sequence 1,
 # copy 1 zeroed (invalid) - the state U-Boot must cope with first.
+# E2E_SLOT_IMAGES="A.ext4 B.ext4": slot images made elsewhere (the
+# systemd guest's root file systems) instead of the initramfs-only ones.
 e2e_build_disk() {
 	local out=$1 rel_a=${2:-slot-a-v1} rel_b=${3:-slot-b-v1} last n w=$E2E_WORK
 	E2E_DISK=$out
-	# shellcheck disable=SC2086 # E2E_INITRD_EXTRA is a list of SRC:DST
-	e2e_build_initrd "$w/initrd.img" ${E2E_INITRD_EXTRA:-}
+	if [ -z "${E2E_SLOT_IMAGES:-}" ]; then
+		# shellcheck disable=SC2086 # E2E_INITRD_EXTRA is a list of SRC:DST
+		e2e_build_initrd "$w/initrd.img" ${E2E_INITRD_EXTRA:-}
+	fi
 	if [ "$E2E_BACKEND" = uboot ]; then
 		"$E2E_TOP/bootloader-hooks/uboot/mkbootscr.sh" "$E2E_BOARD" "$w/boot.scr"
 		e2e_env_image "$w/uboot.env" 1 "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3"
@@ -287,7 +304,7 @@ e2e_build_disk() {
 	last=$(($(_e2e_part_start 4) + $(_e2e_part_sectors 4)))
 	rm -f "$out"
 	truncate -s $(((last + 2048) * 512)) "$out"
-	grep -v '^#' "$E2E_BOARD/layout.sfdisk" | sfdisk -q "$out"
+	grep -v '^#' "$E2E_LAYOUT" | sfdisk -q "$out"
 
 	rm -f "$w/boot.vfat" "$w/data.vfat"
 	mkfs.vfat -n BOOT -C "$w/boot.vfat" $(($(_e2e_part_sectors 1) / 2)) >/dev/null
@@ -297,12 +314,17 @@ e2e_build_disk() {
 		mcopy -i "$w/boot.vfat" "$w/boot.scr" "$w/uboot.env" "$w/uboot-redund.env" ::/
 	fi
 	mkfs.vfat -n DATA -C "$w/data.vfat" $(($(_e2e_part_sectors 4) / 2)) >/dev/null
-	e2e_build_slot "$w/slot-a.ext4" "$rel_a" "$w/initrd.img"
-	e2e_build_slot "$w/slot-b.ext4" "$rel_b" "$w/initrd.img"
+	local slot_a=$w/slot-a.ext4 slot_b=$w/slot-b.ext4
+	if [ -n "${E2E_SLOT_IMAGES:-}" ]; then
+		slot_a=${E2E_SLOT_IMAGES%% *} slot_b=${E2E_SLOT_IMAGES##* }
+	else
+		e2e_build_slot "$slot_a" "$rel_a" "$w/initrd.img"
+		e2e_build_slot "$slot_b" "$rel_b" "$w/initrd.img"
+	fi
 	n=1
-	for f in boot.vfat slot-a.ext4 slot-b.ext4 data.vfat; do
+	for f in "$w/boot.vfat" "$slot_a" "$slot_b" "$w/data.vfat"; do
 		# 1 MiB blocks: 512-byte ones cost seconds of syscalls per image.
-		dd if="$w/$f" of="$out" bs=1M seek=$(($(_e2e_part_start $n) * 512)) oflag=seek_bytes \
+		dd if="$f" of="$out" bs=1M seek=$(($(_e2e_part_start $n) * 512)) oflag=seek_bytes \
 			conv=notrunc,sparse status=none
 		n=$((n + 1))
 	done
@@ -369,7 +391,8 @@ e2e_build_script_disk() {
 e2e_use_disk() { E2E_DISK=$1; }
 
 # _e2e_qemu_cmd LOG: the QEMU command line of one power-on, in the
-# array E2E_QEMU (serial console to LOG).
+# array E2E_QEMU (serial console to LOG). The array E2E_QEMU_EXTRA adds
+# arguments (arm64: the systemd guest's network).
 _e2e_qemu_cmd() {
 	# shellcheck disable=SC2054 # the commas belong to QEMU's options
 	case $E2E_ARCH in
@@ -379,7 +402,7 @@ _e2e_qemu_cmd() {
 			-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin
 			-drive if=none,format=raw,file="$E2E_DISK",id=d0
 			-device virtio-blk-device,drive=d0
-			-serial file:"$1")
+			-serial file:"$1" ${E2E_QEMU_EXTRA[@]+"${E2E_QEMU_EXTRA[@]}"})
 		;;
 	x86)
 		local bios=/usr/lib/u-boot/qemu-x86/u-boot.rom
@@ -478,6 +501,18 @@ e2e_data_ls() { mdir -b -i "$(_e2e_mt 4)" "::/$1" 2>/dev/null | sed 's|.*/||' | 
 # Host access to the boot environment, through the same libubootenv the
 # device uses: copy both env files out, run fw_printenv/fw_setenv on
 # them with a host fw_env.config, copy back what changed.
+# libubootenv's tools serialise on one machine-wide lock file
+# (/run/lock/fw_printenv.lock); on a shared machine another run's tool or
+# updater holding it stalled this harness for minutes, although the env
+# files here are private copies. As root, each call gets its own
+# /run/lock (a private mount namespace); otherwise the shared one.
+_e2e_fw() {
+	if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
+		unshare -m --propagation private sh -c 'mount -t tmpfs e2e-lock /run/lock && exec "$@"' fw "$@"
+	else
+		"$@"
+	fi
+}
 _e2e_env_out() {
 	E2E_ENVDIR=$E2E_WORK/env.d
 	rm -rf "$E2E_ENVDIR"
@@ -489,12 +524,12 @@ _e2e_env_out() {
 # e2e_env_get VAR: value of VAR as libubootenv sees it ("" if unset).
 e2e_env_get() {
 	_e2e_env_out
-	fw_printenv -c "$E2E_ENVDIR/fw_env.config" -n "$1" 2>/dev/null || true
+	_e2e_fw fw_printenv -c "$E2E_ENVDIR/fw_env.config" -n "$1" 2>/dev/null || true
 }
 # e2e_env_dump: all variables, one per line, sorted.
 e2e_env_dump() {
 	_e2e_env_out
-	fw_printenv -c "$E2E_ENVDIR/fw_env.config" 2>/dev/null | grep -v '^Environment' | sort
+	_e2e_fw fw_printenv -c "$E2E_ENVDIR/fw_env.config" 2>/dev/null | grep -v '^Environment' | sort
 }
 # e2e_env_set VAR=VALUE...: one atomic libubootenv store of all pairs.
 # (libubootenv's `fw_setenv -s` wants VAR=VALUE lines and silently skips
@@ -502,7 +537,7 @@ e2e_env_dump() {
 e2e_env_set() {
 	_e2e_env_out
 	printf '%s\n' "$@" >"$E2E_ENVDIR/script"
-	fw_setenv -c "$E2E_ENVDIR/fw_env.config" -s "$E2E_ENVDIR/script" >/dev/null
+	_e2e_fw fw_setenv -c "$E2E_ENVDIR/fw_env.config" -s "$E2E_ENVDIR/script" >/dev/null
 	mcopy -o -i "$(_e2e_mt 1)" "$E2E_ENVDIR/uboot.env" "$E2E_ENVDIR/uboot-redund.env" ::/
 }
 # e2e_env_seq FILE: sequence (flags) byte of env file FILE, in decimal.

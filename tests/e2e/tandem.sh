@@ -162,6 +162,8 @@ t_bundle() {
 }
 
 t_fresh_disk() {
+	# The board's partition table (the systemd guest has its own).
+	E2E_LAYOUT=$E2E_BOARD/layout.sfdisk
 	E2E_DISK=$E2E_WORK/$scenario.img
 	cp --sparse=always "$E2E_WORK/tandem-template.img" "$E2E_DISK"
 }
@@ -634,4 +636,64 @@ t_env_cut_activation() {
 	expect "release in the end" "$(e2e_booted_release "$cur_log")" slot-b-v2
 	expect "B good" "$(t_json after-confirm .slots.B.state)" good
 	expect "last update" "$(t_json after-confirm .last_update.result)" success
+}
+
+# 7. The BusyBox init script: BusyBox's init is PID 1 (guest/busybox-init),
+# its rcS runs bootloader-hooks/init.d/S99tandem-confirm, which confirms
+# A, and on an update whose health check fails, marks B bad and reboots
+# (through /sbin/reboot and BusyBox's init) before the action runs.
+sc_tandem_busybox_init() {
+	scenario=tandem-busybox-init
+	local w=$E2E_WORK bb=$E2E_TOP/tests/e2e/guest/busybox-init extra
+	extra="$T_INITRD_EXTRA $bb/inittab:/etc/inittab $E2E_TOP/tests/e2e/guest/init:/etc/init.d/rcS"
+	extra="$extra $E2E_TOP/bootloader-hooks/init.d/S99tandem-confirm:/etc/init.d/S99tandem-confirm"
+	# shellcheck disable=SC2086 # lists of SRC:DST
+	if ! E2E_INITRD_INIT=$bb/init e2e_build_initrd "$w/bbinit-initrd.img" $extra ||
+		! E2E_INITRD_INIT=$bb/init e2e_build_initrd "$w/bbinit-initrd-bad.img" $extra \
+			"$w/health-fail:/etc/tandem/health.d/50-app" ||
+		! e2e_build_slot "$w/bbinit-a.ext4" bbinit-a-v1 "$w/bbinit-initrd.img" ||
+		! e2e_build_slot "$w/bbinit-bad.ext4" bbinit-b-bad "$w/bbinit-initrd-bad.img" ||
+		! "$T_IMAGE_TOOL" build --key "$w/tandem-keys/test.key" --image "$w/bbinit-bad.ext4" \
+			--version 2.1 --compatible "$T_COMPATIBLE" --out "$w/bbinit-bad.tnd" >"$w/bbinit-bundle.log" 2>&1; then
+		bad "building the BusyBox init slots or bundle failed"
+		return
+	fi
+	t_fresh_disk
+	dd if="$w/bbinit-a.ext4" of="$E2E_DISK" bs=1M seek=$(($(_e2e_part_start 2) * 512)) oflag=seek_bytes \
+		conv=notrunc,sparse status=none
+	e2e_data_put "$w/bbinit-bad.tnd" bundles/bad.tnd
+	t_action 1 <<-'EOF'
+	status before-install
+	step install tandem install --progress=none /data/bundles/bad.tnd
+	EOF
+	boot 1
+	expect "first boot slot" "$booted" A
+	expect "first boot release" "$(e2e_booted_release "$cur_log")" bbinit-a-v1
+	expect_log "S99tandem-confirm ran" 'tandem: confirming the booted slot'
+	expect "A good (confirmed by the init script)" "$(t_json before-install .slots.A.state)" good
+	t_expect_rc "install" install 0
+	expect "boot order after install" "$(e2e_env_get BOOT_ORDER)" "B A"
+	expect "powered off through BusyBox's init" "$boot_rc" 0
+
+	boot 2
+	expect "slot after install" "$booted" B
+	expect_log "S99tandem-confirm ran on B" 'tandem: confirming the booted slot'
+	expect_log "the failing check's message" 'health: the application did not start'
+	if grep -a -q 'TANDEM-E2E action start' "$cur_log"; then
+		bad "the action ran on the unhealthy slot (the init script did not reboot first)"
+	else
+		ok "the init script rebooted before the action ran"
+	fi
+	expect "the reboot ended the boot" "$boot_rc" 0
+	expect_log "rebooted through BusyBox's init" 'The system is going down|Requesting system reboot'
+	expect "boot order after the failed confirm" "$(e2e_env_get BOOT_ORDER)" "A B"
+
+	t_action 3 <<-'EOF'
+	status back-on-a
+	EOF
+	boot 3
+	expect "slot after the rollback" "$booted" A
+	expect "A good" "$(t_json back-on-a .slots.A.state)" good
+	expect "B bad" "$(t_json back-on-a .slots.B.state)" bad
+	expect "last update" "$(t_json back-on-a .last_update.result)" failed
 }
