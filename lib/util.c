@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -258,4 +259,22 @@ double tnd_now_mono(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void tnd_child_fds(void)
+{
+	int fd = open("/dev/null", O_RDONLY);
+	long max;
+
+	if (fd >= 0 && fd != STDIN_FILENO) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
+		return;
+#endif
+	max = sysconf(_SC_OPEN_MAX);
+	for (long i = 3; i < (max > 0 && max < 65536 ? max : 65536); i++)
+		close((int)i);
 }

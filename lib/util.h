@@ -83,5 +83,10 @@ int tnd_parse_size(const char *s, uint64_t *out) TND_MUST_CHECK;
 
 /* Monotonic time in seconds. */
 double tnd_now_mono(void);
+/* In a child between fork and exec: standard input from /dev/null, and
+ * every descriptor above 2 closed (a library's socket or pipe opened
+ * without O_CLOEXEC, a libubootenv lock), so that a program Tandem runs
+ * (a health check, a boot handler) inherits nothing of it. */
+void tnd_child_fds(void);
 
 #endif

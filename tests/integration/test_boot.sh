@@ -101,6 +101,17 @@ test_health_check_reads_the_environment() {
 	status_py 'assert s["slots"]["B"]["state"]=="good", s'
 }
 
+# A check inherits nothing of the updater but its output: stdin is
+# /dev/null (not a bundle's stream), and no descriptor above 2 (here
+# fd 7, open without close-on-exec in the caller, as a library's socket
+# could be in tandem) reaches it.
+test_health_check_inherits_no_descriptor() {
+	setup_device
+	health 10-fds '[ "$(readlink /proc/$$/fd/0)" = /dev/null ] || { echo "stdin: $(readlink /proc/$$/fd/0)"; exit 1; }
+[ ! -e /proc/$$/fd/7 ] || { echo "fd 7 inherited: $(readlink /proc/$$/fd/7)"; exit 1; }'
+	"$TANDEM" -c "$CONF" confirm 7<"$CONF" <"$CONF" 2>"$D/err" || fail "confirm: $(cat "$D/err")"
+}
+
 test_new_slot_never_confirmed_falls_back() {
 	setup_device
 	"$TANDEM" -c "$CONF" -q install --progress=none "$D/u.tnd"

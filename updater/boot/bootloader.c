@@ -242,6 +242,9 @@ int tnd_boot_order_parse(struct tnd_boot_state *bs, const char *s)
 {
 	char copy[64], *tok, *save = NULL;
 
+	/* never cut: what the boot script reads whole must be read whole */
+	if (strlen(s) >= sizeof(copy))
+		return tnd_err_set(TND_E_BOOTLOADER, "BOOT_ORDER \"%.70s...\" is not valid", s);
 	snprintf(copy, sizeof(copy), "%s", s);
 	bs->norder = 0;
 	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {

@@ -93,7 +93,7 @@ static int call(struct custom_bl *c, const char *const *args, int *status, char 
 	char cmd[256];
 	int ofd[2] = {-1, -1}, efd[2] = {-1, -1}, ret = 0, st = 0;
 	size_t olen = 0, n = 1;
-	bool too_long = false;
+	bool too_long = false, open_fd[2] = {true, true};
 	double deadline;
 	pid_t pid;
 
@@ -119,6 +119,7 @@ static int call(struct custom_bl *c, const char *const *args, int *status, char 
 		setpgid(0, 0);
 		dup2(ofd[1], STDOUT_FILENO);
 		dup2(efd[1], STDERR_FILENO);
+		tnd_child_fds(); /* not the bundle's stream, not the mirror's socket */
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -128,7 +129,11 @@ static int call(struct custom_bl *c, const char *const *args, int *status, char 
 	ofd[1] = efd[1] = -1;
 	deadline = tnd_now_mono() + cfg->handler_timeout;
 	for (;;) {
-		struct pollfd p[2] = {{ofd[0], POLLIN, 0}, {efd[0], POLLIN, 0}};
+		/* a pipe the handler closed is left out (poll ignores a negative
+		 * fd): else poll returns at once, and the loop would spin until
+		 * the handler exits */
+		struct pollfd p[2] = {{open_fd[0] ? ofd[0] : -1, POLLIN, 0},
+				      {open_fd[1] ? efd[0] : -1, POLLIN, 0}};
 		double left = deadline - tnd_now_mono();
 		pid_t r;
 
@@ -144,6 +149,9 @@ static int call(struct custom_bl *c, const char *const *args, int *status, char 
 		poll(p, 2, left > 0.05 ? 50 : (int)(left * 1000) + 1);
 		drain_out(ofd[0], out, &olen, &too_long);
 		drain_err(efd[0], err);
+		for (int i = 0; i < 2; i++)
+			if (p[i].revents & (POLLHUP | POLLERR | POLLNVAL))
+				open_fd[i] = false; /* drained: nothing more comes */
 		r = waitpid(pid, &st, WNOHANG);
 		if (r == pid) {
 			/* what it wrote just before it exited */

@@ -109,8 +109,15 @@ static int parse_vars(struct grub_bl *g, const char *buf, size_t start, size_t s
 		bool escaped = false;
 
 		if (buf[p] == '#') {
+			/* GRUB's reader lets a backslash escape a comment's
+			 * newline too, and would take the next line into the
+			 * comment: refused, so that both read the same lines */
 			while (p < size && buf[p] != '\n')
-				p++;
+				if (buf[p++] == '\\')
+					return tnd_err_set(TND_E_BOOTLOADER,
+							   "%s is damaged: a comment line holds a "
+							   "backslash (offset %zu)",
+							   what, p - 1);
 			p++;
 			continue;
 		}
@@ -253,7 +260,9 @@ static void grub_close(struct tnd_bootloader *bl)
 
 static const char *get(const struct grub_bl *g, const char *name)
 {
-	return g->val[owned_index(name, strlen(name))];
+	int i = owned_index(name, strlen(name));
+
+	return i >= 0 ? g->val[i] : NULL; /* callers name owned variables only */
 }
 
 /* A one-digit value from lo to hi; def when absent. */

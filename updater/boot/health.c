@@ -83,6 +83,7 @@ static int run_one(const char *path, unsigned timeout_s, const char *slot_name)
 		setenv("TANDEM_SLOT", slot_name, 1);
 		dup2(pfd[1], STDOUT_FILENO);
 		dup2(pfd[1], STDERR_FILENO);
+		tnd_child_fds();
 		execl(path, path, (char *)NULL);
 		_exit(127);
 	}
