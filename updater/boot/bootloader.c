@@ -257,3 +257,46 @@ int tnd_boot_order_parse(struct tnd_boot_state *bs, const char *s)
 	}
 	return 0;
 }
+
+int tnd_slot_id_parse(const char *name, const char *value, struct tnd_slot_id *id)
+{
+	char v[TND_ID_VAR_MAX], *colon;
+
+	memset(id, 0, sizeof(*id));
+	if (!value || !*value)
+		return 0;
+	if (!strcmp(value, "erased")) {
+		id->kind = TND_ID_ERASED;
+		return 0;
+	}
+	if (strlen(value) >= sizeof(v))
+		goto bad;
+	snprintf(v, sizeof(v), "%s", value);
+	if (!(colon = strchr(v, ':')))
+		goto bad;
+	*colon = '\0';
+	if (tnd_parse_u64(v, &id->security_version) || id->security_version > UINT32_MAX ||
+	    strlen(colon + 1) != 2 * TND_SHA256_LEN ||
+	    tnd_hex_decode(id->sha256, TND_SHA256_LEN, colon + 1))
+		goto bad;
+	id->kind = TND_ID_VALID;
+	return 0;
+bad:
+	memset(id, 0, sizeof(*id));
+	return tnd_err_set(TND_E_BOOTLOADER,
+			   "%s is not \"<security version>:<SHA-256>\" or \"erased\"", name);
+}
+
+void tnd_slot_id_format(const struct tnd_slot_id *id, char out[TND_ID_VAR_MAX])
+{
+	int n;
+
+	out[0] = '\0';
+	if (id->kind == TND_ID_ERASED) {
+		snprintf(out, TND_ID_VAR_MAX, "erased");
+	} else if (id->kind == TND_ID_VALID) {
+		n = snprintf(out, TND_ID_VAR_MAX,
+			     "%llu:", (unsigned long long)id->security_version);
+		tnd_hex_encode(out + n, id->sha256, TND_SHA256_LEN);
+	}
+}

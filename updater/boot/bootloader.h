@@ -48,6 +48,16 @@ struct tnd_slot_id {
 	uint8_t sha256[TND_SHA256_LEN];
 };
 
+/* An identity as every backend keeps it, in TANDEM_A_IMAGE/TANDEM_B_IMAGE:
+ * "<security version>:<64 hex digits>", "erased", or absent (NULL or "":
+ * unknown). Anything else refuses the environment (name: for the
+ * message), as a damaged floor does. One parser, one formatter, for all
+ * backends. */
+#define TND_ID_VAR_MAX 96 /* "4294967295:" + 64 hex digits + NUL, with room */
+int tnd_slot_id_parse(const char *name, const char *value, struct tnd_slot_id *id) TND_MUST_CHECK;
+/* The value to store; "" for unknown (the backend drops the variable). */
+void tnd_slot_id_format(const struct tnd_slot_id *id, char out[TND_ID_VAR_MAX]);
+
 struct tnd_boot_state {
 	int order[TND_NSLOTS]; /* slot numbers, first boots first */
 	int norder;

@@ -42,7 +42,6 @@
 #include "util.h"
 
 #define OUT_MAX 256 /* more output than an answer needs is garbage */
-#define ERASED	"erased"
 
 struct custom_bl {
 	struct tnd_bootloader base; /* first: the ops see a struct tnd_bootloader */
@@ -298,28 +297,14 @@ static void custom_close(struct tnd_bootloader *bl)
 
 static int read_identity(struct custom_bl *c, int slot, struct tnd_slot_id *id)
 {
-	char name[24], v[OUT_MAX + 1], *colon;
+	char name[24], v[OUT_MAX + 1];
 	int ret;
 
 	snprintf(name, sizeof(name), "TANDEM_%s_IMAGE", tnd_slot_name(slot));
 	memset(id, 0, sizeof(*id));
-	if ((ret = get_env(c, name, v, sizeof(v))) || !v[0])
+	if ((ret = get_env(c, name, v, sizeof(v))))
 		return ret;
-	if (!strcmp(v, ERASED)) {
-		id->kind = TND_ID_ERASED;
-		return 0;
-	}
-	colon = strchr(v, ':');
-	if (colon)
-		*colon = '\0';
-	if (!colon || tnd_parse_u64(v, &id->security_version) ||
-	    id->security_version > UINT32_MAX || strlen(colon + 1) != 2 * TND_SHA256_LEN ||
-	    tnd_hex_decode(id->sha256, TND_SHA256_LEN, colon + 1))
-		return tnd_err_set(TND_E_BOOTLOADER,
-				   "%s is not \"<security version>:<SHA-256>\" or \"" ERASED "\"",
-				   name);
-	id->kind = TND_ID_VALID;
-	return 0;
+	return tnd_slot_id_parse(name, v, id);
 }
 
 static int custom_read(struct tnd_bootloader *bl, struct tnd_boot_state *bs)
@@ -373,7 +358,7 @@ static int custom_write(struct tnd_bootloader *bl, const struct tnd_boot_state *
 {
 	struct custom_bl *c = (struct custom_bl *)bl;
 	struct tnd_boot_state cur;
-	char v[24 + TND_SHA256_HEX_LEN], name[24];
+	char v[TND_ID_VAR_MAX], name[24];
 	int ret;
 
 	if (!bs->norder)
@@ -396,14 +381,7 @@ static int custom_write(struct tnd_bootloader *bl, const struct tnd_boot_state *
 		if (same_id(s, &cur.id[i]))
 			continue;
 		snprintf(name, sizeof(name), "TANDEM_%s_IMAGE", tnd_slot_name(i));
-		if (s->kind == TND_ID_VALID) {
-			int n = snprintf(v, sizeof(v),
-					 "%llu:", (unsigned long long)s->security_version);
-
-			tnd_hex_encode(v + n, s->sha256, TND_SHA256_LEN);
-		} else {
-			snprintf(v, sizeof(v), "%s", s->kind == TND_ID_ERASED ? ERASED : "");
-		}
+		tnd_slot_id_format(s, v);
 		if ((ret = set_env(c, name, v)))
 			return ret;
 	}

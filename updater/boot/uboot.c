@@ -25,7 +25,6 @@
 #include "util.h"
 
 #define FLOOR_VAR "TANDEM_SECURITY_FLOOR"
-#define ERASED	  "erased" /* TANDEM_X_IMAGE of a slot being written */
 
 struct uboot_bl {
 	struct tnd_bootloader base; /* first: the ops see a struct tnd_bootloader */
@@ -283,29 +282,12 @@ static void uboot_close(struct tnd_bootloader *bl)
  * floor does. */
 static int read_identity(struct uboot_bl *u, int slot, struct tnd_slot_id *id)
 {
-	char name[24], *v, *colon;
-	int ret = 0;
+	char name[24], *v;
+	int ret;
 
 	snprintf(name, sizeof(name), "TANDEM_%s_IMAGE", tnd_slot_name(slot));
-	memset(id, 0, sizeof(*id));
-	if (!(v = libuboot_get_env(u->ctx, name)))
-		return 0;
-	if (!strcmp(v, ERASED)) {
-		id->kind = TND_ID_ERASED;
-		free(v);
-		return 0;
-	}
-	colon = strchr(v, ':');
-	if (colon)
-		*colon = '\0';
-	if (!colon || tnd_parse_u64(v, &id->security_version) ||
-	    id->security_version > UINT32_MAX || strlen(colon + 1) != 2 * TND_SHA256_LEN ||
-	    tnd_hex_decode(id->sha256, TND_SHA256_LEN, colon + 1))
-		ret = tnd_err_set(TND_E_BOOTLOADER,
-				  "%s is not \"<security version>:<SHA-256>\" or \"" ERASED "\"",
-				  name);
-	else
-		id->kind = TND_ID_VALID;
+	v = libuboot_get_env(u->ctx, name);
+	ret = tnd_slot_id_parse(name, v, id);
 	free(v);
 	return ret;
 }
@@ -434,7 +416,7 @@ static bool same_order(const char *text, const struct tnd_boot_state *bs)
 static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *bs)
 {
 	struct uboot_bl *u = (struct uboot_bl *)bl;
-	char order[16], tries[12], name[24], floor[24], id[24 + TND_SHA256_HEX_LEN], *cur;
+	char order[16], tries[12], name[24], floor[24], id[TND_ID_VAR_MAX], *cur;
 	bool changed = false;
 	int r = 0;
 
@@ -467,18 +449,10 @@ static int uboot_write(struct tnd_bootloader *bl, const struct tnd_boot_state *b
 		r = set_changed(u, FLOOR_VAR, floor, &changed);
 	}
 	for (int i = 0; !r && i < TND_NSLOTS; i++) {
-		const struct tnd_slot_id *s = &bs->id[i];
-		int n;
-
 		snprintf(name, sizeof(name), "TANDEM_%s_IMAGE", tnd_slot_name(i));
-		n = snprintf(id, sizeof(id), "%llu:", (unsigned long long)s->security_version);
-		tnd_hex_encode(id + n, s->sha256, TND_SHA256_LEN);
+		tnd_slot_id_format(&bs->id[i], id);
 		/* NULL drops the variable (unknown stays unknown) */
-		r = set_changed(u, name,
-				s->kind == TND_ID_VALID	   ? id
-				: s->kind == TND_ID_ERASED ? ERASED
-							   : NULL,
-				&changed);
+		r = set_changed(u, name, id[0] ? id : NULL, &changed);
 	}
 	if (r)
 		return tnd_err_set(TND_E_BOOTLOADER, "cannot set variables (error %d)", r);
