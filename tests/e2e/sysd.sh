@@ -53,13 +53,20 @@ _s_deb() {
 s_fetch() {
 	local p missing="" list stamp f
 	for p in $S_DEBS; do
-		[ -n "$(_s_deb "$p")" ] || missing="$missing $p:$E2E_DEBARCH"
+		[ -z "$(_s_deb "$p")" ] || continue
+		# An Architecture: all package (libaudit-common) has no
+		# candidate as PKG:arm64: it is asked for by its name alone.
+		if apt-cache show --no-all-versions "$p" 2>/dev/null | grep -qx 'Architecture: all'; then
+			missing="$missing $p"
+		else
+			missing="$missing $p:$E2E_DEBARCH"
+		fi
 	done
 	if [ -n "$missing" ]; then
 		echo "  E2E     downloading the systemd guest's packages ($E2E_DEBARCH)"
 		# shellcheck disable=SC2086 # a list of packages
-		(cd "$E2E_CACHE/debs" && apt-get download -q $missing >/dev/null 2>&1) || {
-			echo "e2e: apt-get download failed for:$missing (the $E2E_DEBARCH architecture enabled? apt-get update?)" >&2
+		(cd "$E2E_CACHE/debs" && apt-get download -q $missing >"$E2E_WORK/sysd-apt.log" 2>&1) || {
+			echo "e2e: apt-get download failed for:$missing (the $E2E_DEBARCH architecture enabled? apt-get update?): $(grep -m1 '^E:' "$E2E_WORK/sysd-apt.log")" >&2
 			return 1
 		}
 	fi
