@@ -76,7 +76,12 @@ test_refuse_bad_signature() {
 	mlen=$(od -An -tu1 -j16 -N4 "$D/u.tnd" | awk '{print $1*16777216+$2*65536+$3*256+$4}')
 	slen=$(od -An -tu1 -j20 -N4 "$D/u.tnd" | awk '{print $1*16777216+$2*65536+$3*256+$4}')
 	cp "$D/u.tnd" "$D/bad.tnd"
-	printf '\x00' | dd of="$D/bad.tnd" bs=1 seek=$((32 + mlen + slen - 1)) conv=notrunc 2>/dev/null
+	# flipped, not overwritten with a constant: a byte that already held
+	# it (1 run in 256) left the bundle valid and the test failing
+	local off=$((32 + mlen + slen - 1)) b
+	b=$(od -An -tu1 -j"$off" -N1 "$D/u.tnd" | tr -d ' ')
+	printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$D/bad.tnd" bs=1 seek="$off" conv=notrunc 2>/dev/null
+	cmp -s "$D/u.tnd" "$D/bad.tnd" && fail "the signature byte did not change"
 	expect_refusal 11 "signature" "$TANDEM" -c "$CONF" install --progress=none "$D/bad.tnd"
 	assert_untouched
 	# a manifest byte changed: the signature no longer matches
