@@ -97,6 +97,12 @@ def boot(d):
             subprocess.run(["fw_setenv", "-c", conf, "-s", f.name], check=True, timeout=60)
         finally:
             os.unlink(f.name)
+    return powered_on(d, slot)
+
+
+def powered_on(d, slot):
+    """What the kernel then sees on the device in d: tandem.slot= on its
+    command line, a new boot ID. Returns slot."""
     with open(os.path.join(d, "cmdline"), "w") as f:
         f.write(f"console=ttyS0 tandem.slot={slot}\n")
     with open(os.path.join(d, "boot_id"), "w") as f:

@@ -21,7 +21,6 @@ both read. tests/e2e runs the real grub.cfg on GRUB.
 """
 import os
 import sys
-import uuid
 
 SIZE = 1024
 SIG = b"# GRUB Environment Block\n"
@@ -132,11 +131,7 @@ def boot(d):
         new.setdefault(f"{s}_OK", env.get(f"{s}_OK", "1"))
         new.setdefault(f"{s}_TRY", env.get(f"{s}_TRY", "0"))
     save(path, new)
-    with open(os.path.join(d, "cmdline"), "w") as f:
-        f.write(f"console=ttyS0 tandem.slot={slot}\n")
-    with open(os.path.join(d, "boot_id"), "w") as f:
-        f.write(f"{uuid.uuid4()}\n")
-    return slot
+    return bootmodel.powered_on(d, slot)
 
 
 def main(argv):
