@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -277,4 +278,19 @@ void tnd_child_fds(void)
 	max = sysconf(_SC_OPEN_MAX);
 	for (long i = 3; i < (max > 0 && max < 65536 ? max : 65536); i++)
 		close((int)i);
+}
+
+void tnd_drain_last_line(int fd, char *last, size_t size)
+{
+	char buf[512];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		char *line, *save = NULL;
+
+		buf[n] = '\0';
+		for (line = strtok_r(buf, "\r\n", &save); line;
+		     line = strtok_r(NULL, "\r\n", &save))
+			snprintf(last, size, "%s", line);
+	}
 }

@@ -88,5 +88,8 @@ double tnd_now_mono(void);
  * without O_CLOEXEC, a libubootenv lock), so that a program Tandem runs
  * (a health check, a boot handler) inherits nothing of it. */
 void tnd_child_fds(void);
+/* Reads what fd (non-blocking) has now and keeps its last non-empty
+ * line in last: why a child failed, in one line of ours. */
+void tnd_drain_last_line(int fd, char *last, size_t size);
 
 #endif

@@ -47,26 +47,6 @@ struct custom_bl {
 	struct tnd_bootloader base; /* first: the ops see a struct tnd_bootloader */
 };
 
-/*
- * Runs the handler with args, bounded in time and output. *status is its
- * exit status; out gets stdout (NUL-terminated), err the last line it
- * printed on stderr. Returns 0 when it ran and exited, else an error.
- */
-static void drain_err(int fd, char err[160])
-{
-	char buf[512];
-	ssize_t k;
-
-	while ((k = read(fd, buf, sizeof(buf) - 1)) > 0) {
-		char *line, *save = NULL;
-
-		buf[k] = '\0';
-		for (line = strtok_r(buf, "\r\n", &save); line;
-		     line = strtok_r(NULL, "\r\n", &save))
-			snprintf(err, 160, "%s", line);
-	}
-}
-
 static void drain_out(int fd, char *out, size_t *olen, bool *too_long)
 {
 	char buf[512];
@@ -84,6 +64,11 @@ static void drain_out(int fd, char *out, size_t *olen, bool *too_long)
 	}
 }
 
+/*
+ * Runs the handler with args, bounded in time and output. *status is its
+ * exit status; out gets stdout (NUL-terminated), err the last line it
+ * printed on stderr. Returns 0 when it ran and exited, else an error.
+ */
 static int call(struct custom_bl *c, const char *const *args, int *status, char out[OUT_MAX + 1],
 		char err[160])
 {
@@ -147,7 +132,7 @@ static int call(struct custom_bl *c, const char *const *args, int *status, char 
 		}
 		poll(p, 2, left > 0.05 ? 50 : (int)(left * 1000) + 1);
 		drain_out(ofd[0], out, &olen, &too_long);
-		drain_err(efd[0], err);
+		tnd_drain_last_line(efd[0], err, 160);
 		for (int i = 0; i < 2; i++)
 			if (p[i].revents & (POLLHUP | POLLERR | POLLNVAL))
 				open_fd[i] = false; /* drained: nothing more comes */
@@ -155,7 +140,7 @@ static int call(struct custom_bl *c, const char *const *args, int *status, char 
 		if (r == pid) {
 			/* what it wrote just before it exited */
 			drain_out(ofd[0], out, &olen, &too_long);
-			drain_err(efd[0], err);
+			tnd_drain_last_line(efd[0], err, 160);
 			break;
 		}
 		if (r < 0 && errno != EINTR) {

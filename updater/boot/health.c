@@ -22,23 +22,6 @@ static int is_check(const struct dirent *d)
 	return d->d_name[0] != '.';
 }
 
-/* Keeps the last non-empty line a check printed, for the error message:
- * the operator reads why, and our own output stays one line. */
-static void drain(int fd, char *last, size_t size)
-{
-	char buf[512];
-	ssize_t n;
-
-	while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
-		char *line, *save = NULL;
-
-		buf[n] = '\0';
-		for (line = strtok_r(buf, "\r\n", &save); line;
-		     line = strtok_r(NULL, "\r\n", &save))
-			snprintf(last, size, "%s", line);
-	}
-}
-
 /* Waits for pid up to timeout_s; kills its whole process group after. */
 static int wait_bounded(pid_t pid, unsigned timeout_s, int *status, int out, char *last,
 			size_t size)
@@ -49,7 +32,7 @@ static int wait_bounded(pid_t pid, unsigned timeout_s, int *status, int out, cha
 	for (;;) {
 		pid_t r = waitpid(pid, status, WNOHANG);
 
-		drain(out, last, size);
+		tnd_drain_last_line(out, last, size);
 		if (r == pid)
 			return 0;
 		if (r < 0 && errno != EINTR)
